@@ -1,0 +1,104 @@
+// The composition root: builds the agent's parts, starts them in order, stops them in reverse.
+// Reading down from here: client socket → compile service → (analysis, slots, scanner,
+// hasher, store, executor).
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { MeshccError } from '../protocol/errors.js';
+import { ClientSocketServer } from './client-socket.js';
+import { CompileService } from './compile-service.js';
+import type { AgentConfig } from './config.js';
+import { Executor } from './executor/executor.js';
+import { acquireInstanceLock, type InstanceLock } from './instance-lock.js';
+import type { Logger } from './log.js';
+import { InputHasher } from './scan/hasher.js';
+import { InputScanner } from './scan/scanner.js';
+import { Slots } from './slots.js';
+import { Stats, type StatsSnapshot } from './stats.js';
+import { Store } from './store.js';
+
+export class Agent {
+  readonly stats = new Stats();
+  readonly store: Store;
+  readonly executor: Executor;
+  readonly localSlots: Slots;
+  private readonly hasher: InputHasher;
+  private readonly socket: ClientSocketServer;
+  private lock?: InstanceLock;
+
+  constructor(
+    readonly config: AgentConfig,
+    private readonly log: Logger,
+  ) {
+    this.store = new Store(path.join(config.home, 'store'), config.storeBytes, log);
+    this.hasher = new InputHasher(this.store);
+    this.executor = new Executor({
+      store: this.store,
+      workDir: path.join(config.home, 'jobs'),
+      slots: config.slots,
+      timeoutMs: config.jobTimeoutMs,
+      log,
+    });
+    this.localSlots = new Slots(config.localSlots);
+    const compile = new CompileService({
+      localSlots: this.localSlots,
+      executor: this.executor,
+      scanner: new InputScanner(),
+      hasher: this.hasher,
+      stats: this.stats,
+      log,
+    });
+    this.socket = new ClientSocketServer({
+      socketPath: config.socketPath,
+      compile,
+      statsSnapshot: () => this.snapshot(),
+      log,
+    });
+  }
+
+  async start(): Promise<void> {
+    await fs.mkdir(this.config.home, { recursive: true, mode: 0o700 });
+    this.lock = await acquireInstanceLock(this.config.home, this.config.socketPath);
+    try {
+      await this.store.start();
+      await this.executor.start();
+      await this.socket.start();
+    } catch (err) {
+      await this.lock.release();
+      if (err instanceof MeshccError) throw err;
+      throw new MeshccError('start-failed', `the agent could not start: ${(err as Error).message}`);
+    }
+    this.log.info(
+      {
+        home: this.config.home,
+        socket: this.config.socketPath,
+        slots: this.executor.slots,
+        localSlots: this.config.localSlots,
+        executor: this.executor.unavailableReason ?? 'bubblewrap',
+      },
+      'agent started',
+    );
+  }
+
+  async stop(): Promise<void> {
+    await this.socket.stop();
+    await this.lock?.release();
+    this.log.info('agent stopped');
+  }
+
+  snapshot(): StatsSnapshot {
+    return {
+      startedAt: this.stats.startedAt,
+      routes: this.stats.routes,
+      jobRoute: this.stats.jobRoute,
+      hashing: this.hasher.stats,
+      store: this.store.stats,
+      slots: {
+        local: this.localSlots.total,
+        localInUse: this.localSlots.inUse,
+        executor: this.executor.slots,
+        executorInUse: this.executor.running,
+        executorUnavailable: this.executor.unavailableReason,
+      },
+    };
+  }
+}

@@ -1,0 +1,24 @@
+// The `meshcc` command line. `meshcc cc …` skips option parsing: its arguments are a compiler's.
+import { MeshccError } from '../protocol/errors.js';
+
+async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'cc') {
+    const { compileViaAgent } = await import('./cli/cc.js');
+    if (argv.length < 2) throw new MeshccError('usage', 'usage: meshcc cc COMPILER [ARGS…]');
+    return compileViaAgent(argv.slice(1));
+  }
+  const { buildProgram } = await import('./cli/program.js');
+  let exitCode = 0;
+  await buildProgram((code) => (exitCode = code)).parseAsync(argv, { from: 'user' });
+  return exitCode;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: Error) => {
+    process.stderr.write(`meshcc: ${err.message}\n`);
+    process.exitCode = err instanceof MeshccError && err.code === 'usage' ? 64 : 1;
+  },
+);

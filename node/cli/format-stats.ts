@@ -1,0 +1,33 @@
+// `meshcc stats` for people: one line per route and reason.
+import type { StatsSnapshot } from '../stats.js';
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+export function formatStats(s: StatsSnapshot): string {
+  const lines: string[] = [`meshcc agent since ${s.startedAt}`];
+  const titles = { local: 'local (plain command)', job: 'job route (executed)', fallback: 'fallback (local after job route failed)' };
+  for (const route of ['local', 'job', 'fallback'] as const) {
+    const r = s.routes[route];
+    lines.push(`${titles[route].padEnd(42)} ${String(r.jobs).padStart(7)} jobs  ${seconds(r.ms).padStart(9)}`);
+    for (const [reason, n] of Object.entries(r.byReason).sort((a, b) => b[1] - a[1])) {
+      lines.push(`  ${reason.padEnd(40)} ${String(n).padStart(7)}`);
+    }
+  }
+  const jr = s.jobRoute;
+  lines.push(
+    `job route time: scan ${seconds(jr.scanMs)}, hashing ${seconds(jr.hashMs)}, execution ${seconds(jr.executeMs)}; ` +
+      `${jr.inputFiles} inputs, ${(jr.inputBytes / 1048576).toFixed(1)} MiB read`,
+  );
+  lines.push(
+    `hashing: ${s.hashing.filesHashed} files hashed (${(s.hashing.bytesHashed / 1048576).toFixed(1)} MiB), ${s.hashing.cacheHits} stat-cache hits`,
+  );
+  lines.push(`store: ${s.store.files} files, ${(s.store.bytes / 1048576).toFixed(1)} of ${(s.store.maxBytes / 1048576).toFixed(0)} MiB`);
+  const sl = s.slots;
+  lines.push(
+    `slots: local ${sl.localInUse}/${sl.local}, executor ${sl.executorInUse}/${sl.executor}` +
+      (sl.executorUnavailable ? ` (executor off: ${sl.executorUnavailable})` : ''),
+  );
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,139 @@
+// Where a compile goes next. Top-down: not distributable → the client runs it; a local
+// slot is free → the client runs it; otherwise the job route (scan, hash, store, execute
+// in a sandbox, write outputs); any failure of the job route → the client runs it
+// (fallback). A build never fails because of meshcc, and never differs from a plain one.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import path from 'node:path';
+import { MeshccError } from '../protocol/errors.js';
+import type { AgentReply, CompileRequest, Job } from '../protocol/messages.js';
+import { analyse } from './args/analyse.js';
+import type { AnalysisContext, DistributableJob } from './args/types.js';
+import type { Executor } from './executor/executor.js';
+import type { Logger } from './log.js';
+import { writeOutputs } from './outputs.js';
+import type { InputHasher } from './scan/hasher.js';
+import { ScanFailed, type InputScanner } from './scan/scanner.js';
+import type { Slots } from './slots.js';
+import type { Stats } from './stats.js';
+
+export interface ClientConnection {
+  reply(message: AgentReply): void;
+  readonly closed: boolean;
+  /** The exit code the client reports after running a command itself, or undefined if it just closed. */
+  readonly finished: Promise<number | undefined>;
+}
+
+export interface CompileServiceParts {
+  localSlots: Slots;
+  executor: Executor;
+  scanner: InputScanner;
+  hasher: InputHasher;
+  stats: Stats;
+  log: Logger;
+}
+
+let jobCounter = 0;
+
+function analysisContext(req: CompileRequest): AnalysisContext {
+  const resolve = (p: string) => path.resolve(req.cwd, p);
+  return {
+    cwd: req.cwd,
+    env: req.env,
+    readFile: (p) => readFileSync(resolve(p), 'utf8'),
+    exists: (p) => existsSync(resolve(p)),
+  };
+}
+
+/** Colour as gcc and clang would choose it for the client's terminal, since a job's stderr is a pipe. */
+function withClientColour(argv: string[], req: CompileRequest): string[] {
+  const decided = argv.some((a) => /^-f(no-)?(diagnostics-color|color-diagnostics)/.test(a));
+  if (decided || !req.tty || req.env.TERM === 'dumb' || req.env.GCC_COLORS === '' || 'NO_COLOR' in req.env) return argv;
+  return [...argv, '-fdiagnostics-color=always'];
+}
+
+export class CompileService {
+  constructor(private readonly parts: CompileServiceParts) {}
+
+  async handle(req: CompileRequest, conn: ClientConnection): Promise<void> {
+    const { localSlots, executor, stats, log } = this.parts;
+    const started = performance.now();
+    const id = `${process.pid.toString(36)}-${(++jobCounter).toString(36)}`;
+    const analysis = analyse(req.argv, analysisContext(req));
+    if (!analysis.distributable) {
+      log.debug({ job: id, reason: analysis.reason, detail: analysis.detail }, 'not distributable: runs locally');
+      conn.reply({ t: 'run-local', reason: analysis.reason });
+      await conn.finished;
+      stats.record('local', analysis.reason, performance.now() - started);
+      return;
+    }
+    if (localSlots.tryAcquire()) return this.runLocally(conn, 'local', 'local-slot', started);
+    if (executor.unavailableReason === undefined && this.outputDirsExist(analysis, req.cwd)) {
+      try {
+        await this.viaJobRoute(id, req, analysis, conn);
+        stats.record('job', 'executed', performance.now() - started);
+        return;
+      } catch (err) {
+        const code = err instanceof MeshccError ? err.code : err instanceof ScanFailed ? 'scan-failed' : 'internal-error';
+        const level = code === 'scan-failed' ? 'debug' : 'warn';
+        log[level]({ job: id, reason: code, err: (err as Error).message }, 'job route failed: compiling locally');
+        if (conn.closed) return;
+        await localSlots.acquire();
+        return this.runLocally(conn, 'fallback', code, started);
+      }
+    }
+    await localSlots.acquire();
+    return this.runLocally(conn, 'local', 'local-slot', started);
+  }
+
+  private async runLocally(conn: ClientConnection, route: 'local' | 'fallback', reason: string, started: number) {
+    try {
+      conn.reply({ t: 'run-local', reason });
+      await conn.finished;
+    } finally {
+      this.parts.localSlots.release();
+      this.parts.stats.record(route, reason, performance.now() - started);
+    }
+  }
+
+  /** The compiler refuses to write into a directory that does not exist; so must the job. */
+  private outputDirsExist(analysis: DistributableJob, cwd: string): boolean {
+    return analysis.outputs.every((o) => {
+      try {
+        return statSync(path.dirname(path.resolve(cwd, o))).isDirectory();
+      } catch {
+        return false;
+      }
+    });
+  }
+
+  private async viaJobRoute(id: string, req: CompileRequest, analysis: DistributableJob, conn: ClientConnection) {
+    const { scanner, hasher, executor, stats } = this.parts;
+    const t0 = performance.now();
+    const scan = await scanner.scan({ compiler: req.compiler, scanArgv: analysis.scanArgv, cwd: req.cwd, env: req.env });
+    const t1 = performance.now();
+    const inputs = await Promise.all(scan.files.map((f) => hasher.hash(f)));
+    const t2 = performance.now();
+    const job: Job = {
+      id,
+      compiler: req.compiler,
+      argv: withClientColour(analysis.argv, req),
+      cwd: req.cwd,
+      env: req.env,
+      inputs,
+      listings: scan.listings,
+      dirs: scan.dirs,
+      outputs: analysis.outputs.map((o) => path.resolve(req.cwd, o)),
+    };
+    const result = await executor.run(job);
+    const t3 = performance.now();
+    stats.jobRoute.scanMs += t1 - t0;
+    stats.jobRoute.hashMs += t2 - t1;
+    stats.jobRoute.executeMs += t3 - t2;
+    stats.jobRoute.inputFiles += inputs.length;
+    stats.jobRoute.inputBytes += inputs.reduce((n, f) => n + f.size, 0);
+    if (conn.closed) return;
+    await writeOutputs(result.outputs, req.umask ?? 0o022);
+    conn.reply({ t: 'result', exit: result.exit, stdout: result.stdout, stderr: result.stderr });
+  }
+}

@@ -1,0 +1,45 @@
+// The agent's knobs: environment variables with working defaults, so no config file is needed.
+import os from 'node:os';
+import path from 'node:path';
+import { MeshccError } from '../protocol/errors.js';
+
+export interface AgentConfig {
+  home: string;
+  socketPath: string;
+  /** Jobs this agent executes at once (its own and, later, the mesh's). */
+  slots: number;
+  /** This machine's own distributable jobs that run locally as plain commands. */
+  localSlots: number;
+  storeBytes: number;
+  jobTimeoutMs: number;
+}
+
+function wholeNumber(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0) {
+    throw new MeshccError('bad-config', `${name} must be a whole number ≥ 0, got '${raw}'`);
+  }
+  return value;
+}
+
+export function meshccHome(env: NodeJS.ProcessEnv = process.env): string {
+  return path.resolve(env.MESHCC_HOME || path.join(os.homedir(), '.meshcc'));
+}
+
+export function socketPath(env: NodeJS.ProcessEnv = process.env): string {
+  return path.resolve(env.MESHCC_SOCKET || path.join(meshccHome(env), 'agent.sock'));
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  const cores = os.availableParallelism();
+  return {
+    home: meshccHome(env),
+    socketPath: socketPath(env),
+    slots: wholeNumber(env, 'MESHCC_SLOTS', cores),
+    localSlots: wholeNumber(env, 'MESHCC_LOCAL_SLOTS', cores),
+    storeBytes: wholeNumber(env, 'MESHCC_STORE_MB', 2048) * 1024 * 1024,
+    jobTimeoutMs: wholeNumber(env, 'MESHCC_JOB_TIMEOUT_S', 600) * 1000,
+  };
+}

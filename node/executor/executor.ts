@@ -1,0 +1,167 @@
+// The executor: runs jobs in bubblewrap over a job root built from the store, bounded by
+// this agent's slots. Capacity is enforced here, by the one who does the work.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import pLimit, { type LimitFunction } from 'p-limit';
+import { MeshccError } from '../../protocol/errors.js';
+import { LIMITS, type Job, type JobResult } from '../../protocol/messages.js';
+import type { Logger } from '../log.js';
+import type { Store } from '../store.js';
+import { buildJobRoot, collectOutputs, snapshotOutputDirs } from './job-root.js';
+import { bwrapArgs, detectHostBinds, probeBubblewrap, type HostBinds } from './sandbox.js';
+
+/** A job the executor could not run faithfully: the caller falls back, never fails the build. */
+export class JobFailure extends MeshccError {}
+
+/** What a compiler says when it opens a file that the job root lacks (an input -M did not list). */
+const MISSING_INPUT = /No such file or directory|file not found|cannot open|can't open|cannot find|not found/i;
+
+export interface ExecutorOptions {
+  store: Store;
+  workDir: string;
+  slots: number;
+  timeoutMs: number;
+  log: Logger;
+}
+
+export class Executor {
+  private limit: LimitFunction;
+  private binds: HostBinds = { bound: [], links: [] };
+  private unavailable?: string;
+  running = 0;
+
+  constructor(private readonly options: ExecutorOptions) {
+    this.limit = pLimit(Math.max(1, options.slots));
+  }
+
+  async start(): Promise<void> {
+    await fs.rm(this.options.workDir, { recursive: true, force: true });
+    await fs.mkdir(this.options.workDir, { recursive: true });
+    if (this.options.slots === 0) {
+      this.unavailable = 'MESHCC_SLOTS is 0';
+      return;
+    }
+    const probe = probeBubblewrap();
+    if (!probe.ok) {
+      this.unavailable = probe.reason;
+      this.options.log.warn({ reason: probe.reason }, 'executor disabled: this agent will not execute jobs');
+      return;
+    }
+    this.binds = detectHostBinds();
+  }
+
+  /** Undefined when jobs can run here; otherwise why not, in words for `meshcc status`. */
+  get unavailableReason(): string | undefined {
+    return this.unavailable;
+  }
+
+  /** Slots this agent offers (0 when it cannot sandbox). */
+  get slots(): number {
+    return this.unavailable ? 0 : this.options.slots;
+  }
+
+  get freeSlots(): number {
+    return this.slots - this.running - this.limit.pendingCount;
+  }
+
+  run(job: Job): Promise<JobResult> {
+    if (this.unavailable) return Promise.reject(new JobFailure('no-executor', this.unavailable));
+    return this.limit(async () => {
+      this.running++;
+      try {
+        return await this.runNow(job);
+      } finally {
+        this.running--;
+      }
+    });
+  }
+
+  private async runNow(job: Job): Promise<JobResult> {
+    const { store, workDir, log } = this.options;
+    const hashes = job.inputs.map((f) => f.hash);
+    try {
+      store.pin(hashes);
+    } catch (err) {
+      throw new JobFailure('missing-store-object', (err as Error).message);
+    }
+    const root = path.join(workDir, `${job.id}-${randomBytes(4).toString('hex')}`);
+    try {
+      await buildJobRoot(job, store, root);
+      const before = await snapshotOutputDirs(job, root);
+      const run = await this.sandboxed(job, root);
+      if (run.exit !== 0 && MISSING_INPUT.test(run.stderr.toString())) {
+        throw new JobFailure('missing-input', `the compile read a file the scan did not list: ${firstLine(run.stderr)}`);
+      }
+      const outputs = await collectOutputs(job, root, before, LIMITS.outputBytes);
+      log.debug({ job: job.id, exit: run.exit, outputs: outputs.length }, 'job executed');
+      return { id: job.id, exit: run.exit, stdout: run.stdout, stderr: run.stderr, outputs };
+    } finally {
+      store.unpin(hashes);
+      await fs.rm(root, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+
+  private sandboxed(job: Job, root: string): Promise<{ exit: number; stdout: Buffer; stderr: Buffer }> {
+    const statusFd = 3;
+    const child = spawn('bwrap', bwrapArgs(job, root, this.binds, statusFd), {
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+    });
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    const status: Buffer[] = [];
+    let diagnosticBytes = 0;
+    let tooMuch = false;
+    const keep = (into: Buffer[]) => (chunk: Buffer) => {
+      diagnosticBytes += chunk.length;
+      if (diagnosticBytes > LIMITS.diagnosticsBytes) {
+        tooMuch = true;
+        child.kill('SIGKILL');
+      } else into.push(chunk);
+    };
+    child.stdout!.on('data', keep(stdout));
+    child.stderr!.on('data', keep(stderr));
+    (child.stdio[3] as NodeJS.ReadableStream).on('data', (c: Buffer) => status.push(c));
+    const timeoutMs = job.timeoutMs ?? this.options.timeoutMs;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    return new Promise((resolve, reject) => {
+      child.on('error', (err) => {
+        clearTimeout(timer);
+        reject(new JobFailure('sandbox-failed', `cannot start bubblewrap: ${err.message}`));
+      });
+      child.on('close', () => {
+        clearTimeout(timer);
+        if (timedOut) return reject(new JobFailure('timeout', `the job ran longer than ${timeoutMs} ms`));
+        if (tooMuch) return reject(new JobFailure('output-too-large', 'the job printed more than the diagnostics limit'));
+        const exit = exitCodeFromStatus(Buffer.concat(status).toString());
+        const err = Buffer.concat(stderr);
+        if (exit === undefined) {
+          return reject(new JobFailure('sandbox-failed', `bubblewrap could not run the job: ${firstLine(err)}`));
+        }
+        resolve({ exit, stdout: Buffer.concat(stdout), stderr: err });
+      });
+    });
+  }
+}
+
+function exitCodeFromStatus(text: string): number | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const parsed = JSON.parse(line) as { 'exit-code'?: number };
+      if (typeof parsed['exit-code'] === 'number') return parsed['exit-code'];
+    } catch {
+      // bwrap writes one JSON object per line; anything else is not a status
+    }
+  }
+  return undefined;
+}
+
+function firstLine(data: Buffer): string {
+  return data.toString().trim().split('\n')[0] ?? '';
+}

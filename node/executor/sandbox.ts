@@ -1,0 +1,90 @@
+// The bubblewrap command line for one job: the job root as /, the host's compiler
+// directories read-only on top (until toolchains are shipped), the job's own copies of
+// any search directories that live inside those, no network, nothing else of the host.
+import { spawnSync } from 'node:child_process';
+import { existsSync, lstatSync, readlinkSync } from 'node:fs';
+import path from 'node:path';
+import type { Job } from '../../protocol/messages.js';
+
+/** Where a compiler's programs and libraries live on Debian-like and Fedora-like systems.
+ *  Deliberately not /usr/include, /usr/local or /usr/src: headers come from the input tree. */
+const HOST_COMPILER_DIRS = [
+  '/usr/bin',
+  '/usr/sbin',
+  '/usr/lib',
+  '/usr/lib32',
+  '/usr/lib64',
+  '/usr/libx32',
+  '/usr/libexec',
+  '/usr/share/locale',
+  '/bin',
+  '/sbin',
+  '/lib',
+  '/lib32',
+  '/lib64',
+  '/libx32',
+  '/etc/alternatives',
+  '/etc/ld.so.cache',
+];
+
+export interface HostBinds {
+  /** Real directories and files bound read-only. */
+  bound: string[];
+  /** Symlinks recreated as symlinks (merged-/usr systems: /bin → usr/bin). */
+  links: { path: string; target: string }[];
+}
+
+export function detectHostBinds(): HostBinds {
+  const binds: HostBinds = { bound: [], links: [] };
+  for (const dir of HOST_COMPILER_DIRS) {
+    if (!existsSync(dir)) continue;
+    const st = lstatSync(dir);
+    if (st.isSymbolicLink()) binds.links.push({ path: dir, target: readlinkSync(dir) });
+    else binds.bound.push(dir);
+  }
+  return binds;
+}
+
+function under(dir: string, file: string): boolean {
+  return file === dir || file.startsWith(dir + '/');
+}
+
+export function bwrapArgs(job: Job, root: string, binds: HostBinds, statusFd: number): string[] {
+  const args = ['--unshare-all', '--die-with-parent', '--new-session', '--bind', root, '/'];
+  for (const link of binds.links) args.push('--symlink', link.target, link.path);
+  for (const dir of binds.bound) args.push('--ro-bind', dir, dir);
+  // The root's own /tmp (fresh per job), not a tmpfs: projects under /tmp must stay visible.
+  args.push('--proc', '/proc', '--dev', '/dev');
+  // Search directories (and stray inputs) inside a host-bound directory come from the job.
+  const isHostBound = (p: string) => binds.bound.some((b) => under(b, p));
+  const overlaidDirs = job.listings.map((l) => l.path).filter((p) => isHostBound(p) && existsSync(p));
+  overlaidDirs.sort();
+  for (const dir of overlaidDirs) args.push('--ro-bind', path.join(root, dir), dir);
+  for (const f of job.inputs) {
+    if (isHostBound(f.path) && !overlaidDirs.some((d) => under(d, f.path)) && existsSync(f.path)) {
+      args.push('--ro-bind', path.join(root, f.path), f.path);
+    }
+  }
+  args.push('--chdir', job.cwd, '--clearenv');
+  for (const [k, v] of Object.entries(job.env)) if (k !== 'TMPDIR') args.push('--setenv', k, v);
+  args.push('--setenv', 'TMPDIR', '/tmp');
+  if (!job.env.PATH) args.push('--setenv', 'PATH', '/usr/local/bin:/usr/bin:/bin');
+  args.push('--json-status-fd', String(statusFd), '--', job.compiler, ...job.argv.slice(1));
+  return args;
+}
+
+/** Whether bubblewrap can build a sandbox here; the reason when it cannot. */
+export function probeBubblewrap(): { ok: true } | { ok: false; reason: string } {
+  const probe = spawnSync('bwrap', ['--unshare-all', '--die-with-parent', '--ro-bind', '/', '/', 'true'], {
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
+  if (probe.error && (probe.error as NodeJS.ErrnoException).code === 'ENOENT') {
+    return { ok: false, reason: 'bubblewrap (bwrap) is not installed; install it to execute jobs' };
+  }
+  if (probe.status !== 0) {
+    const why = (probe.stderr || String(probe.error ?? '')).trim().split('\n')[0];
+    return { ok: false, reason: `bubblewrap cannot create a sandbox here: ${why}` };
+  }
+  return { ok: true };
+}

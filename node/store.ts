@@ -1,0 +1,128 @@
+// The content-addressed store: files named by their sha256, bounded in bytes, evicted
+// least-recently-used first, never evicting what a running job has pinned. Writes are
+// atomic (temporary file, then rename), so a crash never leaves a half-written object.
+import { createHash, randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from './log.js';
+
+interface Entry {
+  size: number;
+  pins: number;
+}
+
+export function sha256(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+export class Store {
+  /** Insertion order is recency order: a use moves the entry to the end. */
+  private readonly entries = new Map<string, Entry>();
+  private totalBytes = 0;
+  private readonly writing = new Map<string, Promise<void>>();
+
+  constructor(
+    readonly dir: string,
+    private readonly maxBytes: number,
+    private readonly log?: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    await fs.mkdir(path.join(this.dir, 'tmp'), { recursive: true });
+    await fs.rm(path.join(this.dir, 'tmp'), { recursive: true, force: true });
+    await fs.mkdir(path.join(this.dir, 'tmp'), { recursive: true });
+    const found: { hash: string; size: number; mtimeMs: number }[] = [];
+    for (const prefix of await fs.readdir(this.dir)) {
+      if (!/^[0-9a-f]{2}$/.test(prefix)) continue;
+      for (const name of await fs.readdir(path.join(this.dir, prefix))) {
+        const st = await fs.stat(path.join(this.dir, prefix, name)).catch(() => undefined);
+        if (st?.isFile() && /^[0-9a-f]{64}$/.test(name)) found.push({ hash: name, size: st.size, mtimeMs: st.mtimeMs });
+      }
+    }
+    found.sort((a, b) => a.mtimeMs - b.mtimeMs);
+    for (const f of found) this.remember(f.hash, f.size);
+    await this.evict();
+    this.log?.debug({ files: this.entries.size, bytes: this.totalBytes }, 'store loaded');
+  }
+
+  get stats() {
+    return { files: this.entries.size, bytes: this.totalBytes, maxBytes: this.maxBytes };
+  }
+
+  pathOf(hash: string): string {
+    return path.join(this.dir, hash.slice(0, 2), hash);
+  }
+
+  has(hash: string): boolean {
+    return this.entries.has(hash);
+  }
+
+  /** Marks a use (recency) without reading anything. */
+  touch(hash: string): boolean {
+    const entry = this.entries.get(hash);
+    if (!entry) return false;
+    this.entries.delete(hash);
+    this.entries.set(hash, entry);
+    return true;
+  }
+
+  /** Stores bytes whose hash the caller computed; a no-op when already present. */
+  async put(hash: string, data: Uint8Array): Promise<void> {
+    if (this.touch(hash)) return;
+    const pending = this.writing.get(hash);
+    if (pending) return pending;
+    const write = this.write(hash, data).finally(() => this.writing.delete(hash));
+    this.writing.set(hash, write);
+    return write;
+  }
+
+  private async write(hash: string, data: Uint8Array): Promise<void> {
+    const final = this.pathOf(hash);
+    const temp = path.join(this.dir, 'tmp', `${hash}.${randomBytes(6).toString('hex')}`);
+    await fs.mkdir(path.dirname(final), { recursive: true });
+    await fs.writeFile(temp, data, { mode: 0o444 });
+    await fs.rename(temp, final);
+    this.remember(hash, data.length);
+    await this.evict();
+  }
+
+  /** Keeps these objects from eviction until unpin; throws if one is missing. */
+  pin(hashes: Iterable<string>): void {
+    const pinned: Entry[] = [];
+    for (const hash of hashes) {
+      const entry = this.entries.get(hash);
+      if (!entry) {
+        for (const e of pinned) e.pins--;
+        throw new Error(`store object ${hash.slice(0, 12)} is missing`);
+      }
+      entry.pins++;
+      pinned.push(entry);
+    }
+  }
+
+  unpin(hashes: Iterable<string>): void {
+    for (const hash of hashes) {
+      const entry = this.entries.get(hash);
+      if (entry && entry.pins > 0) entry.pins--;
+    }
+    void this.evict();
+  }
+
+  private remember(hash: string, size: number): void {
+    if (this.entries.has(hash)) return;
+    this.entries.set(hash, { size, pins: 0 });
+    this.totalBytes += size;
+  }
+
+  private async evict(): Promise<void> {
+    if (this.totalBytes <= this.maxBytes) return;
+    for (const [hash, entry] of this.entries) {
+      if (this.totalBytes <= this.maxBytes) break;
+      if (entry.pins > 0) continue;
+      this.entries.delete(hash);
+      this.totalBytes -= entry.size;
+      await fs.rm(this.pathOf(hash), { force: true });
+      this.log?.debug({ hash: hash.slice(0, 12), size: entry.size }, 'store evicted');
+    }
+  }
+}

@@ -1,0 +1,123 @@
+// The single list of every meshcc message, each with its validation and limits beside it.
+// Field names are short on the client socket because the C client writes them by hand.
+import { z } from 'zod';
+import { ProtocolError } from './errors.js';
+
+export const PROTOCOL_VERSION = 1;
+
+export const LIMITS = {
+  /** Largest frame the agent accepts on its client socket (argv + environment). */
+  clientFrameBytes: 8 * 1024 * 1024,
+  argvEntries: 65_536,
+  argBytes: 128 * 1024,
+  envEntries: 4096,
+  pathBytes: 4096,
+  /** stdout/stderr of one compile, as returned to a client. */
+  diagnosticsBytes: 64 * 1024 * 1024,
+  inputsPerJob: 200_000,
+  outputsPerJob: 64,
+  outputBytes: 1024 * 1024 * 1024,
+} as const;
+
+const path = z.string().min(1).max(LIMITS.pathBytes);
+const absolutePath = path.refine((p) => p.startsWith('/'), 'must be an absolute path');
+const arg = z.string().max(LIMITS.argBytes);
+const env = z
+  .record(z.string().max(LIMITS.argBytes), z.string().max(LIMITS.argBytes))
+  .refine((e) => Object.keys(e).length <= LIMITS.envEntries, 'too many environment entries');
+const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'must be bytes');
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be a sha256 in hex');
+
+// ---- client socket: client → agent -------------------------------------------------
+
+/** One compiler invocation, sent by the native client (or `meshcc cc`). */
+export const CompileRequest = z.object({
+  t: z.literal('compile'),
+  v: z.number().int(),
+  cwd: absolutePath,
+  /** argv[0] is the compiler as the build named it (gcc, /usr/bin/cc, …). */
+  argv: z.array(arg).min(1).max(LIMITS.argvEntries),
+  /** The real compiler the client resolved (its own directory skipped on PATH). */
+  compiler: absolutePath,
+  env,
+  umask: z.number().int().min(0).max(0o777).optional(),
+  /** Whether the client's stderr is a terminal (colour decisions). */
+  tty: z.boolean().optional(),
+});
+export type CompileRequest = z.infer<typeof CompileRequest>;
+
+/** Sent by a client that ran the compiler itself, before it closes the lease. */
+export const LocalDone = z.object({ t: z.literal('done'), exit: z.number().int() });
+export type LocalDone = z.infer<typeof LocalDone>;
+
+export const StatsQuery = z.object({ t: z.literal('stats'), v: z.number().int() });
+export const PingQuery = z.object({ t: z.literal('ping'), v: z.number().int() });
+
+export const ClientMessage = z.discriminatedUnion('t', [CompileRequest, LocalDone, StatsQuery, PingQuery]);
+export type ClientMessage = z.infer<typeof ClientMessage>;
+
+// ---- client socket: agent → client -------------------------------------------------
+
+/** Run the original command yourself; keep the connection open while it runs (the slot lease). */
+export type RunLocalReply = { t: 'run-local'; reason: string };
+/** The agent compiled it and wrote the outputs; print these and exit with `exit`. */
+export type ResultReply = { t: 'result'; exit: number; stdout: Uint8Array; stderr: Uint8Array };
+/** Something went wrong in meshcc; the client runs the compiler itself. */
+export type ErrorReply = { t: 'error'; code: string; message: string };
+export type PongReply = { t: 'pong'; v: number; pid: number };
+export type AgentReply = RunLocalReply | ResultReply | ErrorReply | PongReply | { t: 'stats'; stats: unknown };
+
+// ---- jobs: what an executor runs ---------------------------------------------------
+
+export const InputFile = z.object({
+  path: absolutePath,
+  hash: sha256,
+  size: z.number().int().nonnegative(),
+  executable: z.boolean(),
+});
+export type InputFile = z.infer<typeof InputFile>;
+
+/** A search directory's entries, so that __has_include and missing-directory warnings match. */
+export const DirListing = z.object({
+  path: absolutePath,
+  entries: z.array(z.object({ name: z.string().min(1).max(255), dir: z.boolean() })).max(LIMITS.inputsPerJob),
+});
+export type DirListing = z.infer<typeof DirListing>;
+
+export const Job = z.object({
+  id: z.string().min(1).max(64),
+  /** Until toolchains are shipped, the executor runs this host compiler. */
+  compiler: absolutePath,
+  argv: z.array(arg).min(1).max(LIMITS.argvEntries),
+  cwd: absolutePath,
+  env,
+  inputs: z.array(InputFile).max(LIMITS.inputsPerJob),
+  listings: z.array(DirListing).max(LIMITS.inputsPerJob),
+  /** Directories that must exist (path components the compiler walks through). */
+  dirs: z.array(absolutePath).max(LIMITS.inputsPerJob),
+  /** Files the command is expected to write; new files beside them are collected too. */
+  outputs: z.array(absolutePath).min(1).max(LIMITS.outputsPerJob),
+  timeoutMs: z.number().int().positive().optional(),
+});
+export type Job = z.infer<typeof Job>;
+
+export const OutputFile = z.object({ path: absolutePath, data: bytes, executable: z.boolean() });
+export type OutputFile = z.infer<typeof OutputFile>;
+
+export const JobResult = z.object({
+  id: z.string(),
+  exit: z.number().int(),
+  stdout: bytes,
+  stderr: bytes,
+  outputs: z.array(OutputFile).max(LIMITS.outputsPerJob),
+});
+export type JobResult = z.infer<typeof JobResult>;
+
+/** Validate an incoming message; the error names the first bad field in one line. */
+export function parseMessage<T>(schema: z.ZodType<T>, value: unknown): T {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  const where = issue.path.length ? issue.path.join('.') : 'message';
+  throw new ProtocolError('bad-message', `invalid ${where}: ${issue.message}`);
+}

@@ -1,0 +1,94 @@
+// The job route's parts on real gcc and clang: scan, hash into the store, build a job
+// root, run the original command in bubblewrap, and get exactly a plain compile's outputs.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { Job } from '../protocol/messages.js';
+import { Executor } from '../node/executor/executor.js';
+import { InputHasher } from '../node/scan/hasher.js';
+import { InputScanner } from '../node/scan/scanner.js';
+import { Store } from '../node/store.js';
+import { tempDir } from './helpers/tmp.js';
+
+const log = pino({ level: 'silent' });
+const env = { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C' };
+
+async function setup() {
+  const home = tempDir();
+  const store = new Store(path.join(home, 'store'), 256 * 1024 * 1024, log);
+  await store.start();
+  const executor = new Executor({ store, workDir: path.join(home, 'jobs'), slots: 2, timeoutMs: 60_000, log });
+  await executor.start();
+  return { store, executor, hasher: new InputHasher(store), scanner: new InputScanner() };
+}
+
+async function runJob(compiler: string, argv: string[], cwd: string, outputs: string[]) {
+  const { executor, hasher, scanner } = await setup();
+  const scanArgv = argv.filter((a) => a !== '-c').filter((a, i, all) => a !== '-o' && all[i - 1] !== '-o');
+  const scan = await scanner.scan({ compiler, scanArgv: [...scanArgv, '-M', '-MT', 'meshcc-scan', '-v'], cwd, env });
+  const inputs = await Promise.all(scan.files.map((f) => hasher.hash(f)));
+  const job: Job = { id: 't1', compiler, argv, cwd, env, inputs, listings: scan.listings, dirs: scan.dirs, outputs };
+  return { scan, result: await executor.run(job) };
+}
+
+describe('executor', () => {
+  for (const compiler of ['/usr/bin/gcc', '/usr/bin/clang']) {
+    it(`${path.basename(compiler)} -g object from the sandbox is byte-identical to a plain compile`, async () => {
+      const dir = tempDir();
+      mkdirSync(path.join(dir, 'inc'));
+      writeFileSync(path.join(dir, 'inc', 'local.h'), '#define ANSWER 42\n');
+      writeFileSync(
+        path.join(dir, 'a.c'),
+        '#include <stdio.h>\n#include "local.h"\nint main(void) { printf("%d\\n", ANSWER); return 0; }\n',
+      );
+      const argv = [path.basename(compiler), '-g', '-O2', '-Iinc', '-c', 'a.c', '-o', 'a.o'];
+      const { result, scan } = await runJob(compiler, argv, dir, [path.join(dir, 'a.o')]);
+      expect(scan.files).toContain('/usr/include/stdio.h');
+      expect(result.exit).toBe(0);
+      execFileSync(compiler, argv.slice(1), { cwd: dir, env });
+      const plain = readFileSync(path.join(dir, 'a.o'));
+      const fromJob = result.outputs.find((o) => o.path === path.join(dir, 'a.o'));
+      expect(fromJob && Buffer.compare(Buffer.from(fromJob.data), plain)).toBe(0);
+    });
+  }
+
+  it('a header on the host but absent from the input tree is invisible, while __has_include still sees it', async () => {
+    const dir = tempDir();
+    mkdirSync(path.join(dir, 'inc'));
+    writeFileSync(path.join(dir, 'inc', 'unused.h'), '#error never included\n');
+    writeFileSync(
+      path.join(dir, 'a.c'),
+      [
+        '#if __has_include(<unused.h>)',
+        'int has_unused = 1;',
+        '#endif',
+        '#if __has_include(<zlib-nowhere.h>)',
+        '#error should not exist',
+        '#endif',
+        'int main(void) { return 0; }',
+        '',
+      ].join('\n'),
+    );
+    const argv = ['gcc', '-Iinc', '-c', 'a.c', '-o', 'a.o'];
+    const { result } = await runJob('/usr/bin/gcc', argv, dir, [path.join(dir, 'a.o')]);
+    expect(result.stderr.toString()).toBe('');
+    expect(result.exit).toBe(0);
+    // The job can see neither the unlisted header's content nor any other host header.
+    writeFileSync(path.join(dir, 'b.c'), '#include <stdio.h>\nint x;\n');
+    const { executor } = await setup();
+    const probe: Job = {
+      id: 't2',
+      compiler: '/usr/bin/gcc',
+      argv: ['gcc', '-c', 'b.c', '-o', 'b.o'],
+      cwd: dir,
+      env,
+      inputs: [],
+      listings: [],
+      dirs: [dir],
+      outputs: [path.join(dir, 'b.o')],
+    };
+    await expect(executor.run(probe)).rejects.toMatchObject({ code: 'missing-input' });
+  });
+});

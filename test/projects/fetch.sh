@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Fetches the real C and C++ projects the tests build, from Debian's archive, into
+# $MESHCC_PROJECTS (default .cache/projects): zlib's source package (C, make) and
+# googletest's source tree from its binary package (C++, CMake). Idempotent.
+set -euo pipefail
+dest=${MESHCC_PROJECTS:-$(cd "$(dirname "$0")/../.." && pwd)/.cache/projects}
+mkdir -p "$dest"
+cd "$dest"
+
+if [ ! -f zlib/zlib.h ]; then
+  if ! apt-cache showsrc zlib >/dev/null 2>&1 || [ -z "$(apt-cache showsrc zlib 2>/dev/null)" ]; then
+    cat > /etc/apt/sources.list.d/meshcc-debian-src.sources <<'SRC'
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    apt-get update -qq
+  fi
+  rm -rf zlib-dl && mkdir zlib-dl
+  (cd zlib-dl && apt-get source --download-only zlib >/dev/null 2>&1)
+  rm -rf zlib && mkdir zlib
+  tar -xf zlib-dl/zlib_*.orig.tar.* -C zlib --strip-components=1
+  rm -rf zlib-dl
+fi
+
+if [ ! -f googletest/CMakeLists.txt ]; then
+  rm -rf gtest-dl && mkdir gtest-dl
+  (cd gtest-dl && apt-get download googletest >/dev/null 2>&1)
+  dpkg-deb -x gtest-dl/googletest_*.deb gtest-dl/root
+  rm -rf googletest && mv gtest-dl/root/usr/src/googletest googletest
+  rm -rf gtest-dl
+fi
+echo "$dest"
