@@ -39,6 +39,10 @@ class SocketConnection implements ClientConnection {
 
   fail(code: string, message: string): void {
     this.reply({ t: 'error', code, message });
+    this.end();
+  }
+
+  end(): void {
     this.socket.end();
   }
 }
@@ -108,9 +112,11 @@ export class ClientSocketServer {
     switch (message.t) {
       case 'ping':
         conn.reply({ t: 'pong', v: PROTOCOL_VERSION, pid: process.pid });
+        conn.end();
         return;
       case 'stats':
         conn.reply({ t: 'stats', stats: this.parts.statsSnapshot() });
+        conn.end();
         return;
       case 'compile':
         this.parts.compile.handle(message, conn).catch((err: Error) => {

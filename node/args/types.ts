@@ -27,7 +27,9 @@ export type LocalReason =
   | 'plugin'
   | 'multi-arch'
   | 'unknown-option'
-  | 'version-query';
+  | 'version-query'
+  /** The object or dependency file goes to stdout (`-o -`, `-MF -`) or a device (`-o /dev/null`). */
+  | 'special-output';
 
 export interface LocalDecision {
   distributable: false;

@@ -1,0 +1,84 @@
+// Starting real agents for tests: in-process (for socket-level tests) or as a process
+// (bin/meshcc.js agent, for kill tests and builds through the native client).
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { pino } from 'pino';
+import { Agent } from '../../node/agent.js';
+import { loadConfig } from '../../node/config.js';
+import { encodeFrame, FrameDecoder } from '../../protocol/framing.js';
+import { tempDir } from './tmp.js';
+
+export const REPO = path.resolve(import.meta.dirname, '..', '..');
+export const MESHCC_BIN = path.join(REPO, 'bin', 'meshcc.js');
+export const MASQUERADE = path.join(REPO, 'dist', 'masquerade');
+
+export async function startAgentInProcess(env: Record<string, string> = {}) {
+  const home = tempDir('meshcc-home-');
+  const config = loadConfig({ MESHCC_HOME: home, ...env });
+  const agent = new Agent(config, pino({ level: 'silent' }));
+  await agent.start();
+  return { agent, home, socketPath: config.socketPath, stop: () => agent.stop() };
+}
+
+export interface AgentProcess {
+  child: ChildProcess;
+  home: string;
+  socketPath: string;
+  env: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+/** A real `meshcc agent` process; resolves once its socket answers. */
+export async function startAgentProcess(extraEnv: Record<string, string> = {}, home = tempDir('meshcc-home-')) {
+  const socketPath = path.join(home, 'agent.sock');
+  const env = { ...process.env, MESHCC_HOME: home, MESHCC_LOG_LEVEL: 'warn', ...extraEnv } as Record<string, string>;
+  const child = spawn(process.execPath, [MESHCC_BIN, 'agent'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  const deadline = Date.now() + 15_000;
+  while (!(await answers(socketPath))) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`agent did not start: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+  };
+  return { child, home, socketPath, env, stop } satisfies AgentProcess;
+}
+
+function answers(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(socketPath);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** Sends raw bytes and collects the frames the agent answers with until it closes. */
+export function exchange(socketPath: string, bytes: Buffer, maxWaitMs = 5000): Promise<unknown[]> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(socketPath);
+    const decoder = new FrameDecoder(64 * 1024 * 1024);
+    const frames: unknown[] = [];
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve(frames);
+    }, maxWaitMs);
+    s.on('data', (c) => frames.push(...decoder.push(c)));
+    s.on('error', (err) => (frames.length ? undefined : reject(err)));
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve(frames);
+    });
+    s.write(bytes);
+  });
+}
+
+export const frame = encodeFrame;
