@@ -33,7 +33,7 @@ export class Agent {
     this.hasher = new InputHasher(this.store);
     this.executor = new Executor({
       store: this.store,
-      workDir: path.join(config.home, 'jobs'),
+      workDir: config.jobsDir,
       slots: config.slots,
       timeoutMs: config.jobTimeoutMs,
       log,
@@ -81,6 +81,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     await this.socket.stop();
+    await this.executor.stop();
     await this.lock?.release();
     this.log.info('agent stopped');
   }

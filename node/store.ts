@@ -15,6 +15,11 @@ export function sha256(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
+/** Where the store in `dir` keeps the object with this hash (also read by job-root workers). */
+export function storeObjectPath(dir: string, hash: string): string {
+  return path.join(dir, hash.slice(0, 2), hash);
+}
+
 export class Store {
   /** Insertion order is recency order: a use moves the entry to the end. */
   private readonly entries = new Map<string, Entry>();
@@ -50,7 +55,7 @@ export class Store {
   }
 
   pathOf(hash: string): string {
-    return path.join(this.dir, hash.slice(0, 2), hash);
+    return storeObjectPath(this.dir, hash);
   }
 
   has(hash: string): boolean {

@@ -317,11 +317,14 @@ describe('forms', () => {
     });
   });
 
+  // gcc finds its installation from argv[0], so a path to us there is replaced by the
+  // real compiler's path (same basename, same diagnostics); gcc could not find cc1 otherwise.
   it('launcher pointed at a masquerade link looks further on PATH', async () => {
     const a = await agent(RUN_LOCAL);
     const r = await run(CLIENT, [path.join(MASQUERADE, 'gcc'), ...COMPILE], dir, env(a.socketPath));
+    expect(r.stderr.toString()).toBe('');
     expect(r.code).toBe(0);
-    expect(a.conns[0]!.request).toMatchObject({ compiler: REAL_GCC });
+    expect(a.conns[0]!.request).toMatchObject({ argv: [REAL_GCC, ...COMPILE], compiler: REAL_GCC });
   });
 
   it('masquerade by name: argv[0] kept as invoked', async () => {
@@ -331,12 +334,21 @@ describe('forms', () => {
     expect(a.conns[0]!.request).toMatchObject({ argv: ['gcc', ...COMPILE], compiler: REAL_GCC });
   });
 
-  it('masquerade by path: argv[0] kept as invoked, compiler found on PATH', async () => {
+  it('masquerade by path: compiler found on PATH, and argv[0] names it', async () => {
     const a = await agent(RUN_LOCAL);
     const link = path.join(MASQUERADE, 'gcc');
     const r = await run(link, COMPILE, dir, env(a.socketPath, { PATH: BASE_PATH }));
+    expect(r.stderr.toString()).toBe('');
     expect(r.code).toBe(0);
-    expect(a.conns[0]!.request).toMatchObject({ argv: [link, ...COMPILE], compiler: REAL_GCC });
+    expect(a.conns[0]!.request).toMatchObject({ argv: [REAL_GCC, ...COMPILE], compiler: REAL_GCC });
+    expect(existsSync(path.join(dir, 'ok.o'))).toBe(true);
+  });
+
+  it('masquerade by path with no agent still compiles', async () => {
+    const link = path.join(MASQUERADE, 'gcc');
+    const r = await run(link, COMPILE, dir, env(path.join(dir, 'nobody.sock')));
+    expect(r.stderr.toString()).toBe('');
+    expect(r.code).toBe(0);
     expect(existsSync(path.join(dir, 'ok.o'))).toBe(true);
   });
 });

@@ -4,17 +4,8 @@
 import path from 'node:path';
 import { parseCommand, type ParsedArg } from './parse.js';
 import { expandResponseFiles } from './response-files.js';
-import {
-  DEBUG_OFF,
-  DEBUG_ON,
-  DEPENDENCY_ENV,
-  DRIVER_NAME,
-  EXTENSIONS,
-  PROBES,
-  X_LANGUAGES,
-  type Kind,
-  type LanguageClass,
-} from './table.js';
+import { EXTENSIONS, X_LANGUAGES, type LanguageClass, type SourceLanguage } from './languages.js';
+import { DEBUG_OFF, DEBUG_ON, DEPENDENCY_ENV, DRIVER_NAME, PROBES, type Kind } from './table.js';
 import type { Analysis, AnalysisContext, CompilerFamily, DistributableJob, LocalDecision, LocalReason } from './types.js';
 
 interface Driver {
@@ -38,6 +29,8 @@ interface Command {
   options: ParsedArg[];
   inputs: Input[];
   sources: Input[];
+  /** The options given through -Xpreprocessor (also in `options`). */
+  xpreprocessor: ParsedArg[];
 }
 
 export function analyse(argv: string[], ctx: AnalysisContext): Analysis {
@@ -76,7 +69,7 @@ function readCommand(args: string[], driver: Driver, ctx: AnalysisContext): Comm
   }
   options.push(...parsed.forwarded.assembler, ...parsed.forwarded.preprocessor, ...parsed.forwarded['clang-cc1']);
   const sources = inputs.filter((i) => i.language !== undefined);
-  return { driver, ctx, args: parsed.args, options, inputs, sources };
+  return { driver, ctx, args: parsed.args, options, inputs, sources, xpreprocessor: parsed.forwarded.preprocessor };
 }
 
 function languageByExtension(file: string, driver: Driver): string | undefined {
@@ -112,12 +105,20 @@ const CHECKS: Check[] = [
     }
     return undefined;
   },
-  function mode(c) {
+  function stopsBeforeObject(c) {
     const modes = c.options.filter((o) => o.rule?.kind === 'mode');
     for (const reason of MODE_ORDER) {
       const hit = modes.find((o) => o.rule!.reason === reason);
       if (hit) return local(reason, hit.text);
     }
+    return undefined;
+  },
+  function headerSource(c) {
+    // With or without -c, compiling a header writes a precompiled header.
+    const header = c.sources.find((s) => classify(s.language!).kind === 'header');
+    return header ? local('precompiled-header', `${header.text} is a ${header.language}`) : undefined;
+  },
+  function link(c) {
     return has(c, 'compile') ? undefined : local('link', 'no -c');
   },
   function inputs(c) {
@@ -130,7 +131,6 @@ const CHECKS: Check[] = [
   function language(c) {
     const source = c.sources[0]!;
     const cls = classify(source.language!);
-    if (cls.kind === 'header') return local('precompiled-header', `${source.text} is a ${source.language}`);
     if (cls.kind === 'unsupported') return local('unsupported-language', `${source.text}: ${cls.why}`);
     return undefined;
   },
@@ -139,9 +139,9 @@ const CHECKS: Check[] = [
       if (o.rule?.kind === 'local') return local(o.rule.reason!, o.text);
       if (!o.rule || o.missingValue) return local('unknown-option', o.text);
     }
-    const xpre = c.options.find((o) => o.rule?.kind === 'forward' && o.rule.to === 'preprocessor' && !o.rule.commas);
-    if (xpre && has(c, 'dep-file-named', 'dep-rule')) return local('unknown-option', 'dependency options through -Xpreprocessor');
-    return undefined;
+    // The scan could drop -Wp,-MD,FILE but not an -Xpreprocessor pair; not worth modelling.
+    const dep = c.xpreprocessor.find((o) => o.rule && NOT_IN_SCAN.has(o.rule.kind));
+    return dep ? local('unknown-option', `-Xpreprocessor ${dep.text}`) : undefined;
   },
   function arches(c) {
     const arches = new Set(values(c, 'arch'));
@@ -152,10 +152,14 @@ const CHECKS: Check[] = [
     return name ? local('dependency-env', name) : undefined;
   },
   function precompiledInclude(c) {
-    // gcc uses foo.h.gch for `-include foo.h`; clang's driver looks for foo.h.pch, then foo.h.gch.
+    // clang's driver looks for foo.h.pch, then foo.h.gch, beside `-include foo.h` (relative to
+    // the cwd); gcc looks for foo.h.gch wherever it looks for foo.h: the cwd, then the
+    // #include "…" chain (-iquote, -I, -isystem, -idirafter).
     const suffixes = c.driver.family === 'clang' ? ['.pch', '.gch'] : ['.gch'];
+    const dirs = c.driver.family === 'clang' ? [] : c.options.filter((o) => o.rule?.searchDir && o.value).map((o) => o.value!);
     for (const header of values(c, 'include')) {
-      const pch = suffixes.map((s) => header + s).find((p) => c.ctx.exists(p));
+      const places = [header, ...(path.isAbsolute(header) ? [] : dirs.map((d) => path.join(d, header)))];
+      const pch = places.flatMap((p) => suffixes.map((s) => p + s)).find((p) => c.ctx.exists(p));
       if (pch) return local('precompiled-header', pch);
     }
     return undefined;
@@ -171,14 +175,13 @@ const CHECKS: Check[] = [
 
 function describeJob(c: Command, argv: string[]): DistributableJob {
   const source = c.sources[0]!;
-  const cls = classify(source.language!);
   const object = objectOf(c);
   const depFile = depFileOf(c);
   const outputs = [object, depFile, splitDwarfOf(c), stackUsageOf(c)].filter((o): o is string => o !== undefined);
   return {
     distributable: true,
     family: c.driver.family,
-    language: cls.kind === 'source' ? cls.language : 'c',
+    language: sourceLanguage(c),
     argv,
     source: source.text,
     object,
@@ -201,14 +204,15 @@ function depFileOf(c: Command): string | undefined {
   return last(c, 'dep-file')?.value ?? withExtension(objectOf(c), '.d');
 }
 
-/** gcc writes X.dwo whenever -gsplit-dwarf is in effect, even with -g0 or -flto; clang only
- *  with debug information on, in split (not single) mode, and without LTO. */
+/** gcc writes X.dwo whenever -gsplit-dwarf is in effect, even with -g0 or -flto, and so does
+ *  clang for assembler; for C and C++ clang needs debug information on and no LTO. Clang's
+ *  -gsplit-dwarf=single writes none. */
 function splitDwarfOf(c: Command): string | undefined {
   const split = last(c, 'split-dwarf', 'no-split-dwarf');
   if (split?.rule!.kind !== 'split-dwarf' || (split.value !== undefined && split.value !== '' && split.value !== 'split')) {
     return undefined;
   }
-  if (c.driver.family === 'clang') {
+  if (c.driver.family === 'clang' && sourceLanguage(c) !== 'assembler-with-cpp') {
     const levels = c.options.filter((o) => o.rule?.kind === 'debug' && (DEBUG_ON.test(o.text) || DEBUG_OFF.test(o.text)));
     const level = levels[levels.length - 1];
     if (!level || DEBUG_OFF.test(level.text) || ltoOn(c)) return undefined;
@@ -216,10 +220,17 @@ function splitDwarfOf(c: Command): string | undefined {
   return withExtension(objectOf(c), '.dwo');
 }
 
-/** Both compilers write X.su for -fstack-usage, except for LTO objects. */
+/** Both compilers write X.su for -fstack-usage, except for LTO objects and assembler. */
 function stackUsageOf(c: Command): string | undefined {
   const on = last(c, 'stack-usage', 'no-stack-usage')?.rule!.kind === 'stack-usage';
-  return on && !ltoOn(c) ? withExtension(objectOf(c), '.su') : undefined;
+  return on && !ltoOn(c) && sourceLanguage(c) !== 'assembler-with-cpp' ? withExtension(objectOf(c), '.su') : undefined;
+}
+
+/** The one source's language; only called once the checks have passed. */
+function sourceLanguage(c: Command): SourceLanguage {
+  const cls = classify(c.sources[0]!.language!);
+  if (cls.kind !== 'source') throw new Error(`not a source: ${c.sources[0]!.text}`);
+  return cls.language;
 }
 
 function ltoOn(c: Command): boolean {

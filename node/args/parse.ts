@@ -1,6 +1,7 @@
 // Reads an argument list with a table of option rules: an exact spelling wins, otherwise
 // the longest rule name that prefixes the argument and takes a glued value.
-import { DRIVER_OPTIONS, TOOL_OPTIONS, type OptionRule, type Tool } from './table.js';
+import { DRIVER_OPTIONS, type OptionRule, type Tool } from './table.js';
+import { TOOL_OPTIONS } from './tool-table.js';
 
 export interface ParsedArg {
   /** The matched rule; none for an input, or for an unknown option when `text` starts with '-'. */

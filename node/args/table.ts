@@ -1,7 +1,8 @@
 // The flag vocabulary of gcc and clang, as data. Each row says how an option takes its value
 // and which bucket it falls in; analyse.ts decides from the buckets, never from spellings.
 // An option that matches no row and starts with '-' is unknown: the job stays local.
-// Families (-f…, -m…, -W…, -g…, -O…) are rows too: the longest matching name wins, so a
+// Forwarded options (-Wa,, -Wp,, -Xclang) are read with tool-table.ts; languages are in
+// languages.ts. Families (-f…, -m…, -W…, -g…, -O…) are rows too: the longest matching name wins, so a
 // specific row such as -fprofile- or -march=native overrides its family.
 import type { LocalReason } from './types.js';
 
@@ -54,12 +55,16 @@ export interface OptionRule {
   to?: Tool;
   /** For 'forward': the options are comma-separated in one argument (-Wa,a,b), not one per -X. */
   commas?: true;
+  /** A directory of the #include "…" search chain (where gcc also looks for -include's .gch). */
+  searchDir?: true;
 }
 
-const flag = (name: string, kind: Kind, reason?: LocalReason): OptionRule => ({ name, takes: 'none', kind, reason });
-const local = (name: string, takes: Takes, reason: LocalReason): OptionRule => ({ name, takes, kind: 'local', reason });
-const value = (name: string, takes: Takes, kind: Kind, path?: true): OptionRule => ({ name, takes, kind, path });
-const family = (name: string, kind: Kind): OptionRule => ({ name, takes: 'joined', kind });
+// Row builders, so that each row reads as one line of a table.
+export const flag = (name: string, kind: Kind, reason?: LocalReason): OptionRule => ({ name, takes: 'none', kind, reason });
+export const local = (name: string, takes: Takes, reason: LocalReason): OptionRule => ({ name, takes, kind: 'local', reason });
+export const value = (name: string, takes: Takes, kind: Kind, path?: true): OptionRule => ({ name, takes, kind, path });
+export const family = (name: string, kind: Kind): OptionRule => ({ name, takes: 'joined', kind });
+const searchDir = (name: string): OptionRule => ({ name, takes: 'either', kind: 'preprocessor', path: true, searchDir: true });
 
 /** The driver's options, gcc and clang together (an option one of them lacks fails alike on both routes). */
 export const DRIVER_OPTIONS: readonly OptionRule[] = [
@@ -97,15 +102,15 @@ export const DRIVER_OPTIONS: readonly OptionRule[] = [
   family('--print-', 'query'),
 
   // Preprocessor: include paths, macros, forced includes.
-  value('-I', 'either', 'preprocessor', true),
+  searchDir('-I'),
   value('-D', 'either', 'preprocessor'),
   value('-U', 'either', 'preprocessor'),
   value('-A', 'either', 'preprocessor'),
   value('-include', 'either', 'include', true),
   value('-imacros', 'either', 'preprocessor', true),
-  value('-isystem', 'either', 'preprocessor', true),
-  value('-idirafter', 'either', 'preprocessor', true),
-  value('-iquote', 'either', 'preprocessor', true),
+  searchDir('-isystem'),
+  searchDir('-idirafter'),
+  searchDir('-iquote'),
   value('-iprefix', 'either', 'preprocessor', true),
   value('-iwithprefix', 'either', 'preprocessor', true),
   value('-iwithprefixbefore', 'either', 'preprocessor', true),
@@ -165,6 +170,7 @@ export const DRIVER_OPTIONS: readonly OptionRule[] = [
   flag('-integrated-as', 'codegen'),
   flag('-no-integrated-as', 'codegen'),
   flag('-emit-llvm', 'codegen'), // the object is bitcode, still written to -o
+  flag('-enable-trivial-auto-var-init-zero-knowing-it-will-be-removed-from-clang', 'codegen'), // Kbuild, clang < 16
   flag('-flto', 'lto'),
   family('-flto=', 'lto'),
   flag('-fno-lto', 'no-lto'),
@@ -292,138 +298,9 @@ export const DRIVER_OPTIONS: readonly OptionRule[] = [
   local('--precompile', 'none', 'precompiled-header'),
 ];
 
-/** gas options, reached through -Wa, or -Xassembler. Unknown ones are unknown options. */
-export const ASSEMBLER_OPTIONS: readonly OptionRule[] = [
-  flag('--noexecstack', 'codegen'),
-  flag('--execstack', 'codegen'),
-  family('-g', 'codegen'), // -g, -gdwarf-5
-  family('--gdwarf', 'codegen'),
-  flag('--gen-debug', 'codegen'),
-  family('-m', 'codegen'), // -mx86-used-note=no, -mrelax-relocations=no, -march=armv8.5-a
-  flag('--32', 'codegen'),
-  flag('--64', 'codegen'),
-  flag('--x32', 'codegen'),
-  value('--defsym', 'separate', 'codegen'),
-  family('--defsym=', 'codegen'),
-  flag('--fatal-warnings', 'codegen'),
-  flag('--warn', 'codegen'),
-  flag('--no-warn', 'codegen'),
-  flag('-W', 'codegen'),
-  flag('-K', 'codegen'),
-  flag('-Q', 'codegen'),
-  flag('-n', 'codegen'),
-  flag('-v', 'codegen'),
-  flag('--version', 'codegen'),
-  family('--compress-debug-sections', 'codegen'),
-  flag('--nocompress-debug-sections', 'codegen'),
-  flag('--no-pad-sections', 'codegen'),
-  family('--size-check=', 'codegen'),
-  family('--elf-stt-common=', 'codegen'),
-  family('--generate-missing-build-notes=', 'codegen'),
-  flag('--reduce-memory-overheads', 'codegen'),
-  flag('--strip-local-absolute', 'codegen'),
-  flag('-L', 'codegen'),
-  flag('--keep-locals', 'codegen'),
-  local('-I', 'either', 'reads-unlisted-file'), // .include and .incbin search path
-  local('-a', 'joined', 'writes-extra-output'), // listings: -adhln=file.lst
-  local('--MD', 'separate', 'writes-extra-output'),
-  local('@', 'joined', 'reads-unlisted-file'),
-];
-
-/** cc1 options behind -Wp, and -Xpreprocessor; other spellings are read as driver options. */
-export const PREPROCESSOR_OPTIONS: readonly OptionRule[] = [
-  value('-MD', 'separate', 'dep-file-named', true), // the Kbuild way: -Wp,-MD,dir/.x.o.d
-  value('-MMD', 'separate', 'dep-file-named', true),
-  value('-MT', 'either', 'dep-rule'),
-  value('-MQ', 'either', 'dep-rule'),
-  flag('-MP', 'dep-rule'),
-  // cc1's own -MF and -M/-MM only make sense with dependency options of its own, not modelled.
-  local('-MF', 'either', 'unknown-option'),
-];
-
-/** clang -cc1 options behind -Xclang; other spellings are read as driver options. */
-export const CLANG_CC1_OPTIONS: readonly OptionRule[] = [
-  local('-load', 'separate', 'plugin'),
-  local('-plugin', 'separate', 'plugin'),
-  local('-add-plugin', 'separate', 'plugin'),
-  local('-plugin-arg-', 'joined', 'plugin'),
-  local('-emit-pch', 'none', 'precompiled-header'),
-  local('-include-pch', 'separate', 'precompiled-header'),
-  local('-dependency-file', 'separate', 'writes-extra-output'),
-  local('-fprofile-instrument=', 'joined', 'profiling'),
-  value('-target-feature', 'separate', 'codegen'),
-  value('-target-cpu', 'separate', 'codegen'),
-  value('-fdebug-compilation-dir', 'separate', 'codegen'),
-  flag('-disable-O0-optnone', 'codegen'),
-  flag('-disable-llvm-passes', 'codegen'),
-  flag('-disable-llvm-optzns', 'codegen'),
-  flag('-mno-constructor-aliases', 'codegen'),
-];
-
-export const TOOL_OPTIONS: Record<Tool, { rules: readonly OptionRule[]; thenDriver: boolean }> = {
-  assembler: { rules: ASSEMBLER_OPTIONS, thenDriver: false },
-  preprocessor: { rules: PREPROCESSOR_OPTIONS, thenDriver: true },
-  'clang-cc1': { rules: CLANG_CC1_OPTIONS, thenDriver: true },
-};
-
-/** Clang writes a .dwo only when debug information is on: the last of these decides. */
+/** For C and C++, clang writes a .dwo only when debug information is on: the last of these decides. */
 export const DEBUG_ON = /^-g(|[1-3]|gdb[1-3]?|lldb|sce|dbx|line-tables-only|mlt|line-directives-only|full|used|dwarf|dwarf-[2-5])$/;
 export const DEBUG_OFF = /^-g(gdb)?0$/;
-
-export type SourceLanguage = 'c' | 'c++' | 'objective-c' | 'objective-c++' | 'assembler-with-cpp';
-
-/** What a language (from -x or a file extension) means for distribution. */
-export type LanguageClass =
-  | { kind: 'source'; language: SourceLanguage }
-  | { kind: 'header' } //         compiling it writes a precompiled header
-  | { kind: 'unsupported'; why: string };
-
-const source = (language: SourceLanguage): LanguageClass => ({ kind: 'source', language });
-const header: LanguageClass = { kind: 'header' };
-const preprocessed: LanguageClass = { kind: 'unsupported', why: 'preprocessed input: the -M scan lists nothing' };
-const plainAssembler: LanguageClass = { kind: 'unsupported', why: 'plain assembler: the -M scan lists nothing, .include is unseen' };
-
-/** -x names. Anything else (f95, go, cuda, …) is unsupported. */
-export const X_LANGUAGES: Record<string, LanguageClass> = {
-  c: source('c'),
-  'c++': source('c++'),
-  'objective-c': source('objective-c'),
-  'objective-c++': source('objective-c++'),
-  'assembler-with-cpp': source('assembler-with-cpp'),
-  'c-header': header,
-  'c++-header': header,
-  'c++-system-header': header,
-  'c++-user-header': header,
-  'objective-c-header': header,
-  'objective-c++-header': header,
-  'cpp-output': preprocessed,
-  'c++-cpp-output': preprocessed,
-  'objective-c-cpp-output': preprocessed,
-  'objective-c++-cpp-output': preprocessed,
-  assembler: plainAssembler,
-};
-
-/** Source extensions as gcc reads them; a C++ driver (g++, clang++) reads C ones as C++. */
-export const EXTENSIONS: Record<string, { c: string; cxx: string }> = {
-  c: { c: 'c', cxx: 'c++' },
-  h: { c: 'c-header', cxx: 'c++-header' },
-  i: { c: 'cpp-output', cxx: 'c++-cpp-output' },
-  ...same(['cc', 'cp', 'cxx', 'cpp', 'CPP', 'c++', 'C'], 'c++'),
-  ...same(['hh', 'H', 'hp', 'hxx', 'hpp', 'HPP', 'h++', 'tcc'], 'c++-header'),
-  ...same(['ii'], 'c++-cpp-output'),
-  ...same(['m'], 'objective-c'),
-  ...same(['mm', 'M'], 'objective-c++'),
-  ...same(['mi'], 'objective-c-cpp-output'),
-  ...same(['mii'], 'objective-c++-cpp-output'),
-  ...same(['S', 'sx'], 'assembler-with-cpp'),
-  ...same(['s'], 'assembler'),
-  ...same(['f', 'for', 'ftn', 'F', 'FOR', 'fpp', 'FPP', 'FTN', 'f90', 'f95', 'f03', 'f08', 'F90', 'F95', 'F03', 'F08'], 'f95'),
-  ...same(['go', 'd', 'di', 'dd', 'ads', 'adb', 'cu', 'cl', 'hip', 'rs', 'mod'], 'other'),
-};
-
-function same(exts: string[], language: string): Record<string, { c: string; cxx: string }> {
-  return Object.fromEntries(exts.map((e) => [e, { c: language, cxx: language }]));
-}
 
 /** Probes run by configure scripts and build systems: cheap, often meant to fail, never worth shipping. */
 export const PROBES: readonly { pattern: RegExp; what: string }[] = [

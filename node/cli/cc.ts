@@ -6,7 +6,7 @@ import { accessSync, constants, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { PROTOCOL_VERSION } from '../../protocol/messages.js';
 import { socketPath } from '../config.js';
-import { MASQUERADE_DIR } from './paths.js';
+import { MASQUERADE_DIR } from '../paths.js';
 import { openSession } from './query.js';
 
 const ENV_NAMES = new Set([

@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { PROTOCOL_VERSION } from '../../protocol/messages.js';
 import { socketPath } from '../config.js';
 import { formatStats } from './format-stats.js';
-import { CLIENT_BUILD_SCRIPT, MASQUERADE_DIR } from './paths.js';
+import { CLIENT_BUILD_SCRIPT, MASQUERADE_DIR } from '../paths.js';
 import { query } from './query.js';
 
 export function buildProgram(setExitCode: (code: number) => void): Command {

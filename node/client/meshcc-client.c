@@ -160,17 +160,23 @@ static char *search_path(const char *path, const char *name, char **clean) {
 }
 
 /* Sets compiler and cc_envp; returns the name it looked for on PATH if none was found. */
-static const char *resolve(const char *name) {
-    const char *path = getenv("PATH"), *wanted = name;
+static const char *resolve(void) {
+    const char *path = getenv("PATH"), *name = cc_argv[0], *wanted = name;
     char *clean = NULL;
+    int path_to_us = 0;
     if (strchr(name, '/')) {
         compiler = absolute(name);
         if (compiler && !is_self(compiler)) wanted = NULL; /* an explicit real compiler */
-        else wanted = base_name(name), compiler = NULL;    /* a path to us: look further */
+        else wanted = base_name(name), compiler = NULL, path_to_us = 1; /* look further */
     }
     /* Without PATH, search where execvp would, and pass no PATH on. */
     char *found = search_path(path ? path : "/bin:/usr/bin", wanted, &clean);
     if (wanted) compiler = found;
+    /* gcc locates its installation from argv[0] (following symlinks), so a path to us
+     * there would send it looking for cc1 beside meshcc: name the real compiler instead,
+     * as ccache does. Same basename, so diagnostics still say "gcc: ...". A bare name
+     * stays: gcc finds it on the cleaned PATH, and it is the compiler we found. */
+    if (path_to_us && compiler) cc_argv[0] = compiler;
     size_t n = 0;
     while (environ[n]) n++;
     char *path_var = NULL, **envp = malloc((n + 1) * sizeof *envp);
@@ -313,10 +319,11 @@ __attribute__((noreturn)) static void run_local(int sock) {
     sigprocmask(SIG_BLOCK, &forwarded, &mask);
     pid_t pid = fork();
     if (pid <= 0) {
+        int fork_errno = errno;
         for (int i = 0; i < 5; i++) sigaction(sigs[i], &old[i], NULL);
         sigprocmask(SIG_SETMASK, &mask, NULL);
         if (pid == 0) exec_compiler();
-        fallback("fork: %s", strerror(errno));
+        fallback("fork: %s", strerror(fork_errno));
     }
     child_pid = pid;
     sigprocmask(SIG_SETMASK, &mask, NULL);
@@ -366,14 +373,14 @@ int main(int argc, char **argv) {
     cwd = getcwd(NULL, 0);
     /* Who we are, to skip ourselves on PATH; without /proc, argv[0] if it is a path. */
     self_known = stat("/proc/self/exe", &self) == 0 || (strchr(argv[0], '/') && stat(argv[0], &self) == 0);
-    const char *missing = resolve(cc_argv[0]);
+    const char *missing = resolve();
     if (missing) {
         fprintf(stderr, "meshcc: cannot find the real compiler '%s' on PATH\n", missing);
         return 127;
     }
     if (access(compiler, X_OK)) exec_compiler(); /* an explicit path that is not there: fail as make would */
     if (env_is("MESHCC_DISABLE", "1")) fallback("MESHCC_DISABLE=1");
-    if (!cwd) fallback("cannot get the current directory: %s", strerror(errno));
+    if (!cwd) fallback("cannot get the current directory");
 
     mp_writer req = {0};
     if (build_request(&req)) fallback("out of memory");

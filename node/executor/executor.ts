@@ -4,12 +4,13 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { MeshccError } from '../../protocol/errors.js';
 import { LIMITS, type Job, type JobResult } from '../../protocol/messages.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store.js';
-import { buildJobRoot, collectOutputs, snapshotOutputDirs } from './job-root.js';
+import { JobRootPool } from './job-root-pool.js';
 import { bwrapArgs, detectHostBinds, probeBubblewrap, type HostBinds } from './sandbox.js';
 
 /** A job the executor could not run faithfully: the caller falls back, never fails the build. */
@@ -30,10 +31,12 @@ export class Executor {
   private limit: LimitFunction;
   private binds: HostBinds = { bound: [], links: [] };
   private unavailable?: string;
+  private readonly roots: JobRootPool;
   running = 0;
 
   constructor(private readonly options: ExecutorOptions) {
     this.limit = pLimit(Math.max(1, options.slots));
+    this.roots = new JobRootPool(Math.min(4, Math.max(1, options.slots)));
   }
 
   async start(): Promise<void> {
@@ -50,6 +53,12 @@ export class Executor {
       return;
     }
     this.binds = detectHostBinds();
+    this.roots.start();
+  }
+
+  async stop(): Promise<void> {
+    this.limit.clearQueue();
+    await this.roots.stop();
   }
 
   /** Undefined when jobs can run here; otherwise why not, in words for `meshcc status`. */
@@ -88,18 +97,24 @@ export class Executor {
     }
     const root = path.join(workDir, `${job.id}-${randomBytes(4).toString('hex')}`);
     try {
-      await buildJobRoot(job, store, root);
-      const before = await snapshotOutputDirs(job, root);
+      const t0 = performance.now();
+      const before = await this.roots.build(job, store.dir, root);
+      const t1 = performance.now();
       const run = await this.sandboxed(job, root);
+      const t2 = performance.now();
       if (run.exit !== 0 && MISSING_INPUT.test(run.stderr.toString())) {
         throw new JobFailure('missing-input', `the compile read a file the scan did not list: ${firstLine(run.stderr)}`);
       }
-      const outputs = await collectOutputs(job, root, before, LIMITS.outputBytes);
-      log.debug({ job: job.id, exit: run.exit, outputs: outputs.length }, 'job executed');
+      const outputs = await this.roots.collect(job, root, before, LIMITS.outputBytes);
+      const ms = (a: number, b: number) => Math.round(b - a);
+      log.debug(
+        { job: job.id, exit: run.exit, outputs: outputs.length, rootMs: ms(t0, t1), runMs: ms(t1, t2), collectMs: ms(t2, performance.now()) },
+        'job executed',
+      );
       return { id: job.id, exit: run.exit, stdout: run.stdout, stderr: run.stderr, outputs };
     } finally {
       store.unpin(hashes);
-      await fs.rm(root, { recursive: true, force: true }).catch(() => undefined);
+      removeTree(root);
     }
   }
 
@@ -147,6 +162,12 @@ export class Executor {
       });
     });
   }
+}
+
+/** `rm -rf` in the background: several times faster than fs.rm on a tree of small files. */
+function removeTree(dir: string): void {
+  const rm = spawn('rm', ['-rf', '--', dir], { stdio: 'ignore' });
+  rm.on('error', () => fs.rm(dir, { recursive: true, force: true }).catch(() => undefined));
 }
 
 function exitCodeFromStatus(text: string): number | undefined {

@@ -1,0 +1,68 @@
+// A small pool of worker threads that build job roots and collect outputs, so that the
+// thousands of small file operations of a job never block the agent's event loop.
+import { Worker } from 'node:worker_threads';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Job } from '../../protocol/messages.js';
+import { PACKAGE_ROOT } from '../paths.js';
+import type { CollectedOutput } from './job-root.js';
+import type { JobRootRequest } from './job-root-worker.js';
+
+type Pending = { resolve: (value: unknown) => void; reject: (err: Error) => void };
+type RequestBody = Omit<JobRootRequest, 'id'>;
+
+function workerScript(): string {
+  const beside = fileURLToPath(new URL('./job-root-worker.js', import.meta.url));
+  // Run from TypeScript sources (tests), the worker is the built one.
+  return existsSync(beside) ? beside : path.join(PACKAGE_ROOT, 'dist', 'node', 'executor', 'job-root-worker.js');
+}
+
+export class JobRootPool {
+  private readonly workers: Worker[] = [];
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 0;
+  private turn = 0;
+
+  constructor(private readonly size: number) {}
+
+  start(): void {
+    const script = workerScript();
+    for (let i = 0; i < this.size; i++) {
+      const worker = new Worker(script);
+      worker.unref();
+      worker.on('message', (m: { id: number; ok: boolean; value?: unknown; message?: string }) => {
+        const p = this.pending.get(m.id);
+        this.pending.delete(m.id);
+        if (m.ok) p?.resolve(m.value);
+        else p?.reject(new Error(m.message));
+      });
+      worker.on('error', (err) => {
+        for (const p of this.pending.values()) p.reject(err);
+        this.pending.clear();
+      });
+      this.workers.push(worker);
+    }
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.workers.splice(0).map((w) => w.terminate()));
+  }
+
+  private call(body: RequestBody): Promise<unknown> {
+    const id = ++this.nextId;
+    const worker = this.workers[this.turn++ % this.workers.length]!;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      worker.postMessage({ id, ...body });
+    });
+  }
+
+  build(job: Job, storeDir: string, root: string): Promise<Record<string, string[]>> {
+    return this.call({ op: 'build', args: [job, storeDir, root] }) as Promise<Record<string, string[]>>;
+  }
+
+  collect(job: Job, root: string, before: Record<string, string[]>, maxBytes: number): Promise<CollectedOutput[]> {
+    return this.call({ op: 'collect', args: [job, root, before, maxBytes] }) as Promise<CollectedOutput[]>;
+  }
+}
