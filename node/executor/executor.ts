@@ -59,6 +59,7 @@ export class Executor {
   async stop(): Promise<void> {
     this.limit.clearQueue();
     await this.roots.stop();
+    await fs.rm(this.options.workDir, { recursive: true, force: true });
   }
 
   /** Undefined when jobs can run here; otherwise why not, in words for `meshcc status`. */

@@ -1,0 +1,147 @@
+// bench/job-route: what the job route costs the client per compile on real projects
+// (scan with -M + hashing into the store), next to the plain compile time and the
+// sandboxed execution; and how much the store dedupes: distinct bytes stored against
+// bytes read summed over all jobs. Projects: zlib (C) and googletest (C++) from Debian.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { analyse } from '../node/args/analyse.js';
+import { Executor } from '../node/executor/executor.js';
+import { InputHasher } from '../node/scan/hasher.js';
+import { InputScanner } from '../node/scan/scanner.js';
+import { Store } from '../node/store.js';
+import { median } from './measure.js';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const log = pino({ level: 'silent' });
+
+/** Splits a compile_commands.json command the way sh would for CMake's quoting. */
+function shellSplit(command: string): string[] {
+  const args: string[] = [];
+  let current = '';
+  let inArg = false;
+  let quote: string | undefined;
+  for (let i = 0; i < command.length; i++) {
+    const c = command[i]!;
+    if (quote) {
+      if (c === quote) quote = undefined;
+      else if (c === '\\' && quote === '"' && i + 1 < command.length) current += command[++i];
+      else current += c;
+    } else if (c === '"' || c === "'") {
+      quote = c;
+      inArg = true;
+    } else if (c === '\\' && i + 1 < command.length) {
+      current += command[++i];
+      inArg = true;
+    } else if (/\s/.test(c)) {
+      if (inArg) args.push(current);
+      current = '';
+      inArg = false;
+    } else {
+      current += c;
+      inArg = true;
+    }
+  }
+  if (inArg) args.push(current);
+  return args;
+}
+
+interface Row {
+  plainMs: number;
+  scanMs: number;
+  hashMs: number;
+  executeMs?: number;
+  inputs: number;
+  bytesRead: number;
+}
+
+type CompileCommand = { directory: string; command: string };
+
+/** CMake's own list of the compile commands of a build. */
+function cmakeCommands(src: string, cmakeArgs: string[]): CompileCommand[] {
+  execFileSync('cmake', ['-S', '.', '-B', 'build', '-G', 'Ninja', '-DCMAKE_EXPORT_COMPILE_COMMANDS=ON', ...cmakeArgs], {
+    cwd: src,
+    stdio: 'ignore',
+  });
+  return JSON.parse(readFileSync(path.join(src, 'build', 'compile_commands.json'), 'utf8')) as CompileCommand[];
+}
+
+/** The compile lines `make -n` prints for a configure + make project. */
+function makeCommands(src: string, makeArgs: string[]): CompileCommand[] {
+  execFileSync('./configure', [], { cwd: src, stdio: 'ignore' });
+  const lines = execFileSync('make', ['-n', ...makeArgs], { cwd: src, encoding: 'utf8' }).split('\n');
+  return lines.filter((l) => / -c /.test(l)).map((command) => ({ directory: src, command }));
+}
+
+async function benchProject(name: string, listCommands: (src: string) => CompileCommand[]): Promise<void> {
+  const work = mkdtempSync(path.join(os.tmpdir(), `meshcc-bench-${name}-`));
+  const src = path.join(work, name);
+  cpSync(path.join(repo, '.cache', 'projects', name), src, { recursive: true });
+  const commands = listCommands(src);
+  const store = new Store(path.join(work, 'store'), 4 * 1024 * 1024 * 1024, log);
+  await store.start();
+  const hasher = new InputHasher(store);
+  const scanner = new InputScanner();
+  const executor = new Executor({ store, workDir: path.join('/dev/shm', path.basename(work)), slots: 1, timeoutMs: 600_000, log });
+  await executor.start();
+  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C' };
+  const rows: Row[] = [];
+  for (const [i, entry] of commands.entries()) {
+    const argv = shellSplit(entry.command);
+    const cwd = entry.directory;
+    const compiler = execFileSync('bash', ['-c', `command -v ${argv[0]}`], { encoding: 'utf8' }).trim();
+    const analysis = analyse(argv, {
+      cwd,
+      env,
+      readFile: (p) => readFileSync(path.resolve(cwd, p), 'utf8'),
+      exists: (p) => existsSync(path.resolve(cwd, p)),
+    });
+    if (!analysis.distributable) continue;
+    const p0 = performance.now();
+    const plain = spawnSync(compiler, argv.slice(1), { argv0: argv[0], cwd, env, stdio: 'ignore' });
+    const plainMs = performance.now() - p0;
+    if (plain.status !== 0) throw new Error(`plain compile failed: ${entry.command}`);
+    const t0 = performance.now();
+    const scan = await scanner.scan({ compiler, scanArgv: analysis.scanArgv, cwd, env });
+    const t1 = performance.now();
+    const inputs = await Promise.all(scan.files.map((f) => hasher.hash(f)));
+    const t2 = performance.now();
+    let executeMs: number | undefined;
+    if (executor.unavailableReason === undefined) {
+      const outputs = analysis.outputs.map((o) => path.resolve(cwd, o));
+      const result = await executor.run({ id: `b${i}`, compiler, argv: analysis.argv, cwd, env, inputs, listings: scan.listings, dirs: scan.dirs, outputs });
+      if (result.exit !== 0) throw new Error(`job failed: ${result.stderr.toString()}`);
+      executeMs = performance.now() - t2;
+    }
+    rows.push({ plainMs, scanMs: t1 - t0, hashMs: t2 - t1, executeMs, inputs: inputs.length, bytesRead: inputs.reduce((n, f) => n + f.size, 0) });
+    process.stderr.write(`\r${name}: ${rows.length} jobs`);
+  }
+  process.stderr.write('\n');
+  await executor.stop();
+  const sum = (f: (r: Row) => number) => rows.reduce((n, r) => n + f(r), 0);
+  const client = rows.map((r) => r.scanMs + r.hashMs);
+  const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
+  const mib = (b: number) => `${(b / 1048576).toFixed(2)} MiB`;
+  console.log(`\n${name}: ${rows.length} compiles, run one at a time`);
+  console.log(`  plain compile            median ${fmt(median(rows.map((r) => r.plainMs))).padStart(10)}   total ${fmt(sum((r) => r.plainMs)).padStart(11)}`);
+  console.log(`  job route, client side   median ${fmt(median(client)).padStart(10)}   total ${fmt(sum((r) => r.scanMs + r.hashMs)).padStart(11)}`);
+  console.log(`    scan (-M)              median ${fmt(median(rows.map((r) => r.scanMs))).padStart(10)}   total ${fmt(sum((r) => r.scanMs)).padStart(11)}`);
+  console.log(`    hash + store           median ${fmt(median(rows.map((r) => r.hashMs))).padStart(10)}   total ${fmt(sum((r) => r.hashMs)).padStart(11)}`);
+  if (rows.every((r) => r.executeMs !== undefined)) {
+    console.log(`  sandboxed execution      median ${fmt(median(rows.map((r) => r.executeMs!))).padStart(10)}   total ${fmt(sum((r) => r.executeMs!)).padStart(11)}`);
+  } else {
+    console.log(`  sandboxed execution      skipped: ${executor.unavailableReason}`);
+  }
+  console.log(`  inputs per job           median ${median(rows.map((r) => r.inputs))}`);
+  console.log(`  bytes read, summed over jobs ${mib(sum((r) => r.bytesRead))}; distinct bytes stored ${mib(store.stats.bytes)} ` +
+    `(${store.stats.files} files): ${(sum((r) => r.bytesRead) / Math.max(1, store.stats.bytes)).toFixed(1)}x less`);
+  rmSync(work, { recursive: true, force: true });
+}
+
+execFileSync('bash', [path.join(repo, 'test', 'projects', 'fetch.sh')], { stdio: 'ignore' });
+const only = process.argv[2];
+if (!only || only === 'zlib') await benchProject('zlib', (src) => makeCommands(src, ['CC=gcc', 'CFLAGS=-O2 -g', 'libz.a']));
+if (!only || only === 'googletest') await benchProject('googletest', (src) => cmakeCommands(src, ['-DCMAKE_CXX_FLAGS=-O2 -g']));
