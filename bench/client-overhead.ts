@@ -31,10 +31,17 @@ async function main() {
     const viaClient = [client, ...direct];
     wallTimes(direct, 20, opts);
     wallTimes(viaClient, 20, opts);
-    const directWall = median(wallTimes(direct, runs, opts));
+    // Interleaved, so that drift in the machine's load hits both alike.
+    const directTimes: number[] = [];
+    const clientTimes: number[] = [];
     const agentCpuBefore = processCpuMs(agent.pid!);
-    const clientWall = median(wallTimes(viaClient, runs, opts));
+    for (let i = 0; i < runs; i++) {
+      directTimes.push(...wallTimes(direct, 1, opts));
+      clientTimes.push(...wallTimes(viaClient, 1, opts));
+    }
     const agentCpuPerRun = (processCpuMs(agent.pid!) - agentCpuBefore) / runs;
+    const directWall = median(directTimes);
+    const clientWall = median(clientTimes);
     const nodeWall = median(wallTimes([process.execPath, '-e', '0'], Math.min(runs, 100), opts));
     const directCpu = cpuPerRun(direct, runs, opts);
     const clientCpu = cpuPerRun(viaClient, runs, opts);

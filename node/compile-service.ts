@@ -52,6 +52,20 @@ function withClientColour(argv: string[], req: CompileRequest): string[] {
   return [...argv, '-fdiagnostics-color=always'];
 }
 
+/** gcc records $PWD as the compilation directory when it names the cwd through a symlink;
+ *  a job root has only the physical path, so such a compile stays local. */
+function reachedThroughSymlink(req: CompileRequest): boolean {
+  const pwd = req.env.PWD;
+  if (!pwd || pwd === req.cwd) return false;
+  try {
+    const a = statSync(pwd);
+    const b = statSync(req.cwd);
+    return a.dev === b.dev && a.ino === b.ino;
+  } catch {
+    return false;
+  }
+}
+
 export class CompileService {
   constructor(private readonly parts: CompileServiceParts) {}
 
@@ -68,7 +82,7 @@ export class CompileService {
       return;
     }
     if (localSlots.tryAcquire()) return this.runLocally(conn, 'local', 'local-slot', started);
-    if (executor.unavailableReason === undefined && this.outputDirsExist(analysis, req.cwd)) {
+    if (executor.unavailableReason === undefined && this.outputDirsExist(analysis, req.cwd) && !reachedThroughSymlink(req)) {
       try {
         await this.viaJobRoute(id, req, analysis, conn);
         stats.record('job', 'executed', performance.now() - started);

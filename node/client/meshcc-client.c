@@ -48,7 +48,7 @@ static const char *const masquerade_names[] = {"gcc", "g++", "cc", "c++", "clang
 
 /* The environment the agent gets (PATH already cleaned); plus every LC_* and MESHCC_*. */
 static const char *const sent_env[] = {
-    "PATH", "LANG", "LANGUAGE", "TERM", "NO_COLOR", "CLICOLOR_FORCE", "GCC_COLORS", "GCC_URLS",
+    "PATH", "PWD", "LANG", "LANGUAGE", "TERM", "NO_COLOR", "CLICOLOR_FORCE", "GCC_COLORS", "GCC_URLS",
     "TERM_URLS", "CPATH", "C_INCLUDE_PATH", "CPLUS_INCLUDE_PATH", "OBJC_INCLUDE_PATH",
     "OBJCPLUS_INCLUDE_PATH", "COMPILER_PATH", "LIBRARY_PATH", "GCC_EXEC_PREFIX",
     "GCC_COMPARE_DEBUG", "SOURCE_DATE_EPOCH", "DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES",
