@@ -17,7 +17,12 @@ main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },
-  (err: Error) => {
+  (err: Error & { code?: string; exitCode?: number }) => {
+    // commander has already printed its own one-line error (or the help) for these.
+    if (err.code?.startsWith('commander.')) {
+      process.exitCode = err.exitCode ?? 64;
+      return;
+    }
     process.stderr.write(`meshcc: ${err.message}\n`);
     process.exitCode = err instanceof MeshccError && err.code === 'usage' ? 64 : 1;
   },

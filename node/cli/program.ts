@@ -10,7 +10,6 @@ import { query } from './query.js';
 export function buildProgram(setExitCode: (code: number) => void): Command {
   const program = new Command('meshcc')
     .description('a distributed C/C++ compilation mesh')
-    .showHelpAfterError()
     .exitOverride((err) => {
       setExitCode(err.exitCode);
       throw err;

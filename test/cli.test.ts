@@ -1,0 +1,81 @@
+// The meshcc command line as a person uses it: stats after real compiles, bindir,
+// `meshcc cc` from Node, and one-line errors for bad input.
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MASQUERADE, MESHCC_BIN, startAgentProcess, type AgentProcess } from './helpers/agent.js';
+import { tempDir } from './helpers/tmp.js';
+
+let agent: AgentProcess;
+beforeAll(async () => {
+  agent = await startAgentProcess({ MESHCC_LOCAL_SLOTS: '0' });
+});
+afterAll(() => agent.stop());
+
+function meshcc(args: string[], cwd = process.cwd(), extraEnv: Record<string, string> = {}) {
+  return spawnSync(process.execPath, [MESHCC_BIN, ...args], {
+    cwd,
+    env: { ...process.env, MESHCC_HOME: agent.home, ...extraEnv },
+    encoding: 'utf8',
+  });
+}
+
+describe('meshcc CLI', () => {
+  it('bindir prints the masquerade directory, which holds the compiler links', () => {
+    const r = meshcc(['bindir']);
+    expect(r.stdout.trim()).toBe(MASQUERADE);
+    for (const name of ['gcc', 'g++', 'cc', 'c++', 'clang', 'clang++']) {
+      expect(spawnSync('test', ['-x', path.join(MASQUERADE, name)]).status).toBe(0);
+    }
+  });
+
+  it('meshcc cc compiles through the agent from Node and writes the same object as gcc', () => {
+    const dir = tempDir();
+    writeFileSync(path.join(dir, 'a.c'), '#include <string.h>\nsize_t n(const char *s) { return strlen(s); }\n');
+    const r = meshcc(['cc', 'gcc', '-O2', '-g', '-c', 'a.c', '-o', 'mesh.o'], dir);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(spawnSync('gcc', ['-O2', '-g', '-c', 'a.c', '-o', 'plain.o'], { cwd: dir }).status).toBe(0);
+    // -o differs, and gcc records no output name in the object: the bytes must match.
+    expect(readFileSync(path.join(dir, 'mesh.o')).equals(readFileSync(path.join(dir, 'plain.o')))).toBe(true);
+  });
+
+  it('stats --json counts jobs by route and reason', () => {
+    const dir = tempDir();
+    writeFileSync(path.join(dir, 'b.c'), 'int b(void) { return 2; }\n');
+    const env = { PATH: `${MASQUERADE}:${process.env.PATH}` };
+    expect(meshcc(['cc', 'gcc', '-c', 'b.c'], dir, env).status).toBe(0);
+    expect(meshcc(['cc', 'gcc', '-E', 'b.c', '-o', 'b.i'], dir, env).status).toBe(0);
+    const stats = JSON.parse(meshcc(['stats', '--json']).stdout);
+    expect(stats.routes.job.jobs).toBeGreaterThanOrEqual(1);
+    expect(stats.routes.local.byReason['preprocess-only']).toBe(1);
+    expect(stats.store.files).toBeGreaterThan(0);
+  });
+
+  it('stats prints a readable table', () => {
+    const r = meshcc(['stats']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^job route \(executed\)\s+\d+ jobs/m);
+    expect(r.stdout).toMatch(/^local \(plain command\)/m);
+    expect(r.stdout).toMatch(/^store: \d+ files/m);
+  });
+
+  it('an unknown flag gets one line on stderr and a non-zero exit', () => {
+    const r = meshcc(['stats', '--frobnicate']);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr.trim().split('\n')).toEqual(["error: unknown option '--frobnicate'"]);
+  });
+
+  it('without an agent, stats says so in one line', () => {
+    const r = meshcc(['stats'], process.cwd(), { MESHCC_HOME: tempDir() });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^meshcc: cannot reach the agent at .*: no agent is running\n$/);
+  });
+
+  it('a bad knob stops the agent with one line', () => {
+    const r = meshcc(['agent'], process.cwd(), { MESHCC_HOME: tempDir(), MESHCC_SLOTS: 'many' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe("meshcc: MESHCC_SLOTS must be a whole number ≥ 0, got 'many'\n");
+  });
+});
