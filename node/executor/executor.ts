@@ -17,7 +17,7 @@ import { bwrapArgs, detectHostBinds, probeBubblewrap, type HostBinds } from './s
 export class JobFailure extends MeshccError {}
 
 /** What a compiler says when it opens a file that the job root lacks (an input -M did not list). */
-const MISSING_INPUT = /No such file or directory|file not found|cannot open|can't open|cannot find|not found/i;
+const MISSING_INPUT = /No such file or directory|file not found|cannot open|can't open|cannot find|could not (find|open)|not found/i;
 
 export interface ExecutorOptions {
   store: Store;
