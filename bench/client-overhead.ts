@@ -3,11 +3,11 @@
 // round trip; it is printed next to calling the compiler directly and next to `node -e 0`.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpuPerRun, median, processCpuMs, wallTimes } from './measure.js';
+import { socketAnswers } from '../node/instance-lock.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const client = path.join(repo, 'dist', 'client', 'meshcc-cc');
@@ -24,7 +24,7 @@ async function main() {
     stdio: 'inherit',
   });
   try {
-    while (!(await answers(socketPath))) await new Promise((r) => setTimeout(r, 50));
+    while (!(await socketAnswers(socketPath))) await new Promise((r) => setTimeout(r, 50));
     const env = { ...process.env, MESHCC_HOME: home };
     const opts = { cwd: work, env };
     const direct = ['gcc', '-E', '-o', '/dev/null', 'small.c'];
@@ -62,15 +62,5 @@ async function main() {
   }
 }
 
-function answers(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(socketPath);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
 
 await main();

@@ -18,7 +18,8 @@ function alive(pid: number): boolean {
   }
 }
 
-function socketAnswers(socketPath: string): Promise<boolean> {
+/** Whether something accepts connections on this unix socket (an agent that is alive). */
+export function socketAnswers(socketPath: string): Promise<boolean> {
   return new Promise((resolve) => {
     const probe = net.connect(socketPath);
     probe.once('connect', () => {

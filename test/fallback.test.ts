@@ -31,7 +31,7 @@ describe('fallback', () => {
       const args = ['-O2', '-c', 'embed.c', '-o', 'embed.o'];
       expect(spawnSync(cc, args, { cwd: dir }).status).toBe(0);
       const plain = readFileSync(path.join(dir, 'embed.o'));
-      const before = (await routes()).fallback.byReason['missing-input'] ?? 0;
+      const before = (await routes()).fallback!.byReason['missing-input'] ?? 0;
       const meshed = spawnSync(cc, args, {
         cwd: dir,
         env: { ...process.env, MESHCC_HOME: agent.home, PATH: `${MASQUERADE}:${process.env.PATH}` },
@@ -40,7 +40,7 @@ describe('fallback', () => {
       expect(meshed.stderr).toBe('');
       expect(meshed.status).toBe(0);
       expect(readFileSync(path.join(dir, 'embed.o')).equals(plain)).toBe(true);
-      expect((await routes()).fallback.byReason['missing-input']).toBe(before + 1);
+      expect((await routes()).fallback!.byReason['missing-input']).toBe(before + 1);
     });
   }
 

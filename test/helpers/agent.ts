@@ -8,6 +8,7 @@ import { Agent } from '../../node/agent.js';
 import { loadConfig } from '../../node/config.js';
 import { encodeFrame, FrameDecoder } from '../../protocol/framing.js';
 import { tempDir } from './tmp.js';
+import { socketAnswers } from '../../node/instance-lock.js';
 
 export const REPO = path.resolve(import.meta.dirname, '..', '..');
 export const MESHCC_BIN = path.join(REPO, 'bin', 'meshcc.js');
@@ -37,7 +38,7 @@ export async function startAgentProcess(extraEnv: Record<string, string> = {}, h
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
   const deadline = Date.now() + 15_000;
-  while (!(await answers(socketPath))) {
+  while (!(await socketAnswers(socketPath))) {
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`agent did not start: ${stderr}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -50,16 +51,6 @@ export async function startAgentProcess(extraEnv: Record<string, string> = {}, h
   return { child, home, socketPath, env, stop } satisfies AgentProcess;
 }
 
-function answers(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(socketPath);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
 
 /** Sends raw bytes and collects the frames the agent answers with until it closes. */
 export function exchange(socketPath: string, bytes: Buffer, maxWaitMs = 5000): Promise<unknown[]> {
