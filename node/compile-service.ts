@@ -82,7 +82,9 @@ export class CompileService {
       return;
     }
     if (localSlots.tryAcquire()) return this.runLocally(conn, 'local', 'local-slot', started);
-    if (executor.unavailableReason === undefined && this.outputDirsExist(analysis, req.cwd) && !reachedThroughSymlink(req)) {
+    // Queue for the executor only when nothing local could take the job sooner.
+    const executorOpen = executor.unavailableReason === undefined && (executor.freeSlots > 0 || localSlots.total === 0);
+    if (executorOpen && this.outputDirsExist(analysis, req.cwd) && !reachedThroughSymlink(req)) {
       try {
         await this.viaJobRoute(id, req, analysis, conn);
         stats.record('job', 'executed', performance.now() - started);
