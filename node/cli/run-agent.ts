@@ -14,5 +14,6 @@ export async function runAgent(options: { pretty?: boolean; level?: string }): P
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGHUP', () => stop('SIGHUP'));
   });
 }
