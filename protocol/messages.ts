@@ -121,3 +121,43 @@ export function parseMessage<T>(schema: z.ZodType<T>, value: unknown): T {
   const where = issue.path.length ? issue.path.join('.') : 'message';
   throw new ProtocolError('bad-message', `invalid ${where}: ${issue.message}`);
 }
+
+// ---- mesh: adverts (agent → every connected peer, on /meshcc/advert/1) -------------
+
+export const ADVERT_LIMITS = {
+  /** Largest advert frame accepted from a peer. */
+  frameBytes: 64 * 1024,
+  addresses: 32,
+  addressBytes: 512,
+  toolchains: 256,
+  nameBytes: 256,
+} as const;
+
+const shortText = z.string().max(ADVERT_LIMITS.nameBytes);
+const count = z.number().int().nonnegative().max(1_000_000);
+
+/** What an agent tells its peers about itself: who it is, where, and how much it can take. */
+export const Advert = z.object({
+  t: z.literal('advert'),
+  nodeName: shortText.min(1),
+  peerId: z.string().min(1).max(128),
+  addresses: z.array(z.string().min(1).max(ADVERT_LIMITS.addressBytes)).max(ADVERT_LIMITS.addresses),
+  cores: count,
+  /** Jobs this agent accepts from peers at once (0 when it cannot execute). */
+  slots: count,
+  slotsUsed: count,
+  /** 1-minute load average. */
+  load: z.number().nonnegative().finite(),
+  freeMemoryBytes: z.number().int().nonnegative(),
+  /** Relative compile speed (higher is faster). */
+  speed: z.number().nonnegative().finite(),
+  os: shortText,
+  arch: shortText,
+  libc: shortText,
+  /** Toolchain ids (sha256) this agent holds. */
+  toolchains: z.array(shortText).max(ADVERT_LIMITS.toolchains),
+  protocolVersion: z.number().int().nonnegative(),
+  /** Sender's clock, ms since the epoch. */
+  sentAt: z.number().int().nonnegative(),
+});
+export type Advert = z.infer<typeof Advert>;

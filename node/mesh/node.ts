@@ -1,0 +1,238 @@
+// The libp2p node of an agent: tcp + noise + yamux, identify and ping, inside a private
+// network defined by the mesh key. Nobody without the key gets a byte out of it.
+import './polyfill.js';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { identify, type Identify } from '@libp2p/identify';
+import type { AbortOptions, ConnectionProtector, MessageStream, PeerId, PrivateKey, StreamMessageEvent } from '@libp2p/interface';
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
+import { ping, type Ping } from '@libp2p/ping';
+import { preSharedKey } from '@libp2p/pnet';
+import { tcp } from '@libp2p/tcp';
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
+import { createLibp2p, type Libp2p } from 'libp2p';
+import { MeshccError } from '../../protocol/errors.js';
+import type { Logger } from '../log.js';
+import { meshId, swarmKey } from './keys.js';
+
+export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/0'];
+
+export type MeshServices = { identify: Identify; ping: Ping };
+export type MeshLibp2p = Libp2p<MeshServices>;
+
+export interface MeshNodeOptions {
+  privateKey: PrivateKey;
+  /** The 32-byte mesh key: only nodes with the same key can connect. */
+  meshKey: Uint8Array;
+  /** Multiaddrs to listen on; default ['/ip4/0.0.0.0/tcp/0']. */
+  listen?: string[];
+  log: Logger;
+  /** How long an inbound connection may take to prove it knows the mesh key (ms). */
+  knockTimeoutMs?: number;
+}
+
+// ---- the knock: an inbound connection proves it knows the mesh key before we send anything
+
+const KNOCK_NONCE = 16;
+const KNOCK_TAG = 16;
+const KNOCK_BYTES = KNOCK_NONCE + KNOCK_TAG;
+
+function knockTag(knockKey: Buffer, nonce: Uint8Array): Buffer {
+  return createHmac('sha256', knockKey).update('meshcc knock v1\0').update(nonce).digest().subarray(0, KNOCK_TAG);
+}
+
+function chunkBytes(evt: StreamMessageEvent): Uint8Array {
+  const data = evt.data;
+  return data instanceof Uint8Array ? data : data.subarray();
+}
+
+/** Read exactly n bytes from a raw connection, leaving anything after them unread (paused). */
+function readExactly(conn: MessageStream, n: number, signal: AbortSignal): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const chunks: Uint8Array[] = [];
+    let have = 0;
+    const cleanup = () => {
+      conn.removeEventListener('message', onMessage);
+      conn.removeEventListener('close', onClose);
+      signal.removeEventListener('abort', onAbort);
+    };
+    const onMessage = (evt: StreamMessageEvent) => {
+      const chunk = chunkBytes(evt);
+      chunks.push(chunk);
+      have += chunk.length;
+      if (have < n) return;
+      cleanup();
+      conn.pause();
+      const all = Buffer.concat(chunks);
+      const rest = all.subarray(n);
+      if (rest.length) conn.unshift(rest);
+      resolve(all.subarray(0, n));
+    };
+    const onClose = () => {
+      cleanup();
+      reject(new MeshccError('knock-failed', `connection closed after ${have}/${n} bytes of the mesh knock`));
+    };
+    const onAbort = () => {
+      cleanup();
+      reject(new MeshccError('knock-failed', 'no mesh knock in time'));
+    };
+    if (signal.aborted) return onAbort();
+    conn.addEventListener('message', onMessage);
+    conn.addEventListener('close', onClose);
+    signal.addEventListener('abort', onAbort);
+  });
+}
+
+/**
+ * A connection protector that wraps @libp2p/pnet's PSK protector with a knock: the dialer
+ * first sends 16 random bytes and their HMAC under a key derived from the mesh key; the
+ * listener checks it before writing anything (pnet alone would answer any TCP client with
+ * its 24-byte nonce). A bad or missing knock closes the connection silently.
+ */
+class MeshProtector implements ConnectionProtector {
+  readonly [Symbol.toStringTag] = 'meshcc/knock+pnet';
+
+  constructor(
+    private readonly pnet: ConnectionProtector,
+    private readonly knockKey: Buffer,
+    private readonly timeoutMs: number,
+    private readonly log: Logger,
+  ) {}
+
+  async protect(conn: MessageStream, options?: AbortOptions): Promise<MessageStream> {
+    if (conn.direction === 'outbound') {
+      const nonce = randomBytes(KNOCK_NONCE);
+      const knock = Buffer.concat([nonce, knockTag(this.knockKey, nonce)]);
+      if (!conn.send(knock)) await conn.onDrain(options);
+      return this.pnet.protect(conn, options);
+    }
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    const signal = options?.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+    let knock: Uint8Array;
+    try {
+      knock = await readExactly(conn, KNOCK_BYTES, signal);
+    } catch (err) {
+      conn.abort(err as Error);
+      throw err;
+    }
+    const expected = knockTag(this.knockKey, knock.subarray(0, KNOCK_NONCE));
+    if (!timingSafeEqual(expected, knock.subarray(KNOCK_NONCE))) {
+      const err = new MeshccError('not-a-member', 'inbound connection does not know the mesh key');
+      this.log.debug({ err: err.message }, 'refused an inbound connection');
+      conn.abort(err);
+      throw err;
+    }
+    // pnet's reader attaches its listener synchronously inside protect(); resume after
+    // that so bytes that arrived behind the knock reach it.
+    const protecting = this.pnet.protect(conn, options);
+    conn.resume();
+    return protecting;
+  }
+}
+
+function meshProtector(meshKey: Uint8Array, timeoutMs: number, log: Logger) {
+  const pnetFactory = preSharedKey({ psk: swarmKey(meshKey) });
+  const knockKey = createHmac('sha256', Buffer.from(meshKey)).update('meshcc knock key').digest();
+  return (): ConnectionProtector => new MeshProtector(pnetFactory(), knockKey, timeoutMs, log);
+}
+
+// ---- the node ----------------------------------------------------------------------
+
+function toPeerId(peer: PeerId | string): PeerId {
+  return typeof peer === 'string' ? peerIdFromString(peer) : peer;
+}
+
+export class MeshNode {
+  readonly peerId: PeerId;
+  /** Public name of the mesh this node belongs to (never the key). */
+  readonly meshId: string;
+  private node?: MeshLibp2p;
+  private readonly log: Logger;
+
+  constructor(private readonly options: MeshNodeOptions) {
+    this.peerId = peerIdFromPrivateKey(options.privateKey);
+    this.meshId = meshId(options.meshKey);
+    this.log = options.log;
+  }
+
+  /** The underlying libp2p node (for protocol handlers); throws before start(). */
+  get libp2p(): MeshLibp2p {
+    if (!this.node) throw new MeshccError('mesh-not-started', 'the mesh node is not started');
+    return this.node;
+  }
+
+  get started(): boolean {
+    return this.node !== undefined;
+  }
+
+  async start(): Promise<void> {
+    if (this.node) return;
+    const { privateKey, meshKey, log } = this.options;
+    const listen = this.options.listen ?? DEFAULT_LISTEN;
+    try {
+      this.node = await createLibp2p({
+        privateKey,
+        addresses: { listen },
+        transports: [tcp()],
+        connectionEncrypters: [noise()],
+        streamMuxers: [yamux()],
+        connectionProtector: meshProtector(meshKey, this.options.knockTimeoutMs ?? 2000, log),
+        services: { identify: identify(), ping: ping() },
+      });
+    } catch (err) {
+      throw new MeshccError('mesh-start-failed', `the mesh node could not start: ${(err as Error).message}`);
+    }
+    this.node.addEventListener('peer:connect', (evt) => log.debug({ peer: evt.detail.toString() }, 'peer connected'));
+    this.node.addEventListener('peer:disconnect', (evt) =>
+      log.debug({ peer: evt.detail.toString() }, 'peer disconnected'),
+    );
+    log.info(
+      { peerId: this.peerId.toString(), mesh: this.meshId, addresses: this.addresses() },
+      'mesh node listening',
+    );
+  }
+
+  async stop(): Promise<void> {
+    const node = this.node;
+    if (!node) return;
+    this.node = undefined;
+    await node.stop();
+  }
+
+  /** The multiaddrs this node listens on, each ending in /p2p/<peer id>. */
+  addresses(): string[] {
+    return this.node ? this.node.getMultiaddrs().map((a) => a.toString()) : [];
+  }
+
+  /** Connect to a peer by multiaddr (with or without /p2p/…); resolves with its peer id. */
+  async dial(address: string | Multiaddr, options?: AbortOptions): Promise<PeerId> {
+    const ma = typeof address === 'string' ? multiaddr(address) : address;
+    const connection = await this.libp2p.dial(ma, options);
+    return connection.remotePeer;
+  }
+
+  /** Peers with at least one open connection. */
+  connectedPeers(): PeerId[] {
+    return this.node ? this.node.getPeers() : [];
+  }
+
+  /** Round-trip time to a peer in ms (one libp2p ping over the existing or a new connection). */
+  async rtt(peer: PeerId | string, options?: AbortOptions): Promise<number> {
+    const signal = options?.signal ?? AbortSignal.timeout(5000);
+    return this.libp2p.services.ping.ping(toPeerId(peer), { signal });
+  }
+
+  /** Close every connection to a peer. */
+  async hangUp(peer: PeerId | string): Promise<void> {
+    if (!this.node) return;
+    await this.node.hangUp(toPeerId(peer));
+  }
+}
+
+/** Create and start a mesh node. */
+export async function createMeshNode(options: MeshNodeOptions): Promise<MeshNode> {
+  const node = new MeshNode(options);
+  await node.start();
+  return node;
+}

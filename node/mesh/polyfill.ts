@@ -1,0 +1,27 @@
+// libp2p 3 calls Promise.withResolvers (Node 22+). On Node 20 every inbound connection
+// dies in the encrypter without it. Import this module before anything from libp2p.
+export {};
+
+type Resolvers<T> = {
+  promise: Promise<T>;
+  resolve: (value: T | PromiseLike<T>) => void;
+  reject: (reason?: unknown) => void;
+};
+
+const P = Promise as unknown as { withResolvers?: <T>() => Resolvers<T> };
+if (typeof P.withResolvers !== 'function') {
+  Object.defineProperty(Promise, 'withResolvers', {
+    configurable: true,
+    writable: true,
+    enumerable: false,
+    value: function withResolvers<T>(this: PromiseConstructor): Resolvers<T> {
+      let resolve!: Resolvers<T>['resolve'];
+      let reject!: Resolvers<T>['reject'];
+      const promise = new this<T>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      return { promise, resolve, reject };
+    },
+  });
+}
