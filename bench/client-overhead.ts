@@ -20,7 +20,7 @@ async function main() {
   const socketPath = path.join(home, 'agent.sock');
   writeFileSync(path.join(work, 'small.c'), '#define N 3\nint twice(int x) { return N * x; }\n');
   const agent = spawn(process.execPath, [path.join(repo, 'bin', 'meshcc.js'), 'agent'], {
-    env: { ...process.env, MESHCC_HOME: home, MESHCC_LOG_LEVEL: 'warn' },
+    env: { ...process.env, MESHCC_HOME: home, MESHCC_LOG_LEVEL: 'warn', MESHCC_LISTEN: '/ip4/127.0.0.1/tcp/0', MESHCC_MDNS: '0' },
     stdio: 'inherit',
   });
   try {

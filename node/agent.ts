@@ -10,9 +10,11 @@ import type { AgentConfig } from './config.js';
 import { Executor } from './executor/executor.js';
 import { acquireInstanceLock, type InstanceLock } from './instance-lock.js';
 import type { Logger } from './log.js';
+import { MeshService } from './mesh/mesh-service.js';
 import { InputHasher } from './scan/hasher.js';
 import { InputScanner } from './scan/scanner.js';
 import { Slots } from './slots.js';
+import { measureSpeed } from './speed.js';
 import { Stats, type StatsSnapshot } from './stats.js';
 import { Store } from './store.js';
 
@@ -23,6 +25,7 @@ export class Agent {
   readonly localSlots: Slots;
   private readonly hasher: InputHasher;
   private readonly socket: ClientSocketServer;
+  private mesh?: MeshService;
   private lock?: InstanceLock;
 
   constructor(
@@ -37,6 +40,7 @@ export class Agent {
       slots: config.slots,
       timeoutMs: config.jobTimeoutMs,
       log,
+      onRunningChanged: () => this.mesh?.changed(),
     });
     this.localSlots = new Slots(config.localSlots);
     const compile = new CompileService({
@@ -51,6 +55,7 @@ export class Agent {
       socketPath: config.socketPath,
       compile,
       statsSnapshot: () => this.snapshot(),
+      meshStatus: () => this.mesh?.status() ?? [],
       log,
     });
   }
@@ -62,7 +67,18 @@ export class Agent {
       await this.store.start();
       await this.executor.start();
       await this.socket.start();
+      this.mesh = new MeshService({
+        home: this.config.home,
+        listen: this.config.listen,
+        staticPeers: this.config.peers,
+        mdns: this.config.mdns,
+        speed: this.config.speed ?? measureSpeed(),
+        log: this.log,
+        capacity: () => ({ slots: this.executor.slots, slotsUsed: this.executor.running, toolchains: [] }),
+      });
+      await this.mesh.start();
     } catch (err) {
+      await this.socket.stop().catch(() => undefined);
       await this.lock.release();
       if (err instanceof MeshccError) throw err;
       throw new MeshccError('start-failed', `the agent could not start: ${(err as Error).message}`);
@@ -74,12 +90,14 @@ export class Agent {
         slots: this.executor.slots,
         localSlots: this.config.localSlots,
         executor: this.executor.unavailableReason ?? 'bubblewrap',
+        peerId: this.mesh?.peerId,
       },
       'agent started',
     );
   }
 
   async stop(): Promise<void> {
+    await this.mesh?.stop();
     await this.socket.stop();
     await this.executor.stop();
     await this.lock?.release();

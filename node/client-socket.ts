@@ -13,6 +13,7 @@ export interface ClientSocketParts {
   socketPath: string;
   compile: CompileService;
   statsSnapshot: () => unknown;
+  meshStatus: () => unknown[];
   log: Logger;
 }
 
@@ -116,6 +117,10 @@ export class ClientSocketServer {
         return;
       case 'stats':
         conn.reply({ t: 'stats', stats: this.parts.statsSnapshot() });
+        conn.end();
+        return;
+      case 'status':
+        conn.reply({ t: 'status', agents: this.parts.meshStatus() });
         conn.end();
         return;
       case 'compile':

@@ -52,8 +52,9 @@ export type LocalDone = z.infer<typeof LocalDone>;
 
 export const StatsQuery = z.object({ t: z.literal('stats'), v: z.number().int() });
 export const PingQuery = z.object({ t: z.literal('ping'), v: z.number().int() });
+export const StatusQuery = z.object({ t: z.literal('status'), v: z.number().int() });
 
-export const ClientMessage = z.discriminatedUnion('t', [CompileRequest, LocalDone, StatsQuery, PingQuery]);
+export const ClientMessage = z.discriminatedUnion('t', [CompileRequest, LocalDone, StatsQuery, PingQuery, StatusQuery]);
 export type ClientMessage = z.infer<typeof ClientMessage>;
 
 // ---- client socket: agent → client -------------------------------------------------
@@ -65,7 +66,13 @@ export type ResultReply = { t: 'result'; exit: number; stdout: Uint8Array; stder
 /** Something went wrong in meshcc; the client runs the compiler itself. */
 export type ErrorReply = { t: 'error'; code: string; message: string };
 export type PongReply = { t: 'pong'; v: number; pid: number };
-export type AgentReply = RunLocalReply | ResultReply | ErrorReply | PongReply | { t: 'stats'; stats: unknown };
+export type AgentReply =
+  | RunLocalReply
+  | ResultReply
+  | ErrorReply
+  | PongReply
+  | { t: 'stats'; stats: unknown }
+  | { t: 'status'; agents: unknown[] };
 
 // ---- jobs: what an executor runs ---------------------------------------------------
 

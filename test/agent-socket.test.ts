@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent } from '../node/agent.js';
 import { loadConfig } from '../node/config.js';
-import { exchange, frame, startAgentInProcess, startAgentProcess } from './helpers/agent.js';
+import { exchange, frame, LOOPBACK_AGENT_ENV, startAgentInProcess, startAgentProcess } from './helpers/agent.js';
 import { tempDir } from './helpers/tmp.js';
 
 const stops: (() => Promise<void>)[] = [];
@@ -66,7 +66,7 @@ describe('agent client socket', () => {
   it('refuses to start a second agent on the same MESHCC_HOME', async () => {
     const { home, stop } = await startAgentProcess();
     stops.push(stop);
-    const second = new Agent(loadConfig({ MESHCC_HOME: home }), pino({ level: 'silent' }));
+    const second = new Agent(loadConfig({ MESHCC_HOME: home, ...LOOPBACK_AGENT_ENV }), pino({ level: 'silent' }));
     await expect(second.start()).rejects.toThrow(/another agent \(pid \d+\) is already running/);
   });
 
@@ -81,7 +81,7 @@ describe('agent client socket', () => {
     crashed.kill('SIGKILL');
     await exited;
     expect(existsSync(socketPath)).toBe(true);
-    const revived = new Agent(loadConfig({ MESHCC_HOME: home }), pino({ level: 'silent' }));
+    const revived = new Agent(loadConfig({ MESHCC_HOME: home, ...LOOPBACK_AGENT_ENV }), pino({ level: 'silent' }));
     await revived.start();
     stops.push(() => revived.stop());
     expect(await exchange(socketPath, ping())).toMatchObject([{ t: 'pong', pid: process.pid }]);

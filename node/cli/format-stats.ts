@@ -1,4 +1,5 @@
 // `meshcc stats` for people: one line per route and reason.
+import type { AgentStatus } from '../mesh/mesh-service.js';
 import type { StatsSnapshot } from '../stats.js';
 
 function seconds(ms: number): string {
@@ -30,4 +31,25 @@ export function formatStats(s: StatsSnapshot): string {
       (sl.executorUnavailable ? ` (executor off: ${sl.executorUnavailable})` : ''),
   );
   return `${lines.join('\n')}\n`;
+}
+
+/** `meshcc status` for people: one row per agent, this one marked with '*'. */
+export function formatStatus(agents: AgentStatus[]): string {
+  const header = ['', 'name', 'peer', 'cores', 'slots', 'load', 'speed', 'rtt', 'role', 'toolchains', 'addresses'];
+  const rows = agents.map((a) => [
+    a.self ? '*' : '',
+    a.name,
+    `…${a.peerId.slice(-8)}`,
+    String(a.cores),
+    `${a.slotsUsed}/${a.slots}`,
+    a.load.toFixed(2),
+    a.speed.toFixed(1),
+    a.rttMs === null ? '-' : `${a.rttMs.toFixed(1)} ms`,
+    a.role,
+    String(a.toolchains.length),
+    a.addresses.join(' '),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return `${[line(header), ...rows.map(line)].join('\n')}\n`;
 }

@@ -2,8 +2,9 @@
 import { spawnSync } from 'node:child_process';
 import { Command } from 'commander';
 import { PROTOCOL_VERSION } from '../../protocol/messages.js';
-import { socketPath } from '../config.js';
-import { formatStats } from './format-stats.js';
+import { meshccHome, socketPath } from '../config.js';
+import type { AgentStatus } from '../mesh/mesh-service.js';
+import { formatStats, formatStatus } from './format-stats.js';
 import { CLIENT_BUILD_SCRIPT, MASQUERADE_DIR } from '../paths.js';
 import { query } from './query.js';
 
@@ -20,9 +21,38 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .description('run the per-machine agent (state in $MESHCC_HOME, default ~/.meshcc)')
     .option('--pretty', 'readable log lines instead of JSON')
     .option('--log-level <level>', 'trace, debug, info, warn or error', process.env.MESHCC_LOG_LEVEL ?? 'info')
-    .action(async (opts: { pretty?: boolean; logLevel: string }) => {
+    .option('--listen <multiaddr...>', 'where the mesh node listens (default /ip4/0.0.0.0/tcp/0)')
+    .option('--peer <multiaddr...>', 'a peer to keep connected to, /ip4/…/tcp/…/p2p/… (no multicast needed)')
+    .action(async (opts: { pretty?: boolean; logLevel: string; listen?: string[]; peer?: string[] }) => {
       const { runAgent } = await import('./run-agent.js');
-      await runAgent({ pretty: opts.pretty, level: opts.logLevel });
+      await runAgent({ pretty: opts.pretty, level: opts.logLevel, listen: opts.listen, peer: opts.peer });
+    });
+
+  program
+    .command('status')
+    .description('one row per agent of the mesh, this one included')
+    .option('--json', 'a JSON array of objects (name, peerId, self, addresses, cores, slots, slotsUsed, load, speed, toolchains, rttMs, role)')
+    .action(async (opts: { json?: boolean }) => {
+      const reply = await query(socketPath(), { t: 'status', v: PROTOCOL_VERSION });
+      const agents = reply.agents as AgentStatus[];
+      process.stdout.write(opts.json ? `${JSON.stringify(agents, null, 2)}\n` : formatStatus(agents));
+    });
+
+  const key = program
+    .command('key')
+    .description("print this machine's mesh key (created on first use); share it to let a machine join")
+    .action(async () => {
+      const { loadOrCreateMeshKey } = await import('../mesh/keys.js');
+      const meshKey = await loadOrCreateMeshKey(meshccHome());
+      process.stdout.write(`${Buffer.from(meshKey).toString('hex')}\n`);
+    });
+  key
+    .command('set <hex>')
+    .description('replace the mesh key (64 hex characters); the agent uses it from its next start')
+    .action(async (hex: string) => {
+      const { setMeshKey } = await import('../mesh/keys.js');
+      await setMeshKey(meshccHome(), hex);
+      process.stderr.write('mesh key replaced; restart the agent to join that mesh\n');
     });
 
   program

@@ -25,6 +25,8 @@ export interface ExecutorOptions {
   slots: number;
   timeoutMs: number;
   log: Logger;
+  /** Called when a job starts or ends (adverts carry slots in use). */
+  onRunningChanged?: () => void;
 }
 
 export class Executor {
@@ -80,10 +82,12 @@ export class Executor {
     if (this.unavailable) return Promise.reject(new JobFailure('no-executor', this.unavailable));
     return this.limit(async () => {
       this.running++;
+      this.options.onRunningChanged?.();
       try {
         return await this.runNow(job);
       } finally {
         this.running--;
+        this.options.onRunningChanged?.();
       }
     });
   }

@@ -14,9 +14,12 @@ export const REPO = path.resolve(import.meta.dirname, '..', '..');
 export const MESHCC_BIN = path.join(REPO, 'bin', 'meshcc.js');
 export const MASQUERADE = path.join(REPO, 'dist', 'masquerade');
 
+/** Agents outside a test's own namespaces listen on loopback only and send no multicast. */
+export const LOOPBACK_AGENT_ENV = { MESHCC_LISTEN: '/ip4/127.0.0.1/tcp/0', MESHCC_MDNS: '0', MESHCC_SPEED: '1' };
+
 export async function startAgentInProcess(env: Record<string, string> = {}) {
   const home = tempDir('meshcc-home-');
-  const config = loadConfig({ MESHCC_HOME: home, ...env });
+  const config = loadConfig({ MESHCC_HOME: home, ...LOOPBACK_AGENT_ENV, ...env });
   const agent = new Agent(config, pino({ level: 'silent' }));
   await agent.start();
   return { agent, home, socketPath: config.socketPath, stop: () => agent.stop() };
@@ -33,7 +36,7 @@ export interface AgentProcess {
 /** A real `meshcc agent` process; resolves once its socket answers. */
 export async function startAgentProcess(extraEnv: Record<string, string> = {}, home = tempDir('meshcc-home-')) {
   const socketPath = path.join(home, 'agent.sock');
-  const env = { ...process.env, MESHCC_HOME: home, MESHCC_LOG_LEVEL: 'warn', ...extraEnv } as Record<string, string>;
+  const env = { ...process.env, MESHCC_HOME: home, MESHCC_LOG_LEVEL: 'warn', ...LOOPBACK_AGENT_ENV, ...extraEnv } as Record<string, string>;
   const child = spawn(process.execPath, [MESHCC_BIN, 'agent'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));

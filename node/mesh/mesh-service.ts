@@ -1,0 +1,190 @@
+// The agent's place in the mesh: its libp2p node (identity and mesh key from MESHCC_HOME),
+// its adverts and view of the peers, LAN discovery, and the peers named by address.
+// Started and stopped by the composition root (node/agent.ts).
+import os from 'node:os';
+import { PROTOCOL_VERSION, type Advert } from '../../protocol/messages.js';
+import type { Logger } from '../log.js';
+import { AdvertService } from './adverts.js';
+import { LanDiscovery } from './discovery.js';
+import { loadOrCreateIdentity, loadOrCreateMeshKey } from './keys.js';
+import { createMeshNode, type MeshNode } from './node.js';
+
+export interface MeshOptions {
+  home: string;
+  listen: string[];
+  /** Multiaddrs (with /p2p/…) of peers to keep connected to, for networks without multicast. */
+  staticPeers: string[];
+  mdns: boolean;
+  speed: number;
+  log: Logger;
+  /** What this agent offers right now (read for every advert: keep it cheap). */
+  capacity: () => { slots: number; slotsUsed: number; toolchains: string[] };
+}
+
+/** One row of `meshcc status`: the stable shape scripts rely on (`--json`). */
+export interface AgentStatus {
+  name: string;
+  peerId: string;
+  self: boolean;
+  addresses: string[];
+  cores: number;
+  slots: number;
+  slotsUsed: number;
+  load: number;
+  speed: number;
+  toolchains: string[];
+  rttMs: number | null;
+  role: 'member' | 'scheduler';
+  os: string;
+  arch: string;
+  libc: string;
+  freeMemoryBytes: number;
+}
+
+const REDIAL_MS = 2000;
+const MAX_ADVERTISED_ADDRESSES = 16;
+
+function libcName(): string {
+  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+  return header?.glibcVersionRuntime ? `glibc ${header.glibcVersionRuntime}` : 'unknown';
+}
+
+function isLoopback(address: string): boolean {
+  return address.startsWith('/ip4/127.') || address.startsWith('/ip6/::1/');
+}
+
+export class MeshService {
+  private node?: MeshNode;
+  private adverts?: AdvertService;
+  private discovery?: LanDiscovery;
+  private redial?: NodeJS.Timeout;
+  private readonly dialing = new Set<string>();
+  private readonly libc = libcName();
+
+  constructor(private readonly options: MeshOptions) {}
+
+  get peerId(): string | undefined {
+    return this.node?.peerId.toString();
+  }
+
+  async start(): Promise<void> {
+    const { home, listen, log } = this.options;
+    const [privateKey, meshKey] = await Promise.all([loadOrCreateIdentity(home), loadOrCreateMeshKey(home)]);
+    this.node = await createMeshNode({ privateKey, meshKey, listen, log });
+    this.adverts = new AdvertService({ node: this.node, localAdvert: () => this.localAdvert(), log });
+    await this.adverts.start();
+    if (this.options.mdns) {
+      this.discovery = new LanDiscovery({
+        meshId: this.node.meshId,
+        peerId: this.node.peerId.toString(),
+        addresses: () => this.advertisedAddresses(),
+        onPeer: (peer) => this.connect(peer.peerId, peer.addresses),
+        log,
+      });
+      this.discovery.start();
+    }
+    this.dialStaticPeers();
+    this.redial = setInterval(() => this.dialStaticPeers(), REDIAL_MS);
+    this.redial.unref();
+    log.info({ peerId: this.peerId, addresses: this.node.addresses(), meshId: this.node.meshId }, 'joined the mesh');
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.redial);
+    await this.discovery?.stop();
+    await this.adverts?.stop();
+    await this.node?.stop();
+  }
+
+  /** Tell peers now (throttled) rather than at the next heartbeat. */
+  changed(): void {
+    this.adverts?.notifyChanged();
+  }
+
+  status(): AgentStatus[] {
+    if (!this.node || !this.adverts) return [];
+    const self = this.localAdvert();
+    const rows = [toStatus(self, true, 0)];
+    for (const entry of this.adverts.view()) rows.push(toStatus(entry.advert, false, entry.rttMs ?? null));
+    return rows;
+  }
+
+  private advertisedAddresses(): string[] {
+    const all = this.node?.addresses() ?? [];
+    const outward = all.filter((a) => !isLoopback(a));
+    return (outward.length ? outward : all).slice(0, MAX_ADVERTISED_ADDRESSES);
+  }
+
+  private localAdvert(): Advert {
+    const capacity = this.options.capacity();
+    return {
+      t: 'advert',
+      nodeName: os.hostname().slice(0, 255) || 'unknown',
+      peerId: this.node!.peerId.toString(),
+      addresses: this.advertisedAddresses(),
+      cores: os.availableParallelism(),
+      slots: capacity.slots,
+      slotsUsed: capacity.slotsUsed,
+      load: os.loadavg()[0] ?? 0,
+      freeMemoryBytes: os.freemem(),
+      speed: this.options.speed,
+      os: process.platform,
+      arch: process.arch,
+      libc: this.libc,
+      toolchains: capacity.toolchains,
+      protocolVersion: PROTOCOL_VERSION,
+      sentAt: Date.now(),
+    };
+  }
+
+  private connected(peerId: string): boolean {
+    return this.node!.connectedPeers().some((p) => p.toString() === peerId);
+  }
+
+  /** Dials a peer of our mesh by the first of its addresses that answers. */
+  private connect(peerId: string, addresses: string[]): void {
+    if (!this.node || peerId === this.peerId || this.connected(peerId) || this.dialing.has(peerId)) return;
+    this.dialing.add(peerId);
+    void (async () => {
+      for (const raw of addresses) {
+        const address = raw.includes('/p2p/') ? raw : `${raw}/p2p/${peerId}`;
+        try {
+          await this.node!.dial(address);
+          this.options.log.debug({ peer: peerId, address }, 'connected to peer');
+          return;
+        } catch (err) {
+          this.options.log.debug({ peer: peerId, address, err: (err as Error).message }, 'dial failed');
+        }
+      }
+    })().finally(() => this.dialing.delete(peerId));
+  }
+
+  private dialStaticPeers(): void {
+    for (const address of this.options.staticPeers) {
+      const peerId = /\/p2p\/([^/]+)$/.exec(address)?.[1];
+      if (peerId) this.connect(peerId, [address]);
+      else this.options.log.warn({ address }, 'a --peer address must end in /p2p/<peer id>; ignored');
+    }
+  }
+}
+
+function toStatus(advert: Advert, self: boolean, rttMs: number | null): AgentStatus {
+  return {
+    name: advert.nodeName,
+    peerId: advert.peerId,
+    self,
+    addresses: advert.addresses,
+    cores: advert.cores,
+    slots: advert.slots,
+    slotsUsed: advert.slotsUsed,
+    load: advert.load,
+    speed: advert.speed,
+    toolchains: advert.toolchains,
+    rttMs,
+    role: 'member',
+    os: advert.os,
+    arch: advert.arch,
+    libc: advert.libc,
+    freeMemoryBytes: advert.freeMemoryBytes,
+  };
+}
