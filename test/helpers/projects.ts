@@ -25,7 +25,10 @@ export function collect(dir: string, pattern: RegExp): Map<string, Buffer> {
   const walk = (d: string) => {
     for (const name of readdirSync(d)) {
       const full = path.join(d, name);
-      if (statSync(full).isDirectory()) walk(full);
+      // An agent may rename a temporary output away between readdir and stat.
+      const st = statSync(full, { throwIfNoEntry: false });
+      if (!st) continue;
+      if (st.isDirectory()) walk(full);
       else if (pattern.test(name)) found.set(path.relative(dir, full), readFileSync(full));
     }
   };
