@@ -61,6 +61,27 @@ describe('meshcc CLI', () => {
     expect(r.stdout).toMatch(/^store: \d+ files/m);
   });
 
+  it('status --json lists this agent with the fields scripts rely on', () => {
+    const rows = JSON.parse(meshcc(['status', '--json']).stdout) as Record<string, unknown>[];
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ self: true, cores: expect.any(Number), slots: expect.any(Number), slotsUsed: 0, rttMs: 0, role: 'member', toolchains: [] });
+    for (const field of ['name', 'peerId', 'addresses', 'load', 'speed']) expect(rows[0]).toHaveProperty(field);
+    expect((rows[0]!.addresses as string[])[0]).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\//);
+    expect(meshcc(['status']).stdout).toMatch(/^\s+name\s+peer\s+cores/);
+  });
+
+  it('key prints the mesh key, the same one every time, and key set validates', () => {
+    const home = tempDir();
+    const first = meshcc(['key'], process.cwd(), { MESHCC_HOME: home }).stdout.trim();
+    expect(first).toMatch(/^[0-9a-f]{64}$/);
+    expect(meshcc(['key'], process.cwd(), { MESHCC_HOME: home }).stdout.trim()).toBe(first);
+    const bad = meshcc(['key', 'set', 'xyz'], process.cwd(), { MESHCC_HOME: home });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    expect(meshcc(['key', 'set', 'ab'.repeat(32)], process.cwd(), { MESHCC_HOME: home }).status).toBe(0);
+    expect(meshcc(['key'], process.cwd(), { MESHCC_HOME: home }).stdout.trim()).toBe('ab'.repeat(32));
+  });
+
   it('an unknown flag gets one line on stderr and a non-zero exit', () => {
     const r = meshcc(['stats', '--frobnicate']);
     expect(r.status).not.toBe(0);
