@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { PROTOCOL_VERSION } from '../../protocol/messages.js';
 import { meshccHome, socketPath } from '../config.js';
 import type { AgentStatus } from '../mesh/mesh-service.js';
-import { formatStats, formatStatus } from './format-stats.js';
+import { formatStats, formatStatus } from './format.js';
 import { CLIENT_BUILD_SCRIPT, MASQUERADE_DIR } from '../paths.js';
 import { query } from './query.js';
 

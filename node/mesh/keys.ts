@@ -21,13 +21,24 @@ function parseMeshKeyHex(text: string, where: string): Uint8Array {
   return new Uint8Array(Buffer.from(hex, 'hex'));
 }
 
-/** Write a file with mode 0600 atomically (temp file + rename), so a crash never leaves half a key. */
-async function writeSecret(file: string, data: string | Uint8Array): Promise<void> {
+/** Writes data with mode 0600 to a fresh temporary file beside `file`; returns its path. */
+async function writeTempSecret(file: string, data: string | Uint8Array): Promise<string> {
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
     await fs.writeFile(tmp, data, { mode: 0o600, flag: 'wx' });
     await fs.chmod(tmp, 0o600);
+    return tmp;
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** Write a file with mode 0600 atomically (temp file + rename), so a crash never leaves half a key. */
+async function writeSecret(file: string, data: string | Uint8Array): Promise<void> {
+  const tmp = await writeTempSecret(file, data);
+  try {
     await fs.rename(tmp, file);
   } catch (err) {
     await fs.rm(tmp, { force: true });
@@ -37,11 +48,8 @@ async function writeSecret(file: string, data: string | Uint8Array): Promise<voi
 
 /** Like writeSecret, but never replaces an existing file (two agents racing on first start). */
 async function createSecret(file: string, data: string | Uint8Array): Promise<boolean> {
-  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  const tmp = await writeTempSecret(file, data);
   try {
-    await fs.writeFile(tmp, data, { mode: 0o600, flag: 'wx' });
-    await fs.chmod(tmp, 0o600);
     await fs.link(tmp, file);
     return true;
   } catch (err) {

@@ -1,4 +1,4 @@
-// `meshcc stats` for people: one line per route and reason.
+// What the CLI prints for people: `meshcc stats` and `meshcc status`.
 import type { AgentStatus } from '../mesh/mesh-service.js';
 import type { StatsSnapshot } from '../stats.js';
 
