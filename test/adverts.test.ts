@@ -101,6 +101,24 @@ describe('adverts', () => {
     expect(Date.now() - changed).toBeLessThan(500);
   });
 
+  it('sends changes at most 4 times a second however often they happen, plus the heartbeat', async () => {
+    const key = randomBytes(32);
+    const [a, b] = await Promise.all([member(key, 'a'), member(key, 'b')]);
+    await b.node.dial(a.node.addresses()[0]!);
+    await expect.poll(() => names(a), { timeout: 2000, interval: 20 }).toEqual(['b']);
+    let received = 0;
+    a.adverts.peerView.on('updated', () => received++);
+    const storm = setInterval(() => {
+      b.state.slotsUsed = (b.state.slotsUsed + 1) % 4;
+      b.adverts.notifyChanged();
+    }, 2);
+    await new Promise((r) => setTimeout(r, 2000));
+    clearInterval(storm);
+    // About 1000 changes in 2 s; the throttle lets through one per 250 ms (8), heartbeats add ≤ 2.
+    expect(received).toBeGreaterThanOrEqual(6);
+    expect(received).toBeLessThanOrEqual(11);
+  });
+
   it('drops a member that stops within about 3 s', async () => {
     const key = randomBytes(32);
     const [a, b] = await Promise.all([member(key, 'a'), member(key, 'b')]);

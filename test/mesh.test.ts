@@ -97,6 +97,9 @@ describe.skipIf(!avail.ok)('mesh across network namespaces', () => {
     for (const field of ['name', 'peerId', 'self', 'addresses', 'cores', 'slots', 'slotsUsed', 'load', 'speed', 'toolchains', 'rttMs', 'role']) {
       expect(row).toHaveProperty(field);
     }
+    // Round-trip times are measured over the bridge by libp2p's ping.
+    await waitFor('an rtt for every peer', async () => ((await statusOf(members[0]!)).filter((r) => !r.self).every((r) => typeof r.rttMs === 'number') ? true : undefined), 8000);
+    for (const r of (await statusOf(members[0]!)).filter((r) => !r.self)) expect(r.rttMs).toBeLessThan(100);
   });
 
   it('a plain TCP client gets nothing but a closed connection', async () => {
