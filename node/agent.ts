@@ -1,6 +1,7 @@
 // The composition root: builds the agent's parts, starts them in order, stops them in reverse.
 // Reading down from here: client socket → compile service → (analysis, slots, scanner,
-// hasher, store, executor).
+// hasher, store, placement → remote runner → executor or peers); the mesh service and the
+// job server answer the other agents.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { MeshccError } from '../protocol/errors.js';
@@ -11,12 +12,16 @@ import { Executor } from './executor/executor.js';
 import { acquireInstanceLock, type InstanceLock } from './instance-lock.js';
 import type { Logger } from './log.js';
 import { MeshService } from './mesh/mesh-service.js';
+import { JobServer } from './remote/job-server.js';
+import { Placement } from './remote/placement.js';
+import { RemoteRunner } from './remote/remote-runner.js';
 import { InputHasher } from './scan/hasher.js';
 import { InputScanner } from './scan/scanner.js';
 import { Slots } from './slots.js';
 import { measureSpeed } from './speed.js';
 import { Stats, type StatsSnapshot } from './stats.js';
 import { Store } from './store.js';
+import { HostToolchains } from './toolchains.js';
 
 export class Agent {
   readonly stats = new Stats();
@@ -25,7 +30,11 @@ export class Agent {
   readonly localSlots: Slots;
   private readonly hasher: InputHasher;
   private readonly socket: ClientSocketServer;
+  private readonly toolchains: HostToolchains;
+  private readonly placement: Placement;
+  private readonly remote: RemoteRunner;
   private mesh?: MeshService;
+  private jobServer?: JobServer;
   private lock?: InstanceLock;
 
   constructor(
@@ -43,9 +52,30 @@ export class Agent {
       onRunningChanged: () => this.mesh?.changed(),
     });
     this.localSlots = new Slots(config.localSlots);
+    this.toolchains = new HostToolchains(log, () => this.mesh?.changed());
+    this.placement = new Placement({
+      peers: () => this.mesh?.peers() ?? [],
+      selfSlots: () => this.executor.slots,
+      selfFreeSlots: () => this.executor.freeSlots,
+      backoffMs: config.backoffMs,
+    });
+    this.remote = new RemoteRunner({
+      node: () => this.mesh?.meshNode,
+      store: this.store,
+      executor: this.executor,
+      placement: this.placement,
+      localSlots: this.localSlots,
+      stats: this.stats,
+      log,
+      jobTimeoutMs: config.jobTimeoutMs,
+      verifyRate: config.verifyRate,
+      hedgeMinMs: config.hedgeMinMs,
+    });
     const compile = new CompileService({
       localSlots: this.localSlots,
-      executor: this.executor,
+      placement: this.placement,
+      remote: this.remote,
+      toolchainOf: (compiler) => this.toolchains.idOf(compiler),
       scanner: new InputScanner(),
       hasher: this.hasher,
       stats: this.stats,
@@ -74,9 +104,28 @@ export class Agent {
         mdns: this.config.mdns,
         speed: this.config.speed ?? measureSpeed(),
         log: this.log,
-        capacity: () => ({ slots: this.executor.slots, slotsUsed: this.executor.running, toolchains: [] }),
+        capacity: () => ({
+          slots: this.executor.slots,
+          slotsUsed: this.executor.slotsUsed,
+          toolchains: this.toolchains.ids(),
+          unavailable: this.executor.unavailableReason,
+        }),
       });
       await this.mesh.start();
+      const view = this.mesh.peerView!;
+      view.on('removed', (peer) => this.remote.peerLost(peer));
+      view.on('added', () => this.placement.peersChanged());
+      view.on('updated', () => this.placement.peersChanged());
+      this.jobServer = new JobServer({
+        node: this.mesh.meshNode!,
+        store: this.store,
+        executor: this.executor,
+        compilerFor: (id) => this.toolchains.compilerFor(id),
+        log: this.log,
+        onServed: (outcome, bytesIn, bytesOut) => this.stats.servedOne(outcome, bytesIn, bytesOut),
+      });
+      await this.jobServer.start();
+      void this.toolchains.discover().catch((err: Error) => this.log.warn({ err: err.message }, 'could not identify the host toolchains'));
     } catch (err) {
       await this.socket.stop().catch(() => undefined);
       await this.lock.release();
@@ -97,6 +146,7 @@ export class Agent {
   }
 
   async stop(): Promise<void> {
+    await this.jobServer?.stop();
     await this.mesh?.stop();
     await this.socket.stop();
     await this.executor.stop();
@@ -105,8 +155,19 @@ export class Agent {
   }
 
   snapshot(): StatsSnapshot {
+    const troubled = this.placement.troubled();
     return {
       startedAt: this.stats.startedAt,
+      counts: this.stats.counts(),
+      fallbackByReason: this.stats.routes.fallback.byReason,
+      bytesSent: this.stats.bytesSent,
+      bytesReceived: this.stats.bytesReceived,
+      perPeer: this.stats.perPeer,
+      served: this.stats.served,
+      hedges: this.stats.hedges,
+      verify: this.stats.verify,
+      peersBackedOff: troubled.backedOff,
+      peersExcluded: troubled.excluded,
       routes: this.stats.routes,
       jobRoute: this.stats.jobRoute,
       hashing: this.hasher.stats,
@@ -115,7 +176,7 @@ export class Agent {
         local: this.localSlots.total,
         localInUse: this.localSlots.inUse,
         executor: this.executor.slots,
-        executorInUse: this.executor.running,
+        executorInUse: this.executor.slotsUsed,
         executorUnavailable: this.executor.unavailableReason,
       },
     };

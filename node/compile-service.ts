@@ -1,7 +1,8 @@
 // Where a compile goes next. Top-down: not distributable → the client runs it; a local
-// slot is free → the client runs it; otherwise the job route (scan, hash, store, execute
-// in a sandbox, write outputs); any failure of the job route → the client runs it
-// (fallback). A build never fails because of meshcc, and never differs from a plain one.
+// slot is free → the client runs it; a peer (or this agent's executor) can take it → the
+// job route (scan, hash, store, run remotely or in the sandbox, write outputs); any failure
+// of the job route → the client runs it (fallback). A build never fails because of meshcc,
+// and never differs from a plain one.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import path from 'node:path';
@@ -9,8 +10,9 @@ import { MeshccError } from '../protocol/errors.js';
 import type { AgentReply, CompileRequest, Job } from '../protocol/messages.js';
 import { analyse } from './args/analyse.js';
 import type { AnalysisContext, DistributableJob } from './args/types.js';
-import type { Executor } from './executor/executor.js';
 import type { Logger } from './log.js';
+import type { RemoteRunner } from './remote/remote-runner.js';
+import { SELF, type Placement } from './remote/placement.js';
 import { writeOutputs } from './outputs.js';
 import type { InputHasher } from './scan/hasher.js';
 import { ScanFailed, type InputScanner } from './scan/scanner.js';
@@ -26,7 +28,10 @@ export interface ClientConnection {
 
 export interface CompileServiceParts {
   localSlots: Slots;
-  executor: Executor;
+  placement: Placement;
+  remote: RemoteRunner;
+  /** The toolchain id of a compiler, or undefined when it cannot be identified. */
+  toolchainOf: (compiler: string) => Promise<string | undefined>;
   scanner: InputScanner;
   hasher: InputHasher;
   stats: Stats;
@@ -70,7 +75,7 @@ export class CompileService {
   constructor(private readonly parts: CompileServiceParts) {}
 
   async handle(req: CompileRequest, conn: ClientConnection): Promise<void> {
-    const { localSlots, executor, stats, log } = this.parts;
+    const { localSlots, placement, stats, log } = this.parts;
     const started = performance.now();
     const id = `${process.pid.toString(36)}-${(++jobCounter).toString(36)}`;
     const analysis = analyse(req.argv, analysisContext(req));
@@ -82,12 +87,15 @@ export class CompileService {
       return;
     }
     if (localSlots.tryAcquire()) return this.runLocally(conn, 'local', 'local-slot', started);
-    // Queue for the executor only when nothing local could take the job sooner.
-    const executorOpen = executor.unavailableReason === undefined && (executor.freeSlots > 0 || localSlots.total === 0);
-    if (executorOpen && this.outputDirsExist(analysis, req.cwd) && !reachedThroughSymlink(req)) {
+    const toolchain = await this.parts.toolchainOf(req.compiler);
+    // Offload only when a candidate could take the job now, or when nothing local ever could.
+    const offload = placement.hasCandidates(toolchain, new Set(), localSlots.total === 0);
+    if (offload && this.outputDirsExist(analysis, req.cwd) && !reachedThroughSymlink(req)) {
       try {
-        await this.viaJobRoute(id, req, analysis, conn);
-        stats.record('job', 'executed', performance.now() - started);
+        const where = await this.viaJobRoute(id, req, analysis, toolchain, conn);
+        if (where === SELF) stats.record('job', 'executed', performance.now() - started);
+        else if (where === 'hedge') stats.record('job', 'hedged-straggler', performance.now() - started);
+        else stats.record('remote', 'peer', performance.now() - started);
         return;
       } catch (err) {
         const code = err instanceof MeshccError ? err.code : err instanceof ScanFailed ? 'scan-failed' : 'internal-error';
@@ -123,8 +131,8 @@ export class CompileService {
     });
   }
 
-  private async viaJobRoute(id: string, req: CompileRequest, analysis: DistributableJob, conn: ClientConnection) {
-    const { scanner, hasher, executor, stats } = this.parts;
+  private async viaJobRoute(id: string, req: CompileRequest, analysis: DistributableJob, toolchain: string | undefined, conn: ClientConnection): Promise<string> {
+    const { scanner, hasher, remote, stats } = this.parts;
     const t0 = performance.now();
     const scan = await scanner.scan({ compiler: req.compiler, scanArgv: analysis.scanArgv, cwd: req.cwd, env: req.env });
     const t1 = performance.now();
@@ -141,15 +149,16 @@ export class CompileService {
       dirs: scan.dirs,
       outputs: analysis.outputs.map((o) => path.resolve(req.cwd, o)),
     };
-    const result = await executor.run(job);
+    const { result, where } = await remote.run(job, toolchain);
     const t3 = performance.now();
     stats.jobRoute.scanMs += t1 - t0;
     stats.jobRoute.hashMs += t2 - t1;
     stats.jobRoute.executeMs += t3 - t2;
     stats.jobRoute.inputFiles += inputs.length;
     stats.jobRoute.inputBytes += inputs.reduce((n, f) => n + f.size, 0);
-    if (conn.closed) return;
+    if (conn.closed) return where;
     await writeOutputs(result.outputs, req.umask ?? 0o022);
     conn.reply({ t: 'result', exit: result.exit, stdout: result.stdout, stderr: result.stderr });
+    return where;
   }
 }

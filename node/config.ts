@@ -25,6 +25,12 @@ export interface AgentConfig {
   mdns: boolean;
   /** A fixed speed score (MESHCC_SPEED) instead of the start-up benchmark. */
   speed?: number;
+  /** Fraction of remote jobs also compiled locally and compared (MESHCC_VERIFY_RATE, 0..1). */
+  verifyRate: number;
+  /** How long a peer that failed twice in a row gets no jobs (MESHCC_BACKOFF_S). */
+  backoffMs: number;
+  /** A remote job is hedged locally only after running at least this long (MESHCC_HEDGE_MIN_S). */
+  hedgeMinMs: number;
 }
 
 const TMPFS_MAGIC = 0x01021994;
@@ -63,6 +69,16 @@ export function socketPath(env: NodeJS.ProcessEnv = process.env): string {
   return path.resolve(env.MESHCC_SOCKET || path.join(meshccHome(env), 'agent.sock'));
 }
 
+function fraction(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0 || value > 1) {
+    throw new MeshccError('bad-config', `${name} must be a number from 0 to 1, got '${raw}'`);
+  }
+  return value;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
   const cores = os.availableParallelism();
   const home = meshccHome(env);
@@ -78,5 +94,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
     peers: list(env.MESHCC_PEERS),
     mdns: env.MESHCC_MDNS !== '0',
     speed: env.MESHCC_SPEED ? wholeNumber(env, 'MESHCC_SPEED', 0) : undefined,
+    verifyRate: fraction(env, 'MESHCC_VERIFY_RATE', 0),
+    backoffMs: wholeNumber(env, 'MESHCC_BACKOFF_S', 30) * 1000,
+    hedgeMinMs: wholeNumber(env, 'MESHCC_HEDGE_MIN_S', 5) * 1000,
   };
 }

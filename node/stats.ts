@@ -1,6 +1,8 @@
-// What the agent did with every compile, for `meshcc stats`.
+// What the agent did with every compile, for `meshcc stats`: where each ran (locally, in this
+// agent's executor, on a peer, or locally after a remote failure) and why, the bytes that
+// crossed the mesh, each peer's share, hedges and verifications.
 
-export type Route = 'local' | 'job' | 'fallback';
+export type Route = 'local' | 'job' | 'remote' | 'fallback';
 
 interface RouteStats {
   jobs: number;
@@ -8,8 +10,29 @@ interface RouteStats {
   byReason: Record<string, number>;
 }
 
+export interface PeerStats {
+  jobs: number;
+  failures: number;
+  failuresByReason: Record<string, number>;
+  bytesSent: number;
+  bytesReceived: number;
+}
+
 export interface StatsSnapshot {
   startedAt: string;
+  /** Compiles by where they ran: local (client ran it), job (this agent's executor), remote (a peer), fallback. */
+  counts: Record<Route, number>;
+  fallbackByReason: Record<string, number>;
+  /** Bytes this agent sent to / received from peers for its own jobs. */
+  bytesSent: number;
+  bytesReceived: number;
+  perPeer: Record<string, PeerStats>;
+  /** Jobs this agent ran for peers. */
+  served: { results: number; failed: number; refused: number; bytesReceived: number; bytesSent: number };
+  hedges: { started: number; wonLocally: number };
+  verify: { matched: number; mismatches: number };
+  peersBackedOff: string[];
+  peersExcluded: Record<string, string>;
   routes: Record<Route, RouteStats>;
   jobRoute: { scanMs: number; hashMs: number; executeMs: number; inputFiles: number; inputBytes: number };
   hashing: { filesHashed: number; bytesHashed: number; cacheHits: number };
@@ -22,14 +45,52 @@ export class Stats {
   readonly routes: Record<Route, RouteStats> = {
     local: { jobs: 0, ms: 0, byReason: {} },
     job: { jobs: 0, ms: 0, byReason: {} },
+    remote: { jobs: 0, ms: 0, byReason: {} },
     fallback: { jobs: 0, ms: 0, byReason: {} },
   };
   readonly jobRoute = { scanMs: 0, hashMs: 0, executeMs: 0, inputFiles: 0, inputBytes: 0 };
+  readonly perPeer: Record<string, PeerStats> = {};
+  readonly served = { results: 0, failed: 0, refused: 0, bytesReceived: 0, bytesSent: 0 };
+  readonly hedges = { started: 0, wonLocally: 0 };
+  readonly verify = { matched: 0, mismatches: 0 };
+  bytesSent = 0;
+  bytesReceived = 0;
 
   record(route: Route, reason: string, ms: number): void {
     const r = this.routes[route];
     r.jobs++;
     r.ms += ms;
     r.byReason[reason] = (r.byReason[reason] ?? 0) + 1;
+  }
+
+  peerJob(peer: string, sent: number, received: number): void {
+    const p = this.peer(peer);
+    p.jobs++;
+    p.bytesSent += sent;
+    p.bytesReceived += received;
+    this.bytesSent += sent;
+    this.bytesReceived += received;
+  }
+
+  peerFailed(peer: string, reason: string): void {
+    const p = this.peer(peer);
+    p.failures++;
+    p.failuresByReason[reason] = (p.failuresByReason[reason] ?? 0) + 1;
+  }
+
+  servedOne(outcome: 'result' | 'failed' | 'refused', bytesIn: number, bytesOut: number): void {
+    if (outcome === 'result') this.served.results++;
+    else if (outcome === 'failed') this.served.failed++;
+    else this.served.refused++;
+    this.served.bytesReceived += bytesIn;
+    this.served.bytesSent += bytesOut;
+  }
+
+  counts(): Record<Route, number> {
+    return { local: this.routes.local.jobs, job: this.routes.job.jobs, remote: this.routes.remote.jobs, fallback: this.routes.fallback.jobs };
+  }
+
+  private peer(id: string): PeerStats {
+    return (this.perPeer[id] ??= { jobs: 0, failures: 0, failuresByReason: {}, bytesSent: 0, bytesReceived: 0 });
   }
 }

@@ -16,6 +16,11 @@ export function encodeFrame(value: unknown): Buffer {
   return frame;
 }
 
+/** One msgpack value without a frame header (a payload inside a message). */
+export function encodeBody(value: unknown): Buffer {
+  return packr.pack(value);
+}
+
 export function decodeBody(body: Uint8Array): unknown {
   try {
     return packr.unpack(body);

@@ -166,5 +166,75 @@ export const Advert = z.object({
   protocolVersion: z.number().int().nonnegative(),
   /** Sender's clock, ms since the epoch. */
   sentAt: z.number().int().nonnegative(),
+  /** Why this agent offers no slots (e.g. bubblewrap cannot run), if it offers none. */
+  executorUnavailable: z.string().max(1024).optional(),
 });
 export type Advert = z.infer<typeof Advert>;
+
+// ---- mesh: remote jobs (client agent ⇄ peer agent, one /meshcc/job/1 stream per job) --
+//
+//   client → peer   job      the job (msgpack, compressed) and the toolchain it needs
+//   peer → client   need     the store files it lacks (only those; [] when it has all)
+//                   refused  it will not take the job (busy, unknown toolchain): try elsewhere
+//   client → peer   blob*    exactly the files asked for, in chunks, compressed
+//   peer → client   (need/blob again while another job's transfer of a shared file failed)
+//   peer → client   result   exit code, stdout, stderr, the output files' names and sizes,
+//                   output*  then every output file in chunks, compressed
+//                   failed   it could not run the job faithfully: retry elsewhere or locally
+
+export const MESH_JOB_LIMITS = {
+  /** Largest frame on a job stream: a chunk, or a result with diagnostics. */
+  frameBytes: LIMITS.diagnosticsBytes + 1024 * 1024,
+  /** Uncompressed bytes per blob or output chunk. */
+  chunkBytes: 1024 * 1024,
+  /** Largest (compressed) job description. */
+  jobBytes: 32 * 1024 * 1024,
+  /** Largest single input file. */
+  inputFileBytes: 512 * 1024 * 1024,
+  textBytes: 4096,
+} as const;
+
+const text = z.string().max(MESH_JOB_LIMITS.textBytes);
+const chunk = bytes.refine((b) => b.length <= MESH_JOB_LIMITS.chunkBytes + 65_536, 'chunk too large');
+
+/** A job offered to a peer. `body` is the msgpack of a Job, compressed when `z`. */
+export const JobOffer = z.object({
+  t: z.literal('job'),
+  v: z.number().int(),
+  toolchain: sha256,
+  z: z.boolean(),
+  body: bytes.refine((b) => b.length <= MESH_JOB_LIMITS.jobBytes, 'job too large'),
+});
+export type JobOffer = z.infer<typeof JobOffer>;
+
+/** A job as offered: its input tree as the [hash, size] of chunks in the store (protocol/input-tree.ts). */
+export const WireJob = Job.extend({
+  tree: z.array(z.tuple([sha256, z.number().int().nonnegative().max(MESH_JOB_LIMITS.jobBytes)])).max(LIMITS.inputsPerJob),
+});
+export type WireJob = z.infer<typeof WireJob>;
+
+/** One chunk of a store file; the last chunk of a file has `last`. */
+export const BlobChunk = z.object({ t: z.literal('blob'), hash: sha256, z: z.boolean(), data: chunk, last: z.boolean() });
+export type BlobChunk = z.infer<typeof BlobChunk>;
+
+export const NeedBlobs = z.object({ t: z.literal('need'), hashes: z.array(sha256).max(LIMITS.inputsPerJob) });
+export const JobRefused = z.object({ t: z.literal('refused'), reason: text, message: text });
+export const JobFailed = z.object({ t: z.literal('failed'), code: text, message: text });
+export const RemoteResult = z.object({
+  t: z.literal('result'),
+  exit: z.number().int(),
+  stdout: bytes,
+  stderr: bytes,
+  outputs: z
+    .array(z.object({ path: absolutePath, size: z.number().int().nonnegative().max(LIMITS.outputBytes), executable: z.boolean() }))
+    .max(LIMITS.outputsPerJob),
+});
+export type RemoteResult = z.infer<typeof RemoteResult>;
+/** One chunk of output file number `index` of the result. */
+export const OutputChunk = z.object({ t: z.literal('output'), index: z.number().int().nonnegative(), z: z.boolean(), data: chunk, last: z.boolean() });
+export type OutputChunk = z.infer<typeof OutputChunk>;
+
+export const ClientToPeer = z.discriminatedUnion('t', [JobOffer, BlobChunk]);
+export type ClientToPeer = z.infer<typeof ClientToPeer>;
+export const PeerToClient = z.discriminatedUnion('t', [NeedBlobs, JobRefused, JobFailed, RemoteResult, OutputChunk]);
+export type PeerToClient = z.infer<typeof PeerToClient>;

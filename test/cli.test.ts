@@ -64,7 +64,9 @@ describe('meshcc CLI', () => {
   it('status --json lists this agent with the fields scripts rely on', () => {
     const rows = JSON.parse(meshcc(['status', '--json']).stdout) as Record<string, unknown>[];
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatchObject({ self: true, cores: expect.any(Number), slots: expect.any(Number), slotsUsed: 0, rttMs: 0, role: 'member', toolchains: [] });
+    expect(rows[0]).toMatchObject({ self: true, cores: expect.any(Number), slots: expect.any(Number), slotsUsed: 0, rttMs: 0, role: 'member', toolchains: expect.any(Array) });
+    // The host's compilers, by toolchain id, as they are identified in the background.
+    for (const id of rows[0]!.toolchains as string[]) expect(id).toMatch(/^[0-9a-f]{64}$/);
     for (const field of ['name', 'peerId', 'addresses', 'load', 'speed']) expect(rows[0]).toHaveProperty(field);
     expect((rows[0]!.addresses as string[])[0]).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\//);
     expect(meshcc(['status']).stdout).toMatch(/^\s+name\s+peer\s+cores/);

@@ -6,7 +6,10 @@ import { CompileService, type ClientConnection } from '../node/compile-service.j
 import { JobFailure, type Executor } from '../node/executor/executor.js';
 import type { InputHasher } from '../node/scan/hasher.js';
 import type { InputScanner } from '../node/scan/scanner.js';
+import { Placement } from '../node/remote/placement.js';
+import { RemoteRunner } from '../node/remote/remote-runner.js';
 import { Slots } from '../node/slots.js';
+import type { Store } from '../node/store.js';
 import { Stats } from '../node/stats.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -27,7 +30,11 @@ function fakeExecutor(behaviour: { freeSlots: number; run?: (job: Job) => Promis
   const runs: Job[] = [];
   const executor = {
     unavailableReason: undefined,
+    sandboxUnavailableReason: 'a fake has no sandbox',
+    slots: behaviour.freeSlots,
     freeSlots: behaviour.freeSlots,
+    tryReserve: () => true,
+    release: () => undefined,
     run: (job: Job) => {
       runs.push(job);
       return behaviour.run ? behaviour.run(job) : Promise.reject(new Error('unexpected run'));
@@ -41,7 +48,22 @@ function service(localSlots: number, executor: Executor) {
   const slots = new Slots(localSlots);
   const scanner = { scan: async () => ({ files: [], dirs: [], listings: [] }) } as unknown as InputScanner;
   const hasher = { hash: async () => undefined } as unknown as InputHasher;
-  const svc = new CompileService({ localSlots: slots, executor, scanner, hasher, stats, log: pino({ level: 'silent' }) });
+  const log = pino({ level: 'silent' });
+  const placement = new Placement({ peers: () => [], selfSlots: () => executor.slots, selfFreeSlots: () => executor.freeSlots, backoffMs: 1000 });
+  const store = { pin: () => undefined, unpin: () => undefined } as unknown as Store;
+  const remote = new RemoteRunner({
+    node: () => undefined,
+    store,
+    executor,
+    placement,
+    localSlots: slots,
+    stats,
+    log,
+    jobTimeoutMs: 10_000,
+    verifyRate: 0,
+    hedgeMinMs: 5000,
+  });
+  const svc = new CompileService({ localSlots: slots, placement, remote, toolchainOf: async () => undefined, scanner, hasher, stats, log });
   return { svc, stats, slots };
 }
 

@@ -33,8 +33,11 @@ export class Executor {
   private limit: LimitFunction;
   private binds: HostBinds = { bound: [], links: [] };
   private unavailable?: string;
+  private sandboxUnusable?: string;
   private readonly roots: JobRootPool;
   running = 0;
+  /** Slots promised to jobs (a peer's accepted job, or one of our own) before they run. */
+  private reserved = 0;
 
   constructor(private readonly options: ExecutorOptions) {
     this.limit = pLimit(Math.max(1, options.slots));
@@ -44,16 +47,14 @@ export class Executor {
   async start(): Promise<void> {
     await fs.rm(this.options.workDir, { recursive: true, force: true });
     await fs.mkdir(this.options.workDir, { recursive: true });
-    if (this.options.slots === 0) {
-      this.unavailable = 'MESHCC_SLOTS is 0';
-      return;
-    }
+    // The sandbox also serves this agent's own hedged and verifying compiles, even with 0 slots.
     const probe = probeBubblewrap();
     if (!probe.ok) {
-      this.unavailable = probe.reason;
+      this.unavailable = this.sandboxUnusable = probe.reason;
       this.options.log.warn({ reason: probe.reason }, 'executor disabled: this agent will not execute jobs');
       return;
     }
+    if (this.options.slots === 0) this.unavailable = 'MESHCC_SLOTS is 0';
     this.binds = detectHostBinds();
     this.roots.start();
   }
@@ -75,24 +76,54 @@ export class Executor {
   }
 
   get freeSlots(): number {
-    return this.slots - this.running - this.limit.pendingCount;
+    return this.slots - this.reserved;
   }
 
-  run(job: Job): Promise<JobResult> {
+  /** Slots promised or running: what adverts call slots in use. */
+  get slotsUsed(): number {
+    return this.reserved;
+  }
+
+  /** Promises a slot to a job about to come (false when all are promised); release() after. */
+  tryReserve(): boolean {
+    if (this.reserved >= this.slots) return false;
+    this.reserved++;
+    this.options.onRunningChanged?.();
+    return true;
+  }
+
+  release(): void {
+    this.reserved = Math.max(0, this.reserved - 1);
+    this.options.onRunningChanged?.();
+  }
+
+  /** Undefined when this agent can sandbox its own compiles (hedging, verification). */
+  get sandboxUnavailableReason(): string | undefined {
+    return this.sandboxUnusable;
+  }
+
+  /** Runs a job in one of this agent's slots (bounded); abort kills it. */
+  run(job: Job, signal?: AbortSignal): Promise<JobResult> {
     if (this.unavailable) return Promise.reject(new JobFailure('no-executor', this.unavailable));
     return this.limit(async () => {
+      signal?.throwIfAborted();
       this.running++;
-      this.options.onRunningChanged?.();
       try {
-        return await this.runNow(job);
+        return await this.runNow(job, signal);
       } finally {
         this.running--;
-        this.options.onRunningChanged?.();
       }
     });
   }
 
-  private async runNow(job: Job): Promise<JobResult> {
+  /** Runs one of this agent's own compiles in the sandbox, outside the slots offered to peers
+   *  (the caller holds a local slot): a hedge against a straggler, or a verification. */
+  runOwn(job: Job, signal?: AbortSignal): Promise<JobResult> {
+    if (this.sandboxUnusable) return Promise.reject(new JobFailure('no-executor', this.sandboxUnusable));
+    return this.runNow(job, signal);
+  }
+
+  private async runNow(job: Job, signal?: AbortSignal): Promise<JobResult> {
     const { store, workDir, log } = this.options;
     const hashes = job.inputs.map((f) => f.hash);
     try {
@@ -105,7 +136,8 @@ export class Executor {
       const t0 = performance.now();
       const before = await this.roots.build(job, store.dir, root);
       const t1 = performance.now();
-      const run = await this.sandboxed(job, root);
+      signal?.throwIfAborted();
+      const run = await this.sandboxed(job, root, signal);
       const t2 = performance.now();
       if (run.exit !== 0 && MISSING_INPUT.test(run.stderr.toString())) {
         throw new JobFailure('missing-input', `the compile read a file the scan did not list: ${firstLine(run.stderr)}`);
@@ -123,7 +155,7 @@ export class Executor {
     }
   }
 
-  private sandboxed(job: Job, root: string): Promise<{ exit: number; stdout: Buffer; stderr: Buffer }> {
+  private sandboxed(job: Job, root: string, signal?: AbortSignal): Promise<{ exit: number; stdout: Buffer; stderr: Buffer }> {
     const statusFd = 3;
     const child = spawn('bwrap', bwrapArgs(job, root, this.binds, statusFd), {
       stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
@@ -149,13 +181,22 @@ export class Executor {
       timedOut = true;
       child.kill('SIGKILL');
     }, timeoutMs);
+    let aborted = false;
+    const onAbort = () => {
+      aborted = true;
+      child.kill('SIGKILL');
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
     return new Promise((resolve, reject) => {
       child.on('error', (err) => {
         clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
         reject(new JobFailure('sandbox-failed', `cannot start bubblewrap: ${err.message}`));
       });
       child.on('close', () => {
         clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        if (aborted) return reject(new JobFailure('cancelled', 'the job was cancelled'));
         if (timedOut) return reject(new JobFailure('timeout', `the job ran longer than ${timeoutMs} ms`));
         if (tooMuch) return reject(new JobFailure('output-too-large', 'the job printed more than the diagnostics limit'));
         const exit = exitCodeFromStatus(Buffer.concat(status).toString());

@@ -2,12 +2,13 @@
 // its adverts and view of the peers, LAN discovery, and the peers named by address.
 // Started and stopped by the composition root (node/agent.ts).
 import os from 'node:os';
-import { PROTOCOL_VERSION, type Advert } from '../../protocol/messages.js';
+import { ADVERT_LIMITS, PROTOCOL_VERSION, type Advert } from '../../protocol/messages.js';
 import type { Logger } from '../log.js';
 import { AdvertService } from './adverts.js';
 import { LanDiscovery } from './discovery.js';
 import { loadOrCreateIdentity, loadOrCreateMeshKey } from './keys.js';
 import { createMeshNode, type MeshNode } from './node.js';
+import type { PeerView, PeerViewEntry } from './view.js';
 
 export interface MeshOptions {
   home: string;
@@ -18,7 +19,7 @@ export interface MeshOptions {
   speed: number;
   log: Logger;
   /** What this agent offers right now (read for every advert: keep it cheap). */
-  capacity: () => { slots: number; slotsUsed: number; toolchains: string[] };
+  capacity: () => { slots: number; slotsUsed: number; toolchains: string[]; unavailable?: string };
 }
 
 /** One row of `meshcc status`: the stable shape scripts rely on (`--json`). */
@@ -39,6 +40,8 @@ export interface AgentStatus {
   arch: string;
   libc: string;
   freeMemoryBytes: number;
+  /** Why the agent offers no slots, when it offers none because it cannot sandbox. */
+  executorUnavailable?: string;
 }
 
 const REDIAL_MS = 2000;
@@ -65,6 +68,20 @@ export class MeshService {
 
   get peerId(): string | undefined {
     return this.node?.peerId.toString();
+  }
+
+  /** The libp2p node, once started (job protocols run over it). */
+  get meshNode(): MeshNode | undefined {
+    return this.node;
+  }
+
+  /** The live view of peers, with added/updated/removed events; undefined before start. */
+  get peerView(): PeerView | undefined {
+    return this.adverts?.peerView;
+  }
+
+  peers(): PeerViewEntry[] {
+    return this.adverts?.view() ?? [];
   }
 
   async start(): Promise<void> {
@@ -131,9 +148,10 @@ export class MeshService {
       os: process.platform,
       arch: process.arch,
       libc: this.libc,
-      toolchains: capacity.toolchains,
+      toolchains: capacity.toolchains.slice(0, ADVERT_LIMITS.toolchains),
       protocolVersion: PROTOCOL_VERSION,
       sentAt: Date.now(),
+      ...(capacity.unavailable ? { executorUnavailable: capacity.unavailable.slice(0, 1024) } : {}),
     };
   }
 
@@ -186,5 +204,6 @@ function toStatus(advert: Advert, self: boolean, rttMs: number | null): AgentSta
     arch: advert.arch,
     libc: advert.libc,
     freeMemoryBytes: advert.freeMemoryBytes,
+    ...(advert.executorUnavailable ? { executorUnavailable: advert.executorUnavailable } : {}),
   };
 }

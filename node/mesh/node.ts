@@ -5,7 +5,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify, type Identify } from '@libp2p/identify';
-import type { AbortOptions, ConnectionProtector, MessageStream, PeerId, PrivateKey, StreamMessageEvent } from '@libp2p/interface';
+import type { AbortOptions, ConnectionProtector, MessageStream, PeerId, PrivateKey, Stream, StreamMessageEvent } from '@libp2p/interface';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import { ping, type Ping } from '@libp2p/ping';
 import { preSharedKey } from '@libp2p/pnet';
@@ -221,6 +221,11 @@ export class MeshNode {
   async rtt(peer: PeerId | string, options?: AbortOptions): Promise<number> {
     const signal = options?.signal ?? AbortSignal.timeout(5000);
     return this.libp2p.services.ping.ping(toPeerId(peer), { signal });
+  }
+
+  /** A new stream to a peer for one of our protocols (dialling the peer if needed). */
+  openStream(peer: PeerId | string, protocol: string, options?: AbortOptions): Promise<Stream> {
+    return this.libp2p.dialProtocol(toPeerId(peer), protocol, options);
   }
 
   /** Close every connection to a peer. */

@@ -30,6 +30,8 @@ export interface AgentProcess {
   home: string;
   socketPath: string;
   env: Record<string, string>;
+  /** What the agent wrote to stderr so far (its log lines at MESHCC_LOG_LEVEL, warn by default). */
+  logs(): string;
   stop(): Promise<void>;
 }
 
@@ -51,7 +53,7 @@ export async function startAgentProcess(extraEnv: Record<string, string> = {}, h
     child.kill('SIGTERM');
     await exited;
   };
-  return { child, home, socketPath, env, stop } satisfies AgentProcess;
+  return { child, home, socketPath, env, stop, logs: () => stderr } satisfies AgentProcess;
 }
 
 

@@ -1,0 +1,170 @@
+// The client side of /meshcc/job/1: offer one job to one peer, send exactly the store files
+// it asks for, and read back the result and the output files. Every way this can go wrong
+// ends in a RemoteFailure that says whether to try another peer, go local, or blame the peer.
+import { open } from 'node:fs/promises';
+import path from 'node:path';
+import { packChunk, unpackChunk } from '../../protocol/compression.js';
+import { MeshccError, ProtocolError } from '../../protocol/errors.js';
+import { encodeBody } from '../../protocol/framing.js';
+import { splitInputTree, wireJob } from '../../protocol/input-tree.js';
+import {
+  MESH_JOB_LIMITS,
+  OutputChunk,
+  parseMessage,
+  PeerToClient,
+  PROTOCOL_VERSION,
+  type Job,
+  type JobResult,
+  type OutputFile,
+  type RemoteResult,
+} from '../../protocol/messages.js';
+import { FramedStream } from '../mesh/framed-stream.js';
+import type { MeshNode } from '../mesh/node.js';
+import type { Store } from '../store.js';
+import { JOB_PROTOCOL } from './job-server.js';
+
+/** Why a remote attempt did not produce a result, and what to do about it. */
+export class RemoteFailure extends MeshccError {
+  constructor(
+    code: string,
+    message: string,
+    /** 'elsewhere': another peer may do it; 'local': only a local compile will. */
+    readonly next: 'elsewhere' | 'local',
+    /** Whether this counts against the peer (backoff). A refusal does not. */
+    readonly peerAtFault: boolean,
+  ) {
+    super(code, message);
+  }
+}
+
+export interface RemoteAttempt {
+  result: JobResult;
+  bytesSent: number;
+  bytesReceived: number;
+}
+
+export interface RunOnPeerOptions {
+  node: MeshNode;
+  store: Store;
+  peerId: string;
+  toolchain: string;
+  job: Job;
+  /** How long the peer may stay silent (the job's own timeout plus transfers). */
+  silenceMs: number;
+  signal?: AbortSignal;
+}
+
+/** Failure codes a peer reports that another peer would hit as well. */
+const LOCAL_ONLY = new Set(['missing-input', 'output-too-large']);
+
+export async function runOnPeer(options: RunOnPeerOptions): Promise<RemoteAttempt> {
+  const { node, peerId, job, signal } = options;
+  let framed: FramedStream | undefined;
+  let pinned: string[] = [];
+  try {
+    const stream = await node.openStream(peerId, JOB_PROTOCOL, { signal: anySignal(signal, AbortSignal.timeout(10_000)) });
+    framed = new FramedStream(stream, MESH_JOB_LIMITS.frameBytes);
+    const chunks = splitInputTree(job.inputs, job.listings);
+    for (const chunk of chunks) await options.store.put(chunk.hash, chunk.data);
+    options.store.pin((pinned = chunks.map((c) => c.hash)));
+    const body = await packChunk(encodeBody(wireJob(job, chunks)));
+    await framed.send({ t: 'job', v: PROTOCOL_VERSION, toolchain: options.toolchain, z: body.z, body: body.data });
+    const allowed = new Set([...job.inputs.map((f) => f.hash), ...chunks.map((c) => c.hash)]);
+    for (;;) {
+      const message = parseMessage(PeerToClient, await framed.receive(options.silenceMs, signal));
+      switch (message.t) {
+        case 'need':
+          for (const hash of message.hashes) {
+            if (!allowed.has(hash)) throw new ProtocolError('bad-need', `the peer asked for ${hash.slice(0, 12)}, which is not an input of this job`);
+            await sendBlob(framed, options.store, hash);
+          }
+          break;
+        case 'refused':
+          throw new RemoteFailure(`refused-${message.reason}`, `the peer refused the job: ${message.message}`, 'elsewhere', false);
+        case 'failed':
+          throw new RemoteFailure(message.code, `the peer could not run the job: ${message.message}`, LOCAL_ONLY.has(message.code) ? 'local' : 'elsewhere', !LOCAL_ONLY.has(message.code));
+        case 'result': {
+          const outputs = await receiveOutputs(framed, job, message, options.silenceMs, signal);
+          await framed.close();
+          const result = { id: job.id, exit: message.exit, stdout: Buffer.from(message.stdout), stderr: Buffer.from(message.stderr), outputs };
+          return { result, bytesSent: framed.bytesOut, bytesReceived: framed.bytesIn };
+        }
+        case 'output':
+          throw new ProtocolError('unexpected-output', 'an output chunk arrived before the result');
+      }
+    }
+  } catch (err) {
+    framed?.abort(err as Error);
+    throw asRemoteFailure(err, signal);
+  } finally {
+    options.store.unpin(pinned);
+  }
+}
+
+function asRemoteFailure(err: unknown, signal?: AbortSignal): RemoteFailure {
+  if (err instanceof RemoteFailure) return err;
+  const e = err as Error;
+  if (signal?.aborted) {
+    const reason = signal.reason instanceof MeshccError ? signal.reason : new MeshccError('cancelled', 'cancelled');
+    return new RemoteFailure(reason.code, reason.message, 'elsewhere', reason.code === 'peer-lost');
+  }
+  if (e instanceof ProtocolError) return new RemoteFailure('bad-answer', `the peer answered garbage: ${e.message}`, 'elsewhere', true);
+  const code = e instanceof MeshccError ? e.code : 'connection-failed';
+  return new RemoteFailure(code, `lost the peer: ${e.message}`, 'elsewhere', true);
+}
+
+async function sendBlob(framed: FramedStream, store: Store, hash: string): Promise<void> {
+  const file = await open(store.pathOf(hash), 'r');
+  try {
+    const size = (await file.stat()).size;
+    let offset = 0;
+    do {
+      const length = Math.min(MESH_JOB_LIMITS.chunkBytes, size - offset);
+      const buffer = Buffer.allocUnsafe(length);
+      const { bytesRead } = await file.read(buffer, 0, length, offset);
+      if (bytesRead !== length) throw new MeshccError('store-changed', `store file ${hash.slice(0, 12)} shrank while being sent`);
+      offset += length;
+      await framed.send({ t: 'blob', hash, ...(await packChunk(buffer)), last: offset >= size });
+    } while (offset < size);
+  } finally {
+    await file.close();
+  }
+}
+
+/** The directories a peer may write outputs into: those of the outputs the job expects. */
+function outputDirs(job: Job): Set<string> {
+  return new Set(job.outputs.map((o) => path.dirname(o)));
+}
+
+async function receiveOutputs(
+  framed: FramedStream,
+  job: Job,
+  result: RemoteResult,
+  silenceMs: number,
+  signal?: AbortSignal,
+): Promise<OutputFile[]> {
+  const dirs = outputDirs(job);
+  const outputs: OutputFile[] = [];
+  for (const [index, declared] of result.outputs.entries()) {
+    if (path.normalize(declared.path) !== declared.path || !dirs.has(path.dirname(declared.path))) {
+      throw new ProtocolError('bad-output', `the peer returned ${declared.path}, outside the job's output directories`);
+    }
+    const data = Buffer.allocUnsafe(declared.size);
+    let filled = 0;
+    for (let last = false; !last; ) {
+      const chunk = parseMessage(OutputChunk, await framed.receive(silenceMs, signal));
+      if (chunk.index !== index) throw new ProtocolError('bad-output', `output chunk ${chunk.index} arrived while ${index} was expected`);
+      const bytes = await unpackChunk(chunk, Math.min(MESH_JOB_LIMITS.chunkBytes, declared.size - filled));
+      bytes.copy(data, filled);
+      filled += bytes.length;
+      last = chunk.last;
+    }
+    if (filled !== declared.size) throw new ProtocolError('bad-output', `output ${declared.path} has ${filled} bytes, not ${declared.size}`);
+    outputs.push({ path: declared.path, data, executable: declared.executable });
+  }
+  return outputs;
+}
+
+function anySignal(...signals: (AbortSignal | undefined)[]): AbortSignal {
+  return AbortSignal.any(signals.filter((s): s is AbortSignal => s !== undefined));
+}

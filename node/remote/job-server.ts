@@ -1,0 +1,182 @@
+// The peer side of /meshcc/job/1: take a job offered by another agent of the mesh if a slot
+// is free and the toolchain is here, fetch only the store files this agent lacks, run the
+// job in the sandboxed executor, and send back the result and every output file. Anything
+// that stops the job from running faithfully is answered with `failed`, so the client can
+// try elsewhere; the peer itself keeps serving.
+import { readFile } from 'node:fs/promises';
+import type { Connection, Stream } from '@libp2p/interface';
+import { unpackChunk, packChunk } from '../../protocol/compression.js';
+import { MeshccError, ProtocolError } from '../../protocol/errors.js';
+import { decodeBody } from '../../protocol/framing.js';
+import { joinInputTree } from '../../protocol/input-tree.js';
+import {
+  BlobChunk,
+  Job,
+  JobOffer,
+  WireJob,
+  MESH_JOB_LIMITS,
+  parseMessage,
+  PROTOCOL_VERSION,
+  type JobResult,
+} from '../../protocol/messages.js';
+import type { Executor } from '../executor/executor.js';
+import type { Logger } from '../log.js';
+import { FramedStream } from '../mesh/framed-stream.js';
+import type { MeshNode } from '../mesh/node.js';
+import type { Store } from '../store.js';
+import { BlobIntake } from './blob-intake.js';
+
+export const JOB_PROTOCOL = '/meshcc/job/1';
+
+/** How long a client may take to send the job, or a file we asked for. */
+const CLIENT_SILENCE_MS = 30_000;
+const FETCH_ROUNDS = 3;
+
+export interface JobServerOptions {
+  node: MeshNode;
+  store: Store;
+  executor: Executor;
+  /** The local compiler for a toolchain id, if this agent holds that toolchain. */
+  compilerFor: (toolchain: string) => string | undefined;
+  log: Logger;
+  /** Counts of what peers asked of us (for stats). */
+  onServed?: (outcome: 'result' | 'failed' | 'refused', bytesIn: number, bytesOut: number) => void;
+}
+
+export class JobServer {
+  private readonly intake: BlobIntake;
+  private readonly open = new Set<Stream>();
+
+  constructor(private readonly options: JobServerOptions) {
+    this.intake = new BlobIntake(options.store);
+  }
+
+  async start(): Promise<void> {
+    await this.options.node.libp2p.handle(JOB_PROTOCOL, (stream, connection) => void this.serve(stream, connection), {
+      maxInboundStreams: 256,
+    });
+  }
+
+  async stop(): Promise<void> {
+    const stopped = new MeshccError('stopped', 'the agent is stopping');
+    for (const stream of this.open) stream.abort(stopped);
+    if (this.options.node.started) await this.options.node.libp2p.unhandle(JOB_PROTOCOL).catch(() => undefined);
+  }
+
+  private async serve(stream: Stream, connection: Connection): Promise<void> {
+    const { executor, log } = this.options;
+    const client = connection.remotePeer.toString();
+    const framed = new FramedStream(stream, MESH_JOB_LIMITS.frameBytes);
+    this.open.add(stream);
+    let outcome: 'result' | 'failed' | 'refused' = 'failed';
+    let reserved = false;
+    const cancel = new AbortController();
+    const onClose = () => cancel.abort(new MeshccError('client-gone', 'the client closed the job stream'));
+    stream.addEventListener('close', onClose);
+    try {
+      const offer = parseMessage(JobOffer, await framed.receive(CLIENT_SILENCE_MS));
+      const refusal = this.refusal(offer);
+      if (refusal) {
+        outcome = 'refused';
+        await framed.send({ t: 'refused', ...refusal });
+        return;
+      }
+      reserved = executor.tryReserve();
+      if (!reserved) {
+        outcome = 'refused';
+        await framed.send({ t: 'refused', reason: 'busy', message: 'every slot of this agent is taken' });
+        return;
+      }
+      const wire = await decodeJob(offer);
+      await this.fetch(new Map(wire.tree), framed, cancel.signal);
+      const job = await this.rebuild(wire);
+      job.compiler = this.options.compilerFor(offer.toolchain)!;
+      await this.fetch(new Map(job.inputs.map((f) => [f.hash, f.size])), framed, cancel.signal);
+      const result = await executor.run(job, cancel.signal);
+      await sendResult(framed, result);
+      outcome = 'result';
+      log.debug({ job: job.id, client, exit: result.exit }, 'ran a job for a peer');
+    } catch (err) {
+      const e = err as Error;
+      const code = e instanceof MeshccError ? e.code : (e as NodeJS.ErrnoException).code === 'ENOSPC' ? 'disk-full' : 'internal-error';
+      if (!cancel.signal.aborted) {
+        log[e instanceof ProtocolError ? 'warn' : 'info']({ client, code, err: e.message }, 'could not run a job for a peer');
+        await framed.send({ t: 'failed', code, message: e.message.slice(0, MESH_JOB_LIMITS.textBytes) }).catch(() => undefined);
+      }
+    } finally {
+      stream.removeEventListener('close', onClose);
+      if (reserved) executor.release();
+      this.open.delete(stream);
+      this.options.onServed?.(outcome, framed.bytesIn, framed.bytesOut);
+      await framed.close();
+    }
+  }
+
+  private refusal(offer: JobOffer): { reason: string; message: string } | undefined {
+    const { executor } = this.options;
+    if (offer.v !== PROTOCOL_VERSION) return { reason: 'version', message: `protocol ${offer.v} is not ${PROTOCOL_VERSION}` };
+    if (executor.unavailableReason) return { reason: 'no-executor', message: executor.unavailableReason };
+    if (!this.options.compilerFor(offer.toolchain)) return { reason: 'unknown-toolchain', message: `no toolchain ${offer.toolchain.slice(0, 12)} here` };
+    return undefined;
+  }
+
+  /** The job with its input tree read back from the chunks now in the store. */
+  private async rebuild(wire: WireJob): Promise<Job> {
+    const { store } = this.options;
+    const hashes = wire.tree.map(([hash]) => hash);
+    store.pin(hashes);
+    try {
+      const chunks = await Promise.all(hashes.map((h) => readFile(store.pathOf(h))));
+      const { tree: _tree, ...job } = wire;
+      return parseMessage(Job, { ...job, ...joinInputTree(chunks) });
+    } finally {
+      store.unpin(hashes);
+    }
+  }
+
+  /** Asks the client for the files (by hash, with sizes) missing here, in rounds while shared transfers fail. */
+  private async fetch(sizes: Map<string, number>, framed: FramedStream, signal: AbortSignal): Promise<void> {
+    for (const size of sizes.values()) {
+      if (size > MESH_JOB_LIMITS.inputFileBytes) throw new ProtocolError('too-large', `an input of ${size} bytes exceeds the limit`);
+    }
+    for (let round = 0; round < FETCH_ROUNDS; round++) {
+      const { mine, others } = this.intake.claim(sizes.keys());
+      if (mine.length === 0 && others.length === 0) return;
+      if (mine.length > 0) {
+        try {
+          await framed.send({ t: 'need', hashes: mine });
+          await this.intake.receive(mine, sizes, async () => parseMessage(BlobChunk, await framed.receive(CLIENT_SILENCE_MS, signal)));
+        } catch (err) {
+          this.intake.abandon(mine, err as Error);
+          throw err;
+        }
+      }
+      await Promise.allSettled(others);
+    }
+    const missing = [...sizes.keys()].filter((h) => !this.options.store.has(h));
+    if (missing.length) throw new MeshccError('inputs-unavailable', `${missing.length} input files could not be fetched`);
+  }
+}
+
+async function decodeJob(offer: JobOffer): Promise<WireJob> {
+  const body = await unpackChunk({ z: offer.z, data: offer.body }, MESH_JOB_LIMITS.jobBytes * 8);
+  return parseMessage(WireJob, decodeBody(body));
+}
+
+async function sendResult(framed: FramedStream, result: JobResult): Promise<void> {
+  await framed.send({
+    t: 'result',
+    exit: result.exit,
+    stdout: result.stdout,
+    stderr: result.stderr,
+    outputs: result.outputs.map((o) => ({ path: o.path, size: o.data.length, executable: o.executable })),
+  });
+  for (const [index, output] of result.outputs.entries()) {
+    const data = output.data;
+    for (let offset = 0; offset === 0 || offset < data.length; offset += MESH_JOB_LIMITS.chunkBytes) {
+      const end = Math.min(data.length, offset + MESH_JOB_LIMITS.chunkBytes);
+      const packed = await packChunk(data.subarray(offset, end));
+      await framed.send({ t: 'output', index, ...packed, last: end >= data.length });
+    }
+  }
+}

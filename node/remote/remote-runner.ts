@@ -1,0 +1,222 @@
+// Runs a job away from the client's own process: on a peer over the mesh, or in this
+// agent's executor when it has a free slot. A refused job, a lost connection, a timeout or a
+// dead peer is retried once on another candidate; after that the caller compiles locally.
+// A real compile error is a result like any other, never retried. Stragglers are hedged
+// with a local compile, and a fraction of remote results is verified against one.
+import { performance } from 'node:perf_hooks';
+import pLimit from 'p-limit';
+import { MeshccError } from '../../protocol/errors.js';
+import type { Job, JobResult } from '../../protocol/messages.js';
+import { JobFailure, type Executor } from '../executor/executor.js';
+import type { Logger } from '../log.js';
+import type { MeshNode } from '../mesh/node.js';
+import type { Slots } from '../slots.js';
+import type { Stats } from '../stats.js';
+import type { Store } from '../store.js';
+import { RemoteFailure, runOnPeer } from './job-client.js';
+import { SELF, type Placement } from './placement.js';
+import { sameResult } from './verify.js';
+
+export interface RemoteRunnerOptions {
+  node: () => MeshNode | undefined;
+  store: Store;
+  executor: Executor;
+  placement: Placement;
+  localSlots: Slots;
+  stats: Stats;
+  log: Logger;
+  jobTimeoutMs: number;
+  /** Fraction (0..1) of remote results also compiled locally and compared. */
+  verifyRate: number;
+  /** A remote job is a straggler after max(hedgeMinMs, 3 × the usual remote job time). */
+  hedgeMinMs: number;
+}
+
+export interface RunOutcome {
+  result: JobResult;
+  /** SELF, a peer id, or 'hedge' when the local twin of a straggler won. */
+  where: string;
+}
+
+const ATTEMPTS = 2;
+const MAX_REFUSALS = 6;
+
+export class RemoteRunner {
+  private readonly active = new Map<string, Set<AbortController>>();
+  private readonly verifications = pLimit(1);
+  private typicalMs?: number;
+  private samples = 0;
+
+  constructor(private readonly options: RemoteRunnerOptions) {}
+
+  /** A peer left the view (silent, disconnected): its jobs are lost, retry them now. */
+  peerLost(peerId: string): void {
+    for (const controller of this.active.get(peerId) ?? []) controller.abort(new MeshccError('peer-lost', 'the peer left the mesh'));
+  }
+
+  /** Runs the job; throws a JobFailure (with the reason) when it must be compiled locally. */
+  async run(job: Job, toolchain: string | undefined): Promise<RunOutcome> {
+    const { placement, store, stats, log, localSlots } = this.options;
+    const hashes = job.inputs.map((f) => f.hash);
+    try {
+      store.pin(hashes);
+    } catch (err) {
+      throw new JobFailure('missing-store-object', (err as Error).message);
+    }
+    const tried = new Set<string>();
+    let failures = 0;
+    let refusals = 0;
+    let last: RemoteFailure | undefined;
+    try {
+      for (;;) {
+        // Without local slots there is nowhere else to go: wait for a peer's slot.
+        const waitMs = localSlots.total === 0 ? this.options.jobTimeoutMs : 0;
+        const where = await placement.place(toolchain, tried, waitMs);
+        // Nobody else to try: the fallback's reason is what went wrong last.
+        if (!where) throw last ? new JobFailure(last.code, last.message) : new JobFailure('no-peer', 'no candidate with a free slot');
+        try {
+          const outcome = where === SELF ? await this.runSelf(job) : await this.runRemote(where, job, toolchain!);
+          placement.succeeded(where);
+          if (outcome.where !== SELF && outcome.where !== 'hedge') return await this.maybeVerify(outcome, job);
+          return outcome;
+        } catch (err) {
+          const failure = err instanceof RemoteFailure ? err : selfFailure(err);
+          last = failure;
+          if (where !== SELF) stats.peerFailed(where, failure.code);
+          if (failure.peerAtFault && placement.failed(where)) log.warn({ peer: where, reason: failure.code }, 'peer failed twice in a row: backing off');
+          if (failure.next === 'local') throw new JobFailure(failure.code, failure.message);
+          if (failure.code.startsWith('refused')) {
+            if (++refusals > MAX_REFUSALS) throw new JobFailure(failure.code, failure.message);
+            if (failure.code !== 'refused-busy') tried.add(where);
+            continue;
+          }
+          log.info({ job: job.id, peer: where, reason: failure.code, err: failure.message }, 'remote attempt failed');
+          tried.add(where);
+          if (++failures >= ATTEMPTS) throw new JobFailure(failure.code, failure.message);
+        } finally {
+          placement.release(where);
+        }
+      }
+    } finally {
+      store.unpin(hashes);
+    }
+  }
+
+  private async runSelf(job: Job): Promise<RunOutcome> {
+    const { executor } = this.options;
+    if (!executor.tryReserve()) throw new RemoteFailure('refused-busy', 'this agent is busy', 'elsewhere', false);
+    try {
+      return { result: await executor.run(job), where: SELF };
+    } finally {
+      executor.release();
+    }
+  }
+
+  private async runRemote(peerId: string, job: Job, toolchain: string): Promise<RunOutcome> {
+    const { stats, executor, localSlots } = this.options;
+    const node = this.options.node();
+    if (!node) throw new RemoteFailure('no-mesh', 'the mesh is not running', 'local', false);
+    const remoteAbort = new AbortController();
+    const controllers = this.active.get(peerId) ?? new Set();
+    controllers.add(remoteAbort);
+    this.active.set(peerId, controllers);
+    const started = performance.now();
+    const remote = runOnPeer({
+      node,
+      store: this.options.store,
+      peerId,
+      toolchain,
+      job,
+      silenceMs: this.options.jobTimeoutMs + 60_000,
+      signal: remoteAbort.signal,
+    }).then((attempt) => {
+      stats.peerJob(peerId, attempt.bytesSent, attempt.bytesReceived);
+      this.learn(performance.now() - started);
+      return { result: attempt.result, where: peerId } satisfies RunOutcome;
+    });
+    try {
+      let settled = false;
+      const watched = remote.finally(() => (settled = true));
+      watched.catch(() => undefined);
+      const straggling = await Promise.race([watched.then(() => false, () => false), delay(this.stragglerMs()).then(() => true)]);
+      if (!straggling || executor.sandboxUnavailableReason) return await remote;
+      // A straggler: as soon as a local slot is free (polled: client leases come and go), hedge.
+      while (!settled && !localSlots.tryAcquire()) await delay(100);
+      if (settled) return await remote;
+      // Straggler: compile it here as well; the first to finish wins, the other is cancelled.
+      stats.hedges.started++;
+      this.options.log.info({ job: job.id, peer: peerId, afterMs: Math.round(performance.now() - started) }, 'straggler: compiling it locally as well');
+      const localAbort = new AbortController();
+      const local = executor
+        .runOwn(job, localAbort.signal)
+        .then((result) => ({ result, where: 'hedge' }) satisfies RunOutcome)
+        .finally(() => localSlots.release());
+      const winner = await firstFulfilled(remote, local);
+      (winner.where === 'hedge' ? remoteAbort : localAbort).abort(new MeshccError('cancelled', 'the other copy finished first'));
+      if (winner.where === 'hedge') stats.hedges.wonLocally++;
+      return winner;
+    } finally {
+      controllers.delete(remoteAbort);
+      if (controllers.size === 0) this.active.delete(peerId);
+    }
+  }
+
+  /** How long a remote job may run before it counts as a straggler. */
+  private stragglerMs(): number {
+    // Until a few remote jobs have been timed, only a job three times the minimum is a straggler.
+    if (this.samples < 5 || this.typicalMs === undefined) return 3 * this.options.hedgeMinMs;
+    return Math.max(this.options.hedgeMinMs, 3 * this.typicalMs);
+  }
+
+  private learn(ms: number): void {
+    this.samples++;
+    this.typicalMs = this.typicalMs === undefined ? ms : this.typicalMs * 0.9 + ms * 0.1;
+  }
+
+  private async maybeVerify(outcome: RunOutcome, job: Job): Promise<RunOutcome> {
+    const { verifyRate, executor, stats, log, placement } = this.options;
+    if (verifyRate <= 0 || Math.random() >= verifyRate || executor.sandboxUnavailableReason) return outcome;
+    const local = await this.verifications(() => executor.runOwn(job)).catch((err: Error) => {
+      log.debug({ job: job.id, err: err.message }, 'could not verify: the local twin failed');
+      return undefined;
+    });
+    if (!local) return outcome;
+    const difference = sameResult(outcome.result, local);
+    if (difference === undefined) {
+      stats.verify.matched++;
+      return outcome;
+    }
+    stats.verify.mismatches++;
+    placement.exclude(outcome.where, difference);
+    log.error(
+      { peer: outcome.where, job: job.id, argv: job.argv, difference },
+      'VERIFICATION FAILED: a peer returned outputs that differ from a local compile; the peer is excluded and the local outputs are used',
+    );
+    return { result: local, where: SELF };
+  }
+}
+
+function selfFailure(err: unknown): RemoteFailure {
+  const e = err as Error;
+  const code = e instanceof MeshccError ? e.code : 'internal-error';
+  const next = code === 'missing-input' || code === 'output-too-large' ? 'local' : 'elsewhere';
+  return new RemoteFailure(code, e.message, next, false);
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** The first promise to fulfil; rejects with the first one's error only if both reject. */
+function firstFulfilled<T>(first: Promise<T>, second: Promise<T>): Promise<T> {
+  return new Promise((resolve, reject) => {
+    let rejected = 0;
+    let firstError: unknown;
+    const fail = (which: number) => (err: unknown) => {
+      if (which === 0) firstError = err;
+      if (++rejected === 2) reject(firstError ?? err);
+    };
+    first.then(resolve, fail(0));
+    second.then(resolve, fail(1));
+  });
+}

@@ -1,0 +1,90 @@
+// Misbehaving members of a mesh, for fault tests: real libp2p nodes with the mesh key that
+// advertise free slots and a toolchain, then answer jobs with garbage, with silence, or
+// with outputs that differ from a real compile.
+import { randomBytes } from 'node:crypto';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { pino } from 'pino';
+import { decodeBody } from '../../protocol/framing.js';
+import { JobOffer, Job, MESH_JOB_LIMITS, parseMessage, PROTOCOL_VERSION, type Advert } from '../../protocol/messages.js';
+import { AdvertService } from '../../node/mesh/adverts.js';
+import { FramedStream } from '../../node/mesh/framed-stream.js';
+import { createMeshNode } from '../../node/mesh/node.js';
+import { JOB_PROTOCOL } from '../../node/remote/job-server.js';
+import { unpackChunk } from '../../protocol/compression.js';
+
+export type FakeBehaviour = 'garbage' | 'silent' | 'lying';
+
+export interface FakePeer {
+  peerId: string;
+  address: string;
+  jobsSeen: number;
+  stop(): Promise<void>;
+}
+
+export async function startFakePeer(options: { meshKeyHex: string; toolchains: string[]; behaviour: FakeBehaviour; listen?: string }): Promise<FakePeer> {
+  const log = pino({ level: 'silent' });
+  const node = await createMeshNode({
+    privateKey: await generateKeyPair('Ed25519'),
+    meshKey: Buffer.from(options.meshKeyHex, 'hex'),
+    listen: [options.listen ?? '/ip4/127.0.0.1/tcp/0'],
+    log,
+  });
+  const localAdvert = (): Advert => ({
+    t: 'advert',
+    nodeName: `fake-${options.behaviour}`,
+    peerId: node.peerId.toString(),
+    addresses: node.addresses(),
+    cores: 64,
+    slots: 64,
+    slotsUsed: 0,
+    load: 0,
+    freeMemoryBytes: 1 << 30,
+    // Faster than anyone: the client prefers it.
+    speed: 1_000_000,
+    os: 'linux',
+    arch: process.arch,
+    libc: 'glibc',
+    toolchains: options.toolchains,
+    protocolVersion: PROTOCOL_VERSION,
+    sentAt: Date.now(),
+  });
+  const adverts = new AdvertService({ node, localAdvert, log });
+  await adverts.start();
+  const fake: FakePeer = {
+    peerId: node.peerId.toString(),
+    address: node.addresses()[0]!,
+    jobsSeen: 0,
+    stop: async () => {
+      await adverts.stop();
+      await node.stop();
+    },
+  };
+  await node.libp2p.handle(
+    JOB_PROTOCOL,
+    async (stream) => {
+      fake.jobsSeen++;
+      const framed = new FramedStream(stream, MESH_JOB_LIMITS.frameBytes);
+      try {
+        const offer = parseMessage(JobOffer, await framed.receive(10_000));
+        if (options.behaviour === 'garbage') {
+          stream.send(randomBytes(3));
+          stream.send(Buffer.from([0, 0, 0, 5, 0xc1, 0xc1, 0xc1, 0xc1, 0xc1]));
+          stream.send(randomBytes(4096));
+          await framed.close();
+        } else if (options.behaviour === 'silent') {
+          await new Promise<void>((resolve) => stream.addEventListener('close', () => resolve()));
+        } else {
+          const job = parseMessage(Job, decodeBody(await unpackChunk({ z: offer.z, data: offer.body }, 64 << 20)));
+          const lie = Buffer.from('not what the compiler wrote\n');
+          await framed.send({ t: 'result', exit: 0, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), outputs: job.outputs.map((p) => ({ path: p, size: lie.length, executable: false })) });
+          for (const [index] of job.outputs.entries()) await framed.send({ t: 'output', index, z: false, data: lie, last: true });
+          await framed.close();
+        }
+      } catch {
+        stream.abort(new Error('fake peer gave up'));
+      }
+    },
+    { maxInboundStreams: 64 },
+  );
+  return fake;
+}
