@@ -569,6 +569,19 @@ async function main(): Promise<void> {
     }
     const t0 = Date.now();
     await until(async () => (await statusOf(clientHome)).length === 2, 30_000, '`meshcc status` on the client to list 2 agents');
+    // Both agents identify their host's compilers once, in the background of their first start
+    // (about 2 s of hashing, then cached in MESHCC_HOME): let that finish before timing a build.
+    let lastSeen = '';
+    let stableSince = Date.now();
+    await until(
+      async () => {
+        const seen = JSON.stringify((await statusOf(clientHome)).map((a) => a.toolchains.length));
+        if (seen !== lastSeen) [lastSeen, stableSince] = [seen, Date.now()];
+        return !seen.includes('0') && Date.now() - stableSince > 2000;
+      },
+      60_000,
+      'both agents to identify their toolchains',
+    );
     const agents = await statusOf(clientHome);
     const peerNames = new Map<string, string>();
     for (const a of agents) {

@@ -52,7 +52,7 @@ export class Agent {
       onRunningChanged: () => this.mesh?.changed(),
     });
     this.localSlots = new Slots(config.localSlots);
-    this.toolchains = new HostToolchains(log, () => this.mesh?.changed());
+    this.toolchains = new HostToolchains(log, path.join(config.home, 'toolchains.json'), () => this.mesh?.changed());
     this.placement = new Placement({
       peers: () => this.mesh?.peers() ?? [],
       selfSlots: () => this.executor.slots,

@@ -10,9 +10,10 @@ export class HostToolchains {
 
   constructor(
     private readonly log: Logger,
+    cacheFile: string,
     private readonly onChange: () => void = () => undefined,
   ) {
-    this.identifier = new ToolchainIdentifier({ log });
+    this.identifier = new ToolchainIdentifier({ log, cacheFile });
   }
 
   /** Identifies the compilers on PATH, one after another, in the background of the agent. */

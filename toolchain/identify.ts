@@ -4,7 +4,7 @@
 // machines with identical compilers agree on it and any change of content changes it.
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { createReadStream, existsSync, promises as fs, readdirSync, realpathSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, promises as fs, readdirSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { sharedLibraryClosure } from './elf-deps.js';
@@ -15,6 +15,7 @@ export interface ToolchainFile {
   role: string;
   path: string;
   size: number;
+  mtimeMs: number;
   hash: string;
   executable: boolean;
 }
@@ -24,6 +25,8 @@ export interface Toolchain {
   /** The driver's real path. */
   driver: string;
   family: 'gcc' | 'clang';
+  /** The language the driver assumes from its name (clang++ compiles .c files as C++). */
+  mode: 'c' | 'c++';
   version: string;
   target: string;
   files: ToolchainFile[];
@@ -43,25 +46,78 @@ export class ToolchainIdentifier {
   /** How many identifications were computed rather than served from the cache. */
   computed = 0;
 
-  constructor(private readonly options: { log?: { debug(obj: object, msg: string): void } } = {}) {}
+  private persisted: Record<string, { key: string; toolchain: Toolchain }> = {};
 
+  /** With `cacheFile`, identifications survive restarts (re-validated by every file's size and mtime). */
+  constructor(private readonly options: { log?: { debug(obj: object, msg: string): void }; cacheFile?: string } = {}) {
+    if (options.cacheFile) {
+      try {
+        this.persisted = JSON.parse(readFileSync(options.cacheFile, 'utf8')) as typeof this.persisted;
+      } catch {
+        this.persisted = {};
+      }
+    }
+  }
+
+  /** Identifies the compiler at this path (as invoked; symlinks resolve to the same toolchain
+   *  unless the name changes the driver's language, as clang++ does). Cached. */
   identify(compilerPath: string): Promise<Toolchain> {
     let key: string;
+    let cacheKey: string;
     try {
-      const st = statSync(compilerPath);
+      const real = realpathSync(compilerPath);
+      const st = statSync(real);
       key = `${st.size}:${st.mtimeMs}:${st.ino}:${st.dev}`;
+      cacheKey = `${real}\0${modeOf(compilerPath)}`;
     } catch (err) {
       return Promise.reject(new Error(`${compilerPath}: ${(err as NodeJS.ErrnoException).code ?? 'cannot stat'}`));
     }
-    const hit = this.cache.get(compilerPath);
+    const hit = this.cache.get(cacheKey);
     if (hit && hit.key === key) return hit.toolchain;
-    this.computed++;
-    const toolchain = computeToolchain(compilerPath, this.hashes);
-    this.cache.set(compilerPath, { key, toolchain });
-    toolchain.catch(() => this.cache.delete(compilerPath));
-    toolchain.then((t) => this.options.log?.debug({ compiler: compilerPath, id: t.id.slice(0, 12), files: t.files.length }, 'toolchain identified'), () => undefined);
+    const stored = this.persisted[cacheKey];
+    const toolchain =
+      stored && stored.key === key && stillTheSame(stored.toolchain) ? Promise.resolve(stored.toolchain) : this.compute(compilerPath, cacheKey, key);
+    this.cache.set(cacheKey, { key, toolchain });
+    toolchain.catch(() => this.cache.delete(cacheKey));
     return toolchain;
   }
+
+  private compute(compilerPath: string, cacheKey: string, key: string): Promise<Toolchain> {
+    this.computed++;
+    const toolchain = computeToolchain(compilerPath, this.hashes);
+    toolchain.then(
+      (t) => {
+        this.options.log?.debug({ compiler: compilerPath, id: t.id.slice(0, 12), files: t.files.length }, 'toolchain identified');
+        this.persisted[cacheKey] = { key, toolchain: t };
+        if (this.options.cacheFile) {
+          const temp = `${this.options.cacheFile}.${process.pid}`;
+          try {
+            writeFileSync(temp, JSON.stringify(this.persisted));
+            renameSync(temp, this.options.cacheFile);
+          } catch {
+            // a cache that cannot be written only costs the next start some hashing
+          }
+        }
+      },
+      () => undefined,
+    );
+    return toolchain;
+  }
+}
+
+function modeOf(compilerPath: string): 'c' | 'c++' {
+  return /\+\+/.test(path.basename(compilerPath)) ? 'c++' : 'c';
+}
+
+function stillTheSame(toolchain: Toolchain): boolean {
+  return toolchain.files.every((f) => {
+    try {
+      const st = statSync(f.path);
+      return st.size === f.size && st.mtimeMs === f.mtimeMs;
+    } catch {
+      return false;
+    }
+  });
 }
 
 async function output(file: string, args: string[]): Promise<string> {
@@ -105,15 +161,16 @@ async function computeToolchain(compilerPath: string, hashes: Map<string, Promis
       hashes.set(key, hash);
       hash.catch(() => hashes.delete(key));
     }
-    files.push({ role, path: file, size: st.size, hash: await hash, executable: (st.mode & 0o111) !== 0 });
+    files.push({ role, path: file, size: st.size, mtimeMs: st.mtimeMs, hash: await hash, executable: (st.mode & 0o111) !== 0 });
   }
   files.sort((a, b) => (a.role === b.role ? (a.path < b.path ? -1 : 1) : a.role < b.role ? -1 : 1));
   // The id covers what a file is (its role and name) and what it holds, not where this host
   // keeps it: a library's directory differs between distributions of the same bytes.
   const id = createHash('sha256');
-  id.update(`meshcc-toolchain-1\0${family}\0${version}\0${target}\0`);
+  const mode = modeOf(compilerPath);
+  id.update(`meshcc-toolchain-1\0${family}\0${mode}\0${version}\0${target}\0`);
   for (const f of files) id.update(`${f.role}\0${path.basename(f.path)}\0${f.size}\0${f.executable ? 1 : 0}\0${f.hash}\0`);
-  return { id: id.digest('hex'), driver, family, version, target, files };
+  return { id: id.digest('hex'), driver, family, mode, version, target, files };
 }
 
 /** A program name printed by the driver: absolute if found in its libexec dir, bare if not (then on PATH). */
