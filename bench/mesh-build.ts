@@ -10,7 +10,7 @@
 //   and gzip'd: what icecream and distcc would send for it, next to meshcc's bytes sent.
 // Client-side CPU = make and everything under it (the native clients, local fallback
 // compiles, links, generator scripts; from bash's `times`) + the client agent's CPU and its
-// reaped children's (scans), /proc/<pid>/stat utime+stime+cutime+cstime read just before and
+// children's, live (its spawner helper) or reaped (scans): /proc/<pid>/stat utime+stime+cutime+cstime read just before and
 // just after the build (so the agent's start-up, e.g. its speed benchmark, is not counted).
 // The peer's CPU is not client side. Numbers are printed, nothing passes or fails.
 //
@@ -135,10 +135,24 @@ function clkTck(): number {
   return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 }
 
-/** CPU seconds of a process and of its reaped children: utime + stime + cutime + cstime. */
+/** CPU seconds of a process, its reaped children (utime + stime + cutime + cstime), and of its
+ *  live descendants likewise (the agent's spawner helper, which starts the scans, lives on). */
 function processTreeCpuS(pid: number, tck: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / tck;
+  let fields: string[];
+  try {
+    fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  } catch {
+    return 0; // exited between listing and reading
+  }
+  let seconds = (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / tck;
+  let children: string[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+  } catch {
+    // no children file (old kernel): live helpers are missed
+  }
+  for (const child of children) seconds += processTreeCpuS(Number(child), tck);
+  return seconds;
 }
 
 async function until(probe: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {

@@ -18,6 +18,7 @@ import { RemoteRunner } from './remote/remote-runner.js';
 import { InputHasher } from './scan/hasher.js';
 import { InputScanner } from './scan/scanner.js';
 import { Slots } from './slots.js';
+import { LeanSpawner } from './spawner/lean-spawn.js';
 import { measureSpeed } from './speed.js';
 import { Stats, type StatsSnapshot } from './stats.js';
 import { Store } from './store.js';
@@ -28,6 +29,7 @@ export class Agent {
   readonly store: Store;
   readonly executor: Executor;
   readonly localSlots: Slots;
+  private readonly spawner = new LeanSpawner();
   private readonly hasher: InputHasher;
   private readonly socket: ClientSocketServer;
   private readonly toolchains: HostToolchains;
@@ -44,6 +46,7 @@ export class Agent {
     this.store = new Store(path.join(config.home, 'store'), config.storeBytes, log);
     this.hasher = new InputHasher(this.store);
     this.executor = new Executor({
+      spawner: this.spawner,
       store: this.store,
       workDir: config.jobsDir,
       slots: config.slots,
@@ -76,7 +79,7 @@ export class Agent {
       placement: this.placement,
       remote: this.remote,
       toolchainOf: (compiler) => this.toolchains.idOf(compiler),
-      scanner: new InputScanner(),
+      scanner: new InputScanner(this.spawner),
       hasher: this.hasher,
       stats: this.stats,
       log,
@@ -150,6 +153,7 @@ export class Agent {
     await this.mesh?.stop();
     await this.socket.stop();
     await this.executor.stop();
+    this.spawner.stop();
     await this.lock?.release();
     this.log.info('agent stopped');
   }

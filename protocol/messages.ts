@@ -17,6 +17,9 @@ export const LIMITS = {
   inputsPerJob: 200_000,
   outputsPerJob: 64,
   outputBytes: 1024 * 1024 * 1024,
+  /** An executor admits this many jobs per slot: the extra ones fetch their inputs and build
+   *  their job roots while the others compile, so a slot never idles waiting for the network. */
+  jobsPerSlot: 2,
 } as const;
 
 const path = z.string().min(1).max(LIMITS.pathBytes);

@@ -10,7 +10,7 @@ import { setMeshKey } from '../node/mesh/keys.js';
 import type { StatsSnapshot } from '../node/stats.js';
 import type { AgentStatus } from '../node/mesh/mesh-service.js';
 import { ToolchainIdentifier } from '../toolchain/identify.js';
-import { MASQUERADE, startAgentProcess, type AgentProcess } from './helpers/agent.js';
+import { MASQUERADE, REPO, startAgentProcess, type AgentProcess } from './helpers/agent.js';
 import { startFakePeer, type FakePeer } from './helpers/fake-peer.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -234,4 +234,29 @@ describe('misbehaving peers never fail a compile', () => {
     expect(stats.hedges).toEqual({ started: 1, wonLocally: 1 });
     expect(fake.jobsSeen).toBe(1);
   }, 30_000);
+});
+
+describe('an agent whose bubblewrap cannot run', () => {
+  it('advertises no slots and says why, in status and in its peers’ views', async () => {
+    const fakeBin = tempDir();
+    writeFileSync(path.join(fakeBin, 'bwrap'), '#!/bin/sh\necho "bwrap: Creating new namespace failed: Operation not permitted" >&2\nexit 1\n', { mode: 0o755 });
+    const crippled = await startMember({ PATH: `${fakeBin}:${process.env.PATH}`, MESHCC_SLOTS: '4' });
+    try {
+      const self = (await statusOf(crippled)).find((r) => r.self)!;
+      expect(self.slots).toBe(0);
+      expect(self.executorUnavailable).toBe('bubblewrap cannot create a sandbox here: bwrap: Creating new namespace failed: Operation not permitted');
+      const observer = await startMember({ MESHCC_PEERS: selfAddress(await statusOf(crippled)) });
+      try {
+        await expect
+          .poll(async () => (await statusOf(observer)).find((r) => r.peerId === self.peerId)?.executorUnavailable, { timeout: 10_000 })
+          .toMatch(/^bubblewrap cannot create a sandbox here/);
+        const human = spawnSync(process.execPath, [path.join(REPO, 'bin', 'meshcc.js'), 'status'], { env: { ...process.env, MESHCC_HOME: observer.home }, encoding: 'utf8' });
+        expect(human.stdout).toMatch(/runs no jobs: bubblewrap cannot create a sandbox here/);
+      } finally {
+        await observer.stop();
+      }
+    } finally {
+      await crippled.stop();
+    }
+  });
 });

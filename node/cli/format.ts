@@ -2,14 +2,23 @@
 import type { AgentStatus } from '../mesh/mesh-service.js';
 import type { StatsSnapshot } from '../stats.js';
 
+function kib(bytes: number): string {
+  return `${(bytes / 1024).toFixed(1)} KiB`;
+}
+
 function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
 }
 
 export function formatStats(s: StatsSnapshot): string {
   const lines: string[] = [`meshcc agent since ${s.startedAt}`];
-  const titles = { local: 'local (plain command)', job: 'job route (executed)', fallback: 'fallback (local after job route failed)' };
-  for (const route of ['local', 'job', 'fallback'] as const) {
+  const titles = {
+    local: 'local (plain command)',
+    job: 'executed here (sandbox)',
+    remote: 'remote (on a peer)',
+    fallback: 'fallback (local after remote trouble)',
+  };
+  for (const route of ['local', 'job', 'remote', 'fallback'] as const) {
     const r = s.routes[route];
     lines.push(`${titles[route].padEnd(42)} ${String(r.jobs).padStart(7)} jobs  ${seconds(r.ms).padStart(9)}`);
     for (const [reason, n] of Object.entries(r.byReason).sort((a, b) => b[1] - a[1])) {
@@ -25,6 +34,14 @@ export function formatStats(s: StatsSnapshot): string {
     `hashing: ${s.hashing.filesHashed} files hashed (${(s.hashing.bytesHashed / 1048576).toFixed(1)} MiB), ${s.hashing.cacheHits} stat-cache hits`,
   );
   lines.push(`store: ${s.store.files} files, ${(s.store.bytes / 1048576).toFixed(1)} of ${(s.store.maxBytes / 1048576).toFixed(0)} MiB`);
+  lines.push(`mesh: ${kib(s.bytesSent)} sent, ${kib(s.bytesReceived)} received for our jobs; ran ${s.served.results} jobs for peers`);
+  for (const [peer, p] of Object.entries(s.perPeer).sort((a, b) => b[1].jobs - a[1].jobs)) {
+    const failures = Object.entries(p.failuresByReason).map(([r, n]) => `${r} ${n}`).join(', ');
+    lines.push(`  …${peer.slice(-8)}  ${String(p.jobs).padStart(6)} jobs  ${kib(p.bytesSent).padStart(10)} sent` + (failures ? `  failures: ${failures}` : ''));
+  }
+  lines.push(`hedged stragglers: ${s.hedges.started} (won locally ${s.hedges.wonLocally}); verified: ${s.verify.matched} matched, ${s.verify.mismatches} MISMATCHED`);
+  if (s.peersBackedOff.length) lines.push(`backed off: ${s.peersBackedOff.map((p) => `…${p.slice(-8)}`).join(' ')}`);
+  for (const [peer, why] of Object.entries(s.peersExcluded)) lines.push(`EXCLUDED …${peer.slice(-8)}: ${why}`);
   const sl = s.slots;
   lines.push(
     `slots: local ${sl.localInUse}/${sl.local}, executor ${sl.executorInUse}/${sl.executor}` +
@@ -51,5 +68,6 @@ export function formatStatus(agents: AgentStatus[]): string {
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
-  return `${[line(header), ...rows.map(line)].join('\n')}\n`;
+  const why = agents.filter((a) => a.executorUnavailable).map((a) => `${a.name} (…${a.peerId.slice(-8)}) runs no jobs: ${a.executorUnavailable}`);
+  return `${[line(header), ...rows.map(line), ...why].join('\n')}\n`;
 }

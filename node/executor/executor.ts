@@ -1,6 +1,5 @@
 // The executor: runs jobs in bubblewrap over a job root built from the store, bounded by
 // this agent's slots. Capacity is enforced here, by the one who does the work.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -10,6 +9,7 @@ import { MeshccError } from '../../protocol/errors.js';
 import { LIMITS, type Job, type JobResult } from '../../protocol/messages.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store.js';
+import { LeanSpawner } from '../spawner/lean-spawn.js';
 import { JobRootPool } from './job-root-pool.js';
 import { bwrapArgs, detectHostBinds, probeBubblewrap, type HostBinds } from './sandbox.js';
 
@@ -25,6 +25,8 @@ export interface ExecutorOptions {
   slots: number;
   timeoutMs: number;
   log: Logger;
+  /** Starts bubblewrap and rm for us, cheaper than forking the agent (shared with the scanner). */
+  spawner?: LeanSpawner;
   /** Called when a job starts or ends (adverts carry slots in use). */
   onRunningChanged?: () => void;
 }
@@ -35,11 +37,13 @@ export class Executor {
   private unavailable?: string;
   private sandboxUnusable?: string;
   private readonly roots: JobRootPool;
+  private readonly spawner: LeanSpawner;
   running = 0;
   /** Slots promised to jobs (a peer's accepted job, or one of our own) before they run. */
   private reserved = 0;
 
   constructor(private readonly options: ExecutorOptions) {
+    this.spawner = options.spawner ?? new LeanSpawner();
     this.limit = pLimit(Math.max(1, options.slots));
     this.roots = new JobRootPool(Math.min(4, Math.max(1, options.slots)));
   }
@@ -62,6 +66,7 @@ export class Executor {
   async stop(): Promise<void> {
     this.limit.clearQueue();
     await this.roots.stop();
+    this.spawner.stop();
     await fs.rm(this.options.workDir, { recursive: true, force: true });
   }
 
@@ -75,8 +80,9 @@ export class Executor {
     return this.unavailable ? 0 : this.options.slots;
   }
 
+  /** Jobs it would still admit now (LIMITS.jobsPerSlot per slot: some wait their turn). */
   get freeSlots(): number {
-    return this.slots - this.reserved;
+    return this.slots * LIMITS.jobsPerSlot - this.reserved;
   }
 
   /** Slots promised or running: what adverts call slots in use. */
@@ -86,7 +92,7 @@ export class Executor {
 
   /** Promises a slot to a job about to come (false when all are promised); release() after. */
   tryReserve(): boolean {
-    if (this.reserved >= this.slots) return false;
+    if (this.reserved >= this.slots * LIMITS.jobsPerSlot) return false;
     this.reserved++;
     this.options.onRunningChanged?.();
     return true;
@@ -151,69 +157,36 @@ export class Executor {
       return { id: job.id, exit: run.exit, stdout: run.stdout, stderr: run.stderr, outputs };
     } finally {
       store.unpin(hashes);
-      removeTree(root);
+      this.removeTree(root);
     }
   }
 
-  private sandboxed(job: Job, root: string, signal?: AbortSignal): Promise<{ exit: number; stdout: Buffer; stderr: Buffer }> {
-    const statusFd = 3;
-    const child = spawn('bwrap', bwrapArgs(job, root, this.binds, statusFd), {
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-    });
-    const stdout: Buffer[] = [];
-    const stderr: Buffer[] = [];
-    const status: Buffer[] = [];
-    let diagnosticBytes = 0;
-    let tooMuch = false;
-    const keep = (into: Buffer[]) => (chunk: Buffer) => {
-      diagnosticBytes += chunk.length;
-      if (diagnosticBytes > LIMITS.diagnosticsBytes) {
-        tooMuch = true;
-        child.kill('SIGKILL');
-      } else into.push(chunk);
-    };
-    child.stdout!.on('data', keep(stdout));
-    child.stderr!.on('data', keep(stderr));
-    (child.stdio[3] as NodeJS.ReadableStream).on('data', (c: Buffer) => status.push(c));
+  private async sandboxed(job: Job, root: string, signal?: AbortSignal): Promise<{ exit: number; stdout: Buffer; stderr: Buffer }> {
     const timeoutMs = job.timeoutMs ?? this.options.timeoutMs;
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    let aborted = false;
-    const onAbort = () => {
-      aborted = true;
-      child.kill('SIGKILL');
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-    return new Promise((resolve, reject) => {
-      child.on('error', (err) => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        reject(new JobFailure('sandbox-failed', `cannot start bubblewrap: ${err.message}`));
-      });
-      child.on('close', () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        if (aborted) return reject(new JobFailure('cancelled', 'the job was cancelled'));
-        if (timedOut) return reject(new JobFailure('timeout', `the job ran longer than ${timeoutMs} ms`));
-        if (tooMuch) return reject(new JobFailure('output-too-large', 'the job printed more than the diagnostics limit'));
-        const exit = exitCodeFromStatus(Buffer.concat(status).toString());
-        const err = Buffer.concat(stderr);
-        if (exit === undefined) {
-          return reject(new JobFailure('sandbox-failed', `bubblewrap could not run the job: ${firstLine(err)}`));
-        }
-        resolve({ exit, stdout: Buffer.concat(stdout), stderr: err });
-      });
+    const run = await this.spawner.run({
+      file: 'bwrap',
+      args: bwrapArgs(job, root, this.binds, 3),
+      captureFd3: true,
+      outputLimit: LIMITS.diagnosticsBytes,
+      timeoutMs,
+      signal,
+    });
+    if (signal?.aborted) throw new JobFailure('cancelled', 'the job was cancelled');
+    if (run.error && run.code === null && !run.signal) throw new JobFailure('sandbox-failed', `cannot start bubblewrap: ${run.error}`);
+    if (run.timedOut) throw new JobFailure('timeout', `the job ran longer than ${timeoutMs} ms`);
+    if (run.overLimit) throw new JobFailure('output-too-large', 'the job printed more than the diagnostics limit');
+    const exit = exitCodeFromStatus(Buffer.from(run.fd3).toString());
+    const stderr = Buffer.from(run.stderr);
+    if (exit === undefined) throw new JobFailure('sandbox-failed', `bubblewrap could not run the job: ${firstLine(stderr)}`);
+    return { exit, stdout: Buffer.from(run.stdout), stderr };
+  }
+
+  /** `rm -rf` in the background: several times faster than fs.rm on a tree of small files. */
+  private removeTree(dir: string): void {
+    void this.spawner.run({ file: 'rm', args: ['-rf', '--', dir], outputLimit: 65_536 }).then((r) => {
+      if (r.code !== 0) return fs.rm(dir, { recursive: true, force: true }).catch(() => undefined);
     });
   }
-}
-
-/** `rm -rf` in the background: several times faster than fs.rm on a tree of small files. */
-function removeTree(dir: string): void {
-  const rm = spawn('rm', ['-rf', '--', dir], { stdio: 'ignore' });
-  rm.on('error', () => fs.rm(dir, { recursive: true, force: true }).catch(() => undefined));
 }
 
 function exitCodeFromStatus(text: string): number | undefined {

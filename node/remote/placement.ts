@@ -4,6 +4,7 @@
 // twice in a row are backed off for a while (as distcc does); a peer caught returning
 // different outputs is excluded for good.
 import { EventEmitter } from 'node:events';
+import { LIMITS } from '../../protocol/messages.js';
 import type { PeerViewEntry } from '../mesh/view.js';
 
 export const SELF = 'self';
@@ -41,9 +42,12 @@ export class Placement extends EventEmitter<{ freed: [] }> {
     return this.peerCandidates(toolchain, skip).some((e) => evenIfBusy || this.freeOn(e) > 0);
   }
 
+  /** Jobs a peer would still admit: LIMITS.jobsPerSlot per slot, less what it says it holds
+   *  and what we have sent it since (its advert may be a moment old). */
   private freeOn(entry: PeerViewEntry): number {
     const mine = this.inflight.get(entry.peerId) ?? 0;
-    return Math.min(entry.advert.slots - entry.advert.slotsUsed, entry.advert.slots - mine);
+    const capacity = entry.advert.slots * LIMITS.jobsPerSlot;
+    return Math.min(capacity - entry.advert.slotsUsed, capacity - mine);
   }
 
   /** Takes a slot on the best candidate with one free, or returns undefined. */

@@ -1,10 +1,10 @@
 // Scans one compile's inputs: the original command with -M (no code generation) lists
 // every file it reads; the search directories' listings are added so that __has_include
 // and missing-directory warnings behave in a job root exactly as on this machine.
-import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { DirListing } from '../../protocol/messages.js';
+import { LeanSpawner } from '../spawner/lean-spawn.js';
 import { parseMakeRule, parseSearchDirs } from './make-rule.js';
 
 export interface ScanOutput {
@@ -49,8 +49,10 @@ interface CachedListing {
 export class InputScanner {
   private readonly listings = new Map<string, CachedListing>();
 
+  constructor(private readonly spawner = new LeanSpawner()) {}
+
   async scan(req: { compiler: string; scanArgv: string[]; cwd: string; env: Record<string, string> }): Promise<ScanOutput> {
-    const { stdout, stderr, code } = await run(req.compiler, req.scanArgv, req.cwd, req.env);
+    const { stdout, stderr, code } = await run(this.spawner, req.compiler, req.scanArgv, req.cwd, req.env);
     if (code !== 0) throw new ScanFailed(`the input scan exited with ${code}`, stderr);
     const rawFiles = parseMakeRule(stdout);
     const rawSearchDirs = parseSearchDirs(stderr);
@@ -100,31 +102,14 @@ export class InputScanner {
   }
 }
 
-function run(
+async function run(
+  spawner: LeanSpawner,
   compiler: string,
   argv: string[],
   cwd: string,
   env: Record<string, string>,
 ): Promise<{ stdout: string; stderr: string; code: number }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(compiler, argv.slice(1), { argv0: argv[0], cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let bytes = 0;
-    const collect = (into: Buffer[]) => (chunk: Buffer) => {
-      bytes += chunk.length;
-      if (bytes > SCAN_OUTPUT_LIMIT) child.kill('SIGKILL');
-      else into.push(chunk);
-    };
-    child.stdout.on('data', collect(out));
-    child.stderr.on('data', collect(err));
-    child.on('error', reject);
-    child.on('close', (code, signal) =>
-      resolve({
-        stdout: Buffer.concat(out).toString(),
-        stderr: Buffer.concat(err).toString(),
-        code: code ?? (signal ? 128 : 1),
-      }),
-    );
-  });
+  const r = await spawner.run({ file: compiler, args: argv.slice(1), argv0: argv[0], cwd, env, outputLimit: SCAN_OUTPUT_LIMIT });
+  if (r.error && r.code === null) throw new ScanFailed(`cannot run the scan: ${r.error}`, '');
+  return { stdout: Buffer.from(r.stdout).toString(), stderr: Buffer.from(r.stderr).toString(), code: r.code ?? (r.signal ? 128 : 1) };
 }

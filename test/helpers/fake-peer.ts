@@ -17,7 +17,11 @@ export type FakeBehaviour = 'garbage' | 'silent' | 'lying';
 export interface FakePeer {
   peerId: string;
   address: string;
+  /** Every address it listens on (with a 0.0.0.0 listener: one per interface). */
+  addresses: string[];
   jobsSeen: number;
+  /** Connects to an agent (which then lists it from its adverts) by multiaddr with /p2p/…. */
+  dial(address: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -53,7 +57,11 @@ export async function startFakePeer(options: { meshKeyHex: string; toolchains: s
   const fake: FakePeer = {
     peerId: node.peerId.toString(),
     address: node.addresses()[0]!,
+    addresses: node.addresses(),
     jobsSeen: 0,
+    dial: async (address) => {
+      await node.dial(address);
+    },
     stop: async () => {
       await adverts.stop();
       await node.stop();
