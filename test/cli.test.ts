@@ -56,7 +56,8 @@ describe('meshcc CLI', () => {
   it('stats prints a readable table', () => {
     const r = meshcc(['stats']);
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/^job route \(executed\)\s+\d+ jobs/m);
+    expect(r.stdout).toMatch(/^executed here \(sandbox\)\s+\d+ jobs/m);
+    expect(r.stdout).toMatch(/^remote \(on a peer\)\s+\d+ jobs/m);
     expect(r.stdout).toMatch(/^local \(plain command\)/m);
     expect(r.stdout).toMatch(/^store: \d+ files/m);
   });
