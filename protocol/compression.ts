@@ -16,20 +16,21 @@ export interface PackedChunk {
   data: Uint8Array;
 }
 
-export async function packChunk(data: Uint8Array): Promise<PackedChunk> {
-  if (data.length < MIN_BYTES) return { z: false, data };
-  const packed = await deflate(data, { level: LEVEL });
+/** Compresses a chunk; with a dictionary (bytes both sides hold) what they share costs nearly nothing. */
+export async function packChunk(data: Uint8Array, dictionary?: Uint8Array): Promise<PackedChunk> {
+  if (data.length < MIN_BYTES && !dictionary) return { z: false, data };
+  const packed = await deflate(data, dictionary ? { level: LEVEL, dictionary } : { level: LEVEL });
   return packed.length < data.length ? { z: true, data: packed } : { z: false, data };
 }
 
 /** Inflates a chunk, refusing to produce more than `maxBytes` (a hostile peer's bomb). */
-export async function unpackChunk(chunk: PackedChunk, maxBytes: number): Promise<Buffer> {
+export async function unpackChunk(chunk: PackedChunk, maxBytes: number, dictionary?: Uint8Array): Promise<Buffer> {
   if (!chunk.z) {
     if (chunk.data.length > maxBytes) throw new ProtocolError('too-large', `chunk of ${chunk.data.length} bytes exceeds ${maxBytes}`);
     return Buffer.from(chunk.data.buffer, chunk.data.byteOffset, chunk.data.length);
   }
   try {
-    return await inflate(chunk.data, { maxOutputLength: maxBytes });
+    return await inflate(chunk.data, dictionary ? { maxOutputLength: maxBytes, dictionary } : { maxOutputLength: maxBytes });
   } catch (err) {
     throw new ProtocolError('bad-chunk', `a compressed chunk does not inflate: ${(err as Error).message}`);
   }

@@ -82,5 +82,5 @@ export function joinInputTree(chunks: Uint8Array[]): { inputs: InputFile[]; list
 /** A job with its tree replaced by chunk names: what a job offer carries. */
 export function wireJob(job: Job, chunks: TreeChunk[]): unknown {
   const { inputs: _inputs, listings: _listings, ...rest } = job;
-  return { ...rest, inputs: [], listings: [], tree: chunks.map((c) => [c.hash, c.data.length]) };
+  return { ...rest, inputs: [], listings: [], tree: chunks.map((c) => [Buffer.from(c.hash, 'hex'), c.data.length]) };
 }

@@ -207,12 +207,17 @@ export const JobOffer = z.object({
   toolchain: sha256,
   z: z.boolean(),
   body: bytes.refine((b) => b.length <= MESH_JOB_LIMITS.jobBytes, 'job too large'),
+  /** The body was compressed with an earlier offer's body (by its sha256) as dictionary:
+   *  consecutive jobs of a build differ little, so each costs the peer a few hundred bytes. */
+  dict: sha256.optional(),
 });
 export type JobOffer = z.infer<typeof JobOffer>;
 
 /** A job as offered: its input tree as the [hash, size] of chunks in the store (protocol/input-tree.ts). */
 export const WireJob = Job.extend({
-  tree: z.array(z.tuple([sha256, z.number().int().nonnegative().max(MESH_JOB_LIMITS.jobBytes)])).max(LIMITS.inputsPerJob),
+  tree: z
+    .array(z.tuple([bytes.refine((b) => b.length === 32, 'must be a 32-byte sha256'), z.number().int().nonnegative().max(MESH_JOB_LIMITS.jobBytes)]))
+    .max(LIMITS.inputsPerJob),
 });
 export type WireJob = z.infer<typeof WireJob>;
 

@@ -2,7 +2,8 @@
 // compile to a peer agent; objects, dependency files, diagnostics and exit codes match a
 // plain local compile. Misbehaving peers (garbage, silence, lies) never fail a compile.
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { query } from '../node/cli/query.js';
@@ -35,6 +36,25 @@ async function startMember(env: Record<string, string>): Promise<AgentProcess> {
     await new Promise((r) => setTimeout(r, 25));
   }
   return agent;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForSelf(agent: AgentProcess): Promise<string> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const rows = await statusOf(agent);
+    if (rows.some((r) => r.self)) return selfAddress(rows);
+    if (Date.now() > deadline) throw new Error('the agent never joined the mesh');
+    await new Promise((r) => setTimeout(r, 25));
+  }
 }
 
 function selfAddress(rows: AgentStatus[]): string {
@@ -151,6 +171,33 @@ describe('remote jobs on loopback', () => {
     const second = await run();
     console.log(`g++ <vector>/<string> unit: ${first} bytes sent (headers already there from an earlier test or not), then ${second} bytes for a changed source`);
     expect(second).toBeLessThan(20_000);
+  });
+
+  it('a peer that lost its store (and so the last offer) gets the next job in full, still remotely', async () => {
+    const port = await freePort();
+    const home = tempDir('meshcc-home-');
+    await setMeshKey(home, KEY);
+    const env = { MESHCC_SLOTS: '2', MESHCC_LOCAL_SLOTS: '0', MESHCC_LISTEN: `/ip4/127.0.0.1/tcp/${port}` };
+    let forgetful = await startAgentProcess(env, home);
+    const address = await waitForSelf(forgetful);
+    const solo = await startMember({ MESHCC_SLOTS: '0', MESHCC_LOCAL_SLOTS: '0', MESHCC_PEERS: address });
+    try {
+      const id = address.split('/p2p/')[1]!;
+      await untilPeerReady(solo, id);
+      expect((await compileBoth('gcc', C_SOURCE, 'd1.c', [], meshEnv(solo))).meshed.status).toBe(0);
+      await forgetful.stop();
+      rmSync(path.join(home, 'store'), { recursive: true, force: true });
+      forgetful = await startAgentProcess(env, home);
+      await untilPeerReady(solo, id);
+      const r = await compileBoth('gcc', C_SOURCE.replace('main', 'main2'), 'd2.c', [], meshEnv(solo));
+      expect(r.meshObject!.equals(r.plainObject!)).toBe(true);
+      const stats = await statsOf(solo);
+      expect(stats.counts.remote).toBe(2);
+      expect(stats.perPeer[id]!.failuresByReason['refused-unknown-dictionary']).toBe(1);
+    } finally {
+      await solo.stop();
+      await forgetful.stop();
+    }
   });
 
   it('the peer counts the jobs it ran for others', async () => {

@@ -20,7 +20,7 @@ import {
 } from '../../protocol/messages.js';
 import { FramedStream } from '../mesh/framed-stream.js';
 import type { MeshNode } from '../mesh/node.js';
-import type { Store } from '../store.js';
+import { sha256, type Store } from '../store.js';
 import { JOB_PROTOCOL } from './job-server.js';
 
 /** Why a remote attempt did not produce a result, and what to do about it. */
@@ -52,6 +52,8 @@ export interface RunOnPeerOptions {
   /** How long the peer may stay silent (the job's own timeout plus transfers). */
   silenceMs: number;
   signal?: AbortSignal;
+  /** The last offer each peer took, by peer id: the dictionary for the next. */
+  offers?: Map<string, { hash: string; body: Buffer }>;
 }
 
 /** Failure codes a peer reports that another peer would hit as well. */
@@ -67,23 +69,34 @@ export async function runOnPeer(options: RunOnPeerOptions): Promise<RemoteAttemp
     const chunks = splitInputTree(job.inputs, job.listings);
     for (const chunk of chunks) await options.store.put(chunk.hash, chunk.data);
     options.store.pin((pinned = chunks.map((c) => c.hash)));
-    const body = await packChunk(encodeBody(wireJob(job, chunks)));
-    await framed.send({ t: 'job', v: PROTOCOL_VERSION, toolchain: options.toolchain, z: body.z, body: body.data });
+    const raw = encodeBody(wireJob(job, chunks));
+    const dictionary = options.offers?.get(peerId);
+    const body = await packChunk(raw, dictionary?.body);
+    await framed.send({ t: 'job', v: PROTOCOL_VERSION, toolchain: options.toolchain, z: body.z, body: body.data, ...(dictionary && body.z ? { dict: dictionary.hash } : {}) });
+    let offerTaken = false;
+    const offerArrived = () => {
+      // The peer decoded it and keeps it: the next offer to this peer may use it as dictionary.
+      if (!offerTaken) options.offers?.set(peerId, { hash: sha256(raw), body: raw });
+      offerTaken = true;
+    };
     const allowed = new Set([...job.inputs.map((f) => f.hash), ...chunks.map((c) => c.hash)]);
     for (;;) {
       const message = parseMessage(PeerToClient, await framed.receive(options.silenceMs, signal));
       switch (message.t) {
         case 'need':
+          offerArrived();
           for (const hash of message.hashes) {
             if (!allowed.has(hash)) throw new ProtocolError('bad-need', `the peer asked for ${hash.slice(0, 12)}, which is not an input of this job`);
             await sendBlob(framed, options.store, hash);
           }
           break;
         case 'refused':
+          if (message.reason === 'unknown-dictionary') options.offers?.delete(peerId);
           throw new RemoteFailure(`refused-${message.reason}`, `the peer refused the job: ${message.message}`, 'elsewhere', false);
         case 'failed':
           throw new RemoteFailure(message.code, `the peer could not run the job: ${message.message}`, LOCAL_ONLY.has(message.code) ? 'local' : 'elsewhere', !LOCAL_ONLY.has(message.code));
         case 'result': {
+          offerArrived();
           const outputs = await receiveOutputs(framed, job, message, options.silenceMs, signal);
           await framed.close();
           const result = { id: job.id, exit: message.exit, stdout: Buffer.from(message.stdout), stderr: Buffer.from(message.stderr), outputs };

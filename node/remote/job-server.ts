@@ -23,7 +23,7 @@ import type { Executor } from '../executor/executor.js';
 import type { Logger } from '../log.js';
 import { FramedStream } from '../mesh/framed-stream.js';
 import type { MeshNode } from '../mesh/node.js';
-import type { Store } from '../store.js';
+import { sha256, type Store } from '../store.js';
 import { BlobIntake } from './blob-intake.js';
 
 export const JOB_PROTOCOL = '/meshcc/job/1';
@@ -87,8 +87,13 @@ export class JobServer {
         await framed.send({ t: 'refused', reason: 'busy', message: 'every slot of this agent is taken' });
         return;
       }
-      const wire = await decodeJob(offer);
-      await this.fetch(new Map(wire.tree), framed, cancel.signal);
+      const wire = await this.decodeJob(offer);
+      if (!wire) {
+        outcome = 'refused';
+        await framed.send({ t: 'refused', reason: 'unknown-dictionary', message: 'this agent no longer holds the offer the job was compressed against' });
+        return;
+      }
+      await this.fetch(new Map(wire.tree.map(([hash, size]) => [Buffer.from(hash).toString('hex'), size])), framed, cancel.signal);
       const job = await this.rebuild(wire);
       job.compiler = this.options.compilerFor(offer.toolchain)!;
       await this.fetch(new Map(job.inputs.map((f) => [f.hash, f.size])), framed, cancel.signal);
@@ -120,10 +125,26 @@ export class JobServer {
     return undefined;
   }
 
+  /** The offered job, or undefined when it was compressed against an offer we no longer hold.
+   *  Every offer body is kept in the store, as the dictionary of the client's next offers. */
+  private async decodeJob(offer: JobOffer): Promise<WireJob | undefined> {
+    const { store } = this.options;
+    let dictionary: Buffer | undefined;
+    if (offer.dict) {
+      if (!store.touch(offer.dict)) return undefined;
+      dictionary = await readFile(store.pathOf(offer.dict)).catch(() => undefined);
+      if (!dictionary) return undefined;
+    }
+    const body = await unpackChunk({ z: offer.z, data: offer.body }, MESH_JOB_LIMITS.jobBytes * 8, dictionary);
+    const wire = parseMessage(WireJob, decodeBody(body));
+    await store.put(sha256(body), body);
+    return wire;
+  }
+
   /** The job with its input tree read back from the chunks now in the store. */
   private async rebuild(wire: WireJob): Promise<Job> {
     const { store } = this.options;
-    const hashes = wire.tree.map(([hash]) => hash);
+    const hashes = wire.tree.map(([hash]) => Buffer.from(hash).toString('hex'));
     store.pin(hashes);
     try {
       const chunks = await Promise.all(hashes.map((h) => readFile(store.pathOf(h))));
@@ -158,10 +179,6 @@ export class JobServer {
   }
 }
 
-async function decodeJob(offer: JobOffer): Promise<WireJob> {
-  const body = await unpackChunk({ z: offer.z, data: offer.body }, MESH_JOB_LIMITS.jobBytes * 8);
-  return parseMessage(WireJob, decodeBody(body));
-}
 
 async function sendResult(framed: FramedStream, result: JobResult): Promise<void> {
   await framed.send({

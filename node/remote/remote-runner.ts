@@ -44,6 +44,7 @@ const MAX_REFUSALS = 6;
 export class RemoteRunner {
   private readonly active = new Map<string, Set<AbortController>>();
   private readonly verifications = pLimit(1);
+  private readonly offers = new Map<string, { hash: string; body: Buffer }>();
   private typicalMs?: number;
   private samples = 0;
 
@@ -87,7 +88,8 @@ export class RemoteRunner {
           if (failure.next === 'local') throw new JobFailure(failure.code, failure.message);
           if (failure.code.startsWith('refused')) {
             if (++refusals > MAX_REFUSALS) throw new JobFailure(failure.code, failure.message);
-            if (failure.code !== 'refused-busy') tried.add(where);
+            // Busy: wait for it again; a forgotten dictionary: offer it again in full.
+            if (failure.code !== 'refused-busy' && failure.code !== 'refused-unknown-dictionary') tried.add(where);
             continue;
           }
           log.info({ job: job.id, peer: where, reason: failure.code, err: failure.message }, 'remote attempt failed');
@@ -129,6 +131,7 @@ export class RemoteRunner {
       job,
       silenceMs: this.options.jobTimeoutMs + 60_000,
       signal: remoteAbort.signal,
+      offers: this.offers,
     }).then((attempt) => {
       stats.peerJob(peerId, attempt.bytesSent, attempt.bytesReceived);
       this.learn(performance.now() - started);
