@@ -98,6 +98,9 @@ export class JobServer {
       job.compiler = this.options.compilerFor(offer.toolchain)!;
       await this.fetch(new Map(job.inputs.map((f) => [f.hash, f.size])), framed, cancel.signal);
       const result = await executor.run(job, cancel.signal);
+      // The slot is free once the compile is done: the client may already be offering the next job.
+      executor.release();
+      reserved = false;
       await sendResult(framed, result);
       outcome = 'result';
       log.debug({ job: job.id, client, exit: result.exit }, 'ran a job for a peer');

@@ -39,7 +39,8 @@ export interface RunOutcome {
 }
 
 const ATTEMPTS = 2;
-const MAX_REFUSALS = 6;
+const MAX_REFUSALS = 4;
+const MAX_REFUSALS_WITHOUT_LOCAL = 600;
 
 export class RemoteRunner {
   private readonly active = new Map<string, Set<AbortController>>();
@@ -87,7 +88,10 @@ export class RemoteRunner {
           if (failure.peerAtFault && placement.failed(where)) log.warn({ peer: where, reason: failure.code }, 'peer failed twice in a row: backing off');
           if (failure.next === 'local') throw new JobFailure(failure.code, failure.message);
           if (failure.code.startsWith('refused')) {
-            if (++refusals > MAX_REFUSALS) throw new JobFailure(failure.code, failure.message);
+            // Adverts lag and several clients share a peer: a busy peer is waited for (briefly
+            // when a local slot could take the job, up to the job timeout when none can).
+            if (++refusals > (localSlots.total === 0 ? MAX_REFUSALS_WITHOUT_LOCAL : MAX_REFUSALS)) throw new JobFailure(failure.code, failure.message);
+            if (failure.code === 'refused-busy') await delay(Math.min(1000, 25 * 2 ** Math.min(refusals, 6)));
             // Busy: wait for it again; a forgotten dictionary: offer it again in full.
             if (failure.code !== 'refused-busy' && failure.code !== 'refused-unknown-dictionary') tried.add(where);
             continue;
