@@ -3,7 +3,7 @@
 // ends in a RemoteFailure that says whether to try another peer, go local, or blame the peer.
 import { open } from 'node:fs/promises';
 import path from 'node:path';
-import { packChunk, unpackChunk } from '../../protocol/compression.js';
+import { packChunk, packOffer, unpackChunk } from '../../protocol/compression.js';
 import { MeshccError, ProtocolError } from '../../protocol/errors.js';
 import { encodeBody } from '../../protocol/framing.js';
 import { splitInputTree, wireJob } from '../../protocol/input-tree.js';
@@ -71,7 +71,7 @@ export async function runOnPeer(options: RunOnPeerOptions): Promise<RemoteAttemp
     options.store.pin((pinned = chunks.map((c) => c.hash)));
     const raw = encodeBody(wireJob(job, chunks));
     const dictionary = options.offers?.get(peerId);
-    const body = await packChunk(raw, dictionary?.body);
+    const body = await packOffer(raw, dictionary?.body);
     await framed.send({ t: 'job', v: PROTOCOL_VERSION, toolchain: options.toolchain, z: body.z, body: body.data, ...(dictionary && body.z ? { dict: dictionary.hash } : {}) });
     let offerTaken = false;
     const offerArrived = () => {

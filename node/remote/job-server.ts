@@ -5,7 +5,7 @@
 // try elsewhere; the peer itself keeps serving.
 import { readFile } from 'node:fs/promises';
 import type { Connection, Stream } from '@libp2p/interface';
-import { unpackChunk, packChunk } from '../../protocol/compression.js';
+import { packChunk, unpackOffer } from '../../protocol/compression.js';
 import { MeshccError, ProtocolError } from '../../protocol/errors.js';
 import { decodeBody } from '../../protocol/framing.js';
 import { joinInputTree } from '../../protocol/input-tree.js';
@@ -138,7 +138,7 @@ export class JobServer {
       dictionary = await readFile(store.pathOf(offer.dict)).catch(() => undefined);
       if (!dictionary) return undefined;
     }
-    const body = await unpackChunk({ z: offer.z, data: offer.body }, MESH_JOB_LIMITS.jobBytes * 8, dictionary);
+    const body = await unpackOffer({ z: offer.z, data: offer.body }, MESH_JOB_LIMITS.jobBytes * 8, dictionary);
     const wire = parseMessage(WireJob, decodeBody(body));
     await store.put(sha256(body), body);
     return wire;

@@ -10,7 +10,7 @@ import { AdvertService } from '../../node/mesh/adverts.js';
 import { FramedStream } from '../../node/mesh/framed-stream.js';
 import { createMeshNode } from '../../node/mesh/node.js';
 import { JOB_PROTOCOL } from '../../node/remote/job-server.js';
-import { unpackChunk } from '../../protocol/compression.js';
+import { unpackOffer } from '../../protocol/compression.js';
 
 export type FakeBehaviour = 'garbage' | 'silent' | 'lying';
 
@@ -82,7 +82,7 @@ export async function startFakePeer(options: { meshKeyHex: string; toolchains: s
         } else if (options.behaviour === 'silent') {
           await new Promise<void>((resolve) => stream.addEventListener('close', () => resolve()));
         } else {
-          const job = parseMessage(Job, decodeBody(await unpackChunk({ z: offer.z, data: offer.body }, 64 << 20)));
+          const job = parseMessage(Job, decodeBody(await unpackOffer({ z: offer.z, data: offer.body }, 64 << 20)));
           const lie = Buffer.from('not what the compiler wrote\n');
           await framed.send({ t: 'result', exit: 0, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), outputs: job.outputs.map((p) => ({ path: p, size: lie.length, executable: false })) });
           for (const [index] of job.outputs.entries()) await framed.send({ t: 'output', index, z: false, data: lie, last: true });
