@@ -1,225 +1,194 @@
-// Which compiler is this, exactly? A toolchain is the compiler driver plus every program and
-// library it runs or loads (cc1/cc1plus, the assembler, the LTO plugin, specs, shared
-// libraries, the dynamic loader). Its id is a sha256 over the contents of those files, so two
-// machines with identical compilers agree on it and any change of content changes it.
-import { createHash } from 'node:crypto';
-import { execFile } from 'node:child_process';
-import { createReadStream, existsSync, promises as fs, readdirSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs';
+// Identifies a C/C++ compiler by the content of its files: the driver, gcc's internal
+// programs, and every shared library and the loader they need. The id (toolchain-id.ts) is
+// what jobs, adverts and caches call a toolchain; a peer runs a job only with the same id.
+//
+// Two cache levels, both re-validated on every call by stats alone (no reads, no spawns):
+// per invoked path, the Toolchain (one `-v` spawn made it: clang's mode and target follow the
+// name);
+// per real driver, the collected and hashed files (gcc, gcc-12, cc and x86_64-linux-gnu-gcc
+// share them). Under both, file hashes are cached by signature, so after a change only the
+// changed files are read again.
+import { realpathSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { sharedLibraryClosure } from './elf-deps.js';
+import { performance } from 'node:perf_hooks';
+import { CacheWriter, loadCache, type CachedEntry } from './cache-file.js';
+import { collectFiles, unchanged, type CollectedFiles } from './collect.js';
+import { FileHasher, fileState, isElf } from './files.js';
+import { probeDriver } from './probe.js';
+import { toolchainId } from './toolchain-id.js';
+import type { Toolchain, ToolchainLog } from './types.js';
 
-const run = promisify(execFile);
+export type { Toolchain, ToolchainFamily, ToolchainFile, ToolchainLog } from './types.js';
+export { findHostCompilers } from './find-compilers.js';
+export { toolchainId } from './toolchain-id.js';
 
-export interface ToolchainFile {
-  role: string;
-  path: string;
-  size: number;
-  mtimeMs: number;
-  hash: string;
-  executable: boolean;
+export interface ToolchainIdentifierOptions {
+  log?: ToolchainLog;
+  /** Keep results in this JSON file across restarts (each entry is re-validated before use). */
+  cacheFile?: string;
 }
 
-export interface Toolchain {
-  id: string;
-  /** The driver's real path. */
-  driver: string;
-  family: 'gcc' | 'clang';
-  /** The language the driver assumes from its name (clang++ compiles .c files as C++). */
-  mode: 'c' | 'c++';
-  version: string;
-  target: string;
-  files: ToolchainFile[];
-}
+/** Real binaries that stand in for a compiler and run the real one: not a toolchain themselves. */
+const WRAPPERS = new Set(['meshcc-cc', 'ccache', 'sccache', 'distcc', 'icecc', 'buildcache']);
+/** A failure is remembered this long (a non-compiler stays one; a timeout under load may not). */
+const FAILURE_TTL_MS = 60_000;
 
-interface Cached {
+interface Driver {
+  real: string;
+  /** real path and signature: retargeting a symlink (update-alternatives) is a change too */
   key: string;
-  toolchain: Promise<Toolchain>;
 }
 
-const GCC_PROGRAMS = ['cc1', 'cc1plus', 'collect2', 'lto-wrapper', 'as'];
+interface Entry {
+  driverKey: string;
+  promise: Promise<Toolchain>;
+  done?: { toolchain: Toolchain; collected: CollectedFiles };
+  failedAt?: number;
+}
+
+interface Collection {
+  driverKey: string;
+  promise: Promise<CollectedFiles>;
+  done?: CollectedFiles;
+}
+
+function oneLine(compilerPath: string, err: unknown): Error {
+  const reason = (err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ').trim().slice(0, 300);
+  return new Error(`cannot identify ${compilerPath}: ${reason}`);
+}
+
+function driverOf(compilerPath: string): Driver {
+  if (!path.isAbsolute(compilerPath)) throw new Error('not an absolute path');
+  let real: string;
+  try {
+    real = realpathSync(compilerPath);
+  } catch {
+    throw new Error('no such file');
+  }
+  const state = fileState(real);
+  if (!state) throw new Error('not a regular file');
+  return { real, key: `${real}\0${state.signature}` };
+}
 
 export class ToolchainIdentifier {
-  private readonly cache = new Map<string, Cached>();
-  /** File hashes by path, size and mtime: gcc, g++ and cc share most of their files. */
-  private readonly hashes = new Map<string, Promise<string>>();
-  /** How many identifications were computed rather than served from the cache. */
-  computed = 0;
+  /** by the path as invoked */
+  private readonly entries = new Map<string, Entry>();
+  /** by the real path of the driver */
+  private readonly collections = new Map<string, Collection>();
+  private readonly hasher = new FileHasher();
+  private readonly log: ToolchainLog | undefined;
+  private readonly cacheFile: string | undefined;
+  private readonly writer: CacheWriter | undefined;
+  private loaded = false;
+  private identifications = 0;
 
-  private persisted: Record<string, { key: string; toolchain: Toolchain }> = {};
-
-  /** With `cacheFile`, identifications survive restarts (re-validated by every file's size and mtime). */
-  constructor(private readonly options: { log?: { debug(obj: object, msg: string): void }; cacheFile?: string } = {}) {
+  constructor(options: ToolchainIdentifierOptions = {}) {
+    this.log = options.log;
+    this.cacheFile = options.cacheFile;
     if (options.cacheFile) {
-      try {
-        this.persisted = JSON.parse(readFileSync(options.cacheFile, 'utf8')) as typeof this.persisted;
-      } catch {
-        this.persisted = {};
-      }
+      this.writer = new CacheWriter(options.cacheFile, (err) => this.log?.debug({ err: err.message }, 'cannot save the toolchain cache'));
     }
   }
 
-  /** Identifies the compiler at this path (as invoked; symlinks resolve to the same toolchain
-   *  unless the name changes the driver's language, as clang++ does). Cached. */
+  /** How many identifications ran (not answered from the cache), and how many files were read to hash them. */
+  get stats(): { identifications: number; filesHashed: number } {
+    return { identifications: this.identifications, filesHashed: this.hasher.hashed };
+  }
+
+  /**
+   * Identify the compiler at this absolute path (as invoked, may be a symlink like
+   * /usr/bin/cc). Concurrent calls for the same path share one computation. Rejects with a
+   * one-line Error for something that is not a gcc/clang driver.
+   */
   identify(compilerPath: string): Promise<Toolchain> {
-    let key: string;
-    let cacheKey: string;
+    let driver: Driver;
     try {
-      const real = realpathSync(compilerPath);
-      const st = statSync(real);
-      key = `${st.size}:${st.mtimeMs}:${st.ino}:${st.dev}`;
-      cacheKey = `${real}\0${modeOf(compilerPath)}`;
+      driver = driverOf(compilerPath);
     } catch (err) {
-      return Promise.reject(new Error(`${compilerPath}: ${(err as NodeJS.ErrnoException).code ?? 'cannot stat'}`));
+      return Promise.reject(oneLine(compilerPath, err));
     }
-    const hit = this.cache.get(cacheKey);
-    if (hit && hit.key === key) return hit.toolchain;
-    const stored = this.persisted[cacheKey];
-    const toolchain =
-      stored && stored.key === key && stillTheSame(stored.toolchain) ? Promise.resolve(stored.toolchain) : this.compute(compilerPath, cacheKey, key);
-    this.cache.set(cacheKey, { key, toolchain });
-    toolchain.catch(() => this.cache.delete(cacheKey));
-    return toolchain;
+    this.loadCacheFile();
+    const cached = this.entries.get(compilerPath);
+    if (cached && cached.driverKey === driver.key && this.stillValid(cached)) return cached.promise;
+    if (cached?.done) this.log?.debug({ compiler: compilerPath }, 'toolchain changed on disk, identifying it again');
+
+    const entry: Entry = {
+      driverKey: driver.key,
+      promise: this.compute(compilerPath, driver).then(
+        (done) => {
+          entry.done = done;
+          this.persist();
+          return done.toolchain;
+        },
+        (err: unknown) => {
+          entry.failedAt = Date.now();
+          throw oneLine(compilerPath, err);
+        },
+      ),
+    };
+    this.entries.set(compilerPath, entry);
+    return entry.promise;
   }
 
-  private compute(compilerPath: string, cacheKey: string, key: string): Promise<Toolchain> {
-    this.computed++;
-    const toolchain = computeToolchain(compilerPath, this.hashes);
-    toolchain.then(
-      (t) => {
-        this.options.log?.debug({ compiler: compilerPath, id: t.id.slice(0, 12), files: t.files.length }, 'toolchain identified');
-        this.persisted[cacheKey] = { key, toolchain: t };
-        if (this.options.cacheFile) {
-          const temp = `${this.options.cacheFile}.${process.pid}`;
-          try {
-            writeFileSync(temp, JSON.stringify(this.persisted));
-            renameSync(temp, this.options.cacheFile);
-          } catch {
-            // a cache that cannot be written only costs the next start some hashing
-          }
-        }
-      },
-      () => undefined,
+  private stillValid(entry: Entry): boolean {
+    if (entry.done) return unchanged(entry.done.collected);
+    if (entry.failedAt !== undefined) return Date.now() - entry.failedAt < FAILURE_TTL_MS;
+    return true; // under way
+  }
+
+  private async compute(compilerPath: string, driver: Driver): Promise<{ toolchain: Toolchain; collected: CollectedFiles }> {
+    this.identifications++;
+    const started = performance.now();
+    const name = path.basename(driver.real);
+    if (WRAPPERS.has(name)) throw new Error(`it runs ${name}, a compiler wrapper, not a compiler driver`);
+    // Checked before running it: a script or data file is never a gcc/clang driver.
+    if (!(await isElf(driver.real))) throw new Error('not an ELF executable, so not a gcc or clang driver');
+    const probe = await probeDriver(compilerPath);
+    const collected = await this.collect(driver, () => collectFiles(driver.real, probe, this.hasher, this.log));
+    const { files } = collected;
+    const described = { driver: driver.real, family: probe.family, mode: probe.mode, version: probe.version, target: probe.target, files };
+    const toolchain: Toolchain = { id: toolchainId(described), ...described };
+    this.log?.debug(
+      { compiler: compilerPath, id: toolchain.id, family: toolchain.family, mode: toolchain.mode, version: toolchain.version, files: files.length, ms: Math.round(performance.now() - started) },
+      'toolchain identified',
     );
-    return toolchain;
+    return { toolchain, collected };
   }
-}
 
-function modeOf(compilerPath: string): 'c' | 'c++' {
-  return /\+\+/.test(path.basename(compilerPath)) ? 'c++' : 'c';
-}
-
-function stillTheSame(toolchain: Toolchain): boolean {
-  return toolchain.files.every((f) => {
-    try {
-      const st = statSync(f.path);
-      return st.size === f.size && st.mtimeMs === f.mtimeMs;
-    } catch {
-      return false;
-    }
-  });
-}
-
-async function output(file: string, args: string[]): Promise<string> {
-  const { stdout } = await run(file, args, { encoding: 'utf8', timeout: 10_000, env: { ...process.env, LC_ALL: 'C' } });
-  return stdout.trim();
-}
-
-async function computeToolchain(compilerPath: string, hashes: Map<string, Promise<string>>): Promise<Toolchain> {
-  const driver = await fs.realpath(compilerPath);
-  let versionText: string;
-  try {
-    versionText = await output(driver, ['--version']);
-  } catch {
-    throw new Error(`${compilerPath} is not a gcc or clang driver (--version failed)`);
+  /** The files of this real driver: shared by every name it is invoked by, and by concurrent calls. */
+  private collect(driver: Driver, run: () => Promise<CollectedFiles>): Promise<CollectedFiles> {
+    const cached = this.collections.get(driver.real);
+    if (cached && cached.driverKey === driver.key && (!cached.done || unchanged(cached.done))) return cached.promise;
+    const collection: Collection = { driverKey: driver.key, promise: run() };
+    this.collections.set(driver.real, collection);
+    collection.promise.then(
+      (done) => {
+        collection.done = done;
+      },
+      () => {
+        if (this.collections.get(driver.real) === collection) this.collections.delete(driver.real);
+      },
+    );
+    return collection.promise;
   }
-  const family = /clang version/.test(versionText) ? 'clang' : /\b(gcc|g\+\+|GCC)\b|Free Software Foundation/.test(versionText) ? 'gcc' : undefined;
-  if (!family) throw new Error(`${compilerPath} is not a gcc or clang driver`);
-  const target = await output(driver, ['-dumpmachine']);
-  const version = family === 'gcc' ? await output(driver, ['-dumpfullversion']) : (/clang version (\S+)/.exec(versionText)?.[1] ?? 'unknown');
-  const members = new Map<string, string>([[driver, 'driver']]);
-  if (family === 'gcc') {
-    for (const program of GCC_PROGRAMS) {
-      const found = await locate(await output(driver, [`-print-prog-name=${program}`]));
-      if (found && !members.has(found)) members.set(found, program);
-    }
-    for (const [name, role] of [['liblto_plugin.so', 'lto-plugin'], ['specs', 'specs']] as const) {
-      const printed = await output(driver, [`-print-file-name=${name}`]);
-      if (path.isAbsolute(printed) && existsSync(printed)) members.set(await fs.realpath(printed), role);
+
+  private loadCacheFile(): void {
+    if (this.loaded) return;
+    this.loaded = true;
+    if (!this.cacheFile) return;
+    for (const e of loadCache(this.cacheFile)) {
+      if (this.entries.has(e.compiler)) continue;
+      const collected = { files: e.toolchain.files, signatures: e.signatures };
+      this.entries.set(e.compiler, { driverKey: e.driverKey, promise: Promise.resolve(e.toolchain), done: { toolchain: e.toolchain, collected } });
     }
   }
-  for (const library of await sharedLibraryClosure([...members.keys()])) {
-    if (!members.has(library.path)) members.set(library.path, library.role);
-  }
-  const files: ToolchainFile[] = [];
-  for (const [file, role] of members) {
-    const st = await fs.stat(file);
-    const key = `${file}\0${st.size}\0${st.mtimeMs}\0${st.ino}`;
-    let hash = hashes.get(key);
-    if (!hash) {
-      hash = hashFile(file);
-      hashes.set(key, hash);
-      hash.catch(() => hashes.delete(key));
+
+  private persist(): void {
+    if (!this.writer) return;
+    const entries: CachedEntry[] = [];
+    for (const [compiler, e] of this.entries) {
+      if (e.done) entries.push({ compiler, driverKey: e.driverKey, signatures: e.done.collected.signatures, toolchain: e.done.toolchain });
     }
-    files.push({ role, path: file, size: st.size, mtimeMs: st.mtimeMs, hash: await hash, executable: (st.mode & 0o111) !== 0 });
+    void this.writer.save(entries);
   }
-  files.sort((a, b) => (a.role === b.role ? (a.path < b.path ? -1 : 1) : a.role < b.role ? -1 : 1));
-  // The id covers what a file is (its role and name) and what it holds, not where this host
-  // keeps it: a library's directory differs between distributions of the same bytes.
-  const id = createHash('sha256');
-  const mode = modeOf(compilerPath);
-  id.update(`meshcc-toolchain-1\0${family}\0${mode}\0${version}\0${target}\0`);
-  for (const f of files) id.update(`${f.role}\0${path.basename(f.path)}\0${f.size}\0${f.executable ? 1 : 0}\0${f.hash}\0`);
-  return { id: id.digest('hex'), driver, family, mode, version, target, files };
-}
-
-/** A program name printed by the driver: absolute if found in its libexec dir, bare if not (then on PATH). */
-async function locate(printed: string): Promise<string | undefined> {
-  if (path.isAbsolute(printed)) return existsSync(printed) ? fs.realpath(printed) : undefined;
-  for (const dir of (process.env.PATH ?? '').split(':').filter(Boolean)) {
-    const candidate = path.join(dir, printed);
-    if (existsSync(candidate)) return fs.realpath(candidate);
-  }
-  return undefined;
-}
-
-function hashFile(file: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const hash = createHash('sha256');
-    createReadStream(file)
-      .on('data', (chunk) => hash.update(chunk))
-      .on('end', () => resolve(hash.digest('hex')))
-      .on('error', reject);
-  });
-}
-
-const COMPILER_NAME = /^(([a-z0-9_]+-)+)?(gcc|g\+\+|cc|c\+\+|clang|clang\+\+)(-\d+(\.\d+)*)?$/;
-
-/** Absolute paths of C/C++ compiler drivers on this PATH, one per name (first on PATH wins). */
-export function findHostCompilers(pathEnv = process.env.PATH ?? ''): string[] {
-  const seen = new Set<string>();
-  const found: string[] = [];
-  for (const dir of pathEnv.split(':').filter(Boolean)) {
-    let names: string[];
-    try {
-      names = readdirSync(dir);
-    } catch {
-      continue;
-    }
-    for (const name of names.sort()) {
-      // c89-gcc and c99-gcc are shell wrappers around gcc, not drivers.
-      if (seen.has(name) || !COMPILER_NAME.test(name) || /^c[89]9-/.test(name)) continue;
-      const full = path.join(dir, name);
-      try {
-        const st = statSync(full);
-        // meshcc's own masquerade links are not compilers.
-        if (!st.isFile() || (st.mode & 0o111) === 0 || path.basename(realpathSync(full)) === 'meshcc-cc') continue;
-      } catch {
-        continue;
-      }
-      seen.add(name);
-      found.push(full);
-    }
-  }
-  return found;
 }
