@@ -99,7 +99,8 @@ describe.skipIf(!avail.ok)('mesh across network namespaces', () => {
     }
     // Round-trip times are measured over the bridge by libp2p's ping.
     await waitFor('an rtt for every peer', async () => ((await statusOf(members[0]!)).filter((r) => !r.self).every((r) => typeof r.rttMs === 'number') ? true : undefined), 8000);
-    for (const r of (await statusOf(members[0]!)).filter((r) => !r.self)) expect(r.rttMs).toBeLessThan(100);
+    // Sub-millisecond on a quiet machine; a loaded CI box has been seen at 141 ms.
+    for (const r of (await statusOf(members[0]!)).filter((r) => !r.self)) expect(r.rttMs).toBeLessThan(1000);
   });
 
   it('a plain TCP client gets nothing but a closed connection', async () => {

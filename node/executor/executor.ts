@@ -19,6 +19,9 @@ export class JobFailure extends MeshccError {}
 /** What a compiler says when it opens a file that the job root lacks (an input -M did not list). */
 const MISSING_INPUT = /No such file or directory|file not found|cannot open|can't open|cannot find|could not (find|open)|not found/i;
 
+/** What a compiler says when the job root's file system fills up (its outputs and temporaries are written there). */
+const DISK_FULL = /No space left on device|Disk quota exceeded/i;
+
 export interface ExecutorOptions {
   store: Store;
   workDir: string;
@@ -145,6 +148,10 @@ export class Executor {
       signal?.throwIfAborted();
       const run = await this.sandboxed(job, root, signal);
       const t2 = performance.now();
+      // Not the compile's own failure: another executor (or the client) must run it.
+      if (run.exit !== 0 && DISK_FULL.test(run.stderr.toString())) {
+        throw new JobFailure('disk-full', `the job directory ran out of space: ${firstLine(run.stderr)}`);
+      }
       if (run.exit !== 0 && MISSING_INPUT.test(run.stderr.toString())) {
         throw new JobFailure('missing-input', `the compile read a file the scan did not list: ${firstLine(run.stderr)}`);
       }

@@ -31,11 +31,11 @@ export class JobRootPool {
     for (let i = 0; i < this.size; i++) {
       const worker = new Worker(script);
       worker.unref();
-      worker.on('message', (m: { id: number; ok: boolean; value?: unknown; message?: string }) => {
+      worker.on('message', (m: { id: number; ok: boolean; value?: unknown; message?: string; code?: string }) => {
         const p = this.pending.get(m.id);
         this.pending.delete(m.id);
         if (m.ok) p?.resolve(m.value);
-        else p?.reject(new Error(m.message));
+        else p?.reject(Object.assign(new Error(m.message), m.code ? { code: m.code } : {}));
       });
       worker.on('error', (err) => {
         for (const p of this.pending.values()) p.reject(err);

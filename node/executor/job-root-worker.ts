@@ -12,6 +12,7 @@ parentPort!.on('message', (request: JobRootRequest) => {
     // Copied, not transferred: small Buffers share Node's pool, which must not be detached.
     parentPort!.postMessage({ id: request.id, ok: true, value });
   } catch (err) {
-    parentPort!.postMessage({ id: request.id, ok: false, message: (err as Error).message });
+    // The errno code too (ENOSPC, EACCES, …): the job server reports a full disk as such.
+    parentPort!.postMessage({ id: request.id, ok: false, message: (err as Error).message, code: (err as NodeJS.ErrnoException).code });
   }
 });

@@ -2,6 +2,7 @@
 // agent itself, whose memory makes every fork expensive. If the helper cannot run, programs
 // are started directly: slower, never wrong.
 import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { emptyReply, runChild } from './run-child.js';
@@ -65,6 +66,8 @@ export class LeanSpawner {
 
   private ensureHelper(): ChildProcess | undefined {
     if (this.helper?.connected) return this.helper;
+    // Run from TypeScript sources (tests) there is no compiled helper beside this module.
+    if (!existsSync(HELPER)) return undefined;
     try {
       const helper = fork(HELPER, [], { serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: [] });
       helper.on('message', (reply: SpawnReply) => {
