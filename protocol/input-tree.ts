@@ -1,8 +1,9 @@
-// A job's input tree as content-addressed chunks, so that what every job of a build shares
-// crosses the wire once: one chunk per directory for the files the job reads there, one per
-// search-directory listing. A job then names its chunks (a few dozen hashes) instead of
-// carrying hundreds of paths and hashes; a peer asks only for chunks it has not seen, and
-// keeps them in its store like any other file.
+// A job's input tree as it travels in an offer. The files a job reads are listed inline,
+// grouped by directory ([dir, [[name, sha256 (32 bytes), size, executable], …]]): consecutive
+// offers to a peer are compressed against each other (protocol/compression.ts), so the
+// hundreds of entries a build's jobs share cost a few bytes each time. Search-directory
+// listings, large and the same for every job, are content-addressed chunks instead: a peer
+// fetches each once, like any store file, and keeps it.
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { z } from 'zod';
@@ -15,72 +16,73 @@ export interface TreeChunk {
   data: Buffer;
 }
 
-const FilesChunk = z.object({
-  k: z.literal('files'),
-  dir: z.string().min(1).max(LIMITS.pathBytes),
-  /** [name, sha256 (32 bytes), size, executable] */
-  files: z
-    .array(z.tuple([z.string().min(1).max(255), z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length === 32), z.number().int().nonnegative(), z.boolean()]))
-    .max(LIMITS.inputsPerJob),
-});
+const name = z.string().min(1).max(255);
+const sha256Bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length === 32, 'must be a 32-byte sha256');
+
+/** [dir, [[name, sha256, size, executable], …]] per directory: the inline part of a wire job. */
+export const InlineFiles = z
+  .array(z.tuple([z.string().min(1).max(LIMITS.pathBytes), z.array(z.tuple([name, sha256Bytes, z.number().int().nonnegative(), z.boolean()])).max(LIMITS.inputsPerJob)]))
+  .max(LIMITS.inputsPerJob);
+export type InlineFiles = z.infer<typeof InlineFiles>;
+
 const ListingChunk = z.object({
   k: z.literal('listing'),
   dir: z.string().min(1).max(LIMITS.pathBytes),
   /** [name, is a directory] */
-  entries: z.array(z.tuple([z.string().min(1).max(255), z.boolean()])).max(LIMITS.inputsPerJob),
+  entries: z.array(z.tuple([name, z.boolean()])).max(LIMITS.inputsPerJob),
 });
-const Chunk = z.discriminatedUnion('k', [FilesChunk, ListingChunk]);
 
 function chunkOf(value: unknown): TreeChunk {
   const data = encodeBody(value);
   return { hash: createHash('sha256').update(data).digest('hex'), data };
 }
 
-/** The chunks of a job's inputs and listings, in a stable order. */
-export function splitInputTree(inputs: InputFile[], listings: DirListing[]): TreeChunk[] {
+const byPath = <T extends { path: string }>(a: T, b: T) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
+
+/** A job's files grouped by directory, in a stable order (so consecutive offers line up). */
+export function inlineFiles(inputs: InputFile[]): InlineFiles {
   const byDir = new Map<string, InputFile[]>();
-  for (const file of inputs) {
+  for (const file of [...inputs].sort(byPath)) {
     const dir = path.dirname(file.path);
     const list = byDir.get(dir) ?? [];
     list.push(file);
     byDir.set(dir, list);
   }
-  const chunks: TreeChunk[] = [];
-  for (const dir of [...byDir.keys()].sort()) {
-    const files = byDir
-      .get(dir)!
-      .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
-      .map((f) => [path.basename(f.path), Buffer.from(f.hash, 'hex'), f.size, f.executable]);
-    chunks.push(chunkOf({ k: 'files', dir, files }));
-  }
-  for (const listing of [...listings].sort((a, b) => (a.path < b.path ? -1 : 1))) {
-    chunks.push(chunkOf({ k: 'listing', dir: listing.path, entries: listing.entries.map((e) => [e.name, e.dir]) }));
-  }
-  return chunks;
+  return [...byDir.keys()]
+    .sort()
+    .map((dir) => [dir, byDir.get(dir)!.map((f) => [path.basename(f.path), Buffer.from(f.hash, 'hex'), f.size, f.executable] as [string, Buffer, number, boolean])]);
 }
 
-/** Rebuilds inputs and listings from chunk contents (each already checked against its hash). */
-export function joinInputTree(chunks: Uint8Array[]): { inputs: InputFile[]; listings: DirListing[] } {
+/** One chunk per search-directory listing, in a stable order. */
+export function listingChunks(listings: DirListing[]): TreeChunk[] {
+  return [...listings].sort(byPath).map((l) => chunkOf({ k: 'listing', dir: l.path, entries: l.entries.map((e) => [e.name, e.dir]) }));
+}
+
+function absoluteDir(dir: string): string {
+  if (!dir.startsWith('/') || path.posix.normalize(dir) !== dir) throw new ProtocolError('bad-message', `invalid tree: ${dir} is not an absolute normalised path`);
+  return dir;
+}
+
+/** Rebuilds inputs and listings from the inline files and the listing chunks (each already checked against its hash). */
+export function joinInputTree(files: InlineFiles, listingData: Uint8Array[]): { inputs: InputFile[]; listings: DirListing[] } {
   const inputs: InputFile[] = [];
-  const listings: DirListing[] = [];
-  for (const data of chunks) {
-    const chunk = parseMessage(Chunk, decodeBody(data));
-    if (!chunk.dir.startsWith('/')) throw new ProtocolError('bad-message', 'invalid chunk: dir must be an absolute path');
-    if (chunk.k === 'files') {
-      for (const [name, hash, size, executable] of chunk.files) {
-        if (name.includes('/') || name === '.' || name === '..') throw new ProtocolError('bad-message', `invalid chunk: bad file name ${name}`);
-        inputs.push({ path: path.posix.join(chunk.dir, name), hash: Buffer.from(hash).toString('hex'), size, executable });
-      }
-    } else {
-      listings.push({ path: chunk.dir, entries: chunk.entries.map(([name, dir]) => ({ name, dir })) });
+  for (const [dir, entries] of files) {
+    absoluteDir(dir);
+    for (const [file, hash, size, executable] of entries) {
+      if (file.includes('/') || file === '.' || file === '..') throw new ProtocolError('bad-message', `invalid tree: bad file name ${file}`);
+      inputs.push({ path: path.posix.join(dir, file), hash: Buffer.from(hash).toString('hex'), size, executable });
     }
-    if (inputs.length > LIMITS.inputsPerJob || listings.length > LIMITS.inputsPerJob) throw new ProtocolError('too-large', 'the input tree is too large');
+    if (inputs.length > LIMITS.inputsPerJob) throw new ProtocolError('too-large', 'the input tree is too large');
   }
+  const listings = listingData.map((data) => {
+    const chunk = parseMessage(ListingChunk, decodeBody(data));
+    return { path: absoluteDir(chunk.dir), entries: chunk.entries.map(([n, dir]) => ({ name: n, dir })) };
+  });
   return { inputs, listings };
 }
 
-/** A job with its tree replaced by chunk names: what a job offer carries. */
-export function wireJob(job: Job, chunks: TreeChunk[]): unknown {
-  const { inputs: _inputs, listings: _listings, ...rest } = job;
-  return { ...rest, inputs: [], listings: [], tree: chunks.map((c) => [Buffer.from(c.hash, 'hex'), c.data.length]) };
+/** A job as offered: files inline, listings by chunk. */
+export function wireJob(job: Job, listings: TreeChunk[]): unknown {
+  const { inputs, listings: _listings, ...rest } = job;
+  return { ...rest, inputs: [], listings: [], files: inlineFiles(inputs), tree: listings.map((c) => [Buffer.from(c.hash, 'hex'), c.data.length]) };
 }

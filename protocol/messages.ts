@@ -213,8 +213,10 @@ export const JobOffer = z.object({
 });
 export type JobOffer = z.infer<typeof JobOffer>;
 
-/** A job as offered: its input tree as the [hash, size] of chunks in the store (protocol/input-tree.ts). */
+/** A job as offered (protocol/input-tree.ts): files inline by directory, listings as the
+ *  [hash, size] of chunks in the store. */
 export const WireJob = Job.extend({
+  files: z.array(z.tuple([absolutePath, z.array(z.tuple([z.string().min(1).max(255), bytes, z.number().int().nonnegative(), z.boolean()])).max(LIMITS.inputsPerJob)])).max(LIMITS.inputsPerJob),
   tree: z
     .array(z.tuple([bytes.refine((b) => b.length === 32, 'must be a 32-byte sha256'), z.number().int().nonnegative().max(MESH_JOB_LIMITS.jobBytes)]))
     .max(LIMITS.inputsPerJob),

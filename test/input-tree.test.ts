@@ -1,7 +1,7 @@
-// Input trees as content-addressed chunks: what a job offer names instead of every path.
+// A job's input tree as offered: files inline by directory, listings as content-addressed chunks.
 import { describe, expect, it } from 'vitest';
 import { encodeBody } from '../protocol/framing.js';
-import { joinInputTree, splitInputTree } from '../protocol/input-tree.js';
+import { inlineFiles, joinInputTree, listingChunks } from '../protocol/input-tree.js';
 import type { DirListing, InputFile } from '../protocol/messages.js';
 
 const h = (c: string) => c.repeat(64);
@@ -13,29 +13,24 @@ const inputs: InputFile[] = [
 ];
 const listings: DirListing[] = [{ path: '/usr/include', entries: [{ name: 'stdio.h', dir: false }, { name: 'bits', dir: true }] }];
 
-describe('input tree chunks', () => {
-  it('split and join give back the same inputs and listings', () => {
-    const chunks = splitInputTree(inputs, listings);
-    expect(chunks).toHaveLength(4); // /src, /usr/include, /usr/include/bits, one listing
-    const joined = joinInputTree(chunks.map((c) => c.data));
+describe('input trees on the wire', () => {
+  it('inline files and listing chunks give back the same inputs and listings', () => {
+    const files = inlineFiles(inputs);
+    expect(files.map(([dir]) => dir)).toEqual(['/src', '/usr/include', '/usr/include/bits']);
+    const joined = joinInputTree(files, listingChunks(listings).map((c) => c.data));
     expect(new Set(joined.inputs.map((f) => JSON.stringify(f)))).toEqual(new Set(inputs.map((f) => JSON.stringify(f))));
     expect(joined.listings).toEqual(listings);
   });
 
-  it('the same directory contents make the same chunk whatever the job, so a peer sees it once', () => {
-    const one = splitInputTree(inputs, listings);
-    const other = splitInputTree([...inputs].reverse(), listings);
-    expect(other.map((c) => c.hash)).toEqual(one.map((c) => c.hash));
-    const withAnotherSource = splitInputTree([{ ...inputs[0]!, path: '/src/b.c' }, ...inputs.slice(1)], listings);
-    const shared = withAnotherSource.filter((c) => one.some((o) => o.hash === c.hash));
-    expect(shared).toHaveLength(3);
+  it('the order of a job’s inputs does not matter, so consecutive offers line up; a listing is the same chunk for every job', () => {
+    expect(encodeBody(inlineFiles([...inputs].reverse()))).toEqual(encodeBody(inlineFiles(inputs)));
+    expect(listingChunks(listings)[0]!.hash).toBe(listingChunks(structuredClone(listings))[0]!.hash);
   });
 
-  it('rejects a chunk whose file name escapes its directory, in one line', () => {
-    const evil = encodeBody({ k: 'files', dir: '/src', files: [['../etc/passwd', Buffer.alloc(32), 1, false]] });
-    expect(() => joinInputTree([evil])).toThrow(/^invalid chunk: bad file name \.\.\/etc\/passwd$/);
-    const relative = encodeBody({ k: 'listing', dir: 'src', entries: [] });
-    expect(() => joinInputTree([relative])).toThrow(/absolute path/);
-    expect(() => joinInputTree([Buffer.from([0xc1])])).toThrow(/not valid msgpack|invalid k/);
+  it('rejects a file name that escapes its directory, a relative directory, and a malformed listing, in one line', () => {
+    expect(() => joinInputTree([['/src', [['../etc/passwd', Buffer.alloc(32), 1, false]]]], [])).toThrow(/^invalid tree: bad file name \.\.\/etc\/passwd$/);
+    expect(() => joinInputTree([['/src/../etc', []]], [])).toThrow(/not an absolute normalised path/);
+    expect(() => joinInputTree([], [encodeBody({ k: 'listing', dir: 'src', entries: [] })])).toThrow(/not an absolute normalised path/);
+    expect(() => joinInputTree([], [Buffer.from([0xc1])])).toThrow(/not valid msgpack|invalid k/);
   });
 });

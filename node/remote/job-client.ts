@@ -6,7 +6,7 @@ import path from 'node:path';
 import { packChunk, packOffer, unpackChunk } from '../../protocol/compression.js';
 import { MeshccError, ProtocolError } from '../../protocol/errors.js';
 import { encodeBody } from '../../protocol/framing.js';
-import { splitInputTree, wireJob } from '../../protocol/input-tree.js';
+import { listingChunks, wireJob } from '../../protocol/input-tree.js';
 import {
   MESH_JOB_LIMITS,
   OutputChunk,
@@ -66,7 +66,7 @@ export async function runOnPeer(options: RunOnPeerOptions): Promise<RemoteAttemp
   try {
     const stream = await node.openStream(peerId, JOB_PROTOCOL, { signal: anySignal(signal, AbortSignal.timeout(10_000)) });
     framed = new FramedStream(stream, MESH_JOB_LIMITS.frameBytes);
-    const chunks = splitInputTree(job.inputs, job.listings);
+    const chunks = listingChunks(job.listings);
     for (const chunk of chunks) await options.store.put(chunk.hash, chunk.data);
     options.store.pin((pinned = chunks.map((c) => c.hash)));
     const raw = encodeBody(wireJob(job, chunks));

@@ -8,7 +8,7 @@ import type { Connection, Stream } from '@libp2p/interface';
 import { packChunk, unpackOffer } from '../../protocol/compression.js';
 import { MeshccError, ProtocolError } from '../../protocol/errors.js';
 import { decodeBody } from '../../protocol/framing.js';
-import { joinInputTree } from '../../protocol/input-tree.js';
+import { InlineFiles, joinInputTree } from '../../protocol/input-tree.js';
 import {
   BlobChunk,
   Job,
@@ -151,8 +151,8 @@ export class JobServer {
     store.pin(hashes);
     try {
       const chunks = await Promise.all(hashes.map((h) => readFile(store.pathOf(h))));
-      const { tree: _tree, ...job } = wire;
-      return parseMessage(Job, { ...job, ...joinInputTree(chunks) });
+      const { tree: _tree, files, ...job } = wire;
+      return parseMessage(Job, { ...job, ...joinInputTree(parseMessage(InlineFiles, files), chunks) });
     } finally {
       store.unpin(hashes);
     }
