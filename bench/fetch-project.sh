@@ -13,6 +13,7 @@
 # The bench builds git with NO_CURL NO_OPENSSL NO_EXPAT NO_GETTEXT NO_TCLTK NO_PERL NO_PYTHON,
 # so none of git's optional libraries is needed.
 set -euo pipefail
+source "$(dirname "$0")/../test/projects/deb-src.sh"
 name=${1:-git}
 dest=${MESHCC_PROJECTS:-$(cd "$(dirname "$0")/.." && pwd)/.cache/projects}
 say() { echo "fetch-project: $*" >&2; }
@@ -39,18 +40,7 @@ if [ -f "$tree/.meshcc-fetched" ] || { [ "$name" = zlib ] && [ -f "$tree/zlib.h"
   exit 0
 fi
 
-# Source packages need a deb-src entry; add Debian's own if apt knows none (as test/projects/fetch.sh).
-if [ -z "$(apt-cache showsrc "$pkg" 2>/dev/null)" ]; then
-  say "adding a deb-src entry for deb.debian.org bookworm"
-  cat > /etc/apt/sources.list.d/meshcc-debian-src.sources <<'SRC'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-  apt-get update -qq
-fi
+ensure_deb_src "$pkg"
 
 dl="$dest/$name-dl"
 rm -rf "$dl" && mkdir -p "$dl"

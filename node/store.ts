@@ -82,13 +82,9 @@ export class Store {
   }
 
   private async write(hash: string, data: Uint8Array): Promise<void> {
-    const final = this.pathOf(hash);
-    const temp = path.join(this.dir, 'tmp', `${hash}.${randomBytes(6).toString('hex')}`);
-    await fs.mkdir(path.dirname(final), { recursive: true });
-    await fs.writeFile(temp, data, { mode: 0o444 });
-    await fs.rename(temp, final);
-    this.remember(hash, data.length);
-    await this.evict();
+    const temp = this.tempPath();
+    await fs.writeFile(temp, data);
+    await this.adopt(hash, temp, data.length);
   }
 
   /** A fresh temporary path inside the store, for a file that adopt() will take in. */

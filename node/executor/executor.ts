@@ -37,11 +37,10 @@ export interface ExecutorOptions {
 export class Executor {
   private limit: LimitFunction;
   private binds: HostBinds = { bound: [], links: [] };
-  private unavailable?: string;
+  /** Why bubblewrap cannot run here, if it cannot. */
   private sandboxUnusable?: string;
   private readonly roots: JobRootPool;
   private readonly spawner: LeanSpawner;
-  running = 0;
   /** Slots promised to jobs (a peer's accepted job, or one of our own) before they run. */
   private reserved = 0;
 
@@ -57,11 +56,10 @@ export class Executor {
     // The sandbox also serves this agent's own hedged and verifying compiles, even with 0 slots.
     const probe = probeBubblewrap();
     if (!probe.ok) {
-      this.unavailable = this.sandboxUnusable = probe.reason;
+      this.sandboxUnusable = probe.reason;
       this.options.log.warn({ reason: probe.reason }, 'executor disabled: this agent will not execute jobs');
       return;
     }
-    if (this.options.slots === 0) this.unavailable = 'MESHCC_SLOTS is 0';
     this.binds = detectHostBinds();
     this.roots.start();
   }
@@ -75,12 +73,12 @@ export class Executor {
 
   /** Undefined when jobs can run here; otherwise why not, in words for `meshcc status`. */
   get unavailableReason(): string | undefined {
-    return this.unavailable;
+    return this.sandboxUnusable ?? (this.options.slots === 0 ? 'MESHCC_SLOTS is 0' : undefined);
   }
 
   /** Slots this agent offers (0 when it cannot sandbox). */
   get slots(): number {
-    return this.unavailable ? 0 : this.options.slots;
+    return this.unavailableReason ? 0 : this.options.slots;
   }
 
   /** Jobs it would still admit now (LIMITS.jobsPerSlot per slot: some wait their turn). */
@@ -113,15 +111,11 @@ export class Executor {
 
   /** Runs a job in one of this agent's slots (bounded); abort kills it. */
   run(job: Job, signal?: AbortSignal): Promise<JobResult> {
-    if (this.unavailable) return Promise.reject(new JobFailure('no-executor', this.unavailable));
+    const unavailable = this.unavailableReason;
+    if (unavailable) return Promise.reject(new JobFailure('no-executor', unavailable));
     return this.limit(async () => {
       signal?.throwIfAborted();
-      this.running++;
-      try {
-        return await this.runNow(job, signal);
-      } finally {
-        this.running--;
-      }
+      return this.runNow(job, signal);
     });
   }
 

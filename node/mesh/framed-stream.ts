@@ -1,7 +1,7 @@
 // A libp2p stream carrying meshcc frames, read one message at a time with a deadline,
 // written with back-pressure (wait for `drain`), and counting the bytes each way.
 import type { Stream } from '@libp2p/interface';
-import { MeshccError, ProtocolError } from '../../protocol/errors.js';
+import { MeshccError } from '../../protocol/errors.js';
 import { encodeFrame, FrameDecoder } from '../../protocol/framing.js';
 
 export class FramedStream {
@@ -89,8 +89,4 @@ export class FramedStream {
   abort(reason: Error): void {
     this.stream.abort(reason);
   }
-}
-
-export function isProtocolError(err: unknown): err is ProtocolError {
-  return err instanceof ProtocolError;
 }

@@ -69,8 +69,12 @@ export class RemoteRunner {
     let failures = 0;
     let refusals = 0;
     let last: RemoteFailure | undefined;
+    let pauseMs = 0;
     try {
       for (;;) {
+        // After a busy refusal, wait without holding a place on that peer.
+        if (pauseMs) await delay(pauseMs);
+        pauseMs = 0;
         // Without local slots there is nowhere else to go: wait for a peer's slot.
         const waitMs = localSlots.total === 0 ? this.options.jobTimeoutMs : 0;
         const where = await placement.place(toolchain, tried, waitMs);
@@ -91,7 +95,7 @@ export class RemoteRunner {
             // Adverts lag and several clients share a peer: a busy peer is waited for (briefly
             // when a local slot could take the job, up to the job timeout when none can).
             if (++refusals > (localSlots.total === 0 ? MAX_REFUSALS_WITHOUT_LOCAL : MAX_REFUSALS)) throw new JobFailure(failure.code, failure.message);
-            if (failure.code === 'refused-busy') await delay(Math.min(1000, 25 * 2 ** Math.min(refusals, 6)));
+            if (failure.code === 'refused-busy') pauseMs = Math.min(1000, 25 * 2 ** Math.min(refusals, 6));
             // Busy: wait for it again; a forgotten dictionary: offer it again in full.
             if (failure.code !== 'refused-busy' && failure.code !== 'refused-unknown-dictionary') tried.add(where);
             continue;

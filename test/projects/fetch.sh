@@ -3,21 +3,13 @@
 # $MESHCC_PROJECTS (default .cache/projects): zlib's source package (C, make) and
 # googletest's source tree from its binary package (C++, CMake). Idempotent.
 set -euo pipefail
+source "$(dirname "$0")/deb-src.sh"
 dest=${MESHCC_PROJECTS:-$(cd "$(dirname "$0")/../.." && pwd)/.cache/projects}
 mkdir -p "$dest"
 cd "$dest"
 
 if [ ! -f zlib/zlib.h ]; then
-  if ! apt-cache showsrc zlib >/dev/null 2>&1 || [ -z "$(apt-cache showsrc zlib 2>/dev/null)" ]; then
-    cat > /etc/apt/sources.list.d/meshcc-debian-src.sources <<'SRC'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-    apt-get update -qq
-  fi
+  ensure_deb_src zlib
   rm -rf zlib-dl && mkdir zlib-dl
   (cd zlib-dl && apt-get source --download-only zlib >/dev/null 2>&1)
   rm -rf zlib && mkdir zlib
