@@ -1,9 +1,12 @@
 // bench/job-route: what the job route costs the client per compile on real projects
-// (scan with -M + hashing into the store), next to the plain compile time and the
-// sandboxed execution; and how much the store dedupes: distinct bytes stored against
-// bytes read summed over all jobs. Projects: zlib (C) and googletest (C++) from Debian.
+// (the input scan, both ways: reading include directives here vs the compiler's -M; and
+// hashing into the store), next to the plain compile time and the sandboxed execution of
+// the walk's input tree (its object compared with the plain one); and how much the store
+// dedupes: distinct bytes stored against bytes read summed over all jobs.
+// Projects: zlib (C) and googletest (C++) from Debian; git with `git` (bench/fetch-project.sh git).
+//   node dist/bench/job-route.js [zlib|googletest|git]
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,6 +55,10 @@ function shellSplit(command: string): string[] {
 interface Row {
   plainMs: number;
   scanMs: number;
+  compilerScanMs: number;
+  walked: boolean;
+  /** files the walk found beyond the compiler's list */
+  extraFiles: number;
   hashMs: number;
   executeMs?: number;
   inputs: number;
@@ -76,6 +83,18 @@ function makeCommands(src: string, makeArgs: string[]): CompileCommand[] {
   return lines.filter((l) => / -c /.test(l)).map((command) => ({ directory: src, command }));
 }
 
+/** git's Makefile: the optional libraries off; its -n lines are `echo …;cc …`. */
+function gitCommands(src: string): CompileCommand[] {
+  writeFileSync(path.join(src, 'config.mak'), 'NO_CURL=1\nNO_OPENSSL=1\nNO_EXPAT=1\nNO_GETTEXT=1\nNO_TCLTK=1\nNO_PERL=1\nNO_PYTHON=1\n');
+  // the generated headers some units include
+  execFileSync('make', ['command-list.h', 'config-list.h', 'hook-list.h', 'GIT-CFLAGS', 'GIT-PREFIX'], { cwd: src, stdio: 'ignore' });
+  const lines = execFileSync('make', ['-n'], { cwd: src, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }).split('\n');
+  return lines
+    .filter((l) => / -c /.test(l))
+    .map((l) => l.slice(l.indexOf(';') + 1).replace(/ -MF \S+ -MQ \S+ -MMD -MP/, ''))
+    .map((command) => ({ directory: src, command }));
+}
+
 async function benchProject(name: string, listCommands: (src: string) => CompileCommand[]): Promise<void> {
   const work = mkdtempSync(path.join(os.tmpdir(), `meshcc-bench-${name}-`));
   const src = path.join(work, name);
@@ -85,6 +104,7 @@ async function benchProject(name: string, listCommands: (src: string) => Compile
   await store.start();
   const hasher = new InputHasher(store);
   const scanner = new InputScanner();
+  const compilerScanner = new InputScanner(undefined, false);
   const executor = new Executor({ store, workDir: path.join('/dev/shm', path.basename(work)), slots: 1, timeoutMs: 600_000, log });
   await executor.start();
   const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C' };
@@ -104,19 +124,29 @@ async function benchProject(name: string, listCommands: (src: string) => Compile
     const plain = spawnSync(compiler, argv.slice(1), { argv0: argv[0], cwd, env, stdio: 'ignore' });
     const plainMs = performance.now() - p0;
     if (plain.status !== 0) throw new Error(`plain compile failed: ${entry.command}`);
+    const plainObject = readFileSync(path.resolve(cwd, analysis.object));
+    const scanRequest = { compiler, scanArgv: analysis.scanArgv, cwd, env, source: analysis.source, language: analysis.language };
+    const c0 = performance.now();
+    const exact = await compilerScanner.scan(scanRequest);
+    const compilerScanMs = performance.now() - c0;
     const t0 = performance.now();
-    const scan = await scanner.scan({ compiler, scanArgv: analysis.scanArgv, cwd, env });
+    const scan = await scanner.scan(scanRequest);
     const t1 = performance.now();
-    const inputs = await Promise.all(scan.files.map((f) => hasher.hash(f)));
+    const walkedFiles = new Set(scan.files);
+    const missed = exact.files.filter((f) => !walkedFiles.has(f));
+    if (missed.length > 0) throw new Error(`the walk missed ${missed.join(', ')} of ${entry.command}`);
+    const inputs = await Promise.all(scan.files.map((f) => hasher.hash(f, scan.stats.get(f))));
     const t2 = performance.now();
     let executeMs: number | undefined;
     if (executor.unavailableReason === undefined) {
       const outputs = analysis.outputs.map((o) => path.resolve(cwd, o));
       const result = await executor.run({ id: `b${i}`, compiler, argv: analysis.argv, cwd, env, inputs, listings: scan.listings, dirs: scan.dirs, outputs });
       if (result.exit !== 0) throw new Error(`job failed: ${result.stderr.toString()}`);
+      const object = result.outputs.find((o) => o.path === path.resolve(cwd, analysis.object));
+      if (!object || !plainObject.equals(object.data)) throw new Error(`the job's object differs from the plain compile's: ${entry.command}`);
       executeMs = performance.now() - t2;
     }
-    rows.push({ plainMs, scanMs: t1 - t0, hashMs: t2 - t1, executeMs, inputs: inputs.length, bytesRead: inputs.reduce((n, f) => n + f.size, 0) });
+    rows.push({ plainMs, scanMs: t1 - t0, compilerScanMs, walked: scan.method === 'walk', extraFiles: scan.files.length - exact.files.length, hashMs: t2 - t1, executeMs, inputs: inputs.length, bytesRead: inputs.reduce((n, f) => n + f.size, 0) });
     process.stderr.write(`\r${name}: ${rows.length} jobs`);
   }
   process.stderr.write('\n');
@@ -128,7 +158,10 @@ async function benchProject(name: string, listCommands: (src: string) => Compile
   console.log(`\n${name}: ${rows.length} compiles, run one at a time`);
   console.log(`  plain compile            median ${fmt(median(rows.map((r) => r.plainMs))).padStart(10)}   total ${fmt(sum((r) => r.plainMs)).padStart(11)}`);
   console.log(`  job route, client side   median ${fmt(median(client)).padStart(10)}   total ${fmt(sum((r) => r.scanMs + r.hashMs)).padStart(11)}`);
-  console.log(`    scan (-M)              median ${fmt(median(rows.map((r) => r.scanMs))).padStart(10)}   total ${fmt(sum((r) => r.scanMs)).padStart(11)}`);
+  console.log(`    scan (walk)            median ${fmt(median(rows.map((r) => r.scanMs))).padStart(10)}   total ${fmt(sum((r) => r.scanMs)).padStart(11)}` +
+    `   (${rows.filter((r) => r.walked).length} walked, the rest asked the compiler: ${[...scanner.counts.reasons.keys()].join('; ') || 'none'})`);
+  console.log(`    scan (-M, for comparison) median ${fmt(median(rows.map((r) => r.compilerScanMs))).padStart(7)}   total ${fmt(sum((r) => r.compilerScanMs)).padStart(11)}`);
+  console.log(`    files the walk adds     median ${median(rows.map((r) => r.extraFiles))} per job (a superset: nothing missed, objects identical)`);
   console.log(`    hash + store           median ${fmt(median(rows.map((r) => r.hashMs))).padStart(10)}   total ${fmt(sum((r) => r.hashMs)).padStart(11)}`);
   if (rows.every((r) => r.executeMs !== undefined)) {
     console.log(`  sandboxed execution      median ${fmt(median(rows.map((r) => r.executeMs!))).padStart(10)}   total ${fmt(sum((r) => r.executeMs!)).padStart(11)}`);
@@ -145,3 +178,7 @@ execFileSync('bash', [path.join(repo, 'test', 'projects', 'fetch.sh')], { stdio:
 const only = process.argv[2];
 if (!only || only === 'zlib') await benchProject('zlib', (src) => makeCommands(src, ['CC=gcc', 'CFLAGS=-O2 -g', 'libz.a']));
 if (!only || only === 'googletest') await benchProject('googletest', (src) => cmakeCommands(src, ['-DCMAKE_CXX_FLAGS=-O2 -g']));
+if (only === 'git') {
+  execFileSync('bash', [path.join(repo, 'bench', 'fetch-project.sh'), 'git'], { stdio: 'ignore' });
+  await benchProject('git', gitCommands);
+}

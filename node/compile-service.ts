@@ -134,9 +134,16 @@ export class CompileService {
   private async viaJobRoute(id: string, req: CompileRequest, analysis: DistributableJob, toolchain: string | undefined, conn: ClientConnection): Promise<string> {
     const { scanner, hasher, remote, stats } = this.parts;
     const t0 = performance.now();
-    const scan = await scanner.scan({ compiler: req.compiler, scanArgv: analysis.scanArgv, cwd: req.cwd, env: req.env });
+    const scan = await scanner.scan({
+      compiler: req.compiler,
+      scanArgv: analysis.scanArgv,
+      cwd: req.cwd,
+      env: req.env,
+      source: analysis.source,
+      language: analysis.language,
+    });
     const t1 = performance.now();
-    const inputs = await Promise.all(scan.files.map((f) => hasher.hash(f)));
+    const inputs = await Promise.all(scan.files.map((f) => hasher.hash(f, scan.stats.get(f))));
     const t2 = performance.now();
     const job: Job = {
       id,

@@ -11,6 +11,7 @@ import type { Logger } from '../log.js';
 import type { Store } from '../store.js';
 import { LeanSpawner } from '../spawner/lean-spawn.js';
 import { JobRootPool } from './job-root-pool.js';
+import { PLACEHOLDER_MARK } from './job-root.js';
 import { bwrapArgs, detectHostBinds, probeBubblewrap, type HostBinds } from './sandbox.js';
 
 /** A job the executor could not run faithfully: the caller falls back, never fails the build. */
@@ -146,7 +147,7 @@ export class Executor {
       if (run.exit !== 0 && DISK_FULL.test(run.stderr.toString())) {
         throw new JobFailure('disk-full', `the job directory ran out of space: ${firstLine(run.stderr)}`);
       }
-      if (run.exit !== 0 && MISSING_INPUT.test(run.stderr.toString())) {
+      if (run.exit !== 0 && (MISSING_INPUT.test(run.stderr.toString()) || run.stderr.includes(PLACEHOLDER_MARK))) {
         throw new JobFailure('missing-input', `the compile read a file the scan did not list: ${firstLine(run.stderr)}`);
       }
       const outputs = await this.roots.collect(job, root, before, LIMITS.outputBytes);

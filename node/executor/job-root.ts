@@ -14,6 +14,11 @@ export interface CollectedOutput {
   executable: boolean;
 }
 
+/** What a listed name that is not an input holds: __has_include sees the file, and a compile
+ *  that opens it anyway stops here instead of reading something else than the client has. */
+export const PLACEHOLDER_MARK = 'meshcc: this file is not an input of the job';
+const PLACEHOLDER = `#error "${PLACEHOLDER_MARK}"\n`;
+
 function inRoot(root: string, absolute: string): string {
   return path.join(root, absolute);
 }
@@ -57,7 +62,7 @@ export function buildJobRoot(job: Job, storeDir: string, root: string): Record<s
   for (const p of placeholders) {
     if (dirs.has(p)) continue;
     try {
-      writeFileSync(inRoot(root, p), '', { flag: 'wx' });
+      writeFileSync(inRoot(root, p), PLACEHOLDER, { flag: 'wx' });
     } catch {
       // a name listed twice: it exists already
     }

@@ -1,6 +1,6 @@
 // Hashes input files into the store, with a stat cache (path, size, mtime, ctime, inode)
 // so that a header used by 400 jobs is read and hashed once.
-import { promises as fs, statSync } from 'node:fs';
+import { promises as fs, statSync, type BigIntStats } from 'node:fs';
 import type { InputFile } from '../../protocol/messages.js';
 import { sha256, type Store } from '../store.js';
 
@@ -30,19 +30,20 @@ export class InputHasher {
 
   constructor(private readonly store: Store) {}
 
-  /** Hash of the file now at this path, guaranteed present in the store on return. */
-  hash(path: string): Promise<InputFile> {
+  /** Hash of the file now at this path, guaranteed present in the store on return.
+   *  `stated`: the file's stats taken a moment ago (by the scan), to save a second stat. */
+  hash(path: string, stated?: BigIntStats): Promise<InputFile> {
     const pending = this.inFlight.get(path);
     if (pending) return pending;
-    const work = this.hashUncoalesced(path).finally(() => this.inFlight.delete(path));
+    const work = this.hashUncoalesced(path, stated).finally(() => this.inFlight.delete(path));
     this.inFlight.set(path, work);
     return work;
   }
 
-  private async hashUncoalesced(path: string): Promise<InputFile> {
+  private async hashUncoalesced(path: string, stated?: BigIntStats): Promise<InputFile> {
     // Synchronous on purpose: a cache hit is one stat (a few µs), and a job checks hundreds;
     // the thread pool's round trip costs ten times as much.
-    const st = statSync(path, { bigint: true });
+    const st = stated ?? statSync(path, { bigint: true });
     if (!st.isFile()) throw new Error(`${path} is not a regular file`);
     const cached = this.cache.get(path);
     if (

@@ -1,0 +1,120 @@
+// Directory entries, cached by the directory's mtime and checked at most once per scan (an
+// epoch): a build creates generated headers as it goes, and a scan must see them, but one
+// scan asks about the same directory hundreds of times.
+import { readdirSync, statSync, type BigIntStats } from 'node:fs';
+import path from 'node:path';
+import type { DirListing } from '../../protocol/messages.js';
+
+export type EntryKind = 'file' | 'dir';
+
+interface CachedDir {
+  mtimeNs: bigint;
+  checkedEpoch: number;
+  /** undefined: not a readable directory */
+  entries?: Map<string, EntryKind>;
+  listing?: DirListing;
+}
+
+/** A directory changed this recently may change again within the same timestamp tick. */
+const SETTLE_NS = 2_000_000_000n;
+const MAX_LISTING_ENTRIES = 20_000;
+
+export class DirCache {
+  private readonly dirs = new Map<string, CachedDir>();
+  /** kindOfPath's answers in this epoch */
+  private readonly paths = new Map<string, EntryKind | undefined>();
+  /** Files stat'ed in this epoch: the scan's, handed on to the hasher (one stat per file per job). */
+  private readonly files = new Map<string, BigIntStats | undefined>();
+  private epoch = 0;
+
+  /** Starts a scan: every directory is checked again (once) from now on. */
+  nextEpoch(): void {
+    this.epoch++;
+    this.paths.clear();
+    this.files.clear();
+  }
+
+  /** A file's stats (following links) as of this epoch, or undefined when there is none. */
+  statFile(file: string): BigIntStats | undefined {
+    if (this.files.has(file)) return this.files.get(file);
+    const st = statSync(file, { bigint: true, throwIfNoEntry: false });
+    this.files.set(file, st);
+    return st;
+  }
+
+  /** The stats taken in this epoch, by path. */
+  filesStated(): Map<string, BigIntStats | undefined> {
+    return new Map(this.files);
+  }
+
+  /** The kind of `dir/name` for a single path component, or undefined when there is none. */
+  kind(dir: string, name: string): EntryKind | undefined {
+    return this.read(dir).entries?.get(name);
+  }
+
+  /** The kind of an absolute, normalised path, walking cached listings from `/`. */
+  kindOfPath(absolute: string): EntryKind | undefined {
+    if (absolute === '/') return 'dir';
+    if (this.paths.has(absolute)) return this.paths.get(absolute);
+    const slash = absolute.lastIndexOf('/');
+    const parent = slash === 0 ? '/' : absolute.slice(0, slash);
+    const kind = this.kindOfPath(parent) === 'dir' ? this.kind(parent, absolute.slice(slash + 1)) : undefined;
+    this.paths.set(absolute, kind);
+    return kind;
+  }
+
+  /** The listing a job root recreates, or undefined for a missing or oversized directory. */
+  listing(dir: string): DirListing | undefined {
+    const cached = this.read(dir);
+    if (!cached.entries || cached.entries.size > MAX_LISTING_ENTRIES) return undefined;
+    cached.listing ??= { path: dir, entries: [...cached.entries].map(([name, kind]) => ({ name, dir: kind === 'dir' })) };
+    return cached.listing;
+  }
+
+  private read(dir: string): CachedDir {
+    const cached = this.dirs.get(dir);
+    if (cached && cached.checkedEpoch === this.epoch) return cached;
+    let mtimeNs: bigint;
+    try {
+      const st = statSync(dir, { bigint: true });
+      if (!st.isDirectory()) return this.remember(dir, { mtimeNs: -1n, checkedEpoch: this.epoch });
+      mtimeNs = st.mtimeNs;
+    } catch {
+      return this.remember(dir, { mtimeNs: -1n, checkedEpoch: this.epoch });
+    }
+    const settled = BigInt(Date.now()) * 1_000_000n - mtimeNs > SETTLE_NS;
+    if (cached?.entries && cached.mtimeNs === mtimeNs && settled) {
+      cached.checkedEpoch = this.epoch;
+      return cached;
+    }
+    return this.remember(dir, { mtimeNs, checkedEpoch: this.epoch, entries: readEntries(dir) });
+  }
+
+  private remember(dir: string, entry: CachedDir): CachedDir {
+    this.dirs.set(dir, entry);
+    return entry;
+  }
+}
+
+function readEntries(dir: string): Map<string, EntryKind> | undefined {
+  let dirents;
+  try {
+    dirents = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return undefined;
+  }
+  const entries = new Map<string, EntryKind>();
+  for (const d of dirents) {
+    if (d.isDirectory()) entries.set(d.name, 'dir');
+    else if (d.isSymbolicLink()) {
+      // The compiler follows links; a dangling one it cannot open is no entry to it, but
+      // a listing still shows the name (as the host's readdir does).
+      try {
+        entries.set(d.name, statSync(path.join(dir, d.name)).isDirectory() ? 'dir' : 'file');
+      } catch {
+        entries.set(d.name, 'file');
+      }
+    } else entries.set(d.name, 'file');
+  }
+  return entries;
+}

@@ -1,0 +1,128 @@
+// The include directives of one file, read as text: every #include, #include_next, #import
+// and #embed in the file, whatever #if branch or comment block it sits in. Reading all of
+// them (not evaluating conditionals) makes the file set a superset of what the compiler
+// opens, which is what a job root needs; a directive whose operand is a macro (a computed
+// include) cannot be followed this way, and the caller asks the compiler instead.
+
+export type DirectiveKind = 'include' | 'include_next' | 'import' | 'embed';
+
+export interface Directive {
+  kind: DirectiveKind;
+  /** true for "name" (searched from the including file's directory first), false for <name> */
+  quoted: boolean;
+  name: string;
+}
+
+export interface ComputedDirective {
+  kind: DirectiveKind;
+  /** The macro named as the operand (`#include SOME_HEADER`). */
+  macro: string;
+}
+
+export interface FileDirectives {
+  directives: Directive[];
+  /** Directives whose operand is one macro name: followed through its definitions. */
+  computed: ComputedDirective[];
+  /** An operand that is neither a literal nor one macro name: only the preprocessor can tell. */
+  opaque: boolean;
+  /** Object-like macro definitions, `#define NAME body` (bodies trimmed). */
+  defines: Map<string, string[]>;
+}
+
+const DIRECTIVE = /^(?:#|%:)[ \t]*(include_next|include|import|embed)\b(.*)$/;
+const DEFINE = /^(?:#|%:)[ \t]*define[ \t]+([A-Za-z_]\w*)(?:[ \t]+(.*))?$/;
+const SPACE = new Set([0x20, 0x09, 0x0d, 0x0c, 0x0b]);
+
+export function readDirectives(text: string): FileDirectives {
+  // Line splices can fall anywhere inside a directive; most files have none.
+  const source = text.includes('\\\n') || text.includes('\\\r\n') ? text.replace(/\\\r?\n/g, '') : text;
+  const result: FileDirectives = { directives: [], computed: [], opaque: false, defines: new Map() };
+  for (const line of directiveLines(source)) {
+    const definition = DEFINE.exec(line);
+    if (definition) {
+      const body = (definition[2] ?? '').replace(/\/\*.*?\*\//g, ' ').replace(/\/\/.*$/, '').trim();
+      const bodies = result.defines.get(definition[1]!);
+      if (bodies) bodies.push(body);
+      else result.defines.set(definition[1]!, [body]);
+      continue;
+    }
+    const match = DIRECTIVE.exec(line);
+    if (!match) continue;
+    const kind = match[1] as DirectiveKind;
+    const operand = match[2]!.replace(/\/\*.*?\*\//g, ' ').trimStart();
+    const open = operand[0];
+    const close = open === '"' ? '"' : open === '<' ? '>' : undefined;
+    const end = close ? operand.indexOf(close, 1) : -1;
+    if (close && end > 1) {
+      result.directives.push({ kind, quoted: open === '"', name: operand.slice(1, end) });
+      continue;
+    }
+    const rest = operand.replace(/\/\/.*$/, '').trim();
+    if (/^[A-Za-z_]\w*$/.test(rest)) result.computed.push({ kind, macro: rest });
+    // Anything else starting like a macro expression needs the preprocessor; other text is
+    // no valid directive (the compiler rejects it) and opens nothing.
+    else if (/^[A-Za-z_]/.test(rest)) result.opaque = true;
+  }
+  return result;
+}
+
+/** A macro body that names a file: `"name"` or `<name>`. */
+export function literalOperand(body: string): { quoted: boolean; name: string } | undefined {
+  const m = /^(?:"([^"]+)"|<([^>]+)>)$/.exec(body.trim());
+  if (!m) return undefined;
+  return m[1] !== undefined ? { quoted: true, name: m[1] } : { quoted: false, name: m[2]! };
+}
+
+/**
+ * The lines that are preprocessing directives: a # (or %:) first on its line after blanks
+ * and comments. Comments and string and character literals are skipped, so that text that
+ * merely mentions "#include" is not taken for one.
+ */
+export function directiveLines(text: string): string[] {
+  const lines: string[] = [];
+  const n = text.length;
+  let lineStart = true;
+  let i = 0;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (c === 0x0a) {
+      lineStart = true;
+      i++;
+    } else if (SPACE.has(c)) {
+      i++;
+    } else if (c === 0x2f && text.charCodeAt(i + 1) === 0x2a) {
+      const close = text.indexOf('*/', i + 2);
+      if (close < 0) break;
+      i = close + 2;
+    } else if (c === 0x2f && text.charCodeAt(i + 1) === 0x2f) {
+      const eol = text.indexOf('\n', i);
+      if (eol < 0) break;
+      i = eol;
+    } else if (lineStart && (c === 0x23 || (c === 0x25 && text.charCodeAt(i + 1) === 0x3a))) {
+      let eol = text.indexOf('\n', i);
+      if (eol < 0) eol = n;
+      const line = text.slice(i, eol);
+      lines.push(line);
+      // A block comment opened on the directive's line and closed on a later one.
+      const opened = line.lastIndexOf('/*');
+      i = opened >= 0 && line.indexOf('*/', opened + 2) < 0 ? i + opened : eol;
+      lineStart = false;
+    } else if (c === 0x22 || c === 0x27) {
+      lineStart = false;
+      i++;
+      while (i < n) {
+        const d = text.charCodeAt(i);
+        if (d === 0x5c) i += 2;
+        else if (d === c) {
+          i++;
+          break;
+        } else if (d === 0x0a) break;
+        else i++;
+      }
+    } else {
+      lineStart = false;
+      i++;
+    }
+  }
+  return lines;
+}

@@ -1,0 +1,164 @@
+// The files a compile may read, found without running the compiler: from the source and the
+// implicit files, follow every include directive (all #if branches) through the search
+// chains, first match wins as in the compiler; #include_next takes every match further on.
+// The result is a superset of what the compiler opens. Where it cannot be (a computed
+// include, a precompiled header beside a header), the walk gives up and the caller asks the
+// compiler. A file the walk missed is never silently wrong in a job: a job root's
+// placeholder for a listed-but-unsent file stops the compile with an error, which sends the
+// job back to a local compile.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { literalOperand, readDirectives, type DirectiveKind, type FileDirectives } from './directives.js';
+import type { DirCache } from './dir-cache.js';
+import type { SearchChains } from './search-probe.js';
+
+export interface WalkResult {
+  /** Absolute, normalised paths of every file found. */
+  files: string[];
+  /** Unnormalised paths as the compiler would open them (`dir/../x.h`), for their `..` steps. */
+  rawPaths: string[];
+}
+
+export type WalkOutcome = { ok: true; result: WalkResult } | { ok: false; reason: string };
+
+interface CachedDirectives {
+  signature: string;
+  parsed: FileDirectives;
+}
+
+const SETTLE_NS = 2_000_000_000n;
+/** Files bigger than this are not read for directives (a generated table is no header). */
+const MAX_PARSED_BYTES = 16 * 1024 * 1024;
+
+/** Nested macro names followed before a computed include is given up on. */
+const MAX_MACRO_DEPTH = 8;
+
+export class IncludeWalker {
+  private readonly parsed = new Map<string, CachedDirectives>();
+
+  constructor(private readonly dirs: DirCache) {}
+
+  /**
+   * `commandDefines`: the -D definitions of the command (NAME → body), which a computed
+   * include may name. Every #define in the files found is a candidate too, whatever #if it
+   * is under: again a superset.
+   */
+  walk(source: string, chains: SearchChains, commandDefines: Map<string, string>): WalkOutcome {
+    const found = new Map<string, string>();
+    const queue: string[] = [];
+    const read = new Map<string, FileDirectives>();
+    const definitionsOf = (macro: string): string[] => {
+      const bodies: string[] = [];
+      const onCommand = commandDefines.get(macro);
+      if (onCommand !== undefined) bodies.push(onCommand);
+      for (const directives of read.values()) bodies.push(...(directives.defines.get(macro) ?? []));
+      return bodies;
+    };
+    const computed: { kind: DirectiveKind; macro: string; here: string }[] = [];
+    const add = (absolute: string, raw: string) => {
+      if (found.has(absolute)) return;
+      found.set(absolute, raw);
+      queue.push(absolute);
+    };
+    // Most directives name a file found already (every header includes features.h).
+    const resolved = new Set<string>();
+    const follow = (kind: DirectiveKind, quoted: boolean, name: string, here: string): string | undefined => {
+      const key = kind === 'include_next' ? `>${name}` : quoted ? `${here}"${name}` : `<${name}`;
+      if (resolved.has(key)) return undefined;
+      resolved.add(key);
+      if (path.isAbsolute(name)) {
+        const absolute = path.normalize(name);
+        if (this.isFile(absolute)) add(absolute, name);
+        return undefined;
+      }
+      const candidates = kind === 'include_next' ? chains.all : quoted ? [here, ...chains.quote] : chains.bracket;
+      for (const dir of candidates) {
+        const raw = `${dir}/${name}`;
+        const absolute = needsNormalising(name) ? path.resolve(raw) : raw;
+        if (!this.isFile(absolute)) continue;
+        const slash = absolute.lastIndexOf('/');
+        if (this.dirs.kind(absolute.slice(0, slash) || '/', `${absolute.slice(slash + 1)}.gch`)) {
+          return `a precompiled header beside ${absolute}`;
+        }
+        add(absolute, raw);
+        if (kind !== 'include_next') break;
+      }
+      return undefined;
+    };
+    for (const f of chains.implicit) add(f, f);
+    add(source, source);
+    while (queue.length > 0) {
+      while (queue.length > 0) {
+        const file = queue.pop()!;
+        const directives = this.directivesOf(file);
+        if (!directives) {
+          if (file === source) return { ok: false, reason: `cannot read ${source}` };
+          continue;
+        }
+        read.set(file, directives);
+        if (directives.opaque) return { ok: false, reason: `an #include of a macro expression in ${file}` };
+        const here = path.dirname(file);
+        for (const d of directives.directives) {
+          const failed = follow(d.kind, d.quoted, d.name, here);
+          if (failed) return { ok: false, reason: failed };
+        }
+        for (const c of directives.computed) computed.push({ ...c, here });
+      }
+      // Computed includes once the files found so far are read: their definitions may be anywhere.
+      // Later files may add definitions, so every one is expanded again on each round.
+      for (const c of computed) {
+        const operands = expand(c.macro, definitionsOf, 0);
+        if (typeof operands === 'string') return { ok: false, reason: operands };
+        for (const o of operands) {
+          const failed = follow(c.kind, o.quoted, o.name, c.here);
+          if (failed) return { ok: false, reason: failed };
+        }
+      }
+    }
+    return { ok: true, result: { files: [...found.keys()], rawPaths: [...found.values()] } };
+  }
+
+  private isFile(absolute: string): boolean {
+    return this.dirs.kindOfPath(absolute) === 'file';
+  }
+
+  /** Directives of a file, re-read when its size, mtime or inode changed. */
+  private directivesOf(file: string): FileDirectives | undefined {
+    const st = this.dirs.statFile(file);
+    if (!st?.isFile()) return undefined;
+    const signature = `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    const cached = this.parsed.get(file);
+    if (cached?.signature === signature) return cached.parsed;
+    if (Number(st.size) > MAX_PARSED_BYTES) return { directives: [], computed: [], opaque: true, defines: new Map() };
+    let parsed: FileDirectives;
+    try {
+      parsed = readDirectives(readFileSync(file, 'latin1'));
+    } catch {
+      return undefined;
+    }
+    if (BigInt(Date.now()) * 1_000_000n - st.mtimeNs > SETTLE_NS) this.parsed.set(file, { signature, parsed });
+    return parsed;
+  }
+}
+
+/** The file names a macro may stand for, or why that cannot be known. An undefined macro
+ *  names no file: a compile that reaches the #include fails the same way everywhere. */
+function expand(macro: string, definitionsOf: (macro: string) => string[], depth: number): { quoted: boolean; name: string }[] | string {
+  if (depth > MAX_MACRO_DEPTH) return `#include ${macro}: macros nested too deep`;
+  const operands: { quoted: boolean; name: string }[] = [];
+  for (const body of new Set(definitionsOf(macro))) {
+    const literal = literalOperand(body);
+    if (literal) operands.push(literal);
+    else if (/^[A-Za-z_]\w*$/.test(body)) {
+      const inner = expand(body, definitionsOf, depth + 1);
+      if (typeof inner === 'string') return inner;
+      operands.push(...inner);
+    } else return `#include ${macro}, defined as ${body.slice(0, 80)}`;
+  }
+  return operands;
+}
+
+/** Whether `dir/name` may not be normal already (dir is absolute and normal). */
+function needsNormalising(name: string): boolean {
+  return name.startsWith('.') || name.includes('/.') || name.includes('//') || name.endsWith('/');
+}

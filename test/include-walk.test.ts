@@ -1,0 +1,173 @@
+// The input scan that reads include directives itself: it must find a superset of what the
+// compiler's own -M lists (so job roots hold every file a compile opens), give up where it
+// cannot know (computed includes it cannot follow, precompiled headers), and a file it
+// misses anyway must end in a local compile, never in a different object.
+import { mkdirSync, utimesSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { Job } from '../protocol/messages.js';
+import { Executor, JobFailure } from '../node/executor/executor.js';
+import { readDirectives } from '../node/scan/directives.js';
+import { InputHasher } from '../node/scan/hasher.js';
+import { InputScanner, type ScanRequest } from '../node/scan/scanner.js';
+import { Store } from '../node/store.js';
+import { tempDir } from './helpers/tmp.js';
+
+const env = { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C' };
+
+describe('include directives', () => {
+  it('reads directives, not text that mentions them', () => {
+    const text = [
+      '/* an old comment: #include "in-comment.h" */',
+      '// #include "line-comment.h"',
+      'const char *s = "#include \\"in-string.h\\"";',
+      '#include <a.h>',
+      '  /* lead */ # include "b.h" // trailing',
+      '%:include <digraph.h>',
+      '#include \\',
+      '  "spliced.h"',
+      '#include_next <next.h>',
+      '#import "objc.h"',
+      "   #include's protect themselves (a comment's text in a real header, outside any comment)",
+      '#define HEADER "via-macro.h"',
+      '#include HEADER',
+      '/*',
+      '#include "inside-block.h"',
+      '*/',
+    ].join('\n');
+    const read = readDirectives(text);
+    expect(read.directives.map((d) => `${d.kind}:${d.quoted ? '"' : '<'}${d.name}`)).toEqual([
+      'include:<a.h',
+      'include:"b.h',
+      'include:<digraph.h',
+      'include:"spliced.h',
+      'include_next:<next.h',
+      'import:"objc.h',
+    ]);
+    expect(read.computed).toEqual([{ kind: 'include', macro: 'HEADER' }]);
+    expect(read.opaque).toBe(false);
+    expect(read.defines.get('HEADER')).toEqual(['"via-macro.h"']);
+    expect(readDirectives('#include MAKE_NAME(x)\n').opaque).toBe(true);
+  });
+});
+
+function project() {
+  const dir = tempDir();
+  for (const d of ['src', 'inc', 'quote', 'wrap', 'gen']) mkdirSync(path.join(dir, d));
+  writeFileSync(path.join(dir, 'inc', 'lib.h'), '#pragma once\n#include "detail.h"\n#include <stdio.h>\n');
+  writeFileSync(path.join(dir, 'inc', 'detail.h'), '#define DETAIL 1\n');
+  writeFileSync(path.join(dir, 'quote', 'q.h'), '#define Q 2\n');
+  // #include_next through a wrapper in front of the system's limits.h
+  writeFileSync(path.join(dir, 'wrap', 'limits.h'), '#include_next <limits.h>\n#define WRAPPED 1\n');
+  writeFileSync(path.join(dir, 'src', 'near.h'), '#define NEAR 3\n');
+  writeFileSync(path.join(dir, 'src', 'chosen.h'), '#define CHOSEN 4\n');
+  writeFileSync(path.join(dir, 'inc', 'config.h'), '#define CONFIG_HEADER "chosen.h"\n');
+  writeFileSync(
+    path.join(dir, 'src', 'main.c'),
+    [
+      '#include "near.h"',
+      '#include <lib.h>',
+      '#include "q.h"',
+      '#include <limits.h>',
+      '#include "config.h"',
+      '#include CONFIG_HEADER',
+      '#include SOURCE_HEADER',
+      '#if 0',
+      '#include "does-not-exist.h"',
+      '#endif',
+      'int main(void) { return NEAR + DETAIL + Q + WRAPPED + CHOSEN + FROM_D; }',
+    ].join('\n'),
+  );
+  writeFileSync(path.join(dir, 'gen', 'from-d.h'), '#define FROM_D 5\n');
+  return dir;
+}
+
+function request(dir: string, compiler: string, extra: string[] = []): ScanRequest {
+  const argv = [path.basename(compiler), '-O2', '-Iwrap', '-Iinc', '-iquote', 'quote', '-Igen', '-DSOURCE_HEADER="from-d.h"', ...extra, 'src/main.c'];
+  return { compiler, scanArgv: [...argv, '-M', '-MT', 'meshcc-scan', '-v'], cwd: dir, env, source: 'src/main.c', language: 'c' };
+}
+
+describe('the include walk', () => {
+  for (const compiler of ['/usr/bin/gcc', '/usr/bin/clang']) {
+    it(`${path.basename(compiler)}: finds every file -M lists, through -I, -iquote, #include_next and computed includes`, async () => {
+      const dir = project();
+      const walked = await new InputScanner().scan(request(dir, compiler));
+      const exact = await new InputScanner(undefined, false).scan(request(dir, compiler));
+      expect(walked.method).toBe('walk');
+      expect(exact.method).toBe('compiler');
+      expect(exact.files.filter((f) => !walked.files.includes(f))).toEqual([]);
+      for (const f of ['src/near.h', 'src/chosen.h', 'gen/from-d.h', 'quote/q.h', 'wrap/limits.h', 'inc/detail.h']) {
+        expect(walked.files).toContain(path.join(dir, f));
+      }
+      expect(walked.files.some((f) => f.endsWith('does-not-exist.h'))).toBe(false);
+      // every listing the compiler's scan has, the walk has too
+      const walkedListings = new Set(walked.listings.map((l) => l.path));
+      expect(exact.listings.map((l) => l.path).filter((p) => !walkedListings.has(p))).toEqual([]);
+    });
+  }
+
+  it('asks the compiler where it cannot follow: a macro expression, a precompiled header', async () => {
+    const dir = project();
+    writeFileSync(path.join(dir, 'inc', 'detail.h'), '#define NAME(x) #x\n#include NAME(q.h)\n');
+    const scanner = new InputScanner();
+    const scan = await scanner.scan(request(dir, '/usr/bin/gcc'));
+    expect(scan.method).toBe('compiler');
+    expect([...scanner.counts.reasons.keys()][0]).toMatch(/macro expression/);
+
+    const other = project();
+    writeFileSync(path.join(other, 'inc', 'lib.h.gch'), 'not really a PCH');
+    const scanner2 = new InputScanner();
+    await scanner2.scan(request(other, '/usr/bin/gcc')).catch(() => undefined);
+    expect([...scanner2.counts.reasons.keys()][0]).toMatch(/precompiled header/);
+  });
+
+  it('sees a header generated after an earlier scan (the directory changed)', async () => {
+    const dir = project();
+    const scanner = new InputScanner();
+    writeFileSync(path.join(dir, 'src', 'main.c'), '#include "late.h"\nint main(void) { return 0; }\n');
+    const first = await scanner.scan(request(dir, '/usr/bin/gcc'));
+    expect(first.files.some((f) => f.endsWith('late.h'))).toBe(false);
+    writeFileSync(path.join(dir, 'gen', 'late.h'), '#define LATE 1\n');
+    const second = await scanner.scan(request(dir, '/usr/bin/gcc'));
+    expect(second.files).toContain(path.join(dir, 'gen', 'late.h'));
+    // and a header rewritten in place (same directory mtime) is read again
+    writeFileSync(path.join(dir, 'gen', 'late.h'), '#include "later.h"\n');
+    writeFileSync(path.join(dir, 'gen', 'later.h'), '\n');
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(path.join(dir, 'gen'), old, old);
+    const third = await scanner.scan(request(dir, '/usr/bin/gcc'));
+    expect(third.files).toContain(path.join(dir, 'gen', 'later.h'));
+  });
+
+  it('a file the scan missed stops the remote compile (placeholder), so the job goes back to a local compile', async () => {
+    const dir = project();
+    const home = tempDir();
+    const log = pino({ level: 'silent' });
+    const store = new Store(path.join(home, 'store'), 64 * 1024 * 1024, log);
+    await store.start();
+    const executor = new Executor({ store, workDir: path.join(home, 'jobs'), slots: 1, timeoutMs: 60_000, log });
+    await executor.start();
+    if (executor.sandboxUnavailableReason) {
+      console.log(`skipped: ${executor.sandboxUnavailableReason}`);
+      return;
+    }
+    try {
+      const scan = await new InputScanner().scan(request(dir, '/usr/bin/gcc'));
+      const hasher = new InputHasher(store);
+      // A scan that missed near.h: its directory is listed, so the job root has a placeholder there.
+      const inputs = await Promise.all(scan.files.filter((f) => !f.endsWith('near.h')).map((f) => hasher.hash(f)));
+      const listings = [...scan.listings, { path: path.join(dir, 'src'), entries: [{ name: 'near.h', dir: false }, { name: 'main.c', dir: false }] }];
+      const argv = ['gcc', '-O2', '-Iwrap', '-Iinc', '-iquote', 'quote', '-Igen', '-DSOURCE_HEADER="from-d.h"', '-c', 'src/main.c', '-o', 'main.o'];
+      const job: Job = { id: 'miss', compiler: '/usr/bin/gcc', argv, cwd: dir, env, inputs, listings, dirs: scan.dirs, outputs: [path.join(dir, 'main.o')] };
+      const failure = await executor.run(job).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(failure).toBeInstanceOf(JobFailure);
+      expect((failure as JobFailure).code).toBe('missing-input');
+    } finally {
+      await executor.stop();
+    }
+  });
+});
