@@ -2,7 +2,8 @@
 // compiler's own -M lists (so job roots hold every file a compile opens), give up where it
 // cannot know (computed includes it cannot follow, precompiled headers), and a file it
 // misses anyway must end in a local compile, never in a different object.
-import { mkdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -73,6 +74,10 @@ function project() {
       '#include "config.h"',
       '#include CONFIG_HEADER',
       '#include SOURCE_HEADER',
+      '#include "probe.h"',
+      '#ifndef HAVE_OPTIONAL',
+      '#error the job root must show optional.h',
+      '#endif',
       '#if 0',
       '#include "does-not-exist.h"',
       '#endif',
@@ -80,6 +85,9 @@ function project() {
     ].join('\n'),
   );
   writeFileSync(path.join(dir, 'gen', 'from-d.h'), '#define FROM_D 5\n');
+  // asked about but never included: the job root must show it exists
+  writeFileSync(path.join(dir, 'inc', 'optional.h'), '#error not to be included\n');
+  writeFileSync(path.join(dir, 'inc', 'probe.h'), '#if __has_include(<optional.h>) && !__has_include("absent.h")\n#define HAVE_OPTIONAL 1\n#endif\n');
   return dir;
 }
 
@@ -101,9 +109,10 @@ describe('the include walk', () => {
         expect(walked.files).toContain(path.join(dir, f));
       }
       expect(walked.files.some((f) => f.endsWith('does-not-exist.h'))).toBe(false);
-      // every listing the compiler's scan has, the walk has too
-      const walkedListings = new Set(walked.listings.map((l) => l.path));
-      expect(exact.listings.map((l) => l.path).filter((p) => !walkedListings.has(p))).toEqual([]);
+      // What __has_include asks about travels too; nothing else of the search directories does.
+      expect(walked.files).toContain(path.join(dir, 'inc', 'optional.h'));
+      expect(walked.listings).toEqual([]);
+      expect(exact.listings.length).toBeGreaterThan(3);
     });
   }
 
@@ -140,7 +149,7 @@ describe('the include walk', () => {
     expect(third.files).toContain(path.join(dir, 'gen', 'later.h'));
   });
 
-  it('a file the scan missed stops the remote compile (placeholder), so the job goes back to a local compile', async () => {
+  it('a walked job compiles to the plain object; a file the scan missed stops the compile (placeholder), so the job goes back to a local compile', async () => {
     const dir = project();
     const home = tempDir();
     const log = pino({ level: 'silent' });
@@ -155,17 +164,28 @@ describe('the include walk', () => {
     try {
       const scan = await new InputScanner().scan(request(dir, '/usr/bin/gcc'));
       const hasher = new InputHasher(store);
-      // A scan that missed near.h: its directory is listed, so the job root has a placeholder there.
+      const argv = ['gcc', '-O2', '-g', '-Iwrap', '-Iinc', '-iquote', 'quote', '-Igen', '-DSOURCE_HEADER="from-d.h"', '-c', 'src/main.c', '-o', 'main.o'];
+      const whole = await Promise.all(scan.files.map((f) => hasher.hash(f)));
+      const good: Job = { id: 'walked', compiler: '/usr/bin/gcc', argv, cwd: dir, env, inputs: whole, listings: scan.listings, dirs: scan.dirs, outputs: [path.join(dir, 'main.o')] };
+      const result = await executor.run(good);
+      expect(result.stderr.toString()).toBe('');
+      expect(result.exit).toBe(0);
+      execFileSync('/usr/bin/gcc', argv.slice(1), { cwd: dir, env });
+      expect(Buffer.compare(Buffer.from(result.outputs[0]!.data), readFileSync(path.join(dir, 'main.o')))).toBe(0);
+
+      // A scan that missed near.h: absent from the root (a walk lists nothing), or a
+      // placeholder where the compiler's scan listed its directory.
       const inputs = await Promise.all(scan.files.filter((f) => !f.endsWith('near.h')).map((f) => hasher.hash(f)));
-      const listings = [...scan.listings, { path: path.join(dir, 'src'), entries: [{ name: 'near.h', dir: false }, { name: 'main.c', dir: false }] }];
-      const argv = ['gcc', '-O2', '-Iwrap', '-Iinc', '-iquote', 'quote', '-Igen', '-DSOURCE_HEADER="from-d.h"', '-c', 'src/main.c', '-o', 'main.o'];
-      const job: Job = { id: 'miss', compiler: '/usr/bin/gcc', argv, cwd: dir, env, inputs, listings, dirs: scan.dirs, outputs: [path.join(dir, 'main.o')] };
-      const failure = await executor.run(job).then(
-        () => undefined,
-        (err: unknown) => err,
-      );
-      expect(failure).toBeInstanceOf(JobFailure);
-      expect((failure as JobFailure).code).toBe('missing-input');
+      const placeholder = { path: path.join(dir, 'src'), entries: [{ name: 'near.h', dir: false }, { name: 'main.c', dir: false }] };
+      for (const listings of [[], [placeholder]]) {
+        const job: Job = { id: 'miss', compiler: '/usr/bin/gcc', argv, cwd: dir, env, inputs, listings, dirs: scan.dirs, outputs: [path.join(dir, 'main.o')] };
+        const failure = await executor.run(job).then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+        expect(failure).toBeInstanceOf(JobFailure);
+        expect((failure as JobFailure).code).toBe('missing-input');
+      }
     } finally {
       await executor.stop();
     }

@@ -27,6 +27,8 @@ export interface FileDirectives {
   opaque: boolean;
   /** Object-like macro definitions, `#define NAME body` (bodies trimmed). */
   defines: Map<string, string[]>;
+  /** The files `__has_include(…)` and `__has_include_next(…)` ask about, on any directive line. */
+  probes: Directive[];
 }
 
 const DIRECTIVE = /^(?:#|%:)[ \t]*(include_next|include|import|embed)\b(.*)$/;
@@ -36,8 +38,9 @@ const SPACE = new Set([0x20, 0x09, 0x0d, 0x0c, 0x0b]);
 export function readDirectives(text: string): FileDirectives {
   // Line splices can fall anywhere inside a directive; most files have none.
   const source = text.includes('\\\n') || text.includes('\\\r\n') ? text.replace(/\\\r?\n/g, '') : text;
-  const result: FileDirectives = { directives: [], computed: [], opaque: false, defines: new Map() };
+  const result: FileDirectives = { directives: [], computed: [], opaque: false, defines: new Map(), probes: [] };
   for (const line of directiveLines(source)) {
+    if (line.includes('__has_include')) readProbes(line, result);
     const definition = DEFINE.exec(line);
     if (definition) {
       const body = (definition[2] ?? '').replace(/\/\*.*?\*\//g, ' ').replace(/\/\/.*$/, '').trim();
@@ -64,6 +67,18 @@ export function readDirectives(text: string): FileDirectives {
     else if (/^[A-Za-z_]/.test(rest)) result.opaque = true;
   }
   return result;
+}
+
+const PROBE = /__has_include(_next)?(?:__)?\s*(\()?\s*(?:"([^"]+)"|<([^>]+)>)?/g;
+
+/** `__has_include("x")` or `(<x>)`; any other operand (a macro) only the compiler can read. */
+function readProbes(line: string, into: FileDirectives): void {
+  for (const m of line.matchAll(PROBE)) {
+    if (!m[2]) continue; // `#ifdef __has_include`: a test for the operator, not a use
+    const name = m[3] ?? m[4];
+    if (name === undefined) into.opaque = true;
+    else into.probes.push({ kind: m[1] ? 'include_next' : 'include', quoted: m[3] !== undefined, name });
+  }
 }
 
 /** A macro body that names a file: `"name"` or `<name>`. */

@@ -15,6 +15,8 @@ import type { SearchChains } from './search-probe.js';
 export interface WalkResult {
   /** Absolute, normalised paths of every file found. */
   files: string[];
+  /** Files that exist where a __has_include looks (found or not): a job root must show them. */
+  probed: string[];
   /** Unnormalised paths as the compiler would open them (`dir/../x.h`), for their `..` steps. */
   rawPaths: string[];
 }
@@ -62,6 +64,17 @@ export class IncludeWalker {
     };
     // Most directives name a file found already (every header includes features.h).
     const resolved = new Set<string>();
+    const probed = new Set<string>();
+    const look = (kind: DirectiveKind, quoted: boolean, name: string, here: string): void => {
+      const key = kind === 'include_next' ? `?>${name}` : quoted ? `?${here}"${name}` : `?<${name}`;
+      if (resolved.has(key)) return;
+      resolved.add(key);
+      const candidates = path.isAbsolute(name) ? [''] : kind === 'include_next' ? chains.all : quoted ? [here, ...chains.quote] : chains.bracket;
+      for (const dir of candidates) {
+        const absolute = path.resolve(`${dir}/${name}`);
+        if (this.isFile(absolute)) probed.add(absolute);
+      }
+    };
     const follow = (kind: DirectiveKind, quoted: boolean, name: string, here: string): string | undefined => {
       const key = kind === 'include_next' ? `>${name}` : quoted ? `${here}"${name}` : `<${name}`;
       if (resolved.has(key)) return undefined;
@@ -103,6 +116,7 @@ export class IncludeWalker {
           if (failed) return { ok: false, reason: failed };
         }
         for (const c of directives.computed) computed.push({ ...c, here });
+        for (const p of directives.probes) look(p.kind, p.quoted, p.name, here);
       }
       // Computed includes once the files found so far are read: their definitions may be anywhere.
       // Later files may add definitions, so every one is expanded again on each round.
@@ -115,7 +129,7 @@ export class IncludeWalker {
         }
       }
     }
-    return { ok: true, result: { files: [...found.keys()], rawPaths: [...found.values()] } };
+    return { ok: true, result: { files: [...found.keys()], rawPaths: [...found.values()], probed: [...probed] } };
   }
 
   private isFile(absolute: string): boolean {
@@ -129,7 +143,7 @@ export class IncludeWalker {
     const signature = `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
     const cached = this.parsed.get(file);
     if (cached?.signature === signature) return cached.parsed;
-    if (Number(st.size) > MAX_PARSED_BYTES) return { directives: [], computed: [], opaque: true, defines: new Map() };
+    if (Number(st.size) > MAX_PARSED_BYTES) return { directives: [], computed: [], opaque: true, defines: new Map(), probes: [] };
     let parsed: FileDirectives;
     try {
       parsed = readDirectives(readFileSync(file, 'latin1'));

@@ -114,7 +114,8 @@ export class InputScanner {
     const outcome = this.walker.walk(path.resolve(req.cwd, req.source), chains, commandDefines(req.scanArgv));
     if (!outcome.ok) return outcome.reason;
     this.counts.walk++;
-    return this.assemble(req.cwd, outcome.result.rawPaths, chains.all, 'walk');
+    // Files __has_include asks about travel as inputs too (clang's -M lists them as read).
+    return this.assemble(req.cwd, [...outcome.result.rawPaths, ...outcome.result.probed], chains.all, 'walk');
   }
 
   private async scanWithCompiler(req: ScanRequest): Promise<ScanOutput> {
@@ -128,6 +129,10 @@ export class InputScanner {
     return this.assemble(req.cwd, parseMakeRule(stdout), parseSearchDirs(stderr), 'compiler');
   }
 
+  /**
+   * A walk knows every file a compile may open or ask about, so its job root needs nothing
+   * else; after -M, every search directory is listed whole (for __has_include).
+   */
   private assemble(cwd: string, rawFiles: string[], rawSearchDirs: string[], method: ScanOutput['method']): ScanOutput {
     const files = new Set<string>();
     const dirs = new Set<string>([cwd]);
@@ -146,6 +151,11 @@ export class InputScanner {
       searchDirs.push(path.resolve(cwd, raw));
       for (const d of stepDirectories(cwd, raw, true)) dirs.add(d);
     }
+    const listings = method === 'walk' ? [] : this.searchDirListings(searchDirs, files, dirs);
+    return { files: [...files], dirs: [...dirs], listings, method, stats: this.dirCache.filesStated() };
+  }
+
+  private searchDirListings(searchDirs: string[], files: Set<string>, dirs: Set<string>): DirListing[] {
     const listed = new Set<string>(searchDirs);
     // Directories of inputs below a search directory are listed too: __has_include(<sys/x.h>).
     for (const file of files) {
@@ -158,6 +168,6 @@ export class InputScanner {
       if (listing) listings.push(listing);
       else dirs.delete(dir);
     }
-    return { files: [...files], dirs: [...dirs], listings, method, stats: this.dirCache.filesStated() };
+    return listings;
   }
 }
