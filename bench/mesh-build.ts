@@ -15,7 +15,8 @@
 // The peer's CPU is not client side. Numbers are printed, nothing passes or fails.
 //
 //   node dist/bench/mesh-build.js [--project git|zlib] [-j N] [--no-gzip-e] [--header PATH] [--keep]
-//   env: MESHCC_BENCH_PROJECT, MESHCC_BENCH_JOBS, MESHCC_BENCH_SKIP_E=1 (same meanings)
+//   env: MESHCC_BENCH_PROJECT, MESHCC_BENCH_JOBS, MESHCC_BENCH_SKIP_E=1 (same meanings),
+//        MESHCC_BENCH_NODE_ARGS (node options for both agents, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p")
 // Needs root (network namespaces). The project is fetched by bench/fetch-project.sh.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -560,7 +561,9 @@ async function main(): Promise<void> {
     const agentLog = (i: number) => openSync(path.join(logs, `agent-h${i}.log`), 'a');
     const startAgent = (host: number, home: string, extra: NodeJS.ProcessEnv): ChildProcess => {
       const fd = agentLog(host);
-      const child = mesh.spawn(host, process.execPath, [MESHCC_BIN, 'agent'], {
+      // MESHCC_BENCH_NODE_ARGS: extra node options for the agents (e.g. --cpu-prof), which NODE_OPTIONS refuses
+      const nodeArgs = (process.env.MESHCC_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+      const child = mesh.spawn(host, process.execPath, [...nodeArgs, MESHCC_BIN, 'agent'], {
         env: { ...env, MESHCC_HOME: home, MESHCC_LOG_LEVEL: 'warn', ...extra },
         stdio: ['ignore', fd, fd],
       });
@@ -682,6 +685,18 @@ async function main(): Promise<void> {
         `${rebuilt} objects rebuilt in ${secs(incRun.wallMs)} wall, client side ${(incRun.cpuS + agentCpu3 - agentCpu2).toFixed(1)} s CPU`,
     );
     printStats(second, peerNames);
+    // A clean stop (SIGTERM) lets the agents finish their logs and any --cpu-prof profile.
+    await Promise.all(
+      [client, peer].map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null) return resolve();
+            const timer = setTimeout(resolve, 10_000);
+            child.once('exit', () => (clearTimeout(timer), resolve()));
+            child.kill('SIGTERM');
+          }),
+      ),
+    );
   } finally {
     await mesh.destroy();
   }

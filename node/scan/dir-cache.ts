@@ -52,6 +52,24 @@ export class DirCache {
     return this.read(dir).entries?.get(name);
   }
 
+  /**
+   * The kind of `dir/name`, where name may have several components (`sys/types.h`): one
+   * lookup per component, without building the path string unless the name has `..`.
+   */
+  kindIn(dir: string, name: string): EntryKind | undefined {
+    if (!name.includes('/')) return this.kind(dir, name);
+    const parts = name.split('/');
+    let at = dir;
+    for (let i = 0; i < parts.length - 1; i++) {
+      const part = parts[i]!;
+      if (part === '' || part === '.') continue;
+      if (part === '..') return this.kindOfPath(path.resolve(dir, name));
+      if (this.kind(at, part) !== 'dir') return undefined;
+      at = at === '/' ? `/${part}` : `${at}/${part}`;
+    }
+    return this.kind(at, parts[parts.length - 1]!);
+  }
+
   /** The kind of an absolute, normalised path, walking cached listings from `/`. */
   kindOfPath(absolute: string): EntryKind | undefined {
     if (absolute === '/') return 'dir';

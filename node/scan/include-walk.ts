@@ -86,9 +86,9 @@ export class IncludeWalker {
       }
       const candidates = kind === 'include_next' ? chains.all : quoted ? [here, ...chains.quote] : chains.bracket;
       for (const dir of candidates) {
-        const raw = `${dir}/${name}`;
+        if (this.dirs.kindIn(dir, name) !== 'file') continue;
+        const raw = dir === '/' ? `/${name}` : `${dir}/${name}`;
         const absolute = needsNormalising(name) ? path.resolve(raw) : raw;
-        if (!this.isFile(absolute)) continue;
         const slash = absolute.lastIndexOf('/');
         if (this.dirs.kind(absolute.slice(0, slash) || '/', `${absolute.slice(slash + 1)}.gch`)) {
           return `a precompiled header beside ${absolute}`;
