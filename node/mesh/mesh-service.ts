@@ -8,6 +8,8 @@ import { AdvertService } from './adverts.js';
 import { LanDiscovery } from './discovery.js';
 import { loadOrCreateIdentity, loadOrCreateMeshKey } from './keys.js';
 import { createMeshNode, type MeshNode } from './node.js';
+
+const ADDRESS_CACHE_MS = 5_000;
 import type { PeerView, PeerViewEntry } from './view.js';
 
 export interface MeshOptions {
@@ -58,6 +60,7 @@ function isLoopback(address: string): boolean {
 
 export class MeshService {
   private node?: MeshNode;
+  private addressCache?: { at: number; addresses: string[] };
   private adverts?: AdvertService;
   private discovery?: LanDiscovery;
   private redial?: NodeJS.Timeout;
@@ -126,10 +129,16 @@ export class MeshService {
     return rows;
   }
 
+  /** Adverts go out several times a second under load, and each address listing asks the
+   *  kernel for every interface (os.networkInterfaces: ~3 ms here); interfaces change rarely. */
   private advertisedAddresses(): string[] {
+    const now = Date.now();
+    if (this.addressCache && now - this.addressCache.at < ADDRESS_CACHE_MS) return this.addressCache.addresses;
     const all = this.node?.addresses() ?? [];
     const outward = all.filter((a) => !isLoopback(a));
-    return (outward.length ? outward : all).slice(0, MAX_ADVERTISED_ADDRESSES);
+    const addresses = (outward.length ? outward : all).slice(0, MAX_ADVERTISED_ADDRESSES);
+    if (addresses.length > 0) this.addressCache = { at: now, addresses };
+    return addresses;
   }
 
   private localAdvert(): Advert {
