@@ -51,6 +51,9 @@ export class Agent {
       workDir: config.jobsDir,
       slots: config.slots,
       timeoutMs: config.jobTimeoutMs,
+      cpuSeconds: config.jobCpuSeconds,
+      memoryBytes: config.jobMemoryBytes,
+      outputFileBytes: config.jobOutputFileBytes,
       log,
       onRunningChanged: () => this.mesh?.changed(),
     });

@@ -14,6 +14,12 @@ export interface AgentConfig {
   localSlots: number;
   storeBytes: number;
   jobTimeoutMs: number;
+  /** CPU seconds per process of a sandboxed job (MESHCC_JOB_CPU_S; by default the job timeout). */
+  jobCpuSeconds?: number;
+  /** Address space per process of a sandboxed job (MESHCC_JOB_MEMORY_MB). */
+  jobMemoryBytes: number;
+  /** Largest file a sandboxed job may write (MESHCC_JOB_OUTPUT_MB). */
+  jobOutputFileBytes: number;
   /** Where job roots are built: a tmpfs when there is one, because a job root is
    *  hundreds of small files (measured here: 1.3 ms per file created on ext4, 30 µs on tmpfs). */
   jobsDir: string;
@@ -61,6 +67,17 @@ function wholeNumber(env: NodeJS.ProcessEnv, name: string, fallback: number): nu
   return value;
 }
 
+/** A limit: zero would stop every job before it starts. */
+function positiveNumber(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new MeshccError('bad-config', `${name} must be a whole number ≥ 1, got '${raw}'`);
+  }
+  return value;
+}
+
 export function meshccHome(env: NodeJS.ProcessEnv = process.env): string {
   return path.resolve(env.MESHCC_HOME || path.join(os.homedir(), '.meshcc'));
 }
@@ -90,6 +107,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
     localSlots: wholeNumber(env, 'MESHCC_LOCAL_SLOTS', cores),
     storeBytes: wholeNumber(env, 'MESHCC_STORE_MB', 2048) * 1024 * 1024,
     jobTimeoutMs: wholeNumber(env, 'MESHCC_JOB_TIMEOUT_S', 600) * 1000,
+    jobCpuSeconds: env.MESHCC_JOB_CPU_S ? positiveNumber(env, 'MESHCC_JOB_CPU_S', 1) : undefined,
+    jobMemoryBytes: positiveNumber(env, 'MESHCC_JOB_MEMORY_MB', 8192) * 1024 * 1024,
+    jobOutputFileBytes: positiveNumber(env, 'MESHCC_JOB_OUTPUT_MB', 1024) * 1024 * 1024,
     listen: list(env.MESHCC_LISTEN).length ? list(env.MESHCC_LISTEN) : ['/ip4/0.0.0.0/tcp/0'],
     peers: list(env.MESHCC_PEERS),
     mdns: env.MESHCC_MDNS !== '0',

@@ -12,6 +12,7 @@ import type { Store } from '../store.js';
 import { LeanSpawner } from '../spawner/lean-spawn.js';
 import { JobRootPool } from './job-root-pool.js';
 import { PLACEHOLDER_MARK } from './job-root.js';
+import { DEFAULT_JOB_MEMORY_BYTES, DEFAULT_JOB_OUTPUT_FILE_BYTES, prlimitArgs, resourceLimitHit, type ResourceLimits } from './resource-limits.js';
 import { bwrapArgs, detectHostBinds, probeBubblewrap, type HostBinds } from './sandbox.js';
 
 /** A job the executor could not run faithfully: the caller falls back, never fails the build. */
@@ -28,6 +29,12 @@ export interface ExecutorOptions {
   workDir: string;
   slots: number;
   timeoutMs: number;
+  /** CPU seconds per process of a job; by default the job's timeout. */
+  cpuSeconds?: number;
+  /** Address space per process of a job (8 GiB by default). */
+  memoryBytes?: number;
+  /** Largest file a job may write (1 GiB by default). */
+  outputFileBytes?: number;
   log: Logger;
   /** Starts bubblewrap and rm for us, cheaper than forking the agent (shared with the scanner). */
   spawner?: LeanSpawner;
@@ -55,7 +62,7 @@ export class Executor {
     await fs.rm(this.options.workDir, { recursive: true, force: true });
     await fs.mkdir(this.options.workDir, { recursive: true });
     // The sandbox also serves this agent's own hedged and verifying compiles, even with 0 slots.
-    const probe = probeBubblewrap();
+    const probe = probeBubblewrap(prlimitArgs(this.limitsFor(this.options.timeoutMs)));
     if (!probe.ok) {
       this.sandboxUnusable = probe.reason;
       this.options.log.warn({ reason: probe.reason }, 'executor disabled: this agent will not execute jobs');
@@ -145,10 +152,10 @@ export class Executor {
       const t2 = performance.now();
       // Not the compile's own failure: another executor (or the client) must run it.
       if (run.exit !== 0 && DISK_FULL.test(run.stderr.toString())) {
-        throw new JobFailure('disk-full', `the job directory ran out of space: ${firstLine(run.stderr)}`);
+        throw new JobFailure('disk-full', `the job directory ran out of space: ${lineMatching(run.stderr, DISK_FULL)}`);
       }
       if (run.exit !== 0 && (MISSING_INPUT.test(run.stderr.toString()) || run.stderr.includes(PLACEHOLDER_MARK))) {
-        throw new JobFailure('missing-input', `the compile read a file the scan did not list: ${firstLine(run.stderr)}`);
+        throw new JobFailure('missing-input', `the compile read a file the scan did not list: ${lineMatching(run.stderr, MISSING_INPUT, PLACEHOLDER_MARK)}`);
       }
       const outputs = await this.roots.collect(job, root, before, LIMITS.outputBytes);
       const ms = (a: number, b: number) => Math.round(b - a);
@@ -165,22 +172,35 @@ export class Executor {
 
   private async sandboxed(job: Job, root: string, signal?: AbortSignal): Promise<{ exit: number; stdout: Buffer; stderr: Buffer }> {
     const timeoutMs = job.timeoutMs ?? this.options.timeoutMs;
+    const limits = this.limitsFor(timeoutMs);
     const run = await this.spawner.run({
-      file: 'bwrap',
-      args: bwrapArgs(job, root, this.binds, 3),
+      file: 'prlimit',
+      args: [...prlimitArgs(limits), 'bwrap', ...bwrapArgs(job, root, this.binds, 3)],
       captureFd3: true,
       outputLimit: LIMITS.diagnosticsBytes,
       timeoutMs,
       signal,
     });
     if (signal?.aborted) throw new JobFailure('cancelled', 'the job was cancelled');
-    if (run.error && run.code === null && !run.signal) throw new JobFailure('sandbox-failed', `cannot start bubblewrap: ${run.error}`);
+    if (run.error && run.code === null && !run.signal) throw new JobFailure('sandbox-failed', `cannot start prlimit and bubblewrap: ${run.error}`);
     if (run.timedOut) throw new JobFailure('timeout', `the job ran longer than ${timeoutMs} ms`);
     if (run.overLimit) throw new JobFailure('output-too-large', 'the job printed more than the diagnostics limit');
     const exit = exitCodeFromStatus(Buffer.from(run.fd3).toString());
     const stderr = Buffer.from(run.stderr);
     if (exit === undefined) throw new JobFailure('sandbox-failed', `bubblewrap could not run the job: ${firstLine(stderr)}`);
+    // Not the compile's own failure: a local compile, which has no such limits, must run it.
+    const limitHit = resourceLimitHit(exit, stderr.toString(), limits);
+    if (limitHit) throw new JobFailure('resource-limit', limitHit);
     return { exit, stdout: Buffer.from(run.stdout), stderr };
+  }
+
+  private limitsFor(timeoutMs: number): ResourceLimits {
+    const { cpuSeconds, memoryBytes, outputFileBytes } = this.options;
+    return {
+      cpuSeconds: cpuSeconds ?? Math.ceil(timeoutMs / 1000),
+      memoryBytes: memoryBytes ?? DEFAULT_JOB_MEMORY_BYTES,
+      outputFileBytes: outputFileBytes ?? DEFAULT_JOB_OUTPUT_FILE_BYTES,
+    };
   }
 
   /** `rm -rf` in the background: several times faster than fs.rm on a tree of small files. */
@@ -202,6 +222,13 @@ function exitCodeFromStatus(text: string): number | undefined {
     }
   }
   return undefined;
+}
+
+/** The line that says what went wrong ("Assembler messages:" or "In file included from" come first). */
+function lineMatching(data: Buffer, ...patterns: (RegExp | string)[]): string {
+  const lines = data.toString().split('\n');
+  const found = lines.find((line) => patterns.some((p) => (typeof p === 'string' ? line.includes(p) : p.test(line))));
+  return (found ?? firstLine(data)).trim();
 }
 
 function firstLine(data: Buffer): string {

@@ -1,6 +1,7 @@
 // The bubblewrap command line for one job: the job root as /, the host's compiler
 // directories read-only on top (until toolchains are shipped), the job's own copies of
 // any search directories that live inside those, no network, nothing else of the host.
+// The executor runs it under prlimit (resource-limits.ts).
 import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
@@ -73,18 +74,24 @@ export function bwrapArgs(job: Job, root: string, binds: HostBinds, statusFd: nu
   return args;
 }
 
-/** Whether bubblewrap can build a sandbox here; the reason when it cannot. */
-export function probeBubblewrap(): { ok: true } | { ok: false; reason: string } {
-  const probe = spawnSync('bwrap', ['--unshare-all', '--die-with-parent', '--ro-bind', '/', '/', 'true'], {
-    encoding: 'utf8',
-    timeout: 10_000,
-  });
-  if (probe.error && (probe.error as NodeJS.ErrnoException).code === 'ENOENT') {
-    return { ok: false, reason: 'bubblewrap (bwrap) is not installed; install it to execute jobs' };
-  }
-  if (probe.status !== 0) {
-    const why = (probe.stderr || String(probe.error ?? '')).trim().split('\n')[0];
-    return { ok: false, reason: `bubblewrap cannot create a sandbox here: ${why}` };
-  }
-  return { ok: true };
+/** Whether bubblewrap can build a sandbox here under prlimit's limits; the reason when it cannot. */
+export function probeBubblewrap(limitArgs: string[]): { ok: true } | { ok: false; reason: string } {
+  const sandbox = ['--unshare-all', '--die-with-parent', '--ro-bind', '/', '/', 'true'];
+  const limited = spawnSync('prlimit', [...limitArgs, 'bwrap', ...sandbox], { encoding: 'utf8', timeout: 10_000 });
+  if (limited.status === 0) return { ok: true };
+  // Only on failure: which of the two is at fault.
+  const bare = spawnSync('bwrap', sandbox, { encoding: 'utf8', timeout: 10_000 });
+  if (isMissing(bare)) return { ok: false, reason: 'bubblewrap (bwrap) is not installed; install it to execute jobs' };
+  if (bare.status !== 0) return { ok: false, reason: `bubblewrap cannot create a sandbox here: ${firstLine(bare)}` };
+  if (isMissing(limited)) return { ok: false, reason: 'prlimit (util-linux) is not installed; install it to execute jobs' };
+  // E.g. a hard limit below ours, which only CAP_SYS_RESOURCE may raise.
+  return { ok: false, reason: `cannot set the jobs' resource limits here: ${firstLine(limited)}` };
+}
+
+function isMissing(run: { error?: Error }): boolean {
+  return (run.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}
+
+function firstLine(run: { stderr: string; error?: Error }): string {
+  return (run.stderr || String(run.error ?? '')).trim().split('\n')[0] ?? '';
 }

@@ -56,8 +56,9 @@ export interface RunOnPeerOptions {
   offers?: Map<string, { hash: string; body: Buffer }>;
 }
 
-/** Failure codes a peer reports that another peer would hit as well. */
-const LOCAL_ONLY = new Set(['missing-input', 'output-too-large']);
+/** Failure codes a peer reports that another peer would hit as well (limits are the same
+ *  everywhere by default; a local compile has none). */
+export const LOCAL_ONLY = new Set(['missing-input', 'output-too-large', 'resource-limit']);
 
 export async function runOnPeer(options: RunOnPeerOptions): Promise<RemoteAttempt> {
   const { node, peerId, job, signal } = options;

@@ -13,7 +13,7 @@ import type { MeshNode } from '../mesh/node.js';
 import type { Slots } from '../slots.js';
 import type { Stats } from '../stats.js';
 import type { Store } from '../store.js';
-import { RemoteFailure, runOnPeer } from './job-client.js';
+import { LOCAL_ONLY, RemoteFailure, runOnPeer } from './job-client.js';
 import { SELF, type Placement } from './placement.js';
 import { sameResult } from './verify.js';
 
@@ -210,7 +210,7 @@ export class RemoteRunner {
 function selfFailure(err: unknown): RemoteFailure {
   const e = err as Error;
   const code = e instanceof MeshccError ? e.code : 'internal-error';
-  const next = code === 'missing-input' || code === 'output-too-large' ? 'local' : 'elsewhere';
+  const next = LOCAL_ONLY.has(code) ? 'local' : 'elsewhere';
   return new RemoteFailure(code, e.message, next, false);
 }
 
