@@ -39,7 +39,9 @@ function chooseFiles(programs: ProbedProgram[], objects: SharedObject[], vanishe
       vanished(c.path);
       continue;
     }
-    if (!byRealPath.has(real)) byRealPath.set(real, { role: c.role, path: c.path });
+    // A program's name on PATH (gcc runs "as" by name) is a second way to the same file, kept as one.
+    const key = c.role.endsWith('-on-path') ? `${real}\0${c.path}` : real;
+    if (!byRealPath.has(key)) byRealPath.set(key, { role: c.role, path: c.path });
   }
   return [...byRealPath.values()].sort(byRoleThenPath);
 }

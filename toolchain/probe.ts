@@ -20,6 +20,8 @@ export interface Probe {
   target: string;
   /** gcc names it in -v (COLLECT_LTO_WRAPPER), which saves asking */
   ltoWrapper?: string;
+  /** clang: the GCC installation whose libstdc++ and crt files it uses ("Selected GCC installation") */
+  gccInstallation?: string;
 }
 
 /**
@@ -31,7 +33,8 @@ function parseVersionOutput(text: string, mode: Probe['mode']): Probe | undefine
   const target = /^Target: (\S+)$/m.exec(text)?.[1];
   if (!target) return undefined;
   const clang = /^(?:.*\s)?clang version (\S+)/m.exec(text);
-  if (clang) return { family: 'clang', mode, version: clang[1]!, target };
+  const gccInstallation = /^Selected GCC installation: (\/.+)$/m.exec(text)?.[1];
+  if (clang) return { family: 'clang', mode, version: clang[1]!, target, ...(gccInstallation ? { gccInstallation: path.normalize(gccInstallation) } : {}) };
   const gcc = /^gcc version (\S+)/m.exec(text);
   if (gcc) return { family: 'gcc', mode, version: gcc[1]!, target, ltoWrapper: /^COLLECT_LTO_WRAPPER=(\/.+)$/m.exec(text)?.[1] };
   return undefined;
@@ -78,6 +81,16 @@ export function resolveProgram(printed: string, pathEnv = process.env.PATH ?? ''
   return found === undefined ? undefined : realpathSync(found);
 }
 
+/** Where execvp finds a bare program name on PATH (not resolved through symlinks). */
+function programOnPath(name: string, pathEnv = process.env.PATH ?? ''): string | undefined {
+  for (const dir of pathEnv.split(':')) {
+    if (!dir) continue;
+    const candidate = path.resolve(dir, name);
+    if (isExecutableFile(candidate)) return candidate;
+  }
+  return undefined;
+}
+
 async function printed(compilerPath: string, option: string): Promise<string> {
   const result = await runProgram(compilerPath, [option]);
   if (result.code !== 0) throw new Error(`${option} failed (exit ${result.code})`);
@@ -96,7 +109,11 @@ async function gccPrograms(driver: string, ltoWrapper: string | undefined): Prom
   const found: ProbedProgram[] = [];
   for (const { role, printed: name } of [...programs, { role: 'lto-wrapper', printed: wrapper }]) {
     const real = resolveProgram(name);
-    if (real) found.push({ role, path: real });
+    if (!real) continue;
+    found.push({ role, path: real });
+    // A bare name ("as") is run through PATH: the name it is found by must exist in a sandbox too.
+    const viaPath = name.includes('/') ? undefined : programOnPath(name);
+    if (viaPath && viaPath !== real) found.push({ role: `${role}-on-path`, path: viaPath });
   }
   // -print-file-name echoes the bare name when it finds nothing.
   for (const [role, file] of [['lto-plugin', plugin], ['specs', specs]] as const) {
@@ -126,7 +143,11 @@ export async function probeDriver(compilerPath: string): Promise<Probe> {
  * distributes; an external `as` is used only with -fno-integrated-as.
  */
 export async function driverPrograms(driver: string, probe: Probe): Promise<ProbedProgram[]> {
-  if (probe.family !== 'gcc') return [];
+  if (probe.family !== 'gcc') {
+    // clang recognises a GCC installation by its crtbegin.o; without it, no libstdc++ headers.
+    const marker = probe.gccInstallation && path.join(probe.gccInstallation, 'crtbegin.o');
+    return marker && isFile(marker) ? [{ role: 'gcc-installation', path: marker }] : [];
+  }
   const programs = await gccPrograms(driver, probe.ltoWrapper);
   // gcc looks for its programs relative to its own directory, then its configured prefix:
   // a driver copied away from its installation finds none and could compile nothing.

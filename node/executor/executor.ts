@@ -14,6 +14,7 @@ import { JobRootPool } from './job-root-pool.js';
 import { PLACEHOLDER_MARK } from './job-root.js';
 import { DEFAULT_JOB_MEMORY_BYTES, DEFAULT_JOB_OUTPUT_FILE_BYTES, prlimitArgs, resourceLimitHit, type ResourceLimits } from './resource-limits.js';
 import { bwrapArgs, detectHostBinds, probeBubblewrap, type HostBinds } from './sandbox.js';
+import type { ToolchainMounts } from './toolchain-mounts.js';
 
 /** A job the executor could not run faithfully: the caller falls back, never fails the build. */
 export class JobFailure extends MeshccError {}
@@ -118,23 +119,24 @@ export class Executor {
   }
 
   /** Runs a job in one of this agent's slots (bounded); abort kills it. */
-  run(job: Job, signal?: AbortSignal): Promise<JobResult> {
+  run(job: Job, signal?: AbortSignal, toolchain?: ToolchainMounts): Promise<JobResult> {
     const unavailable = this.unavailableReason;
     if (unavailable) return Promise.reject(new JobFailure('no-executor', unavailable));
     return this.limit(async () => {
       signal?.throwIfAborted();
-      return this.runNow(job, signal);
+      return this.runNow(job, signal, toolchain);
     });
   }
 
   /** Runs one of this agent's own compiles in the sandbox, outside the slots offered to peers
    *  (the caller holds a local slot): a hedge against a straggler, or a verification. */
-  runOwn(job: Job, signal?: AbortSignal): Promise<JobResult> {
+  runOwn(job: Job, signal?: AbortSignal, toolchain?: ToolchainMounts): Promise<JobResult> {
     if (this.sandboxUnusable) return Promise.reject(new JobFailure('no-executor', this.sandboxUnusable));
-    return this.runNow(job, signal);
+    return this.runNow(job, signal, toolchain);
   }
 
-  private async runNow(job: Job, signal?: AbortSignal): Promise<JobResult> {
+  /** `toolchain`: a shipped toolchain's tree to run the job with, instead of the host's compiler. */
+  private async runNow(job: Job, signal?: AbortSignal, toolchain?: ToolchainMounts): Promise<JobResult> {
     const { store, workDir, log } = this.options;
     const hashes = job.inputs.map((f) => f.hash);
     try {
@@ -148,7 +150,7 @@ export class Executor {
       const before = await this.roots.build(job, store.dir, root);
       const t1 = performance.now();
       signal?.throwIfAborted();
-      const run = await this.sandboxed(job, root, signal);
+      const run = await this.sandboxed(job, root, signal, toolchain);
       const t2 = performance.now();
       // Not the compile's own failure: another executor (or the client) must run it.
       if (run.exit !== 0 && DISK_FULL.test(run.stderr.toString())) {
@@ -170,12 +172,12 @@ export class Executor {
     }
   }
 
-  private async sandboxed(job: Job, root: string, signal?: AbortSignal): Promise<{ exit: number; stdout: Buffer; stderr: Buffer }> {
+  private async sandboxed(job: Job, root: string, signal?: AbortSignal, toolchain?: ToolchainMounts): Promise<{ exit: number; stdout: Buffer; stderr: Buffer }> {
     const timeoutMs = job.timeoutMs ?? this.options.timeoutMs;
     const limits = this.limitsFor(timeoutMs);
     const run = await this.spawner.run({
       file: 'prlimit',
-      args: [...prlimitArgs(limits), 'bwrap', ...bwrapArgs(job, root, this.binds, 3)],
+      args: [...prlimitArgs(limits), 'bwrap', ...bwrapArgs(job, root, this.binds, 3, toolchain)],
       captureFd3: true,
       outputLimit: LIMITS.diagnosticsBytes,
       timeoutMs,

@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import type { Job } from '../../protocol/messages.js';
+import { toolchainMountArgs, type ToolchainMounts } from './toolchain-mounts.js';
 
 /** Where a compiler's programs and libraries live on Debian-like and Fedora-like systems.
  *  Deliberately not /usr/include, /usr/local or /usr/src: headers come from the input tree. */
@@ -50,8 +51,18 @@ function under(dir: string, file: string): boolean {
   return file === dir || file.startsWith(dir + '/');
 }
 
-export function bwrapArgs(job: Job, root: string, binds: HostBinds, statusFd: number): string[] {
+/**
+ * The sandbox of one job. With `toolchain`, the compiler comes from a shipped toolchain and
+ * nothing of the host is bound; without it, the host's compiler directories are (the
+ * toolchain id then says they hold the identical compiler).
+ */
+export function bwrapArgs(job: Job, root: string, binds: HostBinds, statusFd: number, toolchain?: ToolchainMounts): string[] {
   const args = ['--unshare-all', '--die-with-parent', '--new-session', '--bind', root, '/'];
+  if (toolchain) {
+    args.push(...toolchainMountArgs(toolchain, (p) => existsSync(path.join(root, p))));
+    args.push('--proc', '/proc', '--dev', '/dev');
+    return finish(args, job, statusFd);
+  }
   for (const link of binds.links) args.push('--symlink', link.target, link.path);
   for (const dir of binds.bound) args.push('--ro-bind', dir, dir);
   // The root's own /tmp (fresh per job), not a tmpfs: projects under /tmp must stay visible.
@@ -66,6 +77,10 @@ export function bwrapArgs(job: Job, root: string, binds: HostBinds, statusFd: nu
       args.push('--ro-bind', path.join(root, f.path), f.path);
     }
   }
+  return finish(args, job, statusFd);
+}
+
+function finish(args: string[], job: Job, statusFd: number): string[] {
   args.push('--chdir', job.cwd, '--clearenv');
   for (const [k, v] of Object.entries(job.env)) if (k !== 'TMPDIR') args.push('--setenv', k, v);
   args.push('--setenv', 'TMPDIR', '/tmp');
