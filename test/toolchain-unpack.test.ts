@@ -249,15 +249,17 @@ describe('installToolchain with a good tarball', () => {
     expect(readdirNames(dir)).toEqual([id]);
   });
 
-  it('drops setuid and write bits that a header asks for', async () => {
+  it('drops setuid and write bits that a header asks for, and writes empty files', async () => {
     const dir = tempDir('meshcc-modes-');
     const entries = baseEntries();
     entries.push({ header: { name: 'usr/bin/suid', type: 'file', mode: 0o6777 }, body: 'x' });
     entries.push({ header: { name: 'usr/bin/world', type: 'file', mode: 0o666 }, body: 'y' });
+    entries.push({ header: { name: 'usr/bin/zero', type: 'file', mode: 0o644 }, body: '' });
     const bytes = await rawTar(entries);
     const installed = await installToolchain({ cacheDir: dir, id: sha256(bytes), source: chunked(bytes) });
     expect(lstatSync(path.join(installed.root, 'usr/bin/suid')).mode & 0o7777).toBe(0o755);
     expect(lstatSync(path.join(installed.root, 'usr/bin/world')).mode & 0o7777).toBe(0o644);
+    expect(lstatSync(path.join(installed.root, 'usr/bin/zero')).size).toBe(0);
   });
 });
 

@@ -21,7 +21,7 @@ const SavedFile = z.object({ version: z.literal(1), entries: z.array(SavedEntry)
 type SavedEntry = z.infer<typeof SavedEntry>;
 
 /** Everything the tarball's bytes depend on, with the identity of each file read from the host. */
-export function planKey(compilerPath: string, plan: ToolchainTarPlan): string {
+function planKey(compilerPath: string, plan: ToolchainTarPlan): string {
   const entries = plan.entries.map((e) => {
     if (e.type !== 'file') return e;
     const content = Buffer.isBuffer(e.source) ? createHash('sha256').update(e.source).digest('hex') : e.source;
