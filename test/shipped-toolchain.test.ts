@@ -3,7 +3,7 @@
 // tree alone, with none of the host's compiler directories bound. The objects must be
 // byte-identical to plain compiles, C and C++, and a program the toolchain does not hold
 // must be absent in the sandbox.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -33,6 +33,36 @@ async function shipped(compiler: string, cacheDir: string) {
 }
 
 describe('a job with a shipped toolchain and nothing of the host', () => {
+  it('prints the diagnostics a local compile prints, in the client\'s UTF-8 locale (its locale data travels as inputs)', async () => {
+    const utf8 = { ...env, LANG: 'C.UTF-8' };
+    const home = tempDir();
+    const store = new Store(path.join(home, 'store'), 512 * 1024 * 1024, log);
+    await store.start();
+    const executor = new Executor({ store, workDir: path.join(home, 'jobs'), slots: 1, timeoutMs: 120_000, log });
+    await executor.start();
+    if (executor.sandboxUnavailableReason) {
+      console.log(`skipped: ${executor.sandboxUnavailableReason}`);
+      return;
+    }
+    try {
+      const mounts = readToolchainMounts((await shipped('/usr/bin/gcc', path.join(home, 'toolchains'))).root);
+      const dir = tempDir();
+      writeFileSync(path.join(dir, 'w.c'), 'int main(void) { int unused; return 0; }\n');
+      const argv = ['gcc', '-Wall', '-c', 'w.c', '-o', 'w.o'];
+      const scan = await new InputScanner().scan({ compiler: '/usr/bin/gcc', scanArgv: ['gcc', '-Wall', 'w.c', '-M', '-MT', 'meshcc-scan', '-v'], cwd: dir, env: utf8, source: 'w.c', language: 'c' });
+      expect(scan.files.some((f) => f.startsWith('/usr/lib/locale/'))).toBe(true);
+      const hasher = new InputHasher(store);
+      const inputs = await Promise.all(scan.files.map((f) => hasher.hash(f)));
+      const job: Job = { id: 'utf8', compiler: '/usr/bin/gcc', argv, cwd: dir, env: utf8, inputs, listings: scan.listings, dirs: scan.dirs, outputs: [path.join(dir, 'w.o')] };
+      const result = await executor.run(job, undefined, mounts);
+      const local = spawnSync('/usr/bin/gcc', argv.slice(1), { cwd: dir, env: utf8, encoding: 'utf8' });
+      expect(local.stderr).toContain('‘unused’');
+      expect(result.stderr.toString()).toBe(local.stderr);
+    } finally {
+      await executor.stop();
+    }
+  });
+
   const cases = [
     { compiler: '/usr/bin/gcc', source: 'a.c', text: '#include <stdio.h>\n#include "local.h"\nint main(void) { printf("%d\\n", ANSWER); return 0; }\n' },
     { compiler: '/usr/bin/g++', source: 'b.cc', text: '#include <vector>\n#include <string>\n#include "local.h"\nint f() { std::vector<std::string> v(ANSWER); return v.size(); }\n' },

@@ -9,6 +9,7 @@ import type { DirListing } from '../../protocol/messages.js';
 import { LeanSpawner } from '../spawner/lean-spawn.js';
 import { DirCache } from './dir-cache.js';
 import { IncludeWalker } from './include-walk.js';
+import { LocaleInputs } from './locale-inputs.js';
 import { parseMakeRule, parseSearchDirs } from './make-rule.js';
 import { SearchProbe } from './search-probe.js';
 
@@ -81,6 +82,7 @@ export class InputScanner {
   private readonly dirCache = new DirCache();
   private readonly walker = new IncludeWalker(this.dirCache);
   private readonly probe: SearchProbe;
+  private readonly locales = new LocaleInputs();
   /** How scans were made, and why the walk was not used: for the debug log and benchmarks. */
   readonly counts = { walk: 0, compiler: 0, reasons: new Map<string, number>() };
 
@@ -99,6 +101,11 @@ export class InputScanner {
     return this.scanWithCompiler(req);
   }
 
+  /** Inputs no scan lists: the locale data of the job's environment. */
+  private extraInputs(env: Record<string, string>): string[] {
+    return this.locales.filesFor(env);
+  }
+
   /** The walk's scan, or why it was not used. */
   private async tryWalk(req: ScanRequest): Promise<ScanOutput | string> {
     if (!this.walkEnabled) return 'disabled';
@@ -115,7 +122,7 @@ export class InputScanner {
     if (!outcome.ok) return outcome.reason;
     this.counts.walk++;
     // Files __has_include asks about travel as inputs too (clang's -M lists them as read).
-    return this.assemble(req.cwd, [...outcome.result.rawPaths, ...outcome.result.probed], chains.all, 'walk');
+    return this.assemble(req.cwd, [...outcome.result.rawPaths, ...outcome.result.probed, ...this.extraInputs(req.env)], chains.all, 'walk');
   }
 
   private async scanWithCompiler(req: ScanRequest): Promise<ScanOutput> {
@@ -126,7 +133,7 @@ export class InputScanner {
     const code = r.code ?? (r.signal ? 128 : 1);
     if (code !== 0) throw new ScanFailed(`the input scan exited with ${code}`, stderr);
     this.dirCache.nextEpoch();
-    return this.assemble(req.cwd, parseMakeRule(stdout), parseSearchDirs(stderr), 'compiler');
+    return this.assemble(req.cwd, [...parseMakeRule(stdout), ...this.extraInputs(req.env)], parseSearchDirs(stderr), 'compiler');
   }
 
   /**
