@@ -13,11 +13,12 @@
 //   (planFromTree) and compares the sha256 with the id: a match records the new signature, a
 //   mismatch removes the toolchain and acquire reports it missing.
 import { lstatSync, mkdirSync, readdirSync, readFileSync, renameSync } from 'node:fs';
-import { rename, rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { DESCRIPTION_PATH, parseDescription, ToolchainDescriptionSchema, type Platform, type ToolchainDescription } from '../toolchain/description.js';
+import { AtomicJsonFile } from '../toolchain/json-file.js';
 import { planFromTree, toolchainTarId } from '../toolchain/pack.js';
 import { DEFAULT_UNPACK_LIMITS, installToolchain, type UnpackLimits } from '../toolchain/unpack.js';
 
@@ -110,11 +111,12 @@ export class ToolchainCache {
   private readonly verifications = new Map<string, Promise<boolean>>();
   private readonly now: () => number;
   private saveTimer: NodeJS.Timeout | undefined;
-  private saving: Promise<void> = Promise.resolve();
+  private readonly index: AtomicJsonFile;
 
   constructor(private readonly options: ToolchainCacheOptions) {
     this.dir = options.dir;
     this.now = options.now ?? Date.now;
+    this.index = new AtomicJsonFile(path.join(this.dir, INDEX), (err) => options.log?.warn({ err: err.message }, 'cannot save the toolchain cache index'));
     mkdirSync(this.dir, { recursive: true });
     this.load();
   }
@@ -210,7 +212,7 @@ export class ToolchainCache {
       this.saveTimer = undefined;
       this.save();
     }
-    return this.saving;
+    return this.index.settled();
   }
 
   private async runInstall(id: string, source: ToolchainSource, pending: PendingInstall): Promise<void> {
@@ -366,16 +368,6 @@ export class ToolchainCache {
   }
 
   private save(): void {
-    const data = JSON.stringify({ version: 1, toolchains: Object.fromEntries(this.entries) });
-    const file = path.join(this.dir, INDEX);
-    this.saving = this.saving.then(async () => {
-      const tmp = `${file}.${process.pid}.tmp`;
-      try {
-        await writeFile(tmp, data);
-        await rename(tmp, file);
-      } catch (err) {
-        this.options.log?.warn({ err: (err as Error).message }, 'cannot save the toolchain cache index');
-      }
-    });
+    void this.index.save({ version: 1, toolchains: Object.fromEntries(this.entries) });
   }
 }

@@ -2,7 +2,6 @@
 // Entries are only hints: identify re-validates each one (driver and every file signature)
 // before using it, exactly like an entry it computed itself.
 import { readFileSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
 import { z } from 'zod';
 import type { Toolchain } from './types.js';
 
@@ -32,6 +31,11 @@ export interface CachedEntry {
   toolchain: Toolchain;
 }
 
+/** What the file holds: written with toolchain/json-file.ts. */
+export function cacheContent(entries: CachedEntry[]): unknown {
+  return { version: 1, entries };
+}
+
 /** The entries of the file, or none if it is missing, unreadable or of another format. */
 export function loadCache(file: string): CachedEntry[] {
   try {
@@ -39,29 +43,5 @@ export function loadCache(file: string): CachedEntry[] {
     return parsed.success ? parsed.data.entries.filter((e) => e.signatures.length === e.toolchain.files.length) : [];
   } catch {
     return [];
-  }
-}
-
-export class CacheWriter {
-  private chain: Promise<void> = Promise.resolve();
-
-  constructor(
-    private readonly file: string,
-    private readonly onError: (err: Error) => void,
-  ) {}
-
-  /** Writes the entries (atomically: temp file and rename), after any write still under way. */
-  save(entries: CachedEntry[]): Promise<void> {
-    const data = JSON.stringify({ version: 1, entries });
-    this.chain = this.chain.then(async () => {
-      const tmp = `${this.file}.${process.pid}.tmp`;
-      try {
-        await writeFile(tmp, data);
-        await rename(tmp, this.file);
-      } catch (err) {
-        this.onError(err as Error);
-      }
-    });
-    return this.chain;
   }
 }

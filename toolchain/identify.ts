@@ -11,7 +11,8 @@
 import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { CacheWriter, loadCache, type CachedEntry } from './cache-file.js';
+import { cacheContent, loadCache, type CachedEntry } from './cache-file.js';
+import { AtomicJsonFile } from './json-file.js';
 import { collectFiles, unchanged, type CollectedFiles } from './collect.js';
 import { FileHasher, fileState, isElf } from './files.js';
 import { probeDriver } from './probe.js';
@@ -78,7 +79,7 @@ export class ToolchainIdentifier {
   private readonly hasher = new FileHasher();
   private readonly log: ToolchainLog | undefined;
   private readonly cacheFile: string | undefined;
-  private readonly writer: CacheWriter | undefined;
+  private readonly writer: AtomicJsonFile | undefined;
   private loaded = false;
   private identifications = 0;
 
@@ -86,7 +87,7 @@ export class ToolchainIdentifier {
     this.log = options.log;
     this.cacheFile = options.cacheFile;
     if (options.cacheFile) {
-      this.writer = new CacheWriter(options.cacheFile, (err) => this.log?.debug({ err: err.message }, 'cannot save the toolchain cache'));
+      this.writer = new AtomicJsonFile(options.cacheFile, (err) => this.log?.debug({ err: err.message }, 'cannot save the toolchain cache'));
     }
   }
 
@@ -189,6 +190,6 @@ export class ToolchainIdentifier {
     for (const [compiler, e] of this.entries) {
       if (e.done) entries.push({ compiler, driverKey: e.driverKey, signatures: e.done.collected.signatures, toolchain: e.done.toolchain });
     }
-    void this.writer.save(entries);
+    void this.writer.save(cacheContent(entries));
   }
 }

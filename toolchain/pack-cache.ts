@@ -6,8 +6,8 @@
 // the plan made now, so a stale file costs a hash, never a wrong id.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
 import { z } from 'zod';
+import { AtomicJsonFile } from './json-file.js';
 import { planToolchainTar, toolchainTarId, type TarDigest, type ToolchainTarPlan } from './pack.js';
 import type { Toolchain, ToolchainLog } from './types.js';
 
@@ -42,11 +42,15 @@ export class ToolchainPacker {
   /** by plan key: hashings under way, shared by concurrent callers */
   private readonly running = new Map<string, Promise<TarDigest>>();
   private loaded = false;
-  private saving: Promise<void> = Promise.resolve();
+  private readonly writer: AtomicJsonFile | undefined;
   /** How many tarballs were hashed (not answered from the cache). */
   hashed = 0;
 
-  constructor(private readonly options: ToolchainPackerOptions = {}) {}
+  constructor(private readonly options: ToolchainPackerOptions = {}) {
+    if (options.cacheFile) {
+      this.writer = new AtomicJsonFile(options.cacheFile, (err) => options.log?.debug({ err: err.message }, 'cannot save the toolchain pack cache'));
+    }
+  }
 
   /** The tarball id and plan of this toolchain as invoked by `compilerPath`. */
   async pack(toolchain: Toolchain, compilerPath: string): Promise<PackedToolchain> {
@@ -69,7 +73,7 @@ export class ToolchainPacker {
 
   /** Resolves once the cache file holds everything packed so far. */
   flush(): Promise<void> {
-    return this.saving;
+    return this.writer?.settled() ?? Promise.resolve();
   }
 
   private load(): void {
@@ -85,18 +89,6 @@ export class ToolchainPacker {
   }
 
   private save(): Promise<void> {
-    const file = this.options.cacheFile;
-    if (!file) return this.saving;
-    const data = JSON.stringify({ version: 1, entries: [...this.known.values()] });
-    this.saving = this.saving.then(async () => {
-      const tmp = `${file}.${process.pid}.tmp`;
-      try {
-        await writeFile(tmp, data);
-        await rename(tmp, file);
-      } catch (err) {
-        this.options.log?.debug({ err: (err as Error).message }, 'cannot save the toolchain pack cache');
-      }
-    });
-    return this.saving;
+    return this.writer?.save({ version: 1, entries: [...this.known.values()] }) ?? Promise.resolve();
   }
 }
