@@ -32,18 +32,24 @@ async function shipped(compiler: string, cacheDir: string) {
   return install;
 }
 
+/** A store and an executor in a fresh home; no executor (and a printed reason) without bubblewrap. */
+async function sandbox(): Promise<{ home: string; store: Store; executor?: Executor }> {
+  const home = tempDir();
+  const store = new Store(path.join(home, 'store'), 512 * 1024 * 1024, log);
+  await store.start();
+  const executor = new Executor({ store, workDir: path.join(home, 'jobs'), slots: 1, timeoutMs: 120_000, log });
+  await executor.start();
+  if (!executor.sandboxUnavailableReason) return { home, store, executor };
+  console.log(`skipped: ${executor.sandboxUnavailableReason}`);
+  await executor.stop();
+  return { home, store };
+}
+
 describe('a job with a shipped toolchain and nothing of the host', () => {
   it('prints the diagnostics a local compile prints, in the client\'s UTF-8 locale (its locale data travels as inputs)', async () => {
     const utf8 = { ...env, LANG: 'C.UTF-8' };
-    const home = tempDir();
-    const store = new Store(path.join(home, 'store'), 512 * 1024 * 1024, log);
-    await store.start();
-    const executor = new Executor({ store, workDir: path.join(home, 'jobs'), slots: 1, timeoutMs: 120_000, log });
-    await executor.start();
-    if (executor.sandboxUnavailableReason) {
-      console.log(`skipped: ${executor.sandboxUnavailableReason}`);
-      return;
-    }
+    const { home, store, executor } = await sandbox();
+    if (!executor) return;
     try {
       const mounts = readToolchainMounts((await shipped('/usr/bin/gcc', path.join(home, 'toolchains'))).root);
       const dir = tempDir();
@@ -71,15 +77,8 @@ describe('a job with a shipped toolchain and nothing of the host', () => {
   ];
   for (const c of cases) {
     it(`${path.basename(c.compiler)} -g: the object equals a plain compile's`, async () => {
-      const home = tempDir();
-      const store = new Store(path.join(home, 'store'), 512 * 1024 * 1024, log);
-      await store.start();
-      const executor = new Executor({ store, workDir: path.join(home, 'jobs'), slots: 1, timeoutMs: 120_000, log });
-      await executor.start();
-      if (executor.sandboxUnavailableReason) {
-        console.log(`skipped: ${executor.sandboxUnavailableReason}`);
-        return;
-      }
+      const { home, store, executor } = await sandbox();
+      if (!executor) return;
       try {
         const install = await shipped(c.compiler, path.join(home, 'toolchains'));
         const mounts = readToolchainMounts(install.root);
