@@ -33,18 +33,32 @@ export function parseMakeRule(text: string): string[] {
   return tokens.slice(colon + 1).filter((t) => t.length > 0 && t !== first);
 }
 
+export interface SearchLists {
+  /** `#include "..."` only: -iquote directories */
+  quoteOnly: string[];
+  /** `#include <...>`: -I, -isystem, the system directories, -idirafter */
+  bracket: string[];
+  /** directories the compiler skipped because they did not exist */
+  ignored: string[];
+}
+
+/** The include search lists of `-v` (gcc and clang print them alike), as the compiler printed them. */
+export function parseSearchLists(stderr: string): SearchLists {
+  const lists: SearchLists = { quoteOnly: [], bracket: [], ignored: [] };
+  let list: string[] | undefined;
+  for (const line of stderr.split('\n')) {
+    const skipped = /^ignoring nonexistent directory "(.*)"$/.exec(line);
+    if (skipped) lists.ignored.push(skipped[1]!);
+    else if (line.startsWith('#include "..." search starts here:')) list = lists.quoteOnly;
+    else if (line.startsWith('#include <...> search starts here:')) list = lists.bracket;
+    else if (line.startsWith('End of search list.')) list = undefined;
+    else if (list && line.startsWith(' ')) list.push(line.trim().replace(/ \(framework directory\)$/, '').replace(/ \(headermap\)$/, ''));
+  }
+  return lists;
+}
+
 /** The quote and bracket include search directories, in order, as the compiler printed them. */
 export function parseSearchDirs(stderr: string): string[] {
-  const dirs: string[] = [];
-  let inList = false;
-  for (const line of stderr.split('\n')) {
-    if (/^#include .* search starts here:/.test(line)) {
-      inList = true;
-    } else if (line.startsWith('End of search list.')) {
-      inList = false;
-    } else if (inList && line.startsWith(' ')) {
-      dirs.push(line.trim().replace(/ \(framework directory\)$/, '').replace(/ \(headermap\)$/, ''));
-    }
-  }
-  return dirs;
+  const { quoteOnly, bracket } = parseSearchLists(stderr);
+  return [...quoteOnly, ...bracket];
 }

@@ -122,7 +122,7 @@ export class InputScanner {
     if (!outcome.ok) return outcome.reason;
     this.counts.walk++;
     // Files __has_include asks about travel as inputs too (clang's -M lists them as read).
-    return this.assemble(req.cwd, [...outcome.result.rawPaths, ...outcome.result.probed, ...this.extraInputs(req.env)], chains.all, 'walk');
+    return this.assemble(req.cwd, [...outcome.result.rawPaths, ...outcome.result.probed, ...this.extraInputs(req.env)], chains.printed, 'walk');
   }
 
   private async scanWithCompiler(req: ScanRequest): Promise<ScanOutput> {

@@ -7,7 +7,7 @@
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import type { LeanSpawner } from '../spawner/lean-spawn.js';
-import { parseMakeRule } from './make-rule.js';
+import { parseMakeRule, parseSearchLists } from './make-rule.js';
 
 export interface SearchChains {
   /** Searched for "name" after the including file's directory: quote-only dirs, then bracket dirs. */
@@ -16,6 +16,8 @@ export interface SearchChains {
   bracket: string[];
   /** Every directory of both, once each, in order: where #include_next may land. */
   all: string[];
+  /** The same directories as the compiler printed them (relative ones unresolved). */
+  printed: string[];
   /** Absolute paths of files read before the source (not /dev/null). */
   implicit: string[];
   /** Directories the compiler skipped because they did not exist: if one appears, probe again. */
@@ -83,25 +85,21 @@ export function probeArgv(req: Pick<ProbeRequest, 'scanArgv' | 'source' | 'langu
   return argv;
 }
 
-/** Reads `-v`'s two lists (gcc and clang print them alike) and the directories it ignored. */
+/** The chains of `-v`'s two lists, resolved against the cwd; `printed` keeps them as written
+ *  (a relative `-Ifoo/../inc` needs foo to exist in a job root too). */
 export function parseChains(stderr: string, cwd: string): SearchChains {
-  const quoteOnly: string[] = [];
-  const bracket: string[] = [];
-  const ignored: string[] = [];
-  let list: string[] | undefined;
-  for (const line of stderr.split('\n')) {
-    const skipped = /^ignoring nonexistent directory "(.*)"$/.exec(line);
-    if (skipped) ignored.push(path.resolve(cwd, skipped[1]!));
-    else if (line.startsWith('#include "..." search starts here:')) list = quoteOnly;
-    else if (line.startsWith('#include <...> search starts here:')) list = bracket;
-    else if (line.startsWith('End of search list.')) list = undefined;
-    else if (list && line.startsWith(' ')) {
-      const dir = line.trim().replace(/ \(framework directory\)$/, '').replace(/ \(headermap\)$/, '');
-      list.push(path.resolve(cwd, dir));
-    }
-  }
-  const quote = [...quoteOnly, ...bracket];
-  return { quote, bracket, all: [...new Set(quote)], implicit: [], ignored };
+  const lists = parseSearchLists(stderr);
+  const resolve = (dirs: string[]) => dirs.map((d) => path.resolve(cwd, d));
+  const bracket = resolve(lists.bracket);
+  const quote = [...resolve(lists.quoteOnly), ...bracket];
+  return {
+    quote,
+    bracket,
+    all: [...new Set(quote)],
+    printed: [...new Set([...lists.quoteOnly, ...lists.bracket])],
+    implicit: [],
+    ignored: resolve(lists.ignored),
+  };
 }
 
 function exists(dir: string): boolean {
