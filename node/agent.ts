@@ -23,6 +23,8 @@ import { measureSpeed } from './speed.js';
 import { Stats, type StatsSnapshot } from './stats.js';
 import { Store } from './store.js';
 import { HostToolchains } from './toolchains.js';
+import { ToolchainCache } from './toolchain-cache.js';
+import { ToolchainSupply } from './toolchain-supply.js';
 
 export class Agent {
   readonly stats = new Stats();
@@ -33,6 +35,7 @@ export class Agent {
   private readonly hasher: InputHasher;
   private readonly socket: ClientSocketServer;
   private readonly toolchains: HostToolchains;
+  private readonly toolchainSupply: ToolchainSupply;
   private readonly placement: Placement;
   private readonly remote: RemoteRunner;
   private mesh?: MeshService;
@@ -58,7 +61,11 @@ export class Agent {
       onRunningChanged: () => this.mesh?.changed(),
     });
     this.localSlots = new Slots(config.localSlots);
-    this.toolchains = new HostToolchains(log, path.join(config.home, 'toolchains.json'), () => this.mesh?.changed());
+    this.toolchains = new HostToolchains(log, path.join(config.home, 'toolchains.json'), path.join(config.home, 'toolchain-packs.json'), () => this.mesh?.changed());
+    this.toolchainSupply = new ToolchainSupply(
+      this.toolchains,
+      new ToolchainCache({ dir: path.join(config.home, 'toolchains'), maxBytes: config.toolchainCacheBytes, log }),
+    );
     this.placement = new Placement({
       peers: () => this.mesh?.peers() ?? [],
       selfSlots: () => this.executor.slots,
@@ -126,7 +133,7 @@ export class Agent {
         node: this.mesh.meshNode!,
         store: this.store,
         executor: this.executor,
-        compilerFor: (id) => this.toolchains.compilerFor(id),
+        toolchains: this.toolchainSupply,
         log: this.log,
         onServed: (outcome, bytesIn, bytesOut) => this.stats.servedOne(outcome, bytesIn, bytesOut),
       });

@@ -20,6 +20,8 @@ export interface AgentConfig {
   jobMemoryBytes: number;
   /** Largest file a sandboxed job may write (MESHCC_JOB_OUTPUT_MB). */
   jobOutputFileBytes: number;
+  /** Bound of the installed toolchains (MESHCC_TOOLCHAIN_CACHE_MB), least recently used evicted. */
+  toolchainCacheBytes: number;
   /** Where job roots are built: a tmpfs when there is one, because a job root is
    *  hundreds of small files (measured here: 1.3 ms per file created on ext4, 30 µs on tmpfs). */
   jobsDir: string;
@@ -110,6 +112,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
     jobCpuSeconds: env.MESHCC_JOB_CPU_S ? positiveNumber(env, 'MESHCC_JOB_CPU_S', 1) : undefined,
     jobMemoryBytes: positiveNumber(env, 'MESHCC_JOB_MEMORY_MB', 8192) * 1024 * 1024,
     jobOutputFileBytes: positiveNumber(env, 'MESHCC_JOB_OUTPUT_MB', 1024) * 1024 * 1024,
+    toolchainCacheBytes: positiveNumber(env, 'MESHCC_TOOLCHAIN_CACHE_MB', 4096) * 1024 * 1024,
     listen: list(env.MESHCC_LISTEN).length ? list(env.MESHCC_LISTEN) : ['/ip4/0.0.0.0/tcp/0'],
     peers: list(env.MESHCC_PEERS),
     mdns: env.MESHCC_MDNS !== '0',

@@ -20,6 +20,7 @@ import {
   type JobResult,
 } from '../../protocol/messages.js';
 import type { Executor } from '../executor/executor.js';
+import type { ToolchainSupply } from '../toolchain-supply.js';
 import type { Logger } from '../log.js';
 import { FramedStream } from '../mesh/framed-stream.js';
 import type { MeshNode } from '../mesh/node.js';
@@ -36,8 +37,8 @@ export interface JobServerOptions {
   node: MeshNode;
   store: Store;
   executor: Executor;
-  /** The local compiler for a toolchain id, if this agent holds that toolchain. */
-  compilerFor: (toolchain: string) => string | undefined;
+  /** The toolchains this agent can run jobs with (installed trees, leased per job). */
+  toolchains: ToolchainSupply;
   log: Logger;
   /** Counts of what peers asked of us (for stats). */
   onServed?: (outcome: 'result' | 'failed' | 'refused', bytesIn: number, bytesOut: number) => void;
@@ -95,9 +96,15 @@ export class JobServer {
       }
       await this.fetch(new Map(wire.tree.map(([hash, size]) => [Buffer.from(hash).toString('hex'), size])), framed, cancel.signal);
       const job = await this.rebuild(wire);
-      job.compiler = this.options.compilerFor(offer.toolchain)!;
       await this.fetch(new Map(job.inputs.map((f) => [f.hash, f.size])), framed, cancel.signal);
-      const result = await executor.run(job, cancel.signal);
+      const toolchain = await this.options.toolchains.use(offer.toolchain);
+      if (!toolchain) throw new MeshccError('unknown-toolchain', `no toolchain ${offer.toolchain.slice(0, 12)} here`);
+      let result;
+      try {
+        result = await executor.run(job, cancel.signal, toolchain.mounts);
+      } finally {
+        toolchain.release();
+      }
       // The slot is free once the compile is done: the client may already be offering the next job.
       executor.release();
       reserved = false;
@@ -124,7 +131,7 @@ export class JobServer {
     const { executor } = this.options;
     if (offer.v !== PROTOCOL_VERSION) return { reason: 'version', message: `protocol ${offer.v} is not ${PROTOCOL_VERSION}` };
     if (executor.unavailableReason) return { reason: 'no-executor', message: executor.unavailableReason };
-    if (!this.options.compilerFor(offer.toolchain)) return { reason: 'unknown-toolchain', message: `no toolchain ${offer.toolchain.slice(0, 12)} here` };
+    if (!this.options.toolchains.holds(offer.toolchain)) return { reason: 'unknown-toolchain', message: `no toolchain ${offer.toolchain.slice(0, 12)} here` };
     return undefined;
   }
 
