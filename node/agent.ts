@@ -25,6 +25,7 @@ import { Store } from './store.js';
 import { HostToolchains } from './toolchains.js';
 import { ToolchainCache } from './toolchain-cache.js';
 import { ToolchainSupply } from './toolchain-supply.js';
+import { ToolchainTransfer } from './remote/toolchain-transfer.js';
 
 export class Agent {
   readonly stats = new Stats();
@@ -40,6 +41,7 @@ export class Agent {
   private readonly remote: RemoteRunner;
   private mesh?: MeshService;
   private jobServer?: JobServer;
+  private toolchainTransfer?: ToolchainTransfer;
   private lock?: InstanceLock;
 
   constructor(
@@ -64,7 +66,7 @@ export class Agent {
     this.toolchains = new HostToolchains(log, path.join(config.home, 'toolchains.json'), path.join(config.home, 'toolchain-packs.json'), () => this.mesh?.changed());
     this.toolchainSupply = new ToolchainSupply(
       this.toolchains,
-      new ToolchainCache({ dir: path.join(config.home, 'toolchains'), maxBytes: config.toolchainCacheBytes, log }),
+      new ToolchainCache({ dir: path.join(config.home, 'toolchains'), maxBytes: config.toolchainCacheBytes, log, onChange: () => this.mesh?.changed() }),
     );
     this.placement = new Placement({
       peers: () => this.mesh?.peers() ?? [],
@@ -88,7 +90,7 @@ export class Agent {
       localSlots: this.localSlots,
       placement: this.placement,
       remote: this.remote,
-      toolchainOf: (compiler) => this.toolchains.idOf(compiler),
+      toolchainOf: (compiler) => this.toolchains.refForJob(compiler),
       scanner: new InputScanner(this.spawner),
       hasher: this.hasher,
       stats: this.stats,
@@ -120,7 +122,7 @@ export class Agent {
         capacity: () => ({
           slots: this.executor.slots,
           slotsUsed: this.executor.slotsUsed,
-          toolchains: this.toolchains.ids(),
+          toolchains: this.toolchainSupply.ids(),
           unavailable: this.executor.unavailableReason,
         }),
       });
@@ -129,11 +131,23 @@ export class Agent {
       view.on('removed', (peer) => this.remote.peerLost(peer));
       view.on('added', () => this.placement.peersChanged());
       view.on('updated', () => this.placement.peersChanged());
+      const transfer = new ToolchainTransfer({
+        node: this.mesh.meshNode!,
+        supply: this.toolchainSupply,
+        stats: this.stats,
+        log: this.log,
+        onInstalled: () => this.mesh?.changed(),
+      });
+      this.toolchainTransfer = transfer;
+      await transfer.start();
       this.jobServer = new JobServer({
         node: this.mesh.meshNode!,
         store: this.store,
         executor: this.executor,
         toolchains: this.toolchainSupply,
+        obtainToolchain: (id, sources) => void transfer.obtain(id, sources),
+        holdersOf: (id) => (this.mesh?.peers() ?? []).filter((p) => p.advert.toolchains.includes(id)).map((p) => p.peerId),
+        onToolchainUsed: (shipped) => (shipped ? this.stats.toolchains.jobsOnShipped++ : this.stats.toolchains.jobsOnHost++),
         log: this.log,
         onServed: (outcome, bytesIn, bytesOut) => this.stats.servedOne(outcome, bytesIn, bytesOut),
       });
@@ -160,9 +174,11 @@ export class Agent {
 
   async stop(): Promise<void> {
     await this.jobServer?.stop();
+    await this.toolchainTransfer?.stop();
     await this.mesh?.stop();
     await this.socket.stop();
     await this.executor.stop();
+    await this.toolchainSupply.cache.flush();
     this.spawner.stop();
     await this.lock?.release();
     this.log.info('agent stopped');
@@ -186,6 +202,7 @@ export class Agent {
       jobRoute: this.stats.jobRoute,
       hashing: this.hasher.stats,
       store: this.store.stats,
+      toolchains: { ...this.stats.toolchains, cached: this.toolchainSupply.cache.list().length, cachedBytes: this.toolchainSupply.cache.totalBytes },
       slots: {
         local: this.localSlots.total,
         localInUse: this.localSlots.inUse,

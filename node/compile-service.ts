@@ -18,6 +18,7 @@ import type { InputHasher } from './scan/hasher.js';
 import { ScanFailed, type InputScanner } from './scan/scanner.js';
 import type { Slots } from './slots.js';
 import type { Stats } from './stats.js';
+import type { ToolchainRef } from './toolchains.js';
 
 export interface ClientConnection {
   reply(message: AgentReply): void;
@@ -30,8 +31,8 @@ export interface CompileServiceParts {
   localSlots: Slots;
   placement: Placement;
   remote: RemoteRunner;
-  /** The toolchain id of a compiler, or undefined when it cannot be identified. */
-  toolchainOf: (compiler: string) => Promise<string | undefined>;
+  /** The toolchain of a compiler, or undefined when it is not identified (yet). */
+  toolchainOf: (compiler: string) => Promise<ToolchainRef | undefined>;
   scanner: InputScanner;
   hasher: InputHasher;
   stats: Stats;
@@ -131,7 +132,7 @@ export class CompileService {
     });
   }
 
-  private async viaJobRoute(id: string, req: CompileRequest, analysis: DistributableJob, toolchain: string | undefined, conn: ClientConnection): Promise<string> {
+  private async viaJobRoute(id: string, req: CompileRequest, analysis: DistributableJob, toolchain: ToolchainRef | undefined, conn: ClientConnection): Promise<string> {
     const { scanner, hasher, remote, stats } = this.parts;
     const t0 = performance.now();
     const scan = await scanner.scan({

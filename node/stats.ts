@@ -18,6 +18,21 @@ export interface PeerStats {
   bytesReceived: number;
 }
 
+export interface ToolchainStats {
+  /** toolchains fetched from other agents and installed here */
+  fetched: number;
+  fetchFailures: number;
+  /** compressed bytes received for them, and the time from asking to installed */
+  fetchedBytes: number;
+  fetchMs: number;
+  /** tarballs this agent sent to others */
+  served: number;
+  servedBytes: number;
+  /** jobs run for peers on a toolchain shipped here, and on one of this host's compilers */
+  jobsOnShipped: number;
+  jobsOnHost: number;
+}
+
 export interface StatsSnapshot {
   startedAt: string;
   /** Compiles by where they ran: local (client ran it), job (this agent's executor), remote (a peer), fallback. */
@@ -37,6 +52,8 @@ export interface StatsSnapshot {
   jobRoute: { scanMs: number; hashMs: number; executeMs: number; inputFiles: number; inputBytes: number };
   hashing: { filesHashed: number; bytesHashed: number; cacheHits: number };
   store: { files: number; bytes: number; maxBytes: number };
+  /** Toolchains shipped to this agent and by it, and the jobs it ran for peers on each kind. */
+  toolchains: ToolchainStats & { cached: number; cachedBytes: number };
   slots: { local: number; localInUse: number; executor: number; executorInUse: number; executorUnavailable?: string };
 }
 
@@ -53,8 +70,20 @@ export class Stats {
   readonly served = { results: 0, failed: 0, refused: 0, bytesReceived: 0, bytesSent: 0 };
   readonly hedges = { started: 0, wonLocally: 0 };
   readonly verify = { matched: 0, mismatches: 0 };
+  readonly toolchains: ToolchainStats = { fetched: 0, fetchFailures: 0, fetchedBytes: 0, fetchMs: 0, served: 0, servedBytes: 0, jobsOnShipped: 0, jobsOnHost: 0 };
   bytesSent = 0;
   bytesReceived = 0;
+
+  toolchainFetched(bytes: number, ms: number): void {
+    this.toolchains.fetched++;
+    this.toolchains.fetchedBytes += bytes;
+    this.toolchains.fetchMs += ms;
+  }
+
+  toolchainServed(bytes: number): void {
+    this.toolchains.served++;
+    this.toolchains.servedBytes += bytes;
+  }
 
   record(route: Route, reason: string, ms: number): void {
     const r = this.routes[route];

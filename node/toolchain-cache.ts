@@ -35,6 +35,8 @@ export interface ToolchainCacheOptions {
   /** the machine toolchains must run on; this one by default */
   platform?: Platform;
   log?: ToolchainCacheLog;
+  /** a toolchain was installed or removed */
+  onChange?: () => void;
   /** for tests */
   now?: () => number;
 }
@@ -230,6 +232,7 @@ export class ToolchainCache {
     pending.settled = true;
     this.scheduleSave();
     this.options.log?.debug({ id, bytes: scan.bytes, entries: installed.entries }, 'toolchain installed');
+    this.options.onChange?.();
     void this.prune().catch((err: Error) => this.options.log?.warn({ err: err.message }, 'toolchain cache eviction failed'));
   }
 
@@ -308,6 +311,7 @@ export class ToolchainCache {
   private async remove(id: string, why: string): Promise<void> {
     if (!this.entries.delete(id)) return;
     this.scheduleSave();
+    this.options.onChange?.();
     const trash = path.join(this.dir, `.trash-${id}-${process.pid}-${this.now()}-${Math.random().toString(36).slice(2)}`);
     try {
       renameSync(path.join(this.dir, id), trash);

@@ -1,15 +1,28 @@
-// Where a peer's job gets its toolchain: a lease on the installed tree in the toolchain cache,
-// installed on first use from this host's own compiler when the id is one of ours (packed as
-// a stream, never written as a tarball). Ids this agent cannot produce are refused for now;
-// fetching them from the client comes with toolchain shipping.
+// The toolchains a peer runs jobs with, and serves to other peers. Every job runs over a tree
+// in the toolchain cache, leased for the job: one shipped by another agent, or one of this
+// host's own compilers installed from its tarball plan (streamed, never written as a file),
+// so a job never sees the host's compiler directories.
+import type { Readable } from 'node:stream';
+import { planFromTree, toolchainTarStream } from '../toolchain/pack.js';
 import { readToolchainMounts, type ToolchainMounts } from './executor/toolchain-mounts.js';
-import { toolchainTarStream } from '../toolchain/pack.js';
 import type { ToolchainCache } from './toolchain-cache.js';
 import type { HostToolchains } from './toolchains.js';
 
 export interface ToolchainUse {
   mounts: ToolchainMounts;
+  /** the compiler path the toolchain was packed for (present in its tree) */
+  compiler: string;
+  /** whether another agent shipped it (not one of this host's compilers) */
+  shipped: boolean;
   release(): void;
+}
+
+export interface Tarball {
+  stream: Readable;
+  /** bytes of the files in it (for progress and the receiver's bound) */
+  fileBytes: number;
+  /** call when the stream is done with, whatever happened */
+  done(): void;
 }
 
 export class ToolchainSupply {
@@ -17,28 +30,59 @@ export class ToolchainSupply {
 
   constructor(
     private readonly host: HostToolchains,
-    private readonly cache: ToolchainCache,
+    readonly cache: ToolchainCache,
   ) {}
 
-  /** Whether a job with this toolchain can run here. */
+  /** Whether a job with this toolchain can run here without fetching it. */
   holds(id: string): boolean {
     return this.cache.has(id) || this.host.planFor(id) !== undefined;
   }
 
-  /** The toolchain's tree for one job, undefined when this agent holds no such toolchain. */
+  /** Every toolchain id held (for the advert): the host's first. */
+  ids(): string[] {
+    return [...new Set([...this.host.ids(), ...this.cache.list().map((t) => t.id)])];
+  }
+
+  /** The toolchain's tree for one job; undefined when this agent holds no such toolchain. */
   async use(id: string): Promise<ToolchainUse | undefined> {
     let lease = await this.cache.acquire(id);
+    const hostPlan = this.host.planFor(id);
     if (!lease) {
-      const plan = this.host.planFor(id);
-      if (!plan) return undefined;
-      lease = await this.cache.install(id, () => toolchainTarStream(plan));
-      this.mounts.delete(id);
+      if (!hostPlan) return undefined;
+      lease = await this.cache.install(id, () => toolchainTarStream(hostPlan.plan));
     }
     let mounts = this.mounts.get(id);
     if (!mounts || mounts.root !== lease.root) {
       mounts = readToolchainMounts(lease.root);
       this.mounts.set(id, mounts);
     }
-    return { mounts, release: () => lease.release() };
+    const release = lease.release;
+    return { mounts, compiler: lease.description.compiler, shipped: !hostPlan, release: () => release() };
   }
+
+  /** Installs a toolchain from a tarball stream (verified against the id as it is unpacked). */
+  async install(id: string, source: () => Promise<Readable>): Promise<void> {
+    const lease = await this.cache.install(id, source);
+    lease.release();
+  }
+
+  /** The toolchain's tarball for another agent; undefined when it is not held here. */
+  async tarball(id: string): Promise<Tarball | undefined> {
+    const hostPlan = this.host.planFor(id);
+    if (hostPlan) return { stream: toolchainTarStream(hostPlan.plan), fileBytes: fileBytes(hostPlan.plan), done: () => undefined };
+    const lease = await this.cache.acquire(id);
+    if (!lease) return undefined;
+    try {
+      // Re-packing the installed tree gives the bytes it was installed from (the cache verified it).
+      const plan = await planFromTree(lease.root);
+      return { stream: toolchainTarStream(plan), fileBytes: fileBytes(plan), done: () => lease.release() };
+    } catch (err) {
+      lease.release();
+      throw err;
+    }
+  }
+}
+
+function fileBytes(plan: { entries: { type: string; size?: number }[] }): number {
+  return plan.entries.reduce((n, e) => n + (e.type === 'file' ? (e.size ?? 0) : 0), 0);
 }

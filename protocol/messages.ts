@@ -28,8 +28,8 @@ const arg = z.string().max(LIMITS.argBytes);
 const env = z
   .record(z.string().max(LIMITS.argBytes), z.string().max(LIMITS.argBytes))
   .refine((e) => Object.keys(e).length <= LIMITS.envEntries, 'too many environment entries');
-const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'must be bytes');
-const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be a sha256 in hex');
+export const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'must be bytes');
+export const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be a sha256 in hex');
 
 // ---- client socket: client → agent -------------------------------------------------
 
@@ -96,7 +96,7 @@ export type DirListing = z.infer<typeof DirListing>;
 
 export const Job = z.object({
   id: z.string().min(1).max(64),
-  /** Until toolchains are shipped, the executor runs this host compiler. */
+  /** The compiler as the client invoked it (an absolute path, present in the toolchain's tree). */
   compiler: absolutePath,
   argv: z.array(arg).min(1).max(LIMITS.argvEntries),
   cwd: absolutePath,

@@ -10,7 +10,7 @@ import { query } from '../node/cli/query.js';
 import { setMeshKey } from '../node/mesh/keys.js';
 import type { StatsSnapshot } from '../node/stats.js';
 import type { AgentStatus } from '../node/mesh/mesh-service.js';
-import { ToolchainIdentifier } from '../toolchain/identify.js';
+import { hostToolchainId } from './helpers/toolchain-id.js';
 import { MASQUERADE, REPO, startAgentProcess, type AgentProcess } from './helpers/agent.js';
 import { startFakePeer, type FakePeer } from './helpers/fake-peer.js';
 import { tempDir } from './helpers/tmp.js';
@@ -62,12 +62,24 @@ function selfAddress(rows: AgentStatus[]): string {
   return `${self.addresses.find((a) => a.startsWith('/ip4/127.0.0.1/'))}`;
 }
 
-/** Waits until the client lists the peer with its toolchains identified. */
+const which = (cc: string) => spawnSync('which', [cc], { encoding: 'utf8' }).stdout.trim();
+let testedToolchains: Promise<string[]> | undefined;
+/** The toolchain ids of the compilers these tests use (as the agents compute them). */
+function toolchainsUsed(): Promise<string[]> {
+  return (testedToolchains ??= Promise.all(['gcc', 'g++', 'clang', 'clang++'].map((cc) => hostToolchainId(which(cc)))));
+}
+
+/** Waits until the client has packed the compilers the tests use and lists the peer with them. */
 async function untilPeerReady(client: AgentProcess, peerId: string): Promise<void> {
-  const deadline = Date.now() + 20_000;
+  const deadline = Date.now() + 60_000;
+  const ids = await toolchainsUsed();
   for (;;) {
-    const row = (await statusOf(client)).find((r) => r.peerId === peerId);
-    if (row && row.toolchains.length > 0) return;
+    const rows = await statusOf(client);
+    const ready = [peerId, rows.find((r) => r.self)!.peerId].every((id) => {
+      const row = rows.find((r) => r.peerId === id);
+      return row && ids.every((t) => row.toolchains.includes(t));
+    });
+    if (ready) return;
     if (Date.now() > deadline) throw new Error(`peer ${peerId} never became ready`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -210,7 +222,7 @@ describe('misbehaving peers never fail a compile', () => {
   let gccId: string;
   const started: { stop(): Promise<void> }[] = [];
   beforeAll(async () => {
-    gccId = (await new ToolchainIdentifier().identify(spawnSync('which', ['gcc'], { encoding: 'utf8' }).stdout.trim())).id;
+    gccId = (await toolchainsUsed())[0]!;
   });
   afterAll(async () => {
     for (const s of started.reverse()) await s.stop();
@@ -219,9 +231,10 @@ describe('misbehaving peers never fail a compile', () => {
   async function clientWith(fake: FakePeer, env: Record<string, string>) {
     const client = await startMember({ MESHCC_SLOTS: '0', MESHCC_PEERS: `${fake.address}`, ...env });
     started.push(client);
-    const deadline = Date.now() + 15_000;
-    while (!(await statusOf(client)).some((r) => r.peerId === fake.peerId)) {
-      if (Date.now() > deadline) throw new Error('the fake peer never joined');
+    const deadline = Date.now() + 60_000;
+    const ready = (rows: AgentStatus[]) => rows.some((r) => r.peerId === fake.peerId) && rows.find((r) => r.self)!.toolchains.includes(gccId);
+    while (!ready(await statusOf(client))) {
+      if (Date.now() > deadline) throw new Error('the fake peer never joined, or the client never packed gcc');
       await new Promise((r) => setTimeout(r, 50));
     }
     return client;

@@ -42,6 +42,12 @@ export function formatStats(s: StatsSnapshot): string {
   lines.push(`hedged stragglers: ${s.hedges.started} (won locally ${s.hedges.wonLocally}); verified: ${s.verify.matched} matched, ${s.verify.mismatches} MISMATCHED`);
   if (s.peersBackedOff.length) lines.push(`backed off: ${s.peersBackedOff.map((p) => `…${p.slice(-8)}`).join(' ')}`);
   for (const [peer, why] of Object.entries(s.peersExcluded)) lines.push(`EXCLUDED …${peer.slice(-8)}: ${why}`);
+  const tc = s.toolchains;
+  lines.push(
+    `toolchains: ${tc.cached} cached (${(tc.cachedBytes / 1048576).toFixed(1)} MiB); fetched ${tc.fetched} (${(tc.fetchedBytes / 1048576).toFixed(1)} MiB, ${seconds(tc.fetchMs)})` +
+      (tc.fetchFailures ? `, ${tc.fetchFailures} fetches failed` : '') +
+      `; served ${tc.served} (${(tc.servedBytes / 1048576).toFixed(1)} MiB); peers' jobs on shipped toolchains ${tc.jobsOnShipped}, on this host's ${tc.jobsOnHost}`,
+  );
   const sl = s.slots;
   lines.push(
     `slots: local ${sl.localInUse}/${sl.local}, executor ${sl.executorInUse}/${sl.executor}` +

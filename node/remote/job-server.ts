@@ -1,8 +1,8 @@
 // The peer side of /meshcc/job/1: take a job offered by another agent of the mesh if a slot
-// is free and the toolchain is here, fetch only the store files this agent lacks, run the
-// job in the sandboxed executor, and send back the result and every output file. Anything
-// that stops the job from running faithfully is answered with `failed`, so the client can
-// try elsewhere; the peer itself keeps serving.
+// is free and the toolchain is here (when it is not: start fetching it and refuse this job),
+// fetch only the store files this agent lacks, run the job in the sandbox over the toolchain,
+// and send back the result and every output file. Anything that stops the job from running
+// faithfully is answered with `failed`, so the client can try elsewhere; the peer keeps serving.
 import { readFile } from 'node:fs/promises';
 import type { Connection, Stream } from '@libp2p/interface';
 import { packChunk, unpackOffer } from '../../protocol/compression.js';
@@ -39,9 +39,15 @@ export interface JobServerOptions {
   executor: Executor;
   /** The toolchains this agent can run jobs with (installed trees, leased per job). */
   toolchains: ToolchainSupply;
+  /** Starts fetching a toolchain this agent lacks, from these peers in turn (at most one fetch per id). */
+  obtainToolchain: (id: string, sources: string[]) => void;
+  /** Peers whose adverts list a toolchain. */
+  holdersOf: (id: string) => string[];
   log: Logger;
   /** Counts of what peers asked of us (for stats). */
   onServed?: (outcome: 'result' | 'failed' | 'refused', bytesIn: number, bytesOut: number) => void;
+  /** A job ran on a toolchain another agent shipped here (or on one of this host's). */
+  onToolchainUsed?: (shipped: boolean) => void;
 }
 
 export class JobServer {
@@ -76,7 +82,7 @@ export class JobServer {
     stream.addEventListener('close', onClose);
     try {
       const offer = parseMessage(JobOffer, await framed.receive(CLIENT_SILENCE_MS));
-      const refusal = this.refusal(offer);
+      const refusal = this.refusal(offer, client);
       if (refusal) {
         outcome = 'refused';
         await framed.send({ t: 'refused', ...refusal });
@@ -98,10 +104,13 @@ export class JobServer {
       const job = await this.rebuild(wire);
       await this.fetch(new Map(job.inputs.map((f) => [f.hash, f.size])), framed, cancel.signal);
       const toolchain = await this.options.toolchains.use(offer.toolchain);
-      if (!toolchain) throw new MeshccError('unknown-toolchain', `no toolchain ${offer.toolchain.slice(0, 12)} here`);
+      if (!toolchain) throw new MeshccError('unknown-toolchain', `toolchain ${offer.toolchain.slice(0, 12)} is no longer here`);
       let result;
       try {
+        // The toolchain's tree has the compiler at the path it was packed for; nothing else runs.
+        job.compiler = toolchain.compiler;
         result = await executor.run(job, cancel.signal, toolchain.mounts);
+        this.options.onToolchainUsed?.(toolchain.shipped);
       } finally {
         toolchain.release();
       }
@@ -127,11 +136,17 @@ export class JobServer {
     }
   }
 
-  private refusal(offer: JobOffer): { reason: string; message: string } | undefined {
+  private refusal(offer: JobOffer, client: string): { reason: string; message: string } | undefined {
     const { executor } = this.options;
     if (offer.v !== PROTOCOL_VERSION) return { reason: 'version', message: `protocol ${offer.v} is not ${PROTOCOL_VERSION}` };
     if (executor.unavailableReason) return { reason: 'no-executor', message: executor.unavailableReason };
-    if (!this.options.toolchains.holds(offer.toolchain)) return { reason: 'unknown-toolchain', message: `no toolchain ${offer.toolchain.slice(0, 12)} here` };
+    if (!this.options.toolchains.holds(offer.toolchain)) {
+      // Fetched in the background: this job goes elsewhere, the next ones find it here.
+      // Other holders first, so that the client's uplink is not the only source.
+      const holders = this.options.holdersOf(offer.toolchain).filter((p) => p !== client);
+      this.options.obtainToolchain(offer.toolchain, [...shuffled(holders), client]);
+      return { reason: 'fetching-toolchain', message: `toolchain ${offer.toolchain.slice(0, 12)} is not here yet; fetching it` };
+    }
     return undefined;
   }
 
@@ -189,6 +204,14 @@ export class JobServer {
   }
 }
 
+function shuffled<T>(items: T[]): T[] {
+  const copy = [...items];
+  for (let i = copy.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [copy[i], copy[j]] = [copy[j]!, copy[i]!];
+  }
+  return copy;
+}
 
 async function sendResult(framed: FramedStream, result: JobResult): Promise<void> {
   await framed.send({

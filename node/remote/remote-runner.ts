@@ -13,6 +13,7 @@ import type { MeshNode } from '../mesh/node.js';
 import type { Slots } from '../slots.js';
 import type { Stats } from '../stats.js';
 import type { Store } from '../store.js';
+import type { ToolchainRef } from '../toolchains.js';
 import { LOCAL_ONLY, RemoteFailure, runOnPeer } from './job-client.js';
 import { SELF, type Placement } from './placement.js';
 import { sameResult } from './verify.js';
@@ -57,7 +58,7 @@ export class RemoteRunner {
   }
 
   /** Runs the job; throws a JobFailure (with the reason) when it must be compiled locally. */
-  async run(job: Job, toolchain: string | undefined): Promise<RunOutcome> {
+  async run(job: Job, toolchain: ToolchainRef | undefined): Promise<RunOutcome> {
     const { placement, store, stats, log, localSlots } = this.options;
     const hashes = job.inputs.map((f) => f.hash);
     try {
@@ -81,7 +82,7 @@ export class RemoteRunner {
         // Nobody else to try: the fallback's reason is what went wrong last.
         if (!where) throw last ? new JobFailure(last.code, last.message) : new JobFailure('no-peer', 'no candidate with a free slot');
         try {
-          const outcome = where === SELF ? await this.runSelf(job) : await this.runRemote(where, job, toolchain!);
+          const outcome = where === SELF ? await this.runSelf(job) : await this.runRemote(where, job, toolchain!.id);
           placement.succeeded(where);
           if (outcome.where !== SELF && outcome.where !== 'hedge') return await this.maybeVerify(outcome, job);
           return outcome;
@@ -91,6 +92,7 @@ export class RemoteRunner {
           if (where !== SELF) stats.peerFailed(where, failure.code);
           if (failure.peerAtFault && placement.failed(where)) log.warn({ peer: where, reason: failure.code }, 'peer failed twice in a row: backing off');
           if (failure.next === 'local') throw new JobFailure(failure.code, failure.message);
+          if (failure.code === 'refused-fetching-toolchain') placement.fetchingToolchain(where, toolchain!.id);
           if (failure.code.startsWith('refused')) {
             // Adverts lag and several clients share a peer: a busy peer is waited for (briefly
             // when a local slot could take the job, up to the job timeout when none can).
