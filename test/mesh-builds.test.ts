@@ -23,7 +23,7 @@ import { socketAnswers } from '../node/instance-lock.js';
 import { setMeshKey } from '../node/mesh/keys.js';
 import type { AgentStatus } from '../node/mesh/mesh-service.js';
 import type { StatsSnapshot } from '../node/stats.js';
-import { ToolchainIdentifier } from '../toolchain/identify.js';
+import { hostToolchainId } from './helpers/toolchain-id.js';
 import { MASQUERADE, MESHCC_BIN, REPO } from './helpers/agent.js';
 import { createNetnsMesh, netnsAvailable, type ExecResult, type NetnsMesh } from './helpers/netns.js';
 import { collect, copyProject, differences } from './helpers/projects.js';
@@ -161,10 +161,12 @@ describe.skipIf(!avail.ok)('builds through a mesh of three network namespaces', 
   /** The client lists both peers with the toolchains the builds need, idle, neither backed off. */
   async function healthy(): Promise<void> {
     await waitFor(
-      'the client to list h1 and h2, idle and ready, with gcc and g++',
+      'the client to have packed gcc and g++ and to list h1 and h2 idle and ready with them',
       async () => {
         const rows = await statusOf(client);
         const stats = await statsOf(client);
+        const self = rows.find((r) => r.self);
+        if (!self?.toolchains.includes(gccId) || !self.toolchains.includes(cxxId)) return undefined;
         for (const p of [h1, h2]) {
           const row = rows.find((r) => r.peerId === p.peerId);
           if (!row || row.slots !== 2 || row.slotsUsed !== 0 || !row.toolchains.includes(gccId) || !row.toolchains.includes(cxxId)) return undefined;
@@ -267,8 +269,7 @@ describe.skipIf(!avail.ok)('builds through a mesh of three network namespaces', 
     agents.catch(() => undefined);
     // Meanwhile: the toolchain ids the builds will use (as the agents compute them), and zlib's
     // plain reference build, configured once; every later zlib build happens in this same tree.
-    const identifier = new ToolchainIdentifier();
-    const idOf = async (cc: string) => (await identifier.identify((await run('which', [cc])).stdout.trim())).id;
+    const idOf = async (cc: string) => hostToolchainId((await run('which', [cc])).stdout.trim());
     [gccId, cxxId] = await Promise.all([idOf('gcc'), idOf('g++')]);
     zlib = copyProject('zlib');
     await plain('./configure', ['--static'], zlib);
