@@ -25,6 +25,7 @@ import { Store } from './store.js';
 import { HostToolchains } from './toolchains.js';
 import { ToolchainCache } from './toolchain-cache.js';
 import { ToolchainSupply } from './toolchain-supply.js';
+import { ToolchainAdmin } from './toolchain-admin.js';
 import { ToolchainTransfer } from './remote/toolchain-transfer.js';
 
 export class Agent {
@@ -37,6 +38,7 @@ export class Agent {
   private readonly socket: ClientSocketServer;
   private readonly toolchains: HostToolchains;
   private readonly toolchainSupply: ToolchainSupply;
+  private readonly toolchainAdmin: ToolchainAdmin;
   private readonly placement: Placement;
   private readonly remote: RemoteRunner;
   private mesh?: MeshService;
@@ -68,6 +70,7 @@ export class Agent {
       this.toolchains,
       new ToolchainCache({ dir: path.join(config.home, 'toolchains'), maxBytes: config.toolchainCacheBytes, log, onChange: () => this.mesh?.changed() }),
     );
+    this.toolchainAdmin = new ToolchainAdmin(this.toolchains, this.toolchainSupply.cache);
     this.placement = new Placement({
       peers: () => this.mesh?.peers() ?? [],
       selfSlots: () => this.executor.slots,
@@ -101,6 +104,7 @@ export class Agent {
       compile,
       statsSnapshot: () => this.snapshot(),
       meshStatus: () => this.mesh?.status() ?? [],
+      toolchains: (request) => this.toolchainAdmin.run(request),
       log,
     });
   }

@@ -8,12 +8,14 @@ import { encodeFrame, FrameDecoder } from '../protocol/framing.js';
 import { ClientMessage, LIMITS, parseMessage, PROTOCOL_VERSION, type AgentReply } from '../protocol/messages.js';
 import type { ClientConnection, CompileService } from './compile-service.js';
 import type { Logger } from './log.js';
+import type { ToolchainOp, ToolchainOpResult } from './toolchain-admin.js';
 
 export interface ClientSocketParts {
   socketPath: string;
   compile: CompileService;
   statsSnapshot: () => unknown;
   meshStatus: () => unknown[];
+  toolchains: (request: ToolchainOp) => Promise<ToolchainOpResult>;
   log: Logger;
 }
 
@@ -123,6 +125,22 @@ export class ClientSocketServer {
         conn.reply({ t: 'status', agents: this.parts.meshStatus() });
         conn.end();
         return;
+      case 'toolchains': {
+        const op: ToolchainOp | undefined =
+          message.op === 'list' ? { op: 'list' } : message.op === 'create' ? (message.compiler ? { op: 'create', compiler: message.compiler } : undefined) : { op: 'prune', maxBytes: message.maxBytes ?? 0 };
+        if (!op) {
+          conn.fail('bad-message', 'toolchain create needs the compiler');
+          return;
+        }
+        this.parts.toolchains(op).then(
+          (result) => {
+            conn.reply({ t: 'toolchains', ...result });
+            conn.end();
+          },
+          (err: Error) => conn.fail(err instanceof MeshccError ? err.code : 'internal-error', err.message),
+        );
+        return;
+      }
       case 'compile':
         this.parts.compile.handle(message, conn).catch((err: Error) => {
           log.error({ err: err.message, stack: err.stack }, 'compile request failed');

@@ -3,7 +3,7 @@
 // host's own compilers installed from its tarball plan (streamed, never written as a file),
 // so a job never sees the host's compiler directories.
 import type { Readable } from 'node:stream';
-import { planFromTree, toolchainTarStream } from '../toolchain/pack.js';
+import { planFileBytes, planFromTree, toolchainTarStream } from '../toolchain/pack.js';
 import { readToolchainMounts, type ToolchainMounts } from './executor/toolchain-mounts.js';
 import type { ToolchainCache } from './toolchain-cache.js';
 import type { HostToolchains } from './toolchains.js';
@@ -69,20 +69,16 @@ export class ToolchainSupply {
   /** The toolchain's tarball for another agent; undefined when it is not held here. */
   async tarball(id: string): Promise<Tarball | undefined> {
     const hostPlan = this.host.planFor(id);
-    if (hostPlan) return { stream: toolchainTarStream(hostPlan.plan), fileBytes: fileBytes(hostPlan.plan), done: () => undefined };
+    if (hostPlan) return { stream: toolchainTarStream(hostPlan.plan), fileBytes: planFileBytes(hostPlan.plan), done: () => undefined };
     const lease = await this.cache.acquire(id);
     if (!lease) return undefined;
     try {
       // Re-packing the installed tree gives the bytes it was installed from (the cache verified it).
       const plan = await planFromTree(lease.root);
-      return { stream: toolchainTarStream(plan), fileBytes: fileBytes(plan), done: () => lease.release() };
+      return { stream: toolchainTarStream(plan), fileBytes: planFileBytes(plan), done: () => lease.release() };
     } catch (err) {
       lease.release();
       throw err;
     }
   }
-}
-
-function fileBytes(plan: { entries: { type: string; size?: number }[] }): number {
-  return plan.entries.reduce((n, e) => n + (e.type === 'file' ? (e.size ?? 0) : 0), 0);
 }

@@ -57,7 +57,19 @@ export const StatsQuery = z.object({ t: z.literal('stats'), v: z.number().int() 
 export const PingQuery = z.object({ t: z.literal('ping'), v: z.number().int() });
 export const StatusQuery = z.object({ t: z.literal('status'), v: z.number().int() });
 
-export const ClientMessage = z.discriminatedUnion('t', [CompileRequest, LocalDone, StatsQuery, PingQuery, StatusQuery]);
+/** `meshcc toolchain list|create|prune` while an agent runs (it owns the toolchain cache). */
+export const ToolchainQuery = z.object({
+  t: z.literal('toolchains'),
+  v: z.number().int(),
+  op: z.enum(['list', 'create', 'prune']),
+  /** create: the compiler to pack, as an absolute path */
+  compiler: absolutePath.optional(),
+  /** prune: keep at most this many bytes of toolchains not in use */
+  maxBytes: z.number().int().nonnegative().optional(),
+});
+export type ToolchainQuery = z.infer<typeof ToolchainQuery>;
+
+export const ClientMessage = z.discriminatedUnion('t', [CompileRequest, LocalDone, StatsQuery, PingQuery, StatusQuery, ToolchainQuery]);
 export type ClientMessage = z.infer<typeof ClientMessage>;
 
 // ---- client socket: agent → client -------------------------------------------------
@@ -75,7 +87,8 @@ export type AgentReply =
   | ErrorReply
   | PongReply
   | { t: 'stats'; stats: unknown }
-  | { t: 'status'; agents: unknown[] };
+  | { t: 'status'; agents: unknown[] }
+  | { t: 'toolchains'; toolchains: unknown[]; created?: string; removed?: string[] };
 
 // ---- jobs: what an executor runs ---------------------------------------------------
 

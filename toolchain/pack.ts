@@ -200,6 +200,11 @@ export async function planFromTree(rootDir: string): Promise<ToolchainTarPlan> {
   return { description: parsed.description, entries: entries.sorted() };
 }
 
+/** Bytes of the files a plan holds (for progress and bounds; the tarball adds headers). */
+export function planFileBytes(plan: ToolchainTarPlan): number {
+  return plan.entries.reduce((n, e) => n + (e.type === 'file' ? e.size : 0), 0);
+}
+
 function headerOf(entry: PlanEntry): EntryHeader {
   const common = { uid: 0, gid: 0, uname: '', gname: '', mtime: EPOCH };
   switch (entry.type) {

@@ -7,6 +7,7 @@ import type { AgentStatus } from '../mesh/mesh-service.js';
 import { formatStats, formatStatus } from './format.js';
 import { CLIENT_BUILD_SCRIPT, MASQUERADE_DIR } from '../paths.js';
 import { query } from './query.js';
+import { addToolchainCommands } from './toolchain-command.js';
 
 export function buildProgram(setExitCode: (code: number) => void): Command {
   const program = new Command('meshcc')
@@ -78,6 +79,8 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       const built = spawnSync(process.execPath, [CLIENT_BUILD_SCRIPT], { stdio: 'inherit' });
       setExitCode(built.status ?? 1);
     });
+
+  addToolchainCommands(program);
 
   program.command('cc').description('compile through the agent from Node: meshcc cc gcc -c a.c');
   return program;
