@@ -22,6 +22,8 @@ import type { ToolchainSupply } from '../toolchain-supply.js';
 const SILENCE_MS = 30_000;
 /** Tarballs compressed and sent at once: each costs a core for a second or two. */
 const CONCURRENT_SERVES = 2;
+/** zlib's default 16 KB chunks make a thread-pool round trip per 16 KB: 5000 per gcc tarball. */
+const ZLIB_CHUNK_BYTES = 256 * 1024;
 
 export interface ToolchainTransferOptions {
   node: MeshNode;
@@ -104,7 +106,7 @@ export class ToolchainTransfer {
       await framed.close();
       throw err;
     }
-    const result: { stream: Readable; onBytes?: (n: number) => void } = { stream: zlib.createBrotliDecompress() };
+    const result: { stream: Readable; onBytes?: (n: number) => void } = { stream: zlib.createBrotliDecompress({ chunkSize: ZLIB_CHUNK_BYTES }) };
     async function* chunks(): AsyncGenerator<Uint8Array> {
       try {
         for (;;) {
@@ -162,7 +164,7 @@ export class ToolchainTransfer {
 
 /** Sends the stream brotli-compressed in chunk frames; returns the compressed bytes sent. */
 async function sendCompressed(tar: Readable, framed: FramedStream): Promise<number> {
-  const compressor = zlib.createBrotliCompress({ params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 1 } });
+  const compressor = zlib.createBrotliCompress({ chunkSize: ZLIB_CHUNK_BYTES, params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 1 } });
   const compressed = tar.pipe(compressor);
   tar.once('error', (err) => compressor.destroy(err));
   let pending: Buffer[] = [];
