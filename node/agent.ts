@@ -26,6 +26,8 @@ import { HostToolchains } from './toolchains.js';
 import { ToolchainCache } from './toolchain-cache.js';
 import { ToolchainSupply } from './toolchain-supply.js';
 import { ToolchainAdmin } from './toolchain-admin.js';
+import { SchedulerClient } from './scheduler/client.js';
+import { SchedulerService } from './scheduler/service.js';
 import { ToolchainTransfer } from './remote/toolchain-transfer.js';
 
 export class Agent {
@@ -44,6 +46,9 @@ export class Agent {
   private mesh?: MeshService;
   private jobServer?: JobServer;
   private toolchainTransfer?: ToolchainTransfer;
+  private schedulerService?: SchedulerService;
+  private readonly schedulerClient: SchedulerClient;
+  private speed = 1;
   private lock?: InstanceLock;
 
   constructor(
@@ -62,7 +67,10 @@ export class Agent {
       memoryBytes: config.jobMemoryBytes,
       outputFileBytes: config.jobOutputFileBytes,
       log,
-      onRunningChanged: () => this.mesh?.changed(),
+      onRunningChanged: () => {
+        this.mesh?.changed();
+        this.schedulerService?.selfChanged();
+      },
     });
     this.localSlots = new Slots(config.localSlots);
     this.toolchains = new HostToolchains(log, path.join(config.home, 'toolchains.json'), path.join(config.home, 'toolchain-packs.json'), () => this.mesh?.changed());
@@ -77,6 +85,13 @@ export class Agent {
       selfFreeSlots: () => this.executor.freeSlots,
       backoffMs: config.backoffMs,
     });
+    this.schedulerClient = new SchedulerClient({
+      node: () => this.mesh?.meshNode,
+      self: () => this.mesh?.peerId,
+      scheduler: () => this.mesh?.scheduler().scheduler,
+      service: () => this.schedulerService,
+      log,
+    });
     this.remote = new RemoteRunner({
       node: () => this.mesh?.meshNode,
       store: this.store,
@@ -88,6 +103,9 @@ export class Agent {
       jobTimeoutMs: config.jobTimeoutMs,
       verifyRate: config.verifyRate,
       hedgeMinMs: config.hedgeMinMs,
+      scheduler: this.schedulerClient,
+      selfId: () => this.mesh?.peerId,
+      selfSpeed: () => this.speed,
     });
     const compile = new CompileService({
       localSlots: this.localSlots,
@@ -121,7 +139,8 @@ export class Agent {
         listen: this.config.listen,
         staticPeers: this.config.peers,
         mdns: this.config.mdns,
-        speed: this.config.speed ?? measureSpeed(),
+        speed: (this.speed = this.config.speed ?? measureSpeed()),
+        onScheduler: () => this.schedulerService?.electionChanged(),
         log: this.log,
         capacity: () => ({
           slots: this.executor.slots,
@@ -131,10 +150,28 @@ export class Agent {
         }),
       });
       await this.mesh.start();
-      const view = this.mesh.peerView!;
-      view.on('removed', (peer) => this.remote.peerLost(peer));
-      view.on('added', () => this.placement.peersChanged());
-      view.on('updated', () => this.placement.peersChanged());
+      const mesh = this.mesh;
+      this.schedulerService = new SchedulerService({
+        node: mesh.meshNode!,
+        log: this.log,
+        selfAdvert: () => mesh.localAdvert(),
+        peers: () => mesh.peers(),
+        isScheduler: () => mesh.scheduler().scheduler === mesh.peerId,
+        scheduler: () => mesh.scheduler(),
+      });
+      await this.schedulerService.start();
+      this.schedulerService.electionChanged();
+      const view = mesh.peerView!;
+      view.on('removed', (peer) => {
+        this.remote.peerLost(peer);
+        this.schedulerService?.peerRemoved(peer);
+      });
+      for (const event of ['added', 'updated'] as const) {
+        view.on(event, (entry) => {
+          this.placement.peersChanged();
+          this.schedulerService?.peerUpdated(entry);
+        });
+      }
       const transfer = new ToolchainTransfer({
         node: this.mesh.meshNode!,
         supply: this.toolchainSupply,
@@ -179,6 +216,8 @@ export class Agent {
   async stop(): Promise<void> {
     await this.jobServer?.stop();
     await this.toolchainTransfer?.stop();
+    this.schedulerClient.stop();
+    await this.schedulerService?.stop();
     await this.mesh?.stop();
     await this.socket.stop();
     await this.executor.stop();
@@ -206,6 +245,7 @@ export class Agent {
       jobRoute: this.stats.jobRoute,
       hashing: this.hasher.stats,
       store: this.store.stats,
+      placements: this.stats.placements,
       toolchains: { ...this.stats.toolchains, cached: this.toolchainSupply.cache.list().length, cachedBytes: this.toolchainSupply.cache.totalBytes },
       slots: {
         local: this.localSlots.total,

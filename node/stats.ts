@@ -33,6 +33,16 @@ export interface ToolchainStats {
   jobsOnHost: number;
 }
 
+export interface PlacementStats {
+  viaScheduler: number;
+  bySelf: number;
+  byReason: Record<string, number>;
+  /** the latest placements, newest last */
+  recent: { job: string; peer: string; via: 'scheduler' | 'self'; reason: string }[];
+}
+
+const RECENT_PLACEMENTS = 20;
+
 export interface StatsSnapshot {
   startedAt: string;
   /** Compiles by where they ran: local (client ran it), job (this agent's executor), remote (a peer), fallback. */
@@ -52,6 +62,8 @@ export interface StatsSnapshot {
   jobRoute: { scanMs: number; hashMs: number; executeMs: number; inputFiles: number; inputBytes: number };
   hashing: { filesHashed: number; bytesHashed: number; cacheHits: number };
   store: { files: number; bytes: number; maxBytes: number };
+  /** Where this agent's jobs were placed and why: by the elected scheduler or by itself. */
+  placements: PlacementStats;
   /** Toolchains shipped to this agent and by it, and the jobs it ran for peers on each kind. */
   toolchains: ToolchainStats & { cached: number; cachedBytes: number };
   slots: { local: number; localInUse: number; executor: number; executorInUse: number; executorUnavailable?: string };
@@ -71,8 +83,17 @@ export class Stats {
   readonly hedges = { started: 0, wonLocally: 0 };
   readonly verify = { matched: 0, mismatches: 0 };
   readonly toolchains: ToolchainStats = { fetched: 0, fetchFailures: 0, fetchedBytes: 0, fetchMs: 0, served: 0, servedBytes: 0, jobsOnShipped: 0, jobsOnHost: 0 };
+  readonly placements: PlacementStats = { viaScheduler: 0, bySelf: 0, byReason: {}, recent: [] };
   bytesSent = 0;
   bytesReceived = 0;
+
+  placed(job: string, peer: string, via: 'scheduler' | 'self', reason: string): void {
+    if (via === 'scheduler') this.placements.viaScheduler++;
+    else this.placements.bySelf++;
+    this.placements.byReason[reason] = (this.placements.byReason[reason] ?? 0) + 1;
+    this.placements.recent.push({ job, peer, via, reason });
+    if (this.placements.recent.length > RECENT_PLACEMENTS) this.placements.recent.shift();
+  }
 
   toolchainFetched(bytes: number, ms: number): void {
     this.toolchains.fetched++;

@@ -184,6 +184,17 @@ export const Advert = z.object({
   sentAt: z.number().int().nonnegative(),
   /** Why this agent offers no slots (e.g. bubblewrap cannot run), if it offers none. */
   executorUnavailable: z.string().max(1024).optional(),
+  /** When the agent started (its clock, ms since the epoch): the longest-running agent ranks first for scheduler. */
+  startedAt: z.number().int().nonnegative().optional(),
+  /** Who the sender follows as scheduler, in which term; `leaseMs` > 0 only from the
+   *  scheduler itself: how long its lease runs from when this advert arrives. */
+  election: z
+    .object({
+      term: z.number().int().nonnegative(),
+      scheduler: z.string().max(128),
+      leaseMs: z.number().int().nonnegative().max(60_000),
+    })
+    .optional(),
 });
 export type Advert = z.infer<typeof Advert>;
 

@@ -61,6 +61,8 @@ function service(localSlots: number, executor: Executor) {
     log,
     jobTimeoutMs: 10_000,
     verifyRate: 0,
+    selfId: () => undefined,
+    selfSpeed: () => 1,
     hedgeMinMs: 5000,
   });
   const svc = new CompileService({ localSlots: slots, placement, remote, toolchainOf: async () => undefined, scanner, hasher, stats, log });

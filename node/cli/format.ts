@@ -42,6 +42,12 @@ export function formatStats(s: StatsSnapshot): string {
   lines.push(`hedged stragglers: ${s.hedges.started} (won locally ${s.hedges.wonLocally}); verified: ${s.verify.matched} matched, ${s.verify.mismatches} MISMATCHED`);
   if (s.peersBackedOff.length) lines.push(`backed off: ${s.peersBackedOff.map((p) => `…${p.slice(-8)}`).join(' ')}`);
   for (const [peer, why] of Object.entries(s.peersExcluded)) lines.push(`EXCLUDED …${peer.slice(-8)}: ${why}`);
+  const pl = s.placements;
+  if (pl) {
+    const reasons = Object.entries(pl.byReason).sort((a, b) => b[1] - a[1]).map(([r, n]) => `${r} ${n}`).join(', ');
+    lines.push(`placed by the scheduler: ${pl.viaScheduler}, by this agent: ${pl.bySelf}${reasons ? ` (${reasons})` : ''}`);
+    for (const p of pl.recent.slice(-5)) lines.push(`  ${p.job.padEnd(12)} → ${p.peer === 'self' ? 'self' : `…${p.peer.slice(-8)}`}  ${p.via}: ${p.reason}`);
+  }
   const tc = s.toolchains;
   lines.push(
     `toolchains: ${tc.cached} cached (${(tc.cachedBytes / 1048576).toFixed(1)} MiB); fetched ${tc.fetched} (${(tc.fetchedBytes / 1048576).toFixed(1)} MiB, ${seconds(tc.fetchMs)})` +

@@ -8,6 +8,7 @@ import { AdvertService } from './adverts.js';
 import { LanDiscovery } from './discovery.js';
 import { loadOrCreateIdentity, loadOrCreateMeshKey } from './keys.js';
 import { createMeshNode, type MeshNode } from './node.js';
+import { Election, type ElectionState } from '../scheduler/election.js';
 
 const ADDRESS_CACHE_MS = 5_000;
 import type { PeerView, PeerViewEntry } from './view.js';
@@ -22,7 +23,12 @@ export interface MeshOptions {
   log: Logger;
   /** What this agent offers right now (read for every advert: keep it cheap). */
   capacity: () => { slots: number; slotsUsed: number; toolchains: string[]; unavailable?: string };
+  /** The scheduler or the term changed. */
+  onScheduler?: (state: ElectionState) => void;
 }
+
+/** How often the election looks again without news (leases run out between adverts). */
+const ELECTION_TICK_MS = 250;
 
 /** One row of `meshcc status`: the stable shape scripts rely on (`--json`). */
 export interface AgentStatus {
@@ -66,6 +72,9 @@ export class MeshService {
   private redial?: NodeJS.Timeout;
   private readonly dialing = new Set<string>();
   private readonly libc = libcName();
+  private readonly startedAt = Date.now();
+  private election?: Election;
+  private electionTimer?: NodeJS.Timeout;
 
   constructor(private readonly options: MeshOptions) {}
 
@@ -91,8 +100,14 @@ export class MeshService {
     const { home, listen, log } = this.options;
     const [privateKey, meshKey] = await Promise.all([loadOrCreateIdentity(home), loadOrCreateMeshKey(home)]);
     this.node = await createMeshNode({ privateKey, meshKey, listen, log });
+    this.election = new Election({ peerId: this.node.peerId.toString(), protocolVersion: PROTOCOL_VERSION, startedAt: this.startedAt });
     this.adverts = new AdvertService({ node: this.node, localAdvert: () => this.localAdvert(), log });
     await this.adverts.start();
+    const view = this.adverts.peerView;
+    for (const event of ['added', 'updated', 'removed'] as const) view.on(event, () => this.elect());
+    this.electionTimer = setInterval(() => this.elect(), ELECTION_TICK_MS);
+    this.electionTimer.unref();
+    this.elect();
     if (this.options.mdns) {
       this.discovery = new LanDiscovery({
         meshId: this.node.meshId,
@@ -109,7 +124,23 @@ export class MeshService {
     log.info({ peerId: this.peerId, addresses: this.node.addresses(), meshId: this.node.meshId }, 'joined the mesh');
   }
 
+  /** The scheduler this agent follows, and the term. */
+  scheduler(): ElectionState {
+    return this.election?.state() ?? { term: 0 };
+  }
+
+  private elect(): void {
+    if (!this.election || !this.adverts) return;
+    const changed = this.election.update(this.adverts.view(), Date.now());
+    if (!changed) return;
+    const state = this.election.state();
+    this.options.log.info({ term: state.term, scheduler: state.scheduler, self: this.election.isScheduler }, this.election.isScheduler ? 'this agent is the scheduler' : state.scheduler ? 'following a scheduler' : 'no scheduler');
+    this.changed();
+    this.options.onScheduler?.(state);
+  }
+
   async stop(): Promise<void> {
+    clearInterval(this.electionTimer);
     clearInterval(this.redial);
     await this.discovery?.stop();
     await this.adverts?.stop();
@@ -126,6 +157,8 @@ export class MeshService {
     const self = this.localAdvert();
     const rows = [toStatus(self, true, 0)];
     for (const entry of this.adverts.view()) rows.push(toStatus(entry.advert, false, entry.rttMs ?? null));
+    const { scheduler } = this.scheduler();
+    for (const row of rows) if (row.peerId === scheduler) row.role = 'scheduler';
     return rows;
   }
 
@@ -141,7 +174,8 @@ export class MeshService {
     return addresses;
   }
 
-  private localAdvert(): Advert {
+  /** This agent's advert as peers get it now. */
+  localAdvert(): Advert {
     const capacity = this.options.capacity();
     return {
       t: 'advert',
@@ -160,6 +194,8 @@ export class MeshService {
       toolchains: capacity.toolchains.slice(0, ADVERT_LIMITS.toolchains),
       protocolVersion: PROTOCOL_VERSION,
       sentAt: Date.now(),
+      startedAt: this.startedAt,
+      ...(this.election ? { election: this.election.advertised(Date.now()) } : {}),
       ...(capacity.unavailable ? { executorUnavailable: capacity.unavailable.slice(0, 1024) } : {}),
     };
   }

@@ -14,6 +14,7 @@ import type { Slots } from '../slots.js';
 import type { Stats } from '../stats.js';
 import type { Store } from '../store.js';
 import type { ToolchainRef } from '../toolchains.js';
+import type { ScheduledPlacement, SchedulerClient } from '../scheduler/client.js';
 import { LOCAL_ONLY, RemoteFailure, runOnPeer } from './job-client.js';
 import { SELF, type Placement } from './placement.js';
 import { sameResult } from './verify.js';
@@ -31,7 +32,16 @@ export interface RemoteRunnerOptions {
   verifyRate: number;
   /** A remote job is a straggler after max(hedgeMinMs, 3 × the usual remote job time). */
   hedgeMinMs: number;
+  /** Asks the elected scheduler; without an answer the job is placed here. */
+  scheduler?: SchedulerClient;
+  /** this agent's peer id (the scheduler may place a job on its own executor) and speed */
+  selfId: () => string | undefined;
+  selfSpeed: () => number;
 }
+
+/** A job's expected compile time on a speed-1 machine from the bytes it reads (fitted over
+ *  git's 496 units, bench/traces/git.json); only its order matters much to the scheduler. */
+const INPUT_BYTES_PER_MS = 3000;
 
 export interface RunOutcome {
   result: JobResult;
@@ -76,11 +86,20 @@ export class RemoteRunner {
         // After a busy refusal, wait without holding a place on that peer.
         if (pauseMs) await delay(pauseMs);
         pauseMs = 0;
+        const scheduled = toolchain ? await this.askScheduler(job, toolchain, tried) : undefined;
+        if (scheduled?.where === 'local') {
+          scheduled.done();
+          throw new JobFailure('scheduler-local', `the scheduler placed it here: ${scheduled.reason}`);
+        }
+        let where: string | undefined = scheduled ? (scheduled.where === this.options.selfId() ? SELF : scheduled.where) : undefined;
         // Without local slots there is nowhere else to go: wait for a peer's slot.
-        const waitMs = localSlots.total === 0 ? this.options.jobTimeoutMs : 0;
-        const where = await placement.place(toolchain, tried, waitMs);
+        if (!where) where = await placement.place(toolchain, tried, localSlots.total === 0 ? this.options.jobTimeoutMs : 0);
         // Nobody else to try: the fallback's reason is what went wrong last.
         if (!where) throw last ? new JobFailure(last.code, last.message) : new JobFailure('no-peer', 'no candidate with a free slot');
+        stats.placed(job.id, where, scheduled ? 'scheduler' : 'self', scheduled?.reason ?? 'own-adverts');
+        log.debug({ job: job.id, peer: where, via: scheduled ? 'scheduler' : 'self', reason: scheduled?.reason ?? 'own-adverts' }, 'job placed');
+        const attemptStarted = performance.now();
+        let fetching = false;
         try {
           const outcome = where === SELF ? await this.runSelf(job) : await this.runRemote(where, job, toolchain!.id);
           placement.succeeded(where);
@@ -92,7 +111,10 @@ export class RemoteRunner {
           if (where !== SELF) stats.peerFailed(where, failure.code);
           if (failure.peerAtFault && placement.failed(where)) log.warn({ peer: where, reason: failure.code }, 'peer failed twice in a row: backing off');
           if (failure.next === 'local') throw new JobFailure(failure.code, failure.message);
-          if (failure.code === 'refused-fetching-toolchain') placement.fetchingToolchain(where, toolchain!.id);
+          if (failure.code === 'refused-fetching-toolchain') {
+            placement.fetchingToolchain(where, toolchain!.id);
+            fetching = true;
+          }
           if (failure.code.startsWith('refused')) {
             // Adverts lag and several clients share a peer: a busy peer is waited for (briefly
             // when a local slot could take the job, up to the job timeout when none can).
@@ -106,12 +128,22 @@ export class RemoteRunner {
           tried.add(where);
           if (++failures >= ATTEMPTS) throw new JobFailure(failure.code, failure.message);
         } finally {
-          placement.release(where);
+          if (scheduled) scheduled.done(fetching ? undefined : performance.now() - attemptStarted, fetching);
+          else placement.release(where);
         }
       }
     } finally {
       store.unpin(hashes);
     }
+  }
+
+  private async askScheduler(job: Job, toolchain: ToolchainRef, tried: ReadonlySet<string>): Promise<ScheduledPlacement | undefined> {
+    const { scheduler, selfId, selfSpeed, localSlots } = this.options;
+    if (!scheduler) return undefined;
+    const self = selfId();
+    const skip = [...tried].map((t) => (t === SELF ? self : t)).filter((t): t is string => t !== undefined);
+    const inputBytes = job.inputs.reduce((n, f) => n + f.size, 0);
+    return scheduler.place({ toolchain, estimateMs: inputBytes / INPUT_BYTES_PER_MS, localFree: Math.max(0, localSlots.total - localSlots.inUse), localSpeed: selfSpeed(), skip });
   }
 
   private async runSelf(job: Job): Promise<RunOutcome> {
