@@ -1,0 +1,102 @@
+// The scheduler's placement decisions, with peers and a clock by hand.
+import { describe, expect, it } from 'vitest';
+import { SchedulerCore, type Decision, type PeerInfo, type PlacementRequest } from '../node/scheduler/core.js';
+
+const TC = { id: 'a'.repeat(64), arch: 'x64', os: 'linux' };
+
+function peer(id: string, over: Partial<PeerInfo> = {}): PeerInfo {
+  return { id, slots: 1, slotsUsed: 0, speed: 1, load: 0, cores: 1, arch: 'x64', os: 'linux', toolchains: [TC.id], rttMs: 1, ...over };
+}
+
+function req(client: string, estimateMs: number, over: Partial<PlacementRequest> = {}): PlacementRequest {
+  return { client, toolchain: TC, estimateMs, localFree: 0, localSpeed: 1, ...over };
+}
+
+/** Sends the requests, flushes once, and returns the answers in request order. */
+function place(core: SchedulerCore, requests: PlacementRequest[]): (Decision | undefined)[] {
+  const answers: (Decision | undefined)[] = requests.map(() => undefined);
+  requests.forEach((r, i) => core.request(r, (d) => (answers[i] = d)));
+  core.flush();
+  return answers;
+}
+
+const at = (d: Decision | undefined) => (d?.where === 'peer' ? d.peer : d?.where);
+
+describe('scheduler placement', () => {
+  it('the fastest holder of the toolchain, not a faster peer that would have to fetch it', () => {
+    const core = new SchedulerCore({ now: () => 0 });
+    core.upsertPeer(peer('slow-holder', { speed: 1 }));
+    core.upsertPeer(peer('fast-holder', { speed: 2 }));
+    core.upsertPeer(peer('fastest-lacks', { speed: 9, toolchains: [] }));
+    const [d] = place(core, [req('c', 100)]);
+    expect(d).toMatchObject({ where: 'peer', peer: 'fast-holder', reason: 'fastest-finish' });
+  });
+
+  it('a burst: the largest jobs get the fastest slots, the rest wait for slots in size order', () => {
+    const core = new SchedulerCore({ now: () => 0 });
+    core.upsertPeer(peer('fast', { speed: 3 }));
+    core.upsertPeer(peer('slow', { speed: 1 }));
+    const answers = place(core, [req('c', 10), req('c', 500), req('c', 50), req('c', 200)]);
+    expect(answers.map(at)).toEqual([undefined, 'fast', undefined, 'slow']);
+    // A slot frees: the larger of the two waiting jobs goes first.
+    const d = answers[1] as Extract<Decision, { where: 'peer' }>;
+    core.done({ peer: 'fast', client: 'c', expectedMs: d.expectedMs, workMs: d.workMs }, 170);
+    expect(answers.map(at)).toEqual([undefined, 'fast', 'fast', 'slow']);
+  });
+
+  it('between two builds, a freed slot goes to the client with fewer jobs placed', () => {
+    const core = new SchedulerCore({ now: () => 0 });
+    core.upsertPeer(peer('p', { slots: 2 }));
+    const a = place(core, [req('A', 100), req('A', 100), req('A', 100)]);
+    const b = place(core, [req('B', 10)]);
+    expect(a.map(at)).toEqual(['p', 'p', undefined]);
+    expect(b.map(at)).toEqual([undefined]);
+    const first = a[0] as Extract<Decision, { where: 'peer' }>;
+    core.done({ peer: 'p', client: 'A', expectedMs: first.expectedMs, workMs: first.workMs });
+    expect(b.map(at)).toEqual(['p']);
+    expect(a[2]).toBeUndefined();
+  });
+
+  it('"local" when the client has a free slot and would finish sooner', () => {
+    const core = new SchedulerCore({ now: () => 0 });
+    core.upsertPeer(peer('slow', { speed: 0.5 }));
+    expect(place(core, [req('c', 100, { localFree: 1, localSpeed: 1 })])[0]).toMatchObject({ where: 'local', reason: 'local-is-faster' });
+    expect(at(place(core, [req('c', 100, { localFree: 1, localSpeed: 0.1 })])[0])).toBe('slow');
+  });
+
+  it('learns from job times: a peer slower than it advertises loses work to an honest one', () => {
+    const core = new SchedulerCore({ now: () => 0 });
+    core.upsertPeer(peer('boaster', { speed: 2 }));
+    core.upsertPeer(peer('honest', { speed: 1.5 }));
+    for (let i = 0; i < 10; i++) {
+      const [d] = place(core, [req('c', 100, { skip: ['honest'] })]);
+      const placed = d as Extract<Decision, { where: 'peer' }>;
+      expect(placed.peer).toBe('boaster');
+      core.done({ peer: 'boaster', client: 'c', expectedMs: placed.expectedMs, workMs: placed.workMs }, placed.expectedMs * 3);
+    }
+    expect(at(place(core, [req('c', 100)])[0])).toBe('honest');
+  });
+
+  it('never a peer of another machine type; "none" when nobody could ever take the job', () => {
+    const core = new SchedulerCore({ now: () => 0 });
+    core.upsertPeer(peer('arm', { arch: 'arm64' }));
+    expect(place(core, [req('c', 100)])[0]).toEqual({ where: 'none', reason: 'no-candidate' });
+  });
+
+  it('a peer fetching the toolchain is left alone; a client that goes away frees its slots and drops its requests', () => {
+    let now = 0;
+    const core = new SchedulerCore({ now: () => now, fetchGraceMs: 1000 });
+    core.upsertPeer(peer('lacks', { toolchains: [] }));
+    expect(place(core, [req('c', 100)])[0]).toMatchObject({ where: 'peer', peer: 'lacks', reason: 'fetches-toolchain' });
+    core.peerFetching('lacks', TC.id);
+    core.removeClient('c');
+    expect(place(core, [req('c', 100)])[0]).toEqual({ where: 'none', reason: 'no-candidate' });
+    now = 2000;
+    expect(at(place(core, [req('c', 100)])[0])).toBe('lacks');
+    const waiting = place(core, [req('c', 100)]);
+    expect(waiting[0]).toBeUndefined();
+    core.removeClient('c');
+    expect(waiting[0]).toEqual({ where: 'none', reason: 'client-gone' });
+    expect(core.view()).toMatchObject({ assigned: 0, waiting: 0 });
+  });
+});
