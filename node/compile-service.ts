@@ -100,10 +100,12 @@ export class CompileService {
         return;
       } catch (err) {
         const code = err instanceof MeshccError ? err.code : err instanceof ScanFailed ? 'scan-failed' : 'internal-error';
-        const level = code === 'scan-failed' ? 'debug' : 'warn';
+        const level = code === 'scan-failed' || code === 'scheduler-local' ? 'debug' : 'warn';
         log[level]({ job: id, reason: code, err: (err as Error).message }, 'job route failed: compiling locally');
         if (conn.closed) return;
         await localSlots.acquire();
+        // The scheduler's choice, not a failure: a local slot would finish it first.
+        if (code === 'scheduler-local') return this.runLocally(conn, 'local', 'scheduler-local', started);
         return this.runLocally(conn, 'fallback', code, started);
       }
     }
