@@ -73,7 +73,7 @@ export class Agent {
       },
     });
     this.localSlots = new Slots(config.localSlots);
-    this.toolchains = new HostToolchains(log, path.join(config.home, 'toolchains.json'), path.join(config.home, 'toolchain-packs.json'), () => this.mesh?.changed());
+    this.toolchains = new HostToolchains(log, config.toolchainKnowledgeDir, () => this.mesh?.changed());
     this.toolchainSupply = new ToolchainSupply(
       this.toolchains,
       new ToolchainCache({ dir: path.join(config.home, 'toolchains'), maxBytes: config.toolchainCacheBytes, log, onChange: () => this.mesh?.changed() }),

@@ -7,6 +7,7 @@
 // new compiler does not wait for it. It runs locally while the id is computed in the
 // background; later jobs get the id from memory, re-checked at most once a second (a cheap
 // re-plan: lstat of the toolchain's files), so an upgraded compiler gets a new id.
+import path from 'node:path';
 import { ToolchainPacker } from '../toolchain/pack-cache.js';
 import { type ToolchainTarPlan } from '../toolchain/pack.js';
 import { findHostCompilers, ToolchainIdentifier } from '../toolchain/identify.js';
@@ -34,14 +35,15 @@ export class HostToolchains {
   private readonly identifier: ToolchainIdentifier;
   private readonly packer: ToolchainPacker;
 
+  /** `knowledgeDir`: where the identified files and tarball ids of compilers are kept
+   *  (config.toolchainKnowledgeDir: shared by the agents of a machine). */
   constructor(
     private readonly log: Logger,
-    cacheFile: string,
-    packsFile: string,
+    knowledgeDir: string,
     private readonly onChange: () => void = () => undefined,
   ) {
-    this.identifier = new ToolchainIdentifier({ log, cacheFile });
-    this.packer = new ToolchainPacker({ cacheFile: packsFile, log });
+    this.identifier = new ToolchainIdentifier({ log, cacheFile: path.join(knowledgeDir, 'toolchain-files.json') });
+    this.packer = new ToolchainPacker({ cacheFile: path.join(knowledgeDir, 'toolchain-packs.json'), log });
   }
 
   /** Identifies and packs the compilers on PATH, one after another, in the background of the agent. */

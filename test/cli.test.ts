@@ -62,10 +62,10 @@ describe('meshcc CLI', () => {
     expect(r.stdout).toMatch(/^store: \d+ files/m);
   });
 
-  it('status --json lists this agent with the fields scripts rely on', () => {
+  it('status --json lists this agent with the fields scripts rely on; alone, it is the scheduler', () => {
     const rows = JSON.parse(meshcc(['status', '--json']).stdout) as Record<string, unknown>[];
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatchObject({ self: true, cores: expect.any(Number), slots: expect.any(Number), slotsUsed: 0, rttMs: 0, role: 'member', toolchains: expect.any(Array) });
+    expect(rows[0]).toMatchObject({ self: true, cores: expect.any(Number), slots: expect.any(Number), slotsUsed: 0, rttMs: 0, role: 'scheduler', toolchains: expect.any(Array) });
     // The host's compilers, by toolchain id, as they are identified in the background.
     for (const id of rows[0]!.toolchains as string[]) expect(id).toMatch(/^[0-9a-f]{64}$/);
     for (const field of ['name', 'peerId', 'addresses', 'load', 'speed']) expect(rows[0]).toHaveProperty(field);

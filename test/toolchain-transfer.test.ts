@@ -43,7 +43,7 @@ async function member(platform?: { arch: string; os: string }) {
   const node = await meshNode();
   const cacheDir = path.join(home, 'toolchains');
   const cache = new ToolchainCache({ dir: cacheDir, maxBytes: 1 << 30, platform });
-  const supply = new ToolchainSupply(new HostToolchains(log, path.join(home, 'ids.json'), path.join(home, 'packs.json')), cache);
+  const supply = new ToolchainSupply(new HostToolchains(log, home), cache);
   const stats = new Stats();
   let installs = 0;
   const transfer = new ToolchainTransfer({ node, supply, stats, log, onInstalled: () => installs++ });

@@ -1,6 +1,7 @@
 // A JSON file written atomically (temp file, then rename), one write after another: the
 // caches of identified and packed toolchains, and the toolchain cache's index.
-import { rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 
 export class AtomicJsonFile {
   private chain: Promise<void> = Promise.resolve();
@@ -16,6 +17,7 @@ export class AtomicJsonFile {
     this.chain = this.chain.then(async () => {
       const tmp = `${this.file}.${process.pid}.tmp`;
       try {
+        await mkdir(path.dirname(this.file), { recursive: true });
         await writeFile(tmp, data);
         await rename(tmp, this.file);
       } catch (err) {

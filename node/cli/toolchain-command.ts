@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { MeshccError } from '../../protocol/errors.js';
 import { PROTOCOL_VERSION } from '../../protocol/messages.js';
-import { loadConfig, meshccHome, socketPath } from '../config.js';
+import { loadConfig, meshccHome, socketPath, toolchainKnowledgeDir } from '../config.js';
 import type { ToolchainAdmin, ToolchainOp, ToolchainOpResult, ToolchainRow } from '../toolchain-admin.js';
 import type { ToolchainCache } from '../toolchain-cache.js';
 import { query } from './query.js';
@@ -20,7 +20,7 @@ async function directAdmin(): Promise<{ admin: ToolchainAdmin; cache: ToolchainC
   const home = meshccHome();
   const log = pino({ level: 'silent' });
   const cache = new ToolchainCache({ dir: path.join(home, 'toolchains'), maxBytes: loadConfig().toolchainCacheBytes, log });
-  const host = new HostToolchains(log, path.join(home, 'toolchains.json'), path.join(home, 'toolchain-packs.json'));
+  const host = new HostToolchains(log, toolchainKnowledgeDir());
   return { admin: new ToolchainAdmin(host, cache), cache };
 }
 
