@@ -4,12 +4,15 @@
 // the walk's input tree (its object compared with the plain one); and how much the store
 // dedupes: distinct bytes stored against bytes read summed over all jobs.
 // Projects: zlib (C) and googletest (C++) from Debian; git with `git` (bench/fetch-project.sh git).
-//   node dist/bench/job-route.js [zlib|googletest|git]
+//   node dist/bench/job-route.js [zlib|googletest|git] [--trace FILE]
+// --trace writes each unit's plain compile time and input size (bench/traces/git.json feeds
+// bench/placement-sim).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { analyse } from '../node/args/analyse.js';
 import { Executor } from '../node/executor/executor.js';
@@ -53,6 +56,8 @@ function shellSplit(command: string): string[] {
 }
 
 interface Row {
+  /** the source file, relative to the project */
+  unit: string;
   plainMs: number;
   scanMs: number;
   compilerScanMs: number;
@@ -95,7 +100,7 @@ function gitCommands(src: string): CompileCommand[] {
     .map((command) => ({ directory: src, command }));
 }
 
-async function benchProject(name: string, listCommands: (src: string) => CompileCommand[]): Promise<void> {
+async function benchProject(name: string, listCommands: (src: string) => CompileCommand[], tracePath?: string): Promise<void> {
   const work = mkdtempSync(path.join(os.tmpdir(), `meshcc-bench-${name}-`));
   const src = path.join(work, name);
   cpSync(path.join(repo, '.cache', 'projects', name), src, { recursive: true });
@@ -126,19 +131,21 @@ async function benchProject(name: string, listCommands: (src: string) => Compile
     if (plain.status !== 0) throw new Error(`plain compile failed: ${entry.command}`);
     const plainObject = readFileSync(path.resolve(cwd, analysis.object));
     const scanRequest = { compiler, scanArgv: analysis.scanArgv, cwd, env, source: analysis.source, language: analysis.language };
+    // Recording a trace needs the plain time and the inputs only: the -M comparison and the
+    // sandboxed run would triple its time.
     const c0 = performance.now();
-    const exact = await compilerScanner.scan(scanRequest);
+    const exact = tracePath ? undefined : await compilerScanner.scan(scanRequest);
     const compilerScanMs = performance.now() - c0;
     const t0 = performance.now();
     const scan = await scanner.scan(scanRequest);
     const t1 = performance.now();
     const walkedFiles = new Set(scan.files);
-    const missed = exact.files.filter((f) => !walkedFiles.has(f));
+    const missed = (exact?.files ?? []).filter((f) => !walkedFiles.has(f));
     if (missed.length > 0) throw new Error(`the walk missed ${missed.join(', ')} of ${entry.command}`);
     const inputs = await Promise.all(scan.files.map((f) => hasher.hash(f, scan.stats.get(f))));
     const t2 = performance.now();
     let executeMs: number | undefined;
-    if (executor.unavailableReason === undefined) {
+    if (executor.unavailableReason === undefined && !tracePath) {
       const outputs = analysis.outputs.map((o) => path.resolve(cwd, o));
       const result = await executor.run({ id: `b${i}`, compiler, argv: analysis.argv, cwd, env, inputs, listings: scan.listings, dirs: scan.dirs, outputs });
       if (result.exit !== 0) throw new Error(`job failed: ${result.stderr.toString()}`);
@@ -146,7 +153,7 @@ async function benchProject(name: string, listCommands: (src: string) => Compile
       if (!object || !plainObject.equals(object.data)) throw new Error(`the job's object differs from the plain compile's: ${entry.command}`);
       executeMs = performance.now() - t2;
     }
-    rows.push({ plainMs, scanMs: t1 - t0, compilerScanMs, walked: scan.method === 'walk', extraFiles: scan.files.length - exact.files.length, hashMs: t2 - t1, executeMs, inputs: inputs.length, bytesRead: inputs.reduce((n, f) => n + f.size, 0) });
+    rows.push({ unit: path.relative(src, path.resolve(cwd, analysis.source)), plainMs, scanMs: t1 - t0, compilerScanMs, walked: scan.method === 'walk', extraFiles: exact ? scan.files.length - exact.files.length : 0, hashMs: t2 - t1, executeMs, inputs: inputs.length, bytesRead: inputs.reduce((n, f) => n + f.size, 0) });
     process.stderr.write(`\r${name}: ${rows.length} jobs`);
   }
   process.stderr.write('\n');
@@ -171,14 +178,22 @@ async function benchProject(name: string, listCommands: (src: string) => Compile
   console.log(`  inputs per job           median ${median(rows.map((r) => r.inputs))}`);
   console.log(`  bytes read, summed over jobs ${mib(sum((r) => r.bytesRead))}; distinct bytes stored ${mib(store.stats.bytes)} ` +
     `(${store.stats.files} files): ${(sum((r) => r.bytesRead) / Math.max(1, store.stats.bytes)).toFixed(1)}x less`);
+  if (tracePath) {
+    const units = rows.map((r) => ({ unit: r.unit, compileMs: Math.round(r.plainMs * 10) / 10, inputFiles: r.inputs, inputBytes: r.bytesRead }));
+    const machine = `${os.cpus()[0]?.model ?? 'unknown cpu'}, ${os.cpus().length} cores`;
+    writeFileSync(tracePath, `${JSON.stringify({ project: name, machine, recordedAt: new Date().toISOString(), units }, null, 1)}\n`);
+    console.log(`  trace of ${units.length} units written to ${tracePath}`);
+  }
   rmSync(work, { recursive: true, force: true });
 }
 
 execFileSync('bash', [path.join(repo, 'test', 'projects', 'fetch.sh')], { stdio: 'ignore' });
-const only = process.argv[2];
+const { values: flags, positionals } = parseArgs({ options: { trace: { type: 'string' } }, allowPositionals: true });
+const only = positionals[0];
+const tracePath = flags.trace ? path.resolve(flags.trace) : undefined;
 if (!only || only === 'zlib') await benchProject('zlib', (src) => makeCommands(src, ['CC=gcc', 'CFLAGS=-O2 -g', 'libz.a']));
 if (!only || only === 'googletest') await benchProject('googletest', (src) => cmakeCommands(src, ['-DCMAKE_CXX_FLAGS=-O2 -g']));
 if (only === 'git') {
   execFileSync('bash', [path.join(repo, 'bench', 'fetch-project.sh'), 'git'], { stdio: 'ignore' });
-  await benchProject('git', gitCommands);
+  await benchProject('git', gitCommands, tracePath);
 }

@@ -161,6 +161,35 @@ function electionSuite(size: number): void {
         rmSync(zlib, { recursive: true, force: true });
       }
     }, 240_000);
+
+    if (size === 5) {
+      it('a partition ({h0, h2} | {h3, h4}): one scheduler on each side; once healed, one for all again', async () => {
+        const alive = members.filter((m) => m.child?.exitCode === null && m.child.signalCode === null);
+        expect(alive.map((m) => m.host)).toEqual([0, 2, 3, 4]);
+        const [left, right] = [alive.filter((m) => m.host <= 2), alive.filter((m) => m.host >= 3)];
+        const br = mesh.bridgeNs;
+        const ip = (...args: string[]) => run('ip', ['-n', br, ...args]);
+        // The right side's ports move to a bridge of their own.
+        await ip('link', 'add', 'br1', 'type', 'bridge', 'mcast_snooping', '0', 'forward_delay', '0', 'stp_state', '0');
+        await ip('link', 'set', 'br1', 'up');
+        try {
+          for (const m of right) await ip('link', 'set', mesh.hosts[m.host]!.name, 'master', 'br1');
+          const [l, r] = await Promise.all([
+            waitFor('the left side to agree', () => agreedScheduler(left, left.length), 20_000),
+            waitFor('the right side to agree', () => agreedScheduler(right, right.length), 20_000),
+          ]);
+          expect(l).not.toBe(r);
+          console.log(`partitioned: ${l.slice(-8)} schedules {h0, h2}, ${r.slice(-8)} schedules {h3, h4}`);
+        } finally {
+          for (const m of right) await ip('link', 'set', mesh.hosts[m.host]!.name, 'master', 'br0');
+          await ip('link', 'del', 'br1');
+        }
+        const healedAt = Date.now();
+        // agreedScheduler: every agent lists the 4 and names exactly one scheduler, the same one.
+        const one = await waitFor('one scheduler for all after the heal', () => agreedScheduler(alive, alive.length), 30_000);
+        console.log(`healed: all 4 agree on ${one.slice(-8)} ${Date.now() - healedAt} ms after the link came back`);
+      }, 120_000);
+    }
   });
 }
 
