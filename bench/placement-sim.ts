@@ -1,8 +1,8 @@
 // bench/placement-sim: the scheduler's placement (node/scheduler/core.ts) driven by simulated
 // peers and a simulated clock, no sockets. A build is a recorded trace of real compiles
 // (bench/traces/git.json: each unit's plain compile time on this machine and its input bytes);
-// the client knows only an estimate of each job's size from its input bytes (a least-squares
-// fit over the trace: what a client learns from the jobs it ran) and submits every job at once
+// the client knows only an estimate of each job's size from its input bytes (proportional,
+// fitted over the trace; on git the estimate and the real time correlate at about 0.5) and submits every job at once
 // (make -j with a large -j, as distributed builds are run). A peer runs up to `slots` jobs at
 // its speed, the rest of what it admitted waits there; inputs cross a 1 Gbit/s link.
 // Printed per scenario: the makespan against the lower bound max(total work / total speed,
@@ -25,20 +25,11 @@ const trace = JSON.parse(readFileSync(tracePath, 'utf8')) as { project: string; 
 const TOOLCHAIN = { id: 'f'.repeat(64), arch: 'x64', os: 'linux' };
 const LINK_BYTES_PER_MS = 125_000; // 1 Gbit/s
 
-/** compileMs ≈ a·inputBytes + b, fitted over the trace. */
+/** compileMs ≈ inputBytes / k, k fitted over the trace: what the agent's estimate is
+ *  (remote-runner's INPUT_BYTES_PER_MS), only with this trace's own k. */
 function fitEstimate(units: TraceUnit[]): (u: TraceUnit) => number {
-  const n = units.length;
-  const mx = units.reduce((s, u) => s + u.inputBytes, 0) / n;
-  const my = units.reduce((s, u) => s + u.compileMs, 0) / n;
-  let sxy = 0;
-  let sxx = 0;
-  for (const u of units) {
-    sxy += (u.inputBytes - mx) * (u.compileMs - my);
-    sxx += (u.inputBytes - mx) ** 2;
-  }
-  const a = sxx > 0 ? sxy / sxx : 0;
-  const b = my - a * mx;
-  return (u) => Math.max(1, a * u.inputBytes + b);
+  const k = units.reduce((s, u) => s + u.inputBytes, 0) / units.reduce((s, u) => s + u.compileMs, 0);
+  return (u) => Math.max(1, u.inputBytes / k);
 }
 
 /** A deterministic pseudo-random stream (mulberry32). */
@@ -253,6 +244,8 @@ console.log(`trace: ${trace.project}, ${trace.units.length} units, ${(trace.unit
 const homogeneous20 = Array.from({ length: 20 }, () => ({ speed: 1, slots: 4, rttMs: 0.5 }));
 const base20 = simulate({ name: 'h20', peers: homogeneous20 });
 report('20 homogeneous peers (4 slots, speed 1)', base20, 1.05);
+// With fewer slots the total work, not the longest job, bounds the build.
+report('20 homogeneous peers (1 slot, speed 1)', simulate({ name: 'h20x1', peers: homogeneous20.map((p) => ({ ...p, slots: 1 })) }), 1.05);
 const hetero = heterogeneous(200, 42);
 const base200 = simulate({ name: 'het200', peers: hetero });
 report('200 heterogeneous peers (1-16 slots, speed 0.4-3)', base200, 1.15);
