@@ -514,10 +514,11 @@ describe.skipIf(!avail.ok)('builds through a mesh of three network namespaces', 
 
   it('a peer that answers garbage (a fake member in h2 that advertises itself as the fastest): its jobs are retried elsewhere', async () => {
     await healthy();
-    const self = (await statusOf(client)).find((r) => r.self)!;
-    const clientAddress = self.addresses.find((a) => a.includes(`/${mesh.hosts[0]!.address}/`));
-    expect(clientAddress).toBeDefined();
-    const fake = mesh.spawn(2, process.execPath, [FAKE_RUNNER, 'garbage', KEY, gccId, clientAddress!], {
+    // It joins every agent, the elected scheduler among them, which then places jobs on it too.
+    const rows = await statusOf(client);
+    const addresses = [client, h1, h2].map((m) => rows.find((r) => r.peerId === m.peerId)!.addresses.find((a) => a.includes(`/${mesh.hosts[m.host]!.address}/`)));
+    expect(addresses.every(Boolean)).toBe(true);
+    const fake = mesh.spawn(2, process.execPath, [FAKE_RUNNER, 'garbage', KEY, gccId, ...(addresses as string[])], {
       env: plainEnv,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -540,7 +541,9 @@ describe.skipIf(!avail.ok)('builds through a mesh of three network namespaces', 
         20_000,
       );
       const fakeId = ready.peerId!;
-      await waitFor('the client to list the fake peer', async () => ((await statusOf(client)).some((r) => r.peerId === fakeId && r.toolchains.includes(gccId)) ? true : undefined), 10_000);
+      for (const m of [client, h1, h2]) {
+        await waitFor(`${m.name} to list the fake peer`, async () => ((await statusOf(m)).some((r) => r.peerId === fakeId && r.toolchains.includes(gccId)) ? true : undefined), 10_000);
+      }
       const before = await statsOf(client);
       const r = await zlibThroughMesh();
       expectGoodBuild(r, plainZlib);
