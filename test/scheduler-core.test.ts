@@ -77,6 +77,13 @@ describe('scheduler placement', () => {
     expect(at(place(core, [req('c', 100)])[0])).toBe('honest');
   });
 
+  it('a peer loaded by other work counts as slower', () => {
+    const core = new SchedulerCore({ now: () => 0 });
+    core.upsertPeer(peer('busy-laptop', { speed: 2, cores: 4, load: 8 }));
+    core.upsertPeer(peer('idle-box', { speed: 1, cores: 4, load: 0 }));
+    expect(at(place(core, [req('c', 100)])[0])).toBe('idle-box');
+  });
+
   it('never a peer of another machine type; "none" when nobody could ever take the job', () => {
     const core = new SchedulerCore({ now: () => 0 });
     core.upsertPeer(peer('arm', { arch: 'arm64' }));

@@ -4,7 +4,8 @@
 //
 // - Each request is answered with the candidate that would finish the job first (earliest
 //   expected finish: the work already assigned there, the job's estimated size over the
-//   peer's speed as measured by the jobs it ran, its round-trip time), among the peers that
+//   peer's speed as measured by the jobs it ran and slowed by load that is not ours, its
+//   round-trip time), among the peers that
 //   hold the job's toolchain. Only when no holder can take it is a peer of the same machine
 //   type tried, which then fetches the toolchain (not asked again for a minute).
 // - "local" when the client has a free slot of its own and would finish the job sooner.
@@ -238,7 +239,7 @@ export class SchedulerCore {
       anyCandidate = true;
       const busy = this.busy(state);
       if (busy >= this.capacity(state)) continue;
-      const speed = Math.max(1e-6, info.speed / state.slowdown);
+      const speed = this.speedOf(state);
       // Work ahead of this job on a full peer, spread over its slots.
       const queued = busy >= info.slots ? state.outstandingMs / Math.max(1, info.slots) : 0;
       const finish = queued + request.estimateMs / speed + (info.rttMs ?? 1);
@@ -255,13 +256,20 @@ export class SchedulerCore {
     return this.assign(best.state, request, best.finish, best.holder ? 'fastest-finish' : 'fetches-toolchain');
   }
 
+  /** Advertised speed, corrected by the jobs it ran, and slowed by load that is not ours
+   *  (its owner building, other work): a busy laptop is a slower peer. */
+  private speedOf(state: PeerState): number {
+    const foreignLoad = Math.max(0, state.info.load - this.busy(state)) / Math.max(1, state.info.cores);
+    return Math.max(1e-6, state.info.speed / state.slowdown / (1 + foreignLoad));
+  }
+
   private overShare(client: string): boolean {
     const clients = new Set([client, ...this.placedPerClient.keys(), ...this.waiting.map((w) => w.request.client)]);
     return (this.placedPerClient.get(client) ?? 0) >= Math.ceil(this.slotsTotal / clients.size);
   }
 
   private assign(state: PeerState, request: PlacementRequest, finish: number, reason: string): Decision {
-    const speed = Math.max(1e-6, state.info.speed / state.slowdown);
+    const speed = this.speedOf(state);
     const workMs = request.estimateMs / speed;
     state.assigned.set(request.client, (state.assigned.get(request.client) ?? 0) + 1);
     state.assignedTotal++;
