@@ -29,6 +29,12 @@ import { ToolchainAdmin } from './toolchain-admin.js';
 import { SchedulerClient } from './scheduler/client.js';
 import { SchedulerService } from './scheduler/service.js';
 import { ToolchainTransfer } from './remote/toolchain-transfer.js';
+import { Metrics } from './monitor/metrics.js';
+import { JobMonitor } from './monitor/monitor.js';
+import { activityOf, MonitorModel } from './monitor/model.js';
+import { MonitorServer, monitorToken } from './monitor/http-server.js';
+import { loadOrCreateMeshKey } from './mesh/keys.js';
+import { PACKAGE_ROOT } from './paths.js';
 
 export class Agent {
   readonly stats = new Stats();
@@ -50,6 +56,11 @@ export class Agent {
   private readonly schedulerClient: SchedulerClient;
   private speed = 1;
   private lock?: InstanceLock;
+  private readonly metrics: Metrics;
+  private readonly jobMonitor: JobMonitor;
+  private readonly monitorModel: MonitorModel;
+  private monitorServer?: MonitorServer;
+  private rememberTimer?: NodeJS.Timeout;
 
   constructor(
     readonly config: AgentConfig,
@@ -73,6 +84,27 @@ export class Agent {
       },
     });
     this.localSlots = new Slots(config.localSlots);
+    this.metrics = new Metrics({
+      stats: () => this.snapshot(),
+      mesh: () => {
+        const rows = this.mesh?.status() ?? [];
+        const election = this.mesh?.scheduler() ?? { term: 0 };
+        return {
+          peers: Math.max(0, rows.length - 1),
+          slots: rows.reduce((n, r) => n + r.slots, 0),
+          slotsUsed: rows.reduce((n, r) => n + r.slotsUsed, 0),
+          term: election.term,
+          scheduler: election.scheduler !== undefined && election.scheduler === this.mesh?.peerId,
+        };
+      },
+    });
+    this.jobMonitor = new JobMonitor(this.metrics, () => this.mesh?.peerId);
+    this.monitorModel = new MonitorModel({
+      status: () => this.mesh?.status() ?? [],
+      stats: () => this.snapshot(),
+      election: () => this.mesh?.scheduler() ?? { term: 0 },
+      jobs: this.jobMonitor.log,
+    });
     this.toolchains = new HostToolchains(log, config.toolchainKnowledgeDir, () => this.mesh?.changed());
     this.toolchainSupply = new ToolchainSupply(
       this.toolchains,
@@ -116,6 +148,7 @@ export class Agent {
       hasher: this.hasher,
       stats: this.stats,
       log,
+      monitor: this.jobMonitor,
     });
     this.socket = new ClientSocketServer({
       socketPath: config.socketPath,
@@ -123,6 +156,7 @@ export class Agent {
       statsSnapshot: () => this.snapshot(),
       meshStatus: () => this.mesh?.status() ?? [],
       toolchains: (request) => this.toolchainAdmin.run(request),
+      monitor: (listen) => this.openMonitor(listen),
       log,
     });
   }
@@ -141,6 +175,7 @@ export class Agent {
         mdns: this.config.mdns,
         speed: (this.speed = this.config.speed ?? measureSpeed()),
         onScheduler: () => this.schedulerService?.electionChanged(),
+        activity: () => activityOf({ ...this.stats, counts: this.stats.counts() }),
         log: this.log,
         capacity: () => ({
           slots: this.executor.slots,
@@ -163,6 +198,7 @@ export class Agent {
       this.schedulerService.electionChanged();
       const view = mesh.peerView!;
       view.on('removed', (peer) => {
+        this.monitorModel.peerLost(peer);
         this.remote.peerLost(peer);
         this.schedulerService?.peerRemoved(peer);
       });
@@ -191,8 +227,10 @@ export class Agent {
         onToolchainUsed: (shipped) => (shipped ? this.stats.toolchains.jobsOnShipped++ : this.stats.toolchains.jobsOnHost++),
         log: this.log,
         onServed: (outcome, bytesIn, bytesOut) => this.stats.servedOne(outcome, bytesIn, bytesOut),
+        watchServed: (id, source, client) => this.jobMonitor.served(id, source, client),
       });
       await this.jobServer.start();
+      await this.startMonitor();
       void this.toolchains.discover().catch((err: Error) => this.log.warn({ err: err.message }, 'could not identify the host toolchains'));
     } catch (err) {
       await this.socket.stop().catch(() => undefined);
@@ -208,12 +246,15 @@ export class Agent {
         localSlots: this.config.localSlots,
         executor: this.executor.unavailableReason ?? 'bubblewrap',
         peerId: this.mesh?.peerId,
+        monitor: this.monitorServer?.urls()[0]?.url,
       },
       'agent started',
     );
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.rememberTimer);
+    await this.monitorServer?.stop();
     await this.jobServer?.stop();
     await this.toolchainTransfer?.stop();
     this.schedulerClient.stop();
@@ -225,6 +266,54 @@ export class Agent {
     this.spawner.stop();
     await this.lock?.release();
     this.log.info('agent stopped');
+  }
+
+  private async startMonitor(): Promise<void> {
+    const http = this.config.http;
+    if (!http) return;
+    this.monitorServer = new MonitorServer({
+      model: this.monitorModel,
+      metrics: this.metrics,
+      health: () => this.health(),
+      meshKey: await loadOrCreateMeshKey(this.config.home),
+      pageDir: path.join(PACKAGE_ROOT, 'node', 'monitor', 'page'),
+      scriptDir: path.join(PACKAGE_ROOT, 'dist', 'page'),
+      log: this.log,
+    });
+    try {
+      await this.monitorServer.listen(http.host, http.port);
+    } catch (err) {
+      if (http.fixed || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') {
+        throw new MeshccError('bad-config', `cannot serve the monitor on ${http.host}:${http.port}: ${(err as Error).message}`);
+      }
+      // Another agent of this machine has the default port.
+      await this.monitorServer.listen(http.host, 0);
+    }
+    // A peer lost while nobody watches still shows as lost when a page opens later.
+    this.rememberTimer = setInterval(() => this.monitorModel.remember(), 2_000);
+    this.rememberTimer.unref();
+  }
+
+  /** Ready when this agent can run jobs itself or knows a peer that can take them. */
+  health(): { ready: boolean; reason: string } {
+    if (this.executor.slots > 0 && !this.executor.unavailableReason) return { ready: true, reason: `executes jobs (${this.executor.slots} slots)` };
+    const peers = (this.mesh?.peers() ?? []).filter((p) => p.advert.slots > 0).length;
+    if (peers > 0) return { ready: true, reason: `forwards jobs to ${peers} peer(s)` };
+    return { ready: false, reason: this.executor.unavailableReason ?? 'no executor slots and no peer with slots' };
+  }
+
+  /** The monitor's addresses, after opening one more on `listen` (host:port) if asked. */
+  private async openMonitor(listen?: { host: string; port: number }): Promise<{ urls: { url: string; open: boolean }[]; token: string }> {
+    const server = this.monitorServer;
+    if (!server) throw new MeshccError('monitor-off', 'this agent serves no monitor (MESHCC_HTTP=off)');
+    if (listen) {
+      try {
+        await server.listen(listen.host, listen.port);
+      } catch (err) {
+        throw new MeshccError('bad-address', `cannot listen on ${listen.host}:${listen.port}: ${(err as Error).message}`);
+      }
+    }
+    return { urls: server.urls(), token: monitorToken(await loadOrCreateMeshKey(this.config.home)) };
   }
 
   snapshot(): StatsSnapshot {
@@ -244,6 +333,7 @@ export class Agent {
       routes: this.stats.routes,
       jobRoute: this.stats.jobRoute,
       hashing: this.hasher.stats,
+      inputFiles: this.stats.inputFiles,
       store: this.store.stats,
       placements: this.stats.placements,
       toolchains: { ...this.stats.toolchains, cached: this.toolchainSupply.cache.list().length, cachedBytes: this.toolchainSupply.cache.totalBytes },

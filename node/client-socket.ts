@@ -16,6 +16,8 @@ export interface ClientSocketParts {
   statsSnapshot: () => unknown;
   meshStatus: () => unknown[];
   toolchains: (request: ToolchainOp) => Promise<ToolchainOpResult>;
+  /** The monitor's addresses (after opening it on one more address) and its token. */
+  monitor: (listen?: { host: string; port: number }) => Promise<{ urls: { url: string; open: boolean }[]; token: string }>;
   log: Logger;
 }
 
@@ -141,6 +143,15 @@ export class ClientSocketServer {
         );
         return;
       }
+      case 'monitor':
+        this.parts.monitor(message.listen).then(
+          (result) => {
+            conn.reply({ t: 'monitor', ...result });
+            conn.end();
+          },
+          (err: Error) => conn.fail(err instanceof MeshccError ? err.code : 'internal-error', err.message),
+        );
+        return;
       case 'compile':
         this.parts.compile.handle(message, conn).catch((err: Error) => {
           log.error({ err: err.message, stack: err.stack }, 'compile request failed');

@@ -19,6 +19,8 @@ import { ScanFailed, type InputScanner } from './scan/scanner.js';
 import type { Slots } from './slots.js';
 import type { Stats } from './stats.js';
 import type { ToolchainRef } from './toolchains.js';
+import type { JobMonitor, JobWatch } from './monitor/monitor.js';
+import { sourceOf } from './monitor/job-log.js';
 
 export interface ClientConnection {
   reply(message: AgentReply): void;
@@ -37,7 +39,10 @@ export interface CompileServiceParts {
   hasher: InputHasher;
   stats: Stats;
   log: Logger;
+  monitor?: JobMonitor;
 }
+
+const UNWATCHED: JobWatch = { placed() {}, phase() {}, verified() {}, end() {} };
 
 let jobCounter = 0;
 
@@ -80,23 +85,29 @@ export class CompileService {
     const started = performance.now();
     const id = `${process.pid.toString(36)}-${(++jobCounter).toString(36)}`;
     const analysis = analyse(req.argv, analysisContext(req));
+    const monitor = this.parts.monitor;
     if (!analysis.distributable) {
       log.debug({ job: id, reason: analysis.reason, detail: analysis.detail }, 'not distributable: runs locally');
+      const watch = monitor?.compile(id, sourceOf(req.argv), true) ?? UNWATCHED;
       conn.reply({ t: 'run-local', reason: analysis.reason });
       await conn.finished;
-      stats.record('local', analysis.reason, performance.now() - started);
+      const ms = performance.now() - started;
+      stats.record('local', analysis.reason, ms);
+      watch.end('local', analysis.reason, ms);
       return;
     }
-    if (localSlots.tryAcquire()) return this.runLocally(conn, 'local', 'local-slot', started);
+    if (localSlots.tryAcquire()) return this.runLocally(conn, 'local', 'local-slot', started, monitor?.compile(id, analysis.source, true) ?? UNWATCHED);
+    const watch = monitor?.compile(id, analysis.source, false) ?? UNWATCHED;
     const toolchain = await this.parts.toolchainOf(req.compiler);
     // Offload only when a candidate could take the job now, or when nothing local ever could.
     const offload = placement.hasCandidates(toolchain, new Set(), localSlots.total === 0);
     if (offload && this.outputDirsExist(analysis, req.cwd) && !reachedThroughSymlink(req)) {
       try {
-        const where = await this.viaJobRoute(id, req, analysis, toolchain, conn);
-        if (where === SELF) stats.record('job', 'executed', performance.now() - started);
-        else if (where === 'hedge') stats.record('job', 'hedged-straggler', performance.now() - started);
-        else stats.record('remote', 'peer', performance.now() - started);
+        const where = await this.viaJobRoute(id, req, analysis, toolchain, conn, watch);
+        const ms = performance.now() - started;
+        const [route, reason] = where === SELF ? (['job', 'executed'] as const) : where === 'hedge' ? (['job', 'hedged-straggler'] as const) : (['remote', 'peer'] as const);
+        stats.record(route, reason, ms);
+        watch.end(route, reason, ms);
         return;
       } catch (err) {
         const code = err instanceof MeshccError ? err.code : err instanceof ScanFailed ? 'scan-failed' : 'internal-error';
@@ -105,21 +116,27 @@ export class CompileService {
         if (conn.closed) return;
         await localSlots.acquire();
         // The scheduler's choice, not a failure: a local slot would finish it first.
-        if (code === 'scheduler-local') return this.runLocally(conn, 'local', 'scheduler-local', started);
-        return this.runLocally(conn, 'fallback', code, started);
+        if (code === 'scheduler-local') return this.runLocally(conn, 'local', 'scheduler-local', started, watch);
+        return this.runLocally(conn, 'fallback', code, started, watch);
       }
     }
     await localSlots.acquire();
-    return this.runLocally(conn, 'local', 'local-slot', started);
+    return this.runLocally(conn, 'local', 'local-slot', started, watch);
   }
 
-  private async runLocally(conn: ClientConnection, route: 'local' | 'fallback', reason: string, started: number) {
+  private async runLocally(conn: ClientConnection, route: 'local' | 'fallback', reason: string, started: number, watch: JobWatch) {
+    const self = this.parts.monitor ? this.parts.monitor.selfPeer() : '';
+    watch.placed(self);
+    const compileStarted = performance.now();
     try {
       conn.reply({ t: 'run-local', reason });
       await conn.finished;
     } finally {
       this.parts.localSlots.release();
-      this.parts.stats.record(route, reason, performance.now() - started);
+      const now = performance.now();
+      this.parts.stats.record(route, reason, now - started);
+      watch.phase('compile', now - compileStarted);
+      watch.end(route, reason, now - started);
     }
   }
 
@@ -134,7 +151,14 @@ export class CompileService {
     });
   }
 
-  private async viaJobRoute(id: string, req: CompileRequest, analysis: DistributableJob, toolchain: ToolchainRef | undefined, conn: ClientConnection): Promise<string> {
+  private async viaJobRoute(
+    id: string,
+    req: CompileRequest,
+    analysis: DistributableJob,
+    toolchain: ToolchainRef | undefined,
+    conn: ClientConnection,
+    watch: JobWatch,
+  ): Promise<string> {
     const { scanner, hasher, remote, stats } = this.parts;
     const t0 = performance.now();
     const scan = await scanner.scan({
@@ -159,7 +183,8 @@ export class CompileService {
       dirs: scan.dirs,
       outputs: analysis.outputs.map((o) => path.resolve(req.cwd, o)),
     };
-    const { result, where } = await remote.run(job, toolchain);
+    watch.phase('scan', t2 - t0);
+    const { result, where } = await remote.run(job, toolchain, watch);
     const t3 = performance.now();
     stats.jobRoute.scanMs += t1 - t0;
     stats.jobRoute.hashMs += t2 - t1;

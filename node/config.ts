@@ -41,6 +41,26 @@ export interface AgentConfig {
   backoffMs: number;
   /** A remote job is hedged locally only after running at least this long (MESHCC_HEDGE_MIN_S). */
   hedgeMinMs: number;
+  /** Where the monitor page, /metrics and /healthz are served (MESHCC_HTTP=host:port, `off` for
+   *  nowhere); when the default port is taken (another agent), any free port on loopback. */
+  http?: { host: string; port: number; fixed: boolean };
+}
+
+export const DEFAULT_HTTP_PORT = 7625;
+
+/** host:port, [v6]:port, :port or port; the host defaults to loopback. */
+export function parseHostPort(raw: string, what: string): { host: string; port: number } {
+  const m = /^(?:(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):)?(\d{1,5})$/.exec(raw.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new MeshccError('bad-config', `${what} must be host:port (e.g. 127.0.0.1:${DEFAULT_HTTP_PORT}), got '${raw}'`);
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
+
+function httpConfig(env: NodeJS.ProcessEnv): AgentConfig['http'] {
+  const raw = env.MESHCC_HTTP;
+  if (raw === 'off' || raw === '0') return undefined;
+  if (!raw) return { host: '127.0.0.1', port: DEFAULT_HTTP_PORT, fixed: false };
+  return { ...parseHostPort(raw, 'MESHCC_HTTP'), fixed: true };
 }
 
 const TMPFS_MAGIC = 0x01021994;
@@ -134,5 +154,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
     verifyRate: fraction(env, 'MESHCC_VERIFY_RATE', 0),
     backoffMs: wholeNumber(env, 'MESHCC_BACKOFF_S', 30) * 1000,
     hedgeMinMs: wholeNumber(env, 'MESHCC_HEDGE_MIN_S', 5) * 1000,
+    http: httpConfig(env),
   };
 }

@@ -61,6 +61,8 @@ export interface StatsSnapshot {
   routes: Record<Route, RouteStats>;
   jobRoute: { scanMs: number; hashMs: number; executeMs: number; inputFiles: number; inputBytes: number };
   hashing: { filesHashed: number; bytesHashed: number; cacheHits: number };
+  /** Input files of remote jobs, and those sent because the peer's store lacked them. */
+  inputFiles: { total: number; sent: number };
   store: { files: number; bytes: number; maxBytes: number };
   /** Where this agent's jobs were placed and why: by the elected scheduler or by itself. */
   placements: PlacementStats;
@@ -84,6 +86,8 @@ export class Stats {
   readonly verify = { matched: 0, mismatches: 0 };
   readonly toolchains: ToolchainStats = { fetched: 0, fetchFailures: 0, fetchedBytes: 0, fetchMs: 0, served: 0, servedBytes: 0, jobsOnShipped: 0, jobsOnHost: 0 };
   readonly placements: PlacementStats = { viaScheduler: 0, bySelf: 0, byReason: {}, recent: [] };
+  /** Input files of this agent's remote jobs, and those of them the peer lacked (sent). */
+  readonly inputFiles = { total: 0, sent: 0 };
   bytesSent = 0;
   bytesReceived = 0;
 
@@ -113,8 +117,10 @@ export class Stats {
     r.byReason[reason] = (r.byReason[reason] ?? 0) + 1;
   }
 
-  peerJob(peer: string, sent: number, received: number): void {
+  peerJob(peer: string, sent: number, received: number, inputFiles = 0, filesSent = 0): void {
     const p = this.peer(peer);
+    this.inputFiles.total += inputFiles;
+    this.inputFiles.sent += filesSent;
     p.jobs++;
     p.bytesSent += sent;
     p.bytesReceived += received;

@@ -69,7 +69,14 @@ export const ToolchainQuery = z.object({
 });
 export type ToolchainQuery = z.infer<typeof ToolchainQuery>;
 
-export const ClientMessage = z.discriminatedUnion('t', [CompileRequest, LocalDone, StatsQuery, PingQuery, StatusQuery, ToolchainQuery]);
+/** `meshcc monitor` and `meshcc top`: where the monitor is served (and serve it on `listen` too). */
+export const MonitorQuery = z.object({
+  t: z.literal('monitor'),
+  v: z.number().int(),
+  listen: z.object({ host: z.string().min(1).max(255), port: z.number().int().min(0).max(65535) }).optional(),
+});
+
+export const ClientMessage = z.discriminatedUnion('t', [CompileRequest, LocalDone, StatsQuery, PingQuery, StatusQuery, ToolchainQuery, MonitorQuery]);
 export type ClientMessage = z.infer<typeof ClientMessage>;
 
 // ---- client socket: agent → client -------------------------------------------------
@@ -88,7 +95,8 @@ export type AgentReply =
   | PongReply
   | { t: 'stats'; stats: unknown }
   | { t: 'status'; agents: unknown[] }
-  | { t: 'toolchains'; toolchains: unknown[]; created?: string; removed?: string[] };
+  | { t: 'toolchains'; toolchains: unknown[]; created?: string; removed?: string[] }
+  | { t: 'monitor'; urls: { url: string; open: boolean }[]; token: string };
 
 // ---- jobs: what an executor runs ---------------------------------------------------
 
@@ -195,6 +203,17 @@ export const Advert = z.object({
       leaseMs: z.number().int().nonnegative().max(60_000),
     })
     .optional(),
+  /** What the sender has done since it started, for the mesh-wide counters of the monitor:
+   *  its own compiles, those of them run on peers, jobs it ran for peers, bytes over the mesh. */
+  activity: z
+    .object({
+      jobs: z.number().int().nonnegative(),
+      remote: z.number().int().nonnegative(),
+      served: z.number().int().nonnegative(),
+      bytesSent: z.number().int().nonnegative(),
+      bytesReceived: z.number().int().nonnegative(),
+    })
+    .optional(),
 });
 export type Advert = z.infer<typeof Advert>;
 
@@ -259,6 +278,8 @@ export const RemoteResult = z.object({
   exit: z.number().int(),
   stdout: bytes,
   stderr: bytes,
+  /** How long the compile itself took on the peer (the rest of the job's time is transfer). */
+  compileMs: z.number().nonnegative().finite().optional(),
   outputs: z
     .array(z.object({ path: absolutePath, size: z.number().int().nonnegative().max(LIMITS.outputBytes), executable: z.boolean() }))
     .max(LIMITS.outputsPerJob),

@@ -23,6 +23,8 @@ export interface MeshOptions {
   log: Logger;
   /** What this agent offers right now (read for every advert: keep it cheap). */
   capacity: () => { slots: number; slotsUsed: number; toolchains: string[]; unavailable?: string };
+  /** What this agent has done, for the mesh-wide counters of monitors (read for every advert). */
+  activity?: () => Advert['activity'];
   /** The scheduler or the term changed. */
   onScheduler?: (state: ElectionState) => void;
 }
@@ -44,6 +46,10 @@ export interface AgentStatus {
   toolchains: string[];
   rttMs: number | null;
   role: 'member' | 'scheduler';
+  /** How this agent reaches it: itself, a direct connection, only a relayed one, or none right now. */
+  link: 'self' | 'direct' | 'relayed' | 'none';
+  /** What it has done since it started (its own compiles, run on peers, run for peers, bytes), as it advertised. */
+  activity?: Advert['activity'];
   os: string;
   arch: string;
   libc: string;
@@ -155,8 +161,9 @@ export class MeshService {
   status(): AgentStatus[] {
     if (!this.node || !this.adverts) return [];
     const self = this.localAdvert();
-    const rows = [toStatus(self, true, 0)];
-    for (const entry of this.adverts.view()) rows.push(toStatus(entry.advert, false, entry.rttMs ?? null));
+    const rows = [toStatus(self, true, 0, 'self')];
+    const links = this.node.links();
+    for (const entry of this.adverts.view()) rows.push(toStatus(entry.advert, false, entry.rttMs ?? null, links.get(entry.peerId) ?? 'none'));
     const { scheduler } = this.scheduler();
     for (const row of rows) if (row.peerId === scheduler) row.role = 'scheduler';
     return rows;
@@ -197,6 +204,7 @@ export class MeshService {
       startedAt: this.startedAt,
       ...(this.election ? { election: this.election.advertised(Date.now()) } : {}),
       ...(capacity.unavailable ? { executorUnavailable: capacity.unavailable.slice(0, 1024) } : {}),
+      ...(this.options.activity ? { activity: this.options.activity() } : {}),
     };
   }
 
@@ -231,7 +239,7 @@ export class MeshService {
   }
 }
 
-function toStatus(advert: Advert, self: boolean, rttMs: number | null): AgentStatus {
+function toStatus(advert: Advert, self: boolean, rttMs: number | null, link: AgentStatus['link']): AgentStatus {
   return {
     name: advert.nodeName,
     peerId: advert.peerId,
@@ -245,6 +253,8 @@ function toStatus(advert: Advert, self: boolean, rttMs: number | null): AgentSta
     toolchains: advert.toolchains,
     rttMs,
     role: 'member',
+    link,
+    ...(advert.activity ? { activity: advert.activity } : {}),
     os: advert.os,
     arch: advert.arch,
     libc: advert.libc,

@@ -217,6 +217,18 @@ export class MeshNode {
     return this.node ? this.node.getPeers() : [];
   }
 
+  /** How each connected peer is reached: directly, or only through a circuit relay. */
+  links(): Map<string, 'direct' | 'relayed'> {
+    const links = new Map<string, 'direct' | 'relayed'>();
+    for (const connection of this.node?.getConnections() ?? []) {
+      const peer = connection.remotePeer.toString();
+      const relayed = connection.remoteAddr.toString().includes('/p2p-circuit');
+      if (!relayed) links.set(peer, 'direct');
+      else if (!links.has(peer)) links.set(peer, 'relayed');
+    }
+    return links;
+  }
+
   /** Round-trip time to a peer in ms (one libp2p ping over the existing or a new connection). */
   async rtt(peer: PeerId | string, options?: AbortOptions): Promise<number> {
     const signal = options?.signal ?? AbortSignal.timeout(5000);

@@ -41,6 +41,11 @@ export interface RemoteAttempt {
   result: JobResult;
   bytesSent: number;
   bytesReceived: number;
+  /** store files the job needs (inputs and directory listings), and those the peer lacked */
+  files: number;
+  filesSent: number;
+  /** the compile's own time on the peer, when it says */
+  compileMs?: number;
 }
 
 export interface RunOnPeerOptions {
@@ -81,6 +86,7 @@ export async function runOnPeer(options: RunOnPeerOptions): Promise<RemoteAttemp
       offerTaken = true;
     };
     const allowed = new Set([...job.inputs.map((f) => f.hash), ...chunks.map((c) => c.hash)]);
+    let filesSent = 0;
     for (;;) {
       const message = parseMessage(PeerToClient, await framed.receive(options.silenceMs, signal));
       switch (message.t) {
@@ -89,6 +95,7 @@ export async function runOnPeer(options: RunOnPeerOptions): Promise<RemoteAttemp
           for (const hash of message.hashes) {
             if (!allowed.has(hash)) throw new ProtocolError('bad-need', `the peer asked for ${hash.slice(0, 12)}, which is not an input of this job`);
             await sendBlob(framed, options.store, hash);
+            filesSent++;
           }
           break;
         case 'refused':
@@ -101,7 +108,7 @@ export async function runOnPeer(options: RunOnPeerOptions): Promise<RemoteAttemp
           const outputs = await receiveOutputs(framed, job, message, options.silenceMs, signal);
           await framed.close();
           const result = { id: job.id, exit: message.exit, stdout: Buffer.from(message.stdout), stderr: Buffer.from(message.stderr), outputs };
-          return { result, bytesSent: framed.bytesOut, bytesReceived: framed.bytesIn };
+          return { result, bytesSent: framed.bytesOut, bytesReceived: framed.bytesIn, files: allowed.size, filesSent, compileMs: message.compileMs };
         }
         case 'output':
           throw new ProtocolError('unexpected-output', 'an output chunk arrived before the result');

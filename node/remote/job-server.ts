@@ -3,6 +3,9 @@
 // fetch only the store files this agent lacks, run the job in the sandbox over the toolchain,
 // and send back the result and every output file. Anything that stops the job from running
 // faithfully is answered with `failed`, so the client can try elsewhere; the peer keeps serving.
+import { performance } from 'node:perf_hooks';
+import type { JobWatch } from '../monitor/monitor.js';
+import { sourceOf } from '../monitor/job-log.js';
 import { readFile } from 'node:fs/promises';
 import type { Connection, Stream } from '@libp2p/interface';
 import { packChunk, unpackOffer } from '../../protocol/compression.js';
@@ -46,6 +49,8 @@ export interface JobServerOptions {
   log: Logger;
   /** Counts of what peers asked of us (for stats). */
   onServed?: (outcome: 'result' | 'failed' | 'refused', bytesIn: number, bytesOut: number) => void;
+  /** Tells the monitor of a job run here for a peer. */
+  watchServed?: (id: string, source: string, client: string) => JobWatch;
   /** A job ran on a toolchain another agent shipped here (or on one of this host's). */
   onToolchainUsed?: (shipped: boolean) => void;
 }
@@ -77,6 +82,8 @@ export class JobServer {
     this.open.add(stream);
     let outcome: 'result' | 'failed' | 'refused' = 'failed';
     let reserved = false;
+    let watch: JobWatch | undefined;
+    const started = performance.now();
     const cancel = new AbortController();
     const onClose = () => cancel.abort(new MeshccError('client-gone', 'the client closed the job stream'));
     stream.addEventListener('close', onClose);
@@ -102,14 +109,18 @@ export class JobServer {
       }
       await this.fetch(new Map(wire.tree.map(([hash, size]) => [Buffer.from(hash).toString('hex'), size])), framed, cancel.signal);
       const job = await this.rebuild(wire);
+      watch = this.options.watchServed?.(job.id, sourceOf(job.argv), client);
       await this.fetch(new Map(job.inputs.map((f) => [f.hash, f.size])), framed, cancel.signal);
       const toolchain = await this.options.toolchains.use(offer.toolchain);
       if (!toolchain) throw new MeshccError('unknown-toolchain', `toolchain ${offer.toolchain.slice(0, 12)} is no longer here`);
       let result;
+      let compileMs = 0;
       try {
         // The toolchain's tree has the compiler at the path it was packed for; nothing else runs.
         job.compiler = toolchain.compiler;
+        const compileStarted = performance.now();
         result = await executor.run(job, cancel.signal, toolchain.mounts);
+        compileMs = performance.now() - compileStarted;
         this.options.onToolchainUsed?.(toolchain.shipped);
       } finally {
         toolchain.release();
@@ -117,7 +128,7 @@ export class JobServer {
       // The slot is free once the compile is done: the client may already be offering the next job.
       executor.release();
       reserved = false;
-      await sendResult(framed, result);
+      await sendResult(framed, result, compileMs);
       outcome = 'result';
       log.debug({ job: job.id, client, exit: result.exit }, 'ran a job for a peer');
     } catch (err) {
@@ -132,6 +143,7 @@ export class JobServer {
       if (reserved) executor.release();
       this.open.delete(stream);
       this.options.onServed?.(outcome, framed.bytesIn, framed.bytesOut);
+      watch?.end('served', outcome, performance.now() - started);
       await framed.close();
     }
   }
@@ -213,12 +225,13 @@ function shuffled<T>(items: T[]): T[] {
   return copy;
 }
 
-async function sendResult(framed: FramedStream, result: JobResult): Promise<void> {
+async function sendResult(framed: FramedStream, result: JobResult, compileMs: number): Promise<void> {
   await framed.send({
     t: 'result',
     exit: result.exit,
     stdout: result.stdout,
     stderr: result.stderr,
+    compileMs: Math.round(compileMs * 10) / 10,
     outputs: result.outputs.map((o) => ({ path: o.path, size: o.data.length, executable: o.executable })),
   });
   for (const [index, output] of result.outputs.entries()) {

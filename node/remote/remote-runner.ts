@@ -18,6 +18,7 @@ import type { ScheduledPlacement, SchedulerClient } from '../scheduler/client.js
 import { LOCAL_ONLY, RemoteFailure, runOnPeer } from './job-client.js';
 import { SELF, type Placement } from './placement.js';
 import { sameResult } from './verify.js';
+import type { JobWatch } from '../monitor/monitor.js';
 
 export interface RemoteRunnerOptions {
   node: () => MeshNode | undefined;
@@ -69,7 +70,7 @@ export class RemoteRunner {
   }
 
   /** Runs the job; throws a JobFailure (with the reason) when it must be compiled locally. */
-  async run(job: Job, toolchain: ToolchainRef | undefined): Promise<RunOutcome> {
+  async run(job: Job, toolchain: ToolchainRef | undefined, watch?: JobWatch): Promise<RunOutcome> {
     const { placement, store, stats, log, localSlots } = this.options;
     const hashes = job.inputs.map((f) => f.hash);
     try {
@@ -82,6 +83,7 @@ export class RemoteRunner {
     let refusals = 0;
     let last: RemoteFailure | undefined;
     let pauseMs = 0;
+    let queuedSince = performance.now();
     try {
       for (;;) {
         // After a busy refusal, wait without holding a place on that peer.
@@ -100,11 +102,14 @@ export class RemoteRunner {
         stats.placed(job.id, where, scheduled ? 'scheduler' : 'self', scheduled?.reason ?? 'own-adverts');
         log.debug({ job: job.id, peer: where, via: scheduled ? 'scheduler' : 'self', reason: scheduled?.reason ?? 'own-adverts' }, 'job placed');
         const attemptStarted = performance.now();
+        watch?.phase('queue', attemptStarted - queuedSince);
+        watch?.placed(where === SELF ? (this.options.selfId() ?? '') : where);
         let fetching = false;
         try {
-          const outcome = where === SELF ? await this.runSelf(job) : await this.runRemote(where, job, toolchain!.id);
+          const outcome = where === SELF ? await this.runSelf(job) : await this.runRemote(where, job, toolchain!.id, watch);
           placement.succeeded(where);
-          if (outcome.where !== SELF && outcome.where !== 'hedge') return await this.maybeVerify(outcome, job);
+          if (where === SELF) watch?.phase('compile', performance.now() - attemptStarted);
+          if (outcome.where !== SELF && outcome.where !== 'hedge') return await this.maybeVerify(outcome, job, watch);
           return outcome;
         } catch (err) {
           const failure = err instanceof RemoteFailure ? err : selfFailure(err);
@@ -131,6 +136,7 @@ export class RemoteRunner {
         } finally {
           if (scheduled) scheduled.done(fetching ? undefined : performance.now() - attemptStarted, fetching);
           else placement.release(where);
+          queuedSince = performance.now();
         }
       }
     } finally {
@@ -157,7 +163,7 @@ export class RemoteRunner {
     }
   }
 
-  private async runRemote(peerId: string, job: Job, toolchain: string): Promise<RunOutcome> {
+  private async runRemote(peerId: string, job: Job, toolchain: string, watch?: JobWatch): Promise<RunOutcome> {
     const { stats, executor, localSlots } = this.options;
     const node = this.options.node();
     if (!node) throw new RemoteFailure('no-mesh', 'the mesh is not running', 'local', false);
@@ -176,8 +182,13 @@ export class RemoteRunner {
       signal: remoteAbort.signal,
       offers: this.offers,
     }).then((attempt) => {
-      stats.peerJob(peerId, attempt.bytesSent, attempt.bytesReceived);
-      this.learn(performance.now() - started);
+      stats.peerJob(peerId, attempt.bytesSent, attempt.bytesReceived, attempt.files, attempt.filesSent);
+      const ms = performance.now() - started;
+      this.learn(ms);
+      if (attempt.compileMs !== undefined) {
+        watch?.phase('compile', attempt.compileMs);
+        watch?.phase('transfer', Math.max(0, ms - attempt.compileMs));
+      }
       return { result: attempt.result, where: peerId } satisfies RunOutcome;
     });
     try {
@@ -219,7 +230,7 @@ export class RemoteRunner {
     this.typicalMs = this.typicalMs === undefined ? ms : this.typicalMs * 0.9 + ms * 0.1;
   }
 
-  private async maybeVerify(outcome: RunOutcome, job: Job): Promise<RunOutcome> {
+  private async maybeVerify(outcome: RunOutcome, job: Job, watch?: JobWatch): Promise<RunOutcome> {
     const { verifyRate, executor, stats, log, placement } = this.options;
     if (verifyRate <= 0 || Math.random() >= verifyRate || executor.sandboxUnavailableReason) return outcome;
     const local = await this.verifications(() => executor.runOwn(job)).catch((err: Error) => {
@@ -230,6 +241,7 @@ export class RemoteRunner {
     const difference = sameResult(outcome.result, local);
     if (difference === undefined) {
       stats.verify.matched++;
+      watch?.verified();
       return outcome;
     }
     stats.verify.mismatches++;
