@@ -174,6 +174,7 @@ export class Agent {
         staticPeers: this.config.peers,
         mdns: this.config.mdns,
         speed: (this.speed = this.config.speed ?? measureSpeed()),
+        name: this.config.name,
         onScheduler: () => this.schedulerService?.electionChanged(),
         activity: () => activityOf({ ...this.stats, counts: this.stats.counts() }),
         log: this.log,

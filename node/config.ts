@@ -44,6 +44,8 @@ export interface AgentConfig {
   /** Where the monitor page, /metrics and /healthz are served (MESHCC_HTTP=host:port, `off` for
    *  nowhere); when the default port is taken (another agent), any free port on loopback. */
   http?: { host: string; port: number; fixed: boolean };
+  /** The name the mesh shows for this agent (MESHCC_NAME; default the host name). */
+  name?: string;
 }
 
 export const DEFAULT_HTTP_PORT = 7625;
@@ -155,5 +157,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
     backoffMs: wholeNumber(env, 'MESHCC_BACKOFF_S', 30) * 1000,
     hedgeMinMs: wholeNumber(env, 'MESHCC_HEDGE_MIN_S', 5) * 1000,
     http: httpConfig(env),
+    ...(env.MESHCC_NAME ? { name: env.MESHCC_NAME } : {}),
   };
 }

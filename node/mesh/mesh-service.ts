@@ -20,6 +20,8 @@ export interface MeshOptions {
   staticPeers: string[];
   mdns: boolean;
   speed: number;
+  /** The name other agents show for this one (default: the host name). */
+  name?: string;
   log: Logger;
   /** What this agent offers right now (read for every advert: keep it cheap). */
   capacity: () => { slots: number; slotsUsed: number; toolchains: string[]; unavailable?: string };
@@ -186,7 +188,7 @@ export class MeshService {
     const capacity = this.options.capacity();
     return {
       t: 'advert',
-      nodeName: os.hostname().slice(0, 255) || 'unknown',
+      nodeName: (this.options.name || os.hostname()).slice(0, 255) || 'unknown',
       peerId: this.node!.peerId.toString(),
       addresses: this.advertisedAddresses(),
       cores: os.availableParallelism(),

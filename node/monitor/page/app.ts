@@ -224,9 +224,16 @@ function drawTimeline(f: Frame): void {
     ctx.fillStyle = '#7b8794';
     ctx.fillText(nameOf(exec), 6, top + 10);
   });
+  const topOf = (exec: string, lane: number) => (firstRow.get(exec)! + lane) * laneHeight + order.indexOf(exec) * 6 + 4;
+  // Before a job ran there (scan, queue): a thin line under the bars.
+  ctx.fillStyle = '#55606e';
   for (const { job, exec, lane } of placed) {
-    const i = order.indexOf(exec);
-    const top = (firstRow.get(exec)! + lane) * laneHeight + i * 6 + 4;
+    const queued = x(Math.max(start, job.start));
+    const from = x(Math.max(start, job.ran ?? job.start));
+    if (from > queued) ctx.fillRect(queued, topOf(exec, lane) + laneHeight / 2 - 1, from - queued, 2);
+  }
+  for (const { job, exec, lane } of placed) {
+    const top = topOf(exec, lane);
     const from = x(Math.max(start, job.ran ?? job.start));
     const to = x(job.end ?? now);
     ctx.fillStyle = job.route ? (ROUTE_COLOURS[job.route] ?? '#c0c8d0') : '#c0c8d0';
