@@ -64,7 +64,7 @@ export function formatStats(s: StatsSnapshot): string {
 
 /** `meshcc status` for people: one row per agent, this one marked with '*'. */
 export function formatStatus(agents: AgentStatus[]): string {
-  const header = ['', 'name', 'peer', 'cores', 'slots', 'load', 'speed', 'rtt', 'role', 'toolchains', 'addresses'];
+  const header = ['', 'name', 'peer', 'cores', 'slots', 'load', 'speed', 'rtt', 'link', 'role', 'toolchains', 'addresses'];
   const rows = agents.map((a) => [
     a.self ? '*' : '',
     a.name,
@@ -74,6 +74,7 @@ export function formatStatus(agents: AgentStatus[]): string {
     a.load.toFixed(2),
     a.speed.toFixed(1),
     a.rttMs === null ? '-' : `${a.rttMs.toFixed(1)} ms`,
+    a.link,
     a.role,
     String(a.toolchains.length),
     a.addresses.join(' '),

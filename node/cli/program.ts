@@ -33,7 +33,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
   program
     .command('status')
     .description('one row per agent of the mesh, this one included')
-    .option('--json', 'a JSON array of objects (name, peerId, self, addresses, cores, slots, slotsUsed, load, speed, toolchains, rttMs, role)')
+    .option('--json', 'a JSON array of objects (name, peerId, self, addresses, cores, slots, slotsUsed, load, speed, toolchains, rttMs, link, role, activity)')
     .action(async (opts: { json?: boolean }) => {
       const reply = await query(socketPath(), { t: 'status', v: PROTOCOL_VERSION });
       const agents = reply.agents as AgentStatus[];

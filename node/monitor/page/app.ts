@@ -100,7 +100,12 @@ function counters(target: HTMLElement, entries: [string, string, string][]): voi
   );
 }
 
+let drawnCounters = '';
+
 function drawCounters(f: Frame): void {
+  const key = JSON.stringify(f.counters);
+  if (key === drawnCounters) return;
+  drawnCounters = key;
   const s = f.counters.self as Record<string, number | null | Record<string, number>>;
   const num = (k: string) => Number(s[k] ?? 0);
   const reasons = Object.entries((s.fallbackByReason ?? {}) as Record<string, number>)
@@ -135,31 +140,47 @@ function drawCounters(f: Frame): void {
   ]);
 }
 
+/** Tiles by peer, with what they were drawn from: only a tile that changed is drawn again. */
+const drawnTiles = new Map<string, { key: string; tile: HTMLElement }>();
+
 function drawAgents(f: Frame): void {
   const container = $('agents');
+  const now = Date.now() - clockOffset;
   const tiles = f.agents.map((a) => {
-    const tile = element('div', `tile ${a.state}${a.role === 'scheduler' ? ' scheduler' : ''}`);
-    tile.dataset.peer = a.peerId;
-    tile.dataset.state = a.state;
-    const head = element('div');
-    head.append(element('span', 'name', a.name + (a.self ? ' (this agent)' : '')), element('span', 'role', a.role));
-    const slots = element('div', 'slots');
-    for (let i = 0; i < a.slots; i++) slots.append(element('span', i < a.slotsUsed ? 'slot busy' : 'slot'));
-    const link = a.self ? 'this machine' : a.state === 'lost' ? `lost ${ms(Date.now() - clockOffset - (a.lostAt ?? 0))} ago` : a.link === 'relayed' ? 'through a relay' : a.link === 'direct' ? 'direct' : 'not connected';
-    const facts = [
-      `${a.cores} cores · ${a.slotsUsed}/${a.slots} slots · load ${a.load.toFixed(2)}`,
-      `speed ${a.speed} · ${a.toolchains} toolchain${a.toolchains === 1 ? '' : 's'}${a.rttMs !== null && !a.self ? ` · rtt ${a.rttMs} ms` : ''}`,
-      link,
-    ];
-    if (a.executorUnavailable) facts.push(`no slots: ${a.executorUnavailable}`);
-    const factsEl = element('div', 'facts');
-    factsEl.innerHTML = facts.map((t) => t.replace(/[&<>]/g, (c) => `&#${c.charCodeAt(0)};`)).join('<br>');
-    tile.append(head, slots, factsEl);
+    // A lost tile shows how long ago: redrawn once a second at most.
+    const key = JSON.stringify(a) + (a.state === 'lost' ? Math.floor(now / 1000) : '');
+    const drawn = drawnTiles.get(a.peerId);
+    if (drawn?.key === key) return drawn.tile;
+    const tile = drawTile(a, now);
+    drawnTiles.set(a.peerId, { key, tile });
     return tile;
   });
-  container.replaceChildren(...tiles);
+  const present = new Set(f.agents.map((a) => a.peerId));
+  for (const peer of drawnTiles.keys()) if (!present.has(peer)) drawnTiles.delete(peer);
+  if (tiles.length !== container.children.length || tiles.some((t, i) => container.children[i] !== t)) container.replaceChildren(...tiles);
   const up = f.agents.filter((a) => a.state === 'up').length;
   $('agents-summary').textContent = `${up} up${f.agents.length > up ? `, ${f.agents.length - up} lost` : ''}`;
+}
+
+function drawTile(a: Tile, now: number): HTMLElement {
+  const tile = element('div', `tile ${a.state}${a.role === 'scheduler' ? ' scheduler' : ''}`);
+  tile.dataset.peer = a.peerId;
+  tile.dataset.state = a.state;
+  const head = element('div');
+  head.append(element('span', 'name', a.name + (a.self ? ' (this agent)' : '')), element('span', 'role', a.role));
+  const slots = element('div', 'slots');
+  for (let i = 0; i < a.slots; i++) slots.append(element('span', i < a.slotsUsed ? 'slot busy' : 'slot'));
+  const link = a.self ? 'this machine' : a.state === 'lost' ? `lost ${ms(now - (a.lostAt ?? 0))} ago` : a.link === 'relayed' ? 'through a relay' : a.link === 'direct' ? 'direct' : 'not connected';
+  const facts = [
+    `${a.cores} cores · ${a.slotsUsed}/${a.slots} slots · load ${a.load.toFixed(2)}`,
+    `speed ${a.speed} · ${a.toolchains} toolchain${a.toolchains === 1 ? '' : 's'}${a.rttMs !== null && !a.self ? ` · rtt ${a.rttMs} ms` : ''}`,
+    link,
+  ];
+  if (a.executorUnavailable) facts.push(`no slots: ${a.executorUnavailable}`);
+  const factsEl = element('div', 'facts');
+  factsEl.innerHTML = facts.map((t) => t.replace(/[&<>]/g, (c) => `&#${c.charCodeAt(0)};`)).join('<br>');
+  tile.append(head, slots, factsEl);
+  return tile;
 }
 
 function drawJobs(): void {
@@ -261,8 +282,11 @@ function apply(next: Frame): void {
   state.textContent = next.running > 0 ? `building: ${next.running} running` : next.build ? 'idle' : 'no build yet';
   drawCounters(next);
   drawAgents(next);
-  drawTimeline(next);
-  drawJobs();
+  // Jobs and the timeline change only with jobs, or with time while some run.
+  if (next.full || next.jobs.length > 0 || next.running > 0) {
+    drawTimeline(next);
+    drawJobs();
+  }
 }
 
 function connect(): void {
