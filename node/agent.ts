@@ -55,6 +55,8 @@ export class Agent {
   private schedulerService?: SchedulerService;
   private readonly schedulerClient: SchedulerClient;
   private speed = 1;
+  /** Settles once this machine's compilers on PATH are identified and packed (their jobs can go to peers). */
+  toolchainsDiscovered: Promise<void> = Promise.resolve();
   private lock?: InstanceLock;
   private readonly metrics: Metrics;
   private readonly jobMonitor: JobMonitor;
@@ -172,6 +174,7 @@ export class Agent {
         home: this.config.home,
         listen: this.config.listen,
         staticPeers: this.config.peers,
+        peersDns: this.config.peersDns,
         mdns: this.config.mdns,
         speed: (this.speed = this.config.speed ?? measureSpeed()),
         name: this.config.name,
@@ -232,7 +235,7 @@ export class Agent {
       });
       await this.jobServer.start();
       await this.startMonitor();
-      void this.toolchains.discover().catch((err: Error) => this.log.warn({ err: err.message }, 'could not identify the host toolchains'));
+      this.toolchainsDiscovered = this.toolchains.discover().catch((err: Error) => this.log.warn({ err: err.message }, 'could not identify the host toolchains'));
     } catch (err) {
       await this.socket.stop().catch(() => undefined);
       await this.lock.release();
@@ -315,6 +318,11 @@ export class Agent {
       }
     }
     return { urls: server.urls(), token: monitorToken(await loadOrCreateMeshKey(this.config.home)) };
+  }
+
+  /** One row per agent of the mesh, this one included (`meshcc status`). */
+  meshStatus() {
+    return this.mesh?.status() ?? [];
   }
 
   snapshot(): StatsSnapshot {

@@ -4,6 +4,7 @@ import { accessSync, constants, statfsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MeshccError } from '../protocol/errors.js';
+import { parseDnsTarget } from './mesh/dns-peers.js';
 
 export interface AgentConfig {
   home: string;
@@ -31,6 +32,8 @@ export interface AgentConfig {
   listen: string[];
   /** Peers to dial by address (MESHCC_PEERS, comma-separated; `--peer`). */
   peers: string[];
+  /** A DNS name (NAME[:PORT]) resolving to agents to dial, e.g. a Kubernetes headless Service (MESHCC_PEERS_DNS; `--peers-dns`). */
+  peersDns?: string;
   /** LAN discovery with multicast DNS (MESHCC_MDNS=0 turns it off). */
   mdns: boolean;
   /** A fixed speed score (MESHCC_SPEED) instead of the start-up benchmark. */
@@ -151,6 +154,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
     toolchainCacheBytes: positiveNumber(env, 'MESHCC_TOOLCHAIN_CACHE_MB', 4096) * 1024 * 1024,
     listen: list(env.MESHCC_LISTEN).length ? list(env.MESHCC_LISTEN) : ['/ip4/0.0.0.0/tcp/0'],
     peers: list(env.MESHCC_PEERS),
+    ...(env.MESHCC_PEERS_DNS ? { peersDns: (parseDnsTarget(env.MESHCC_PEERS_DNS), env.MESHCC_PEERS_DNS) } : {}),
     mdns: env.MESHCC_MDNS !== '0',
     speed: env.MESHCC_SPEED ? wholeNumber(env, 'MESHCC_SPEED', 0) : undefined,
     verifyRate: fraction(env, 'MESHCC_VERIFY_RATE', 0),

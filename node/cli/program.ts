@@ -1,6 +1,7 @@
 // The subcommands. Each does one thing and prints one clear line when it cannot.
 import { spawnSync } from 'node:child_process';
 import { Command } from 'commander';
+import { MeshccError } from '../../protocol/errors.js';
 import { PROTOCOL_VERSION } from '../../protocol/messages.js';
 import { meshccHome, socketPath } from '../config.js';
 import type { AgentStatus } from '../mesh/mesh-service.js';
@@ -25,9 +26,10 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .option('--log-level <level>', 'trace, debug, info, warn or error', process.env.MESHCC_LOG_LEVEL ?? 'info')
     .option('--listen <multiaddr...>', 'where the mesh node listens (default /ip4/0.0.0.0/tcp/0)')
     .option('--peer <multiaddr...>', 'a peer to keep connected to, /ip4/…/tcp/…/p2p/… (no multicast needed)')
-    .action(async (opts: { pretty?: boolean; logLevel: string; listen?: string[]; peer?: string[] }) => {
+    .option('--peers-dns <name[:port]>', 'dial every address a DNS name resolves to (e.g. a Kubernetes headless Service), again every 15 s')
+    .action(async (opts: { pretty?: boolean; logLevel: string; listen?: string[]; peer?: string[]; peersDns?: string }) => {
       const { runAgent } = await import('./run-agent.js');
-      await runAgent({ pretty: opts.pretty, level: opts.logLevel, listen: opts.listen, peer: opts.peer });
+      await runAgent({ pretty: opts.pretty, level: opts.logLevel, listen: opts.listen, peer: opts.peer, peersDns: opts.peersDns });
     });
 
   program
@@ -64,6 +66,40 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .action(async (opts: { json?: boolean }) => {
       const reply = await query(socketPath(), { t: 'stats', v: PROTOCOL_VERSION });
       process.stdout.write(opts.json ? `${JSON.stringify(reply.stats, null, 2)}\n` : formatStats(reply.stats as never));
+    });
+
+  program
+    .command('jobs')
+    .description('a sensible -j for the mesh as it is now: the free slots of the other agents plus the local cores')
+    .option('-v, --verbose', 'say how it was counted (on stderr)')
+    .action(async (opts: { verbose?: boolean }) => {
+      const os = await import('node:os');
+      const cores = os.availableParallelism();
+      const agents = await query(socketPath(), { t: 'status', v: PROTOCOL_VERSION })
+        .then((reply) => reply.agents as AgentStatus[])
+        .catch((err: Error) => {
+          process.stderr.write(`meshcc: ${err.message}; counting only this machine\n`);
+          return [] as AgentStatus[];
+        });
+      const peers = agents.filter((a) => !a.self && a.link !== 'none' && !a.executorUnavailable);
+      const free = peers.reduce((n, a) => n + Math.max(0, a.slots - a.slotsUsed), 0);
+      if (opts.verbose) process.stderr.write(`${cores} local cores + ${free} free slots on ${peers.length} other agent(s)\n`);
+      process.stdout.write(`${cores + free}\n`);
+    });
+
+  program
+    .command('run')
+    .description('run a build with a short-lived agent (for CI runners and docker build): meshcc run -- make -j16')
+    .argument('<command...>', 'the command, after --')
+    .option('--serve', 'take jobs from the mesh too while it runs (default: client only)')
+    .option('--peer <multiaddr...>', 'a peer to connect to by address')
+    .option('--peers-dns <name[:port]>', 'dial every address a DNS name resolves to')
+    .option('--wait <seconds>', 'how long to wait for the mesh before the command starts', '10')
+    .action(async (command: string[], opts: { serve?: boolean; peer?: string[]; peersDns?: string; wait: string }) => {
+      const wait = Number(opts.wait);
+      if (!Number.isFinite(wait) || wait < 0) throw new MeshccError('usage', `--wait takes seconds, got '${opts.wait}'`);
+      const { runWithMesh } = await import('./run-command.js');
+      setExitCode(await runWithMesh({ command, serve: opts.serve ?? false, peer: opts.peer ?? [], peersDns: opts.peersDns, waitMs: wait * 1000 }));
     });
 
   program

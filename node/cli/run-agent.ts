@@ -3,11 +3,12 @@ import { Agent } from '../agent.js';
 import { loadConfig } from '../config.js';
 import { createLogger } from '../log.js';
 
-export async function runAgent(options: { pretty?: boolean; level?: string; listen?: string[]; peer?: string[] }): Promise<void> {
+export async function runAgent(options: { pretty?: boolean; level?: string; listen?: string[]; peer?: string[]; peersDns?: string }): Promise<void> {
   const log = createLogger(options);
   const config = loadConfig();
   if (options.listen?.length) config.listen = options.listen;
   if (options.peer?.length) config.peers = [...config.peers, ...options.peer];
+  if (options.peersDns) config.peersDns = options.peersDns;
   const agent = new Agent(config, log);
   await agent.start();
   await new Promise<void>((resolve) => {

@@ -6,6 +6,7 @@ import { ADVERT_LIMITS, PROTOCOL_VERSION, type Advert } from '../../protocol/mes
 import type { Logger } from '../log.js';
 import { AdvertService } from './adverts.js';
 import { LanDiscovery } from './discovery.js';
+import { DnsPeers } from './dns-peers.js';
 import { loadOrCreateIdentity, loadOrCreateMeshKey } from './keys.js';
 import { createMeshNode, type MeshNode } from './node.js';
 import { Election, type ElectionState } from '../scheduler/election.js';
@@ -19,6 +20,8 @@ export interface MeshOptions {
   /** Multiaddrs (with /p2p/…) of peers to keep connected to, for networks without multicast. */
   staticPeers: string[];
   mdns: boolean;
+  /** A DNS name (NAME[:PORT]) whose addresses are agents to dial, looked up again and again. */
+  peersDns?: string;
   speed: number;
   /** The name other agents show for this one (default: the host name). */
   name?: string;
@@ -77,6 +80,7 @@ export class MeshService {
   private addressCache?: { at: number; addresses: string[] };
   private adverts?: AdvertService;
   private discovery?: LanDiscovery;
+  private dnsPeers?: DnsPeers;
   private redial?: NodeJS.Timeout;
   private readonly dialing = new Set<string>();
   private readonly libc = libcName();
@@ -126,6 +130,18 @@ export class MeshService {
       });
       this.discovery.start();
     }
+    if (this.options.peersDns) {
+      const node = this.node;
+      this.dnsPeers = new DnsPeers({
+        target: this.options.peersDns,
+        dial: async (address) => (await node.dial(address)).toString(),
+        connected: (peerId) => this.connected(peerId),
+        selfId: () => this.peerId,
+        selfAddresses: () => node.addresses(),
+        log,
+      });
+      this.dnsPeers.start();
+    }
     this.dialStaticPeers();
     this.redial = setInterval(() => this.dialStaticPeers(), REDIAL_MS);
     this.redial.unref();
@@ -150,6 +166,7 @@ export class MeshService {
   async stop(): Promise<void> {
     clearInterval(this.electionTimer);
     clearInterval(this.redial);
+    this.dnsPeers?.stop();
     await this.discovery?.stop();
     await this.adverts?.stop();
     await this.node?.stop();
