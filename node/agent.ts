@@ -33,7 +33,7 @@ import { Metrics } from './monitor/metrics.js';
 import { JobMonitor } from './monitor/monitor.js';
 import { activityOf, MonitorModel } from './monitor/model.js';
 import { MonitorServer, monitorToken } from './monitor/http-server.js';
-import { loadOrCreateMeshKey } from './mesh/keys.js';
+import { loadOrCreateMeshKey, setMeshKey } from './mesh/keys.js';
 import { PACKAGE_ROOT } from './paths.js';
 
 export class Agent {
@@ -167,6 +167,7 @@ export class Agent {
     await fs.mkdir(this.config.home, { recursive: true, mode: 0o700 });
     this.lock = await acquireInstanceLock(this.config.home, this.config.socketPath);
     try {
+      if (this.config.meshKeyHex) await setMeshKey(this.config.home, this.config.meshKeyHex);
       await this.store.start();
       await this.executor.start();
       await this.socket.start();

@@ -47,6 +47,8 @@ export interface AgentConfig {
   /** Where the monitor page, /metrics and /healthz are served (MESHCC_HTTP=host:port, `off` for
    *  nowhere); when the default port is taken (another agent), any free port on loopback. */
   http?: { host: string; port: number; fixed: boolean };
+  /** The mesh key in hex (MESHCC_MESH_KEY, e.g. from a Kubernetes Secret): replaces the home's key at start. */
+  meshKeyHex?: string;
   /** The name the mesh shows for this agent (MESHCC_NAME; default the host name). */
   name?: string;
 }
@@ -162,5 +164,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
     hedgeMinMs: wholeNumber(env, 'MESHCC_HEDGE_MIN_S', 5) * 1000,
     http: httpConfig(env),
     ...(env.MESHCC_NAME ? { name: env.MESHCC_NAME } : {}),
+    ...(env.MESHCC_MESH_KEY ? { meshKeyHex: env.MESHCC_MESH_KEY.trim() } : {}),
   };
 }
