@@ -10,6 +10,7 @@ import { CLIENT_BUILD_SCRIPT, MASQUERADE_DIR } from '../paths.js';
 import { query } from './query.js';
 import { addToolchainCommands } from './toolchain-command.js';
 import { addMonitorCommands } from './monitor-command.js';
+import { addServiceCommands } from './service-command.js';
 
 export function buildProgram(setExitCode: (code: number) => void): Command {
   const program = new Command('meshcc')
@@ -119,6 +120,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
 
   addToolchainCommands(program);
   addMonitorCommands(program);
+  addServiceCommands(program);
 
   program.command('cc').description('compile through the agent from Node: meshcc cc gcc -c a.c');
   return program;
