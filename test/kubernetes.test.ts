@@ -15,6 +15,12 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
+import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { Namespace } from 'kubernetes-models/v1/Namespace';
+import { Secret } from 'kubernetes-models/v1/Secret';
+import { Service } from 'kubernetes-models/v1/Service';
+import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { parseAllDocuments } from 'yaml';
 import { MESHCC_BIN, REPO } from './helpers/agent.js';
 import { createNetnsMesh, netnsAvailable, type NetnsMesh } from './helpers/netns.js';
@@ -36,13 +42,20 @@ for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.star
 
 type K8sObject = { apiVersion: string; kind: string; metadata: { name: string }; data?: Record<string, string>; spec?: any };
 
+type Validated = new (data: any) => { validate(): void };
 /** The model (with its schema validator) of each kind the manifests use. */
-async function modelOf(object: K8sObject): Promise<new (data: unknown) => { validate(): void }> {
-  const group = object.apiVersion.includes('/') ? object.apiVersion : `core/${object.apiVersion}`;
-  const dir = group.startsWith('core/') ? group.slice(5) : group;
-  const module = (await import(`kubernetes-models/${dir}/${object.kind}`)) as Record<string, new (data: unknown) => { validate(): void }>;
-  const model = module[object.kind];
-  if (!model) throw new Error(`no model for ${object.apiVersion} ${object.kind}`);
+const MODELS: Record<string, Validated> = {
+  'apps/v1 DaemonSet': DaemonSet,
+  'v1 ConfigMap': ConfigMap,
+  'v1 Namespace': Namespace,
+  'v1 Secret': Secret,
+  'v1 Service': Service,
+  'v1 ServiceAccount': ServiceAccount,
+};
+
+async function modelOf(object: K8sObject): Promise<Validated> {
+  const model = MODELS[`${object.apiVersion} ${object.kind}`];
+  if (!model) throw new Error(`no model for ${object.apiVersion} ${object.kind}: add it to the test`);
   return model;
 }
 
@@ -147,10 +160,14 @@ describe.skipIf(podsWhy !== '')('three DaemonSet pods in network namespaces', ()
         const dir = tempDir(`meshcc-pod${host}-vol-`);
         return `mount --bind ${dir} ${m.mountPath}`;
       });
-      // The image's `meshcc` is this checkout's.
+      // The image's `meshcc` is this checkout's; when a volume's mount hides it (a checkout
+      // under /tmp), it is held outside first and bound back.
       const [command, ...commandArgs] = [...container.command, ...container.args] as string[];
       expect(command).toBe('meshcc');
-      const script = `${binds.join(' && ')} && exec "$@"`;
+      const hold = path.join('/var/tmp', `meshcc-pod-repo-${process.pid}-${host}`);
+      mkdirSync(hold, { recursive: true });
+      mountPoints.push(hold);
+      const script = [`mount --bind ${REPO} ${hold}`, ...binds, `mkdir -p ${REPO}`, `mount --bind ${hold} ${REPO}`, 'exec "$@"'].join(' && ');
       mesh.spawn(host, 'unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'pod', process.execPath, MESHCC_BIN, ...commandArgs], { env, stdio: 'ignore' });
       const port = (container.ports as { name: string; containerPort: number }[]).find((p) => p.name === 'http')!.containerPort;
       pods.push({ host, http: `http://${mesh.hosts[host]!.address}:${port}${container.readinessProbe.httpGet.path}` });

@@ -13,8 +13,9 @@ export function projects(): string {
   return projectsDir;
 }
 
-export function copyProject(name: 'zlib' | 'googletest'): string {
-  const dir = path.join(tempDir('meshcc-proj-'), name);
+export type ProjectName = 'zlib' | 'googletest' | 'libogg';
+
+export function copyProject(name: ProjectName, dir = path.join(tempDir('meshcc-proj-'), name)): string {
   cpSync(path.join(projects(), name), dir, { recursive: true });
   return dir;
 }

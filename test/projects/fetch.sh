@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetches the real C and C++ projects the tests build, from Debian's archive, into
-# $MESHCC_PROJECTS (default .cache/projects): zlib's source package (C, make) and
-# googletest's source tree from its binary package (C++, CMake). Idempotent.
+# $MESHCC_PROJECTS (default .cache/projects): zlib's source package (C, make), libogg's
+# (C, autotools) and googletest's source tree from its binary package (C++, CMake). Idempotent.
 set -euo pipefail
 source "$(dirname "$0")/deb-src.sh"
 dest=${MESHCC_PROJECTS:-$(cd "$(dirname "$0")/../.." && pwd)/.cache/projects}
@@ -15,6 +15,15 @@ if [ ! -f zlib/zlib.h ]; then
   rm -rf zlib && mkdir zlib
   tar -xf zlib-dl/zlib_*.orig.tar.* -C zlib --strip-components=1
   rm -rf zlib-dl
+fi
+
+if [ ! -f libogg/configure ]; then
+  ensure_deb_src libogg
+  rm -rf libogg-dl && mkdir libogg-dl
+  (cd libogg-dl && apt-get source --download-only libogg >/dev/null 2>&1)
+  rm -rf libogg && mkdir libogg
+  tar -xf libogg-dl/libogg_*.orig.tar.* -C libogg --strip-components=1
+  rm -rf libogg-dl
 fi
 
 if [ ! -f googletest/CMakeLists.txt ]; then

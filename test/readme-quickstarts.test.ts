@@ -1,0 +1,114 @@
+// The README's build quickstarts, run as they stand: every ```sh block after a
+// `<!-- quickstart: NAME -->` marker is taken from README.md itself and run with bash in a
+// real project, in a namespace whose agent has no slots of its own (so the compiles go to a
+// peer in another namespace). Each build must succeed with objects identical to a plain build
+// of the same tree at the same path, and the client's stats must show remote compiles and no
+// fallback. A quickstart that changes in the README is tested as changed; one that appears
+// without a project here fails the test until it gets one.
+import { execFile, type ChildProcess } from 'node:child_process';
+import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { query } from '../node/cli/query.js';
+import { socketAnswers } from '../node/instance-lock.js';
+import { setMeshKey } from '../node/mesh/keys.js';
+import type { AgentStatus } from '../node/mesh/mesh-service.js';
+import type { StatsSnapshot } from '../node/stats.js';
+import { MESHCC_BIN, REPO } from './helpers/agent.js';
+import { createNetnsMesh, netnsAvailable, type NetnsMesh } from './helpers/netns.js';
+import { collect, copyProject, differences, type ProjectName } from './helpers/projects.js';
+import { tempDir } from './helpers/tmp.js';
+import { hostToolchainId } from './helpers/toolchain-id.js';
+
+const avail = netnsAvailable();
+if (!avail.ok) console.log(`README quickstart tests skipped: ${avail.reason}`);
+
+const run = promisify(execFile);
+const KEY = 'a3'.repeat(32);
+const plainEnv: Record<string, string> = { LANG: 'C' };
+for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('MESHCC_') && !k.startsWith('CCACHE') && k !== 'LANG') plainEnv[k] = v;
+
+/** The quickstart blocks of the README, by name. */
+function quickstarts(): Map<string, string> {
+  const readme = readFileSync(path.join(REPO, 'README.md'), 'utf8');
+  const blocks = new Map<string, string>();
+  for (const m of readme.matchAll(/<!-- quickstart: ([\w-]+) -->\n```sh\n([\s\S]*?)```/g)) blocks.set(m[1]!, m[2]!);
+  return blocks;
+}
+
+/** Each quickstart on the projects it is for, with the plain build it must equal. */
+const CASES: { quickstart: string; project: ProjectName; plain: string; objects: RegExp }[] = [
+  { quickstart: 'make', project: 'zlib', plain: './configure && make -j2', objects: /\.o$/ },
+  { quickstart: 'make', project: 'libogg', plain: './configure && make -j2', objects: /\.o$/ },
+  { quickstart: 'cmake', project: 'googletest', plain: 'cmake -S . -B build -G Ninja && cmake --build build -j2', objects: /\.o$/ },
+  { quickstart: 'ccache', project: 'zlib', plain: './configure && make -j2', objects: /\.o$/ },
+];
+
+describe.skipIf(!avail.ok)('the README quickstarts, run from the README', () => {
+  let mesh: NetnsMesh;
+  const client = tempDir('meshcc-qs-client-');
+  const peer = tempDir('meshcc-qs-peer-');
+  const agents: ChildProcess[] = [];
+  /** a `meshcc` on PATH, as `npm link` would give */
+  const bin = tempDir('meshcc-qs-bin-');
+
+  beforeAll(async () => {
+    writeFileSync(path.join(bin, 'meshcc'), `#!/bin/sh\nexec ${process.execPath} ${MESHCC_BIN} "$@"\n`);
+    chmodSync(path.join(bin, 'meshcc'), 0o755);
+    mesh = await createNetnsMesh({ hosts: 2, prefix: 'mcq' });
+    for (const [host, home, env] of [
+      [0, client, { MESHCC_SLOTS: '0', MESHCC_LOCAL_SLOTS: '0' }],
+      [1, peer, { MESHCC_SLOTS: '2', MESHCC_LOCAL_SLOTS: '0' }],
+    ] as const) {
+      await setMeshKey(home, KEY);
+      agents.push(mesh.spawn(host, process.execPath, [MESHCC_BIN, 'agent'], { env: { ...plainEnv, MESHCC_HOME: home, MESHCC_LOG_LEVEL: 'warn', MESHCC_SPEED: '1', ...env }, stdio: 'ignore' }));
+    }
+    const ids = await Promise.all(['gcc', 'g++'].map(async (cc) => hostToolchainId((await run('which', [cc])).stdout.trim())));
+    const deadline = Date.now() + 90_000;
+    for (;;) {
+      const rows = (await socketAnswers(path.join(client, 'agent.sock'))) ? ((await query(path.join(client, 'agent.sock'), { t: 'status', v: 1 })).agents as AgentStatus[]) : [];
+      const self = rows.find((r) => r.self);
+      const other = rows.find((r) => !r.self);
+      if (other?.slots === 2 && ids.every((id) => self?.toolchains.includes(id) && other.toolchains.includes(id))) break;
+      if (Date.now() > deadline) throw new Error(`the agents never got ready: ${JSON.stringify(rows.map((r) => [r.self, r.slots, r.toolchains.length]))}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }, 150_000);
+
+  afterAll(async () => {
+    await mesh?.destroy();
+  }, 60_000);
+
+  it('names every quickstart the cases cover, and covers every quickstart', () => {
+    expect([...quickstarts().keys()].sort()).toEqual([...new Set(CASES.map((c) => c.quickstart))].sort());
+  });
+
+  for (const c of CASES) {
+    it(`${c.quickstart} on ${c.project}: builds through the mesh, objects identical to a plain build`, async () => {
+      const block = quickstarts().get(c.quickstart);
+      expect(block, `README.md has no quickstart '${c.quickstart}'`).toBeDefined();
+      const dir = copyProject(c.project);
+      await run('bash', ['-euo', 'pipefail', '-c', c.plain], { cwd: dir, env: plainEnv, maxBuffer: 64 << 20 });
+      const plain = collect(dir, c.objects);
+      expect(plain.size).toBeGreaterThan(0);
+      // The same tree at the same path (objects with debug info record it), as it was unpacked.
+      rmSync(dir, { recursive: true, force: true });
+      copyProject(c.project, dir);
+      const stats = async () => (await query(path.join(client, 'agent.sock'), { t: 'stats', v: 1 })).stats as StatsSnapshot;
+      const before = await stats();
+      const r = await mesh.exec(0, 'bash', ['-euo', 'pipefail', '-c', block!], {
+        cwd: dir,
+        env: { ...plainEnv, PATH: `${bin}:${plainEnv.PATH}`, MESHCC_HOME: client, CCACHE_DIR: tempDir('meshcc-ccache-') },
+        timeoutMs: 240_000,
+      });
+      expect(r.code, `${r.stdout.slice(-2000)}\n${r.stderr.slice(-3000)}`).toBe(0);
+      expect(differences(plain, collect(dir, c.objects))).toEqual([]);
+      const after = await stats();
+      const remote = after.counts.remote - before.counts.remote;
+      console.log(`quickstart ${c.quickstart} on ${c.project}: ${plain.size} objects identical, ${remote} compiles on the peer`);
+      expect(remote).toBeGreaterThan(0);
+      expect(after.counts.fallback - before.counts.fallback).toBe(0);
+    }, 300_000);
+  }
+});
