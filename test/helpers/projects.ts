@@ -16,7 +16,8 @@ export function projects(): string {
 export type ProjectName = 'zlib' | 'googletest' | 'libogg';
 
 export function copyProject(name: ProjectName, dir = path.join(tempDir('meshcc-proj-'), name)): string {
-  cpSync(path.join(projects(), name), dir, { recursive: true });
+  // Timestamps as unpacked: make must not think autotools' outputs need regenerating.
+  cpSync(path.join(projects(), name), dir, { recursive: true, preserveTimestamps: true });
   return dir;
 }
 
