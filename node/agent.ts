@@ -11,7 +11,7 @@ import type { AgentConfig } from './config.js';
 import { Executor } from './executor/executor.js';
 import { acquireInstanceLock, type InstanceLock } from './instance-lock.js';
 import type { Logger } from './log.js';
-import { MeshService } from './mesh/mesh-service.js';
+import { lostPeerStatus, MeshService } from './mesh/mesh-service.js';
 import { JobServer } from './remote/job-server.js';
 import { Placement } from './remote/placement.js';
 import { RemoteRunner } from './remote/remote-runner.js';
@@ -62,7 +62,6 @@ export class Agent {
   private readonly jobMonitor: JobMonitor;
   private readonly monitorModel: MonitorModel;
   private monitorServer?: MonitorServer;
-  private rememberTimer?: NodeJS.Timeout;
 
   constructor(
     readonly config: AgentConfig,
@@ -202,8 +201,8 @@ export class Agent {
       await this.schedulerService.start();
       this.schedulerService.electionChanged();
       const view = mesh.peerView!;
-      view.on('removed', (peer) => {
-        this.monitorModel.peerLost(peer);
+      view.on('removed', (peer, _why, last) => {
+        this.monitorModel.peerLost(lostPeerStatus(last));
         this.remote.peerLost(peer);
         this.schedulerService?.peerRemoved(peer);
       });
@@ -258,7 +257,6 @@ export class Agent {
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.rememberTimer);
     await this.monitorServer?.stop();
     await this.jobServer?.stop();
     await this.toolchainTransfer?.stop();
@@ -294,9 +292,6 @@ export class Agent {
       // Another agent of this machine has the default port.
       await this.monitorServer.listen(http.host, 0);
     }
-    // A peer lost while nobody watches still shows as lost when a page opens later.
-    this.rememberTimer = setInterval(() => this.monitorModel.remember(), 2_000);
-    this.rememberTimer.unref();
   }
 
   /** Ready when this agent can run jobs itself or knows a peer that can take them. */

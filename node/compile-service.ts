@@ -42,7 +42,7 @@ export interface CompileServiceParts {
   monitor?: JobMonitor;
 }
 
-const UNWATCHED: JobWatch = { placed() {}, phase() {}, verified() {}, end() {} };
+const UNWATCHED: JobWatch = { placed() {}, ranHere() {}, phase() {}, verified() {}, end() {} };
 
 let jobCounter = 0;
 
@@ -88,7 +88,8 @@ export class CompileService {
     const monitor = this.parts.monitor;
     if (!analysis.distributable) {
       log.debug({ job: id, reason: analysis.reason, detail: analysis.detail }, 'not distributable: runs locally');
-      const watch = monitor?.compile(id, sourceOf(req.argv), true) ?? UNWATCHED;
+      const watch = monitor?.compile(id, sourceOf(req.argv)) ?? UNWATCHED;
+      watch.ranHere();
       conn.reply({ t: 'run-local', reason: analysis.reason });
       await conn.finished;
       const ms = performance.now() - started;
@@ -96,8 +97,8 @@ export class CompileService {
       watch.end('local', analysis.reason, ms);
       return;
     }
-    if (localSlots.tryAcquire()) return this.runLocally(conn, 'local', 'local-slot', started, monitor?.compile(id, analysis.source, true) ?? UNWATCHED);
-    const watch = monitor?.compile(id, analysis.source, false) ?? UNWATCHED;
+    const watch = monitor?.compile(id, analysis.source) ?? UNWATCHED;
+    if (localSlots.tryAcquire()) return this.runLocally(conn, 'local', 'local-slot', started, watch);
     const toolchain = await this.parts.toolchainOf(req.compiler);
     // Offload only when a candidate could take the job now, or when nothing local ever could.
     const offload = placement.hasCandidates(toolchain, new Set(), localSlots.total === 0);
@@ -125,8 +126,7 @@ export class CompileService {
   }
 
   private async runLocally(conn: ClientConnection, route: 'local' | 'fallback', reason: string, started: number, watch: JobWatch) {
-    const self = this.parts.monitor ? this.parts.monitor.selfPeer() : '';
-    watch.placed(self);
+    watch.ranHere();
     const compileStarted = performance.now();
     try {
       conn.reply({ t: 'run-local', reason });

@@ -115,7 +115,7 @@ describe('frames and the terminal view', () => {
     expect(first.counters.mesh).toMatchObject({ agents: 3, slots: 12, slotsUsed: 3, jobs: 30, served: 9, term: 3, scheduler: 'p2' });
     expect(first.jobs).toHaveLength(1);
     rows = rows.filter((r) => r.peerId !== 'p1');
-    model.peerLost('p1');
+    model.peerLost(status('p1', false));
     const second = model.frame(false);
     expect(second.agents.find((a) => a.peerId === 'p1')).toMatchObject({ state: 'lost', slotsUsed: 0 });
     expect(second.counters.mesh.lost).toBe(1);

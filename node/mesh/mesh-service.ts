@@ -258,6 +258,11 @@ export class MeshService {
   }
 }
 
+/** The status row of a peer as last known, once it has no connection. */
+export function lostPeerStatus(entry: PeerViewEntry): AgentStatus {
+  return toStatus(entry.advert, false, entry.rttMs ?? null, 'none');
+}
+
 function toStatus(advert: Advert, self: boolean, rttMs: number | null, link: AgentStatus['link']): AgentStatus {
   return {
     name: advert.nodeName,

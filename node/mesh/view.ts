@@ -15,7 +15,8 @@ export interface PeerViewEntry {
 export interface PeerViewEvents {
   added: [PeerViewEntry];
   updated: [PeerViewEntry];
-  removed: [string, 'silent' | 'disconnected' | 'stopped'];
+  /** the peer, why, and what was known of it last */
+  removed: [string, 'silent' | 'disconnected' | 'stopped', PeerViewEntry];
 }
 
 export class PeerView extends EventEmitter<PeerViewEvents> {
@@ -47,8 +48,10 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
   }
 
   remove(peerId: string, why: 'silent' | 'disconnected' | 'stopped' = 'disconnected'): boolean {
-    if (!this.peers.delete(peerId)) return false;
-    this.emit('removed', peerId, why);
+    const entry = this.peers.get(peerId);
+    if (!entry) return false;
+    this.peers.delete(peerId);
+    this.emit('removed', peerId, why, entry);
     return true;
   }
 

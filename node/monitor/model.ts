@@ -105,7 +105,6 @@ export interface ModelSources {
 
 export class MonitorModel {
   private readonly lost = new Map<string, AgentTile>();
-  private readonly lastTiles = new Map<string, AgentTile>();
   private readonly samples: { at: number; self: number; mesh: number }[] = [];
 
   constructor(
@@ -113,15 +112,9 @@ export class MonitorModel {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** A peer left the view: its tile stays, marked lost. */
-  peerLost(peerId: string): void {
-    const tile = this.lastTiles.get(peerId);
-    if (tile) this.lost.set(peerId, { ...tile, state: 'lost', lostAt: this.now(), slotsUsed: 0 });
-  }
-
-  /** Keeps the latest tile of every peer, so that a peer lost while nobody watched still shows. */
-  remember(): void {
-    for (const row of this.sources.status()) this.lastTiles.set(row.peerId, tileOf(row));
+  /** A peer left the view (its last status given): its tile stays, marked lost. */
+  peerLost(last: AgentStatus): void {
+    this.lost.set(last.peerId, { ...tileOf(last), state: 'lost', lostAt: this.now(), slotsUsed: 0 });
   }
 
   frame(full: boolean): MonitorFrame {
@@ -129,12 +122,8 @@ export class MonitorModel {
     const { jobs } = this.sources;
     const rows = this.sources.status();
     const agents = rows.map(tileOf);
-    const live = new Set<string>();
-    for (const tile of agents) {
-      live.add(tile.peerId);
-      this.lastTiles.set(tile.peerId, tile);
-      this.lost.delete(tile.peerId);
-    }
+    // A peer that came back is no longer lost.
+    for (const tile of agents) this.lost.delete(tile.peerId);
     for (const [peerId, tile] of this.lost) {
       if (at - (tile.lostAt ?? at) > LOST_KEPT_MS) this.lost.delete(peerId);
       else agents.push(tile);

@@ -5,8 +5,9 @@ import type { JobPhase, Metrics } from './metrics.js';
 
 /** One compile's way through the agent, as the monitor wants to hear of it. */
 export interface JobWatch {
-  /** It starts running on this agent (peer id) now. */
+  /** It starts running on that peer now, or on this machine. */
   placed(executor: string): void;
+  ranHere(): void;
   phase(phase: JobPhase, ms: number): void;
   /** A remote result was compared with a local compile and matched. */
   verified(): void;
@@ -21,15 +22,9 @@ export class JobMonitor {
     private readonly selfId: () => string | undefined,
   ) {}
 
-  selfPeer(): string {
-    return this.selfId() ?? '';
-  }
-
-  /** A compile of this agent's; `runsHere` when the client runs it on this machine from the start. */
-  compile(id: string, source: string, runsHere: boolean): JobWatch {
-    const self = this.selfId() ?? '';
-    const record = this.log.start(id, source, self, runsHere ? self : '');
-    return this.watch(record);
+  /** A compile of this agent's, not placed yet. */
+  compile(id: string, source: string): JobWatch {
+    return this.watch(this.log.start(id, source, this.selfId() ?? ''));
   }
 
   /** A job this agent runs for a peer. */
@@ -42,6 +37,7 @@ export class JobMonitor {
     let verified = false;
     return {
       placed: (executor) => log.placed(record, executor),
+      ranHere: () => log.placed(record, this.selfId() ?? ''),
       phase: (phase, ms) => metrics?.phase(phase, ms),
       verified: () => (verified = true),
       end: (route, reason, ms) => {

@@ -103,7 +103,8 @@ export class RemoteRunner {
         log.debug({ job: job.id, peer: where, via: scheduled ? 'scheduler' : 'self', reason: scheduled?.reason ?? 'own-adverts' }, 'job placed');
         const attemptStarted = performance.now();
         watch?.phase('queue', attemptStarted - queuedSince);
-        watch?.placed(where === SELF ? (this.options.selfId() ?? '') : where);
+        if (where === SELF) watch?.ranHere();
+        else watch?.placed(where);
         let fetching = false;
         try {
           const outcome = where === SELF ? await this.runSelf(job) : await this.runRemote(where, job, toolchain!.id, watch);
