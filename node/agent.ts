@@ -280,7 +280,7 @@ export class Agent {
       health: () => this.health(),
       meshKey: await loadOrCreateMeshKey(this.config.home),
       pageDir: path.join(PACKAGE_ROOT, 'node', 'monitor', 'page'),
-      scriptDir: path.join(PACKAGE_ROOT, 'dist', 'page'),
+      scriptDir: path.join(PACKAGE_ROOT, 'dist', 'monitor', 'page'),
       log: this.log,
     });
     try {

@@ -9,7 +9,8 @@ import type { AgentStatus } from '../node/mesh/mesh-service.js';
 import { MonitorServer, monitorToken } from '../node/monitor/http-server.js';
 import { BUILD_GAP_MS, JobLog, sourceOf } from '../node/monitor/job-log.js';
 import { Metrics } from '../node/monitor/metrics.js';
-import { MonitorModel, type MonitorFrame } from '../node/monitor/model.js';
+import type { MonitorFrame } from '../node/monitor/frame.js';
+import { MonitorModel } from '../node/monitor/model.js';
 import { Stats, type StatsSnapshot } from '../node/stats.js';
 
 const quiet = createLogger({ level: 'silent' });
@@ -145,7 +146,7 @@ describe('monitor server', () => {
     const jobs = new JobLog();
     const model = new MonitorModel({ status: () => [status('me', true)], stats: () => statsSnapshot(stats), election: () => ({ term: 1 }), jobs });
     const metrics = new Metrics({ stats: () => statsSnapshot(stats), mesh: () => ({ peers: 0, slots: 4, slotsUsed: 0, term: 1, scheduler: true }) });
-    server = new MonitorServer({ model, metrics, health: () => ({ ready: false, reason: 'no peer' }), meshKey: key, pageDir: 'node/monitor/page', scriptDir: 'dist/page', log: quiet });
+    server = new MonitorServer({ model, metrics, health: () => ({ ready: false, reason: 'no peer' }), meshKey: key, pageDir: 'node/monitor/page', scriptDir: 'dist/monitor/page', log: quiet });
     return { key, jobs };
   }
 

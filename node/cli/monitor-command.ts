@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { MeshccError } from '../../protocol/errors.js';
 import { PROTOCOL_VERSION } from '../../protocol/messages.js';
 import { parseHostPort, socketPath } from '../config.js';
-import type { MonitorFrame } from '../monitor/model.js';
+import type { MonitorFrame } from '../monitor/frame.js';
 import { query } from './query.js';
 import { renderTop, TopState } from './top-view.js';
 

@@ -1,6 +1,6 @@
 // `meshcc top`'s screen, drawn from the monitor's frames: agents, slots, running jobs, counters.
 // Pure text in, text out, so that the view is tested without a terminal.
-import type { JobView, MonitorFrame } from '../monitor/model.js';
+import type { JobView, MonitorFrame } from '../monitor/frame.js';
 
 export class TopState {
   frame?: MonitorFrame;

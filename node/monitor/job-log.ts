@@ -2,6 +2,7 @@
 // compiles (wherever they run) and the jobs it runs for peers. Recording is on the job path,
 // so it only allocates one record and appends it; everything else (frames, rates, lanes) is
 // done later by whoever reads, and only while someone reads.
+import type { BuildWindow } from './frame.js';
 
 /** Where a job ended up: the client ran it (local), this agent's executor (job), a peer
  *  (remote), the client after a failure (fallback), or this agent for a peer (served). */
@@ -32,12 +33,6 @@ const BUILD_JOBS = 20_000;
 /** Records changed since a reader last looked, kept for a reader that looks rarely. */
 const CHANGED_KEPT = 50_000;
 
-export interface BuildWindow {
-  number: number;
-  startedAt: number;
-  /** the last job's end while nothing runs; undefined while the build goes on */
-  endedAt?: number;
-}
 
 export class JobLog {
   private seq = 0;

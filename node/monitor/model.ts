@@ -3,7 +3,8 @@
 // counters, and the jobs of the current or last build. Built only while someone watches.
 import type { AgentStatus } from '../mesh/mesh-service.js';
 import type { StatsSnapshot } from '../stats.js';
-import type { BuildWindow, JobLog, JobRecord } from './job-log.js';
+import type { AgentTile, JobView, MeshCounters, MonitorFrame, SelfCounters } from './frame.js';
+import type { JobLog, JobRecord } from './job-log.js';
 
 /** How long a lost agent stays on the page (as a lost tile) unless it comes back. */
 const LOST_KEPT_MS = 15 * 60_000;
@@ -11,90 +12,6 @@ const LOST_KEPT_MS = 15 * 60_000;
 const RATE_WINDOW_MS = 5_000;
 /** Jobs of the build sent to a page that opens (the timeline beyond them is already past). */
 const FULL_FRAME_JOBS = 5_000;
-
-export interface AgentTile {
-  peerId: string;
-  name: string;
-  self: boolean;
-  role: 'member' | 'scheduler';
-  state: 'up' | 'lost';
-  lostAt?: number;
-  cores: number;
-  slots: number;
-  slotsUsed: number;
-  load: number;
-  speed: number;
-  toolchains: number;
-  rttMs: number | null;
-  link: AgentStatus['link'];
-  executorUnavailable?: string;
-  /** jobs this agent's own builds ran there, and jobs it took from peers (as it advertised) */
-  jobs?: number;
-  served?: number;
-}
-
-export interface SelfCounters {
-  jobs: number;
-  jobsPerSec: number;
-  local: number;
-  job: number;
-  remote: number;
-  fallback: number;
-  fallbackByReason: Record<string, number>;
-  served: number;
-  bytesSent: number;
-  bytesReceived: number;
-  /** input files of remote jobs the peer already had; null before any remote job */
-  storeHitRate: number | null;
-  toolchainsFetched: number;
-  toolchainsServed: number;
-  verified: number;
-  mismatches: number;
-  hedges: number;
-}
-
-export interface MeshCounters {
-  agents: number;
-  lost: number;
-  cores: number;
-  slots: number;
-  slotsUsed: number;
-  jobs: number;
-  jobsPerSec: number;
-  remote: number;
-  served: number;
-  bytesSent: number;
-  bytesReceived: number;
-  term: number;
-  scheduler?: string;
-}
-
-/** One compile, as sent to watchers (short keys: a busy build sends hundreds a second). */
-export interface JobView {
-  seq: number;
-  id: string;
-  src: string;
-  client: string;
-  exec: string;
-  start: number;
-  ran?: number;
-  end?: number;
-  route?: string;
-  reason?: string;
-  verified?: true;
-}
-
-export interface MonitorFrame {
-  /** a full frame replaces what the watcher has; otherwise `jobs` holds only the changed ones */
-  full: boolean;
-  at: number;
-  self: string;
-  agents: AgentTile[];
-  counters: { self: SelfCounters; mesh: MeshCounters };
-  build?: BuildWindow;
-  running: number;
-  jobs: JobView[];
-}
 
 export interface ModelSources {
   status: () => AgentStatus[];

@@ -2,48 +2,7 @@
 // the counters, the build's timeline (one lane per slot of each executor) and the latest jobs.
 // No framework: a few elements updated in place, one canvas.
 
-interface Tile {
-  peerId: string;
-  name: string;
-  self: boolean;
-  role: 'member' | 'scheduler';
-  state: 'up' | 'lost';
-  lostAt?: number;
-  cores: number;
-  slots: number;
-  slotsUsed: number;
-  load: number;
-  speed: number;
-  toolchains: number;
-  rttMs: number | null;
-  link: string;
-  executorUnavailable?: string;
-}
-
-interface JobView {
-  seq: number;
-  id: string;
-  src: string;
-  client: string;
-  exec: string;
-  start: number;
-  ran?: number;
-  end?: number;
-  route?: string;
-  reason?: string;
-  verified?: true;
-}
-
-interface Frame {
-  full: boolean;
-  at: number;
-  self: string;
-  agents: Tile[];
-  counters: { self: Record<string, unknown>; mesh: Record<string, unknown> };
-  build?: { number: number; startedAt: number; endedAt?: number };
-  running: number;
-  jobs: JobView[];
-}
+import type { AgentTile as Tile, JobView, MonitorFrame as Frame } from '../frame.js';
 
 const JOB_ROWS = 60;
 const ROUTE_COLOURS: Record<string, string> = {
@@ -106,37 +65,35 @@ function drawCounters(f: Frame): void {
   const key = JSON.stringify(f.counters);
   if (key === drawnCounters) return;
   drawnCounters = key;
-  const s = f.counters.self as Record<string, number | null | Record<string, number>>;
-  const num = (k: string) => Number(s[k] ?? 0);
-  const reasons = Object.entries((s.fallbackByReason ?? {}) as Record<string, number>)
+  const s = f.counters.self;
+  const reasons = Object.entries(s.fallbackByReason)
     .map(([k, v]) => `${k} ${v}`)
     .join(', ');
   counters($('self-counters'), [
-    ['self-jobs', 'jobs', String(num('jobs'))],
-    ['self-rate', 'jobs/s', num('jobsPerSec').toFixed(1)],
-    ['self-local', 'local', String(num('local'))],
-    ['self-remote', 'remote', String(num('remote'))],
-    ['self-job', 'own executor', String(num('job'))],
-    ['self-fallback', reasons ? `fallback (${reasons})` : 'fallback', String(num('fallback'))],
-    ['self-served', 'run for peers', String(num('served'))],
-    ['self-sent', 'sent', bytes(num('bytesSent'))],
-    ['self-received', 'received', bytes(num('bytesReceived'))],
-    ['self-hit', 'store hit rate', s.storeHitRate === null ? '–' : `${(num('storeHitRate') * 100).toFixed(1)} %`],
-    ['self-toolchains', 'toolchains in / out', `${num('toolchainsFetched')} / ${num('toolchainsServed')}`],
-    ['self-verified', 'verified / mismatched', `${num('verified')} / ${num('mismatches')}`],
+    ['self-jobs', 'jobs', String(s.jobs)],
+    ['self-rate', 'jobs/s', s.jobsPerSec.toFixed(1)],
+    ['self-local', 'local', String(s.local)],
+    ['self-remote', 'remote', String(s.remote)],
+    ['self-job', 'own executor', String(s.job)],
+    ['self-fallback', reasons ? `fallback (${reasons})` : 'fallback', String(s.fallback)],
+    ['self-served', 'run for peers', String(s.served)],
+    ['self-sent', 'sent', bytes(s.bytesSent)],
+    ['self-received', 'received', bytes(s.bytesReceived)],
+    ['self-hit', 'store hit rate', s.storeHitRate === null ? '–' : `${(s.storeHitRate * 100).toFixed(1)} %`],
+    ['self-toolchains', 'toolchains in / out', `${s.toolchainsFetched} / ${s.toolchainsServed}`],
+    ['self-verified', 'verified / mismatched', `${s.verified} / ${s.mismatches}`],
   ]);
-  const m = f.counters.mesh as Record<string, number | string>;
-  const n = (k: string) => Number(m[k] ?? 0);
+  const m = f.counters.mesh;
   counters($('mesh-counters'), [
-    ['mesh-agents', 'agents', `${n('agents')}${n('lost') ? ` (+${n('lost')} lost)` : ''}`],
-    ['mesh-slots', 'slots busy', `${n('slotsUsed')} / ${n('slots')}`],
-    ['mesh-cores', 'cores', String(n('cores'))],
-    ['mesh-jobs', 'jobs', String(n('jobs'))],
-    ['mesh-rate', 'jobs/s', n('jobsPerSec').toFixed(1)],
-    ['mesh-remote', 'remote', String(n('remote'))],
-    ['mesh-sent', 'sent', bytes(n('bytesSent'))],
-    ['mesh-received', 'received', bytes(n('bytesReceived'))],
-    ['mesh-term', 'election term', String(n('term'))],
+    ['mesh-agents', 'agents', `${m.agents}${m.lost ? ` (+${m.lost} lost)` : ''}`],
+    ['mesh-slots', 'slots busy', `${m.slotsUsed} / ${m.slots}`],
+    ['mesh-cores', 'cores', String(m.cores)],
+    ['mesh-jobs', 'jobs', String(m.jobs)],
+    ['mesh-rate', 'jobs/s', m.jobsPerSec.toFixed(1)],
+    ['mesh-remote', 'remote', String(m.remote)],
+    ['mesh-sent', 'sent', bytes(m.bytesSent)],
+    ['mesh-received', 'received', bytes(m.bytesReceived)],
+    ['mesh-term', 'election term', String(m.term)],
   ]);
 }
 
