@@ -14,19 +14,18 @@ import { socketAnswers } from '../node/instance-lock.js';
 import { setMeshKey } from '../node/mesh/keys.js';
 import type { AgentStatus } from '../node/mesh/mesh-service.js';
 import type { StatsSnapshot } from '../node/stats.js';
-import { MASQUERADE, MESHCC_BIN } from './helpers/agent.js';
+import { MASQUERADE, MESHCC_BIN, plainEnv } from './helpers/agent.js';
 import { createNetnsMesh, netnsAvailable, type NetnsMesh } from './helpers/netns.js';
 import { collect, copyProject, differences } from './helpers/projects.js';
 import { tempDir } from './helpers/tmp.js';
 import { hostToolchainId } from './helpers/toolchain-id.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const avail = netnsAvailable();
 if (!avail.ok) console.log(`election tests skipped: ${avail.reason}`);
 
 const run = promisify(execFile);
 const KEY = 'e1'.repeat(32);
-const plainEnv: Record<string, string> = { LANG: 'C' };
-for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('MESHCC_') && k !== 'LANG') plainEnv[k] = v;
 
 interface Member {
   host: number;
@@ -36,20 +35,9 @@ interface Member {
   log: string;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const socketOf = (m: Member) => path.join(m.home, 'agent.sock');
 const statusOf = async (m: Member) => (await query(socketOf(m), { t: 'status', v: 1 })).agents as AgentStatus[];
 const statsOf = async (m: Member) => (await query(socketOf(m), { t: 'stats', v: 1 })).stats as StatsSnapshot;
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 /** The scheduler every one of these agents names, when they all list `count` agents and agree on exactly one. */
 async function agreedScheduler(members: Member[], count: number): Promise<string | undefined> {

@@ -22,7 +22,7 @@ import { Secret } from 'kubernetes-models/v1/Secret';
 import { Service } from 'kubernetes-models/v1/Service';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { parseAllDocuments } from 'yaml';
-import { MESHCC_BIN, REPO } from './helpers/agent.js';
+import { MESHCC_BIN, plainEnv, REPO } from './helpers/agent.js';
 import { createNetnsMesh, netnsAvailable, type NetnsMesh } from './helpers/netns.js';
 import { collect, copyProject, differences } from './helpers/projects.js';
 import { tempDir } from './helpers/tmp.js';
@@ -37,8 +37,6 @@ if (renderWhy) console.log(`Kubernetes manifest tests skipped: ${renderWhy}`);
 else if (podsWhy) console.log(`Kubernetes pod simulation skipped: ${podsWhy}`);
 
 const run = promisify(execFile);
-const plainEnv: Record<string, string> = { LANG: 'C' };
-for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('MESHCC_') && k !== 'LANG') plainEnv[k] = v;
 
 type K8sObject = { apiVersion: string; kind: string; metadata: { name: string }; data?: Record<string, string>; spec?: any };
 

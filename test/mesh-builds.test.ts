@@ -24,10 +24,11 @@ import { setMeshKey } from '../node/mesh/keys.js';
 import type { AgentStatus } from '../node/mesh/mesh-service.js';
 import type { StatsSnapshot } from '../node/stats.js';
 import { hostToolchainId } from './helpers/toolchain-id.js';
-import { MASQUERADE, MESHCC_BIN, REPO } from './helpers/agent.js';
+import { MASQUERADE, MESHCC_BIN, plainEnv, REPO } from './helpers/agent.js';
 import { createNetnsMesh, netnsAvailable, type ExecResult, type NetnsMesh } from './helpers/netns.js';
 import { collect, copyProject, differences } from './helpers/projects.js';
 import { tempDir } from './helpers/tmp.js';
+import { GaveUp, sleep, waitFor } from './helpers/wait.js';
 
 const avail = netnsAvailable();
 if (!avail.ok) console.log(`mesh build tests skipped: ${avail.reason}`);
@@ -45,10 +46,6 @@ const LOG_LEVEL = process.env.MESHCC_TEST_LOG_LEVEL ?? 'warn';
 const NATIVE_CLIENT = path.join(REPO, 'dist', 'client', 'meshcc-cc');
 const FAKE_RUNNER = path.join(REPO, 'test', 'helpers', 'fake-peer-runner.mjs');
 
-/** This process's environment without any MESHCC_* a developer's shell may carry. */
-const plainEnv: Record<string, string> = { LANG: 'C' };
-for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('MESHCC_') && k !== 'LANG') plainEnv[k] = v;
-
 interface Member {
   name: string;
   host: number;
@@ -58,24 +55,6 @@ interface Member {
   /** The tail of its stderr (pino lines at LOG_LEVEL). */
   log: string;
   peerId: string;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Thrown by a probe of waitFor to stop waiting at once (other errors count as "not yet"). */
-class GaveUp extends Error {}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch((err: unknown) => {
-      if (err instanceof GaveUp) throw err;
-      return undefined;
-    });
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(25);
-  }
 }
 
 const socketOf = (m: Member) => path.join(m.home, 'agent.sock');

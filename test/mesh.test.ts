@@ -11,6 +11,7 @@ import type { AgentStatus } from '../node/mesh/mesh-service.js';
 import { MESHCC_BIN } from './helpers/agent.js';
 import { createNetnsMesh, netnsAvailable, type NetnsMesh } from './helpers/netns.js';
 import { tempDir } from './helpers/tmp.js';
+import { waitFor } from './helpers/wait.js';
 
 const avail = netnsAvailable();
 if (!avail.ok) console.log(`mesh namespace tests skipped: ${avail.reason}`);
@@ -27,16 +28,6 @@ interface Agent {
 async function statusOf(agent: Agent): Promise<AgentStatus[]> {
   const reply = await query(path.join(agent.home, 'agent.sock'), { t: 'status', v: 1 });
   return reply.agents as AgentStatus[];
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 describe.skipIf(!avail.ok)('mesh across network namespaces', () => {

@@ -19,10 +19,11 @@ import { socketAnswers } from '../node/instance-lock.js';
 import { setMeshKey } from '../node/mesh/keys.js';
 import type { AgentStatus } from '../node/mesh/mesh-service.js';
 import type { StatsSnapshot } from '../node/stats.js';
-import { MASQUERADE, MESHCC_BIN, REPO } from './helpers/agent.js';
+import { MASQUERADE, MESHCC_BIN, plainEnv, REPO } from './helpers/agent.js';
 import { createNetnsMesh, netnsAvailable, type NetnsMesh } from './helpers/netns.js';
 import { collect, copyProject, differences } from './helpers/projects.js';
 import { tempDir } from './helpers/tmp.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SYSTEM_PYTHON = '/usr/bin/python3';
@@ -38,8 +39,6 @@ const KEY = 'c4'.repeat(32);
 const SCREENSHOT = path.join(REPO, 'docs', 'monitor.png');
 const TMUX_SOCKET = `meshcc-top-${process.pid}`;
 const LOG_LEVEL = process.env.MESHCC_TEST_LOG_LEVEL ?? 'warn';
-const plainEnv: Record<string, string> = { LANG: 'C' };
-for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('MESHCC_') && k !== 'LANG') plainEnv[k] = v;
 
 interface Member {
   name: string;
@@ -51,22 +50,9 @@ interface Member {
   peerId: string;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const socketOf = (m: Member) => path.join(m.home, 'agent.sock');
 const statsOf = async (m: Member) => (await query(socketOf(m), { t: 'stats', v: 1 })).stats as StatsSnapshot;
 const statusOf = async (m: Member) => (await query(socketOf(m), { t: 'status', v: 1 })).agents as AgentStatus[];
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await Promise.resolve()
-      .then(probe)
-      .catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 describe.skipIf(why !== '')('the monitor during a build through a mesh of three namespaces', () => {
   let mesh: NetnsMesh;

@@ -15,7 +15,7 @@ import { socketAnswers } from '../node/instance-lock.js';
 import { setMeshKey } from '../node/mesh/keys.js';
 import type { AgentStatus } from '../node/mesh/mesh-service.js';
 import type { StatsSnapshot } from '../node/stats.js';
-import { MESHCC_BIN, REPO } from './helpers/agent.js';
+import { MESHCC_BIN, plainEnv as basePlainEnv, REPO } from './helpers/agent.js';
 import { createNetnsMesh, netnsAvailable, type NetnsMesh } from './helpers/netns.js';
 import { collect, copyProject, differences, type ProjectName } from './helpers/projects.js';
 import { tempDir } from './helpers/tmp.js';
@@ -26,8 +26,8 @@ if (!avail.ok) console.log(`README quickstart tests skipped: ${avail.reason}`);
 
 const run = promisify(execFile);
 const KEY = 'a3'.repeat(32);
-const plainEnv: Record<string, string> = { LANG: 'C' };
-for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('MESHCC_') && !k.startsWith('CCACHE') && k !== 'LANG') plainEnv[k] = v;
+/** The plain environment, without the ccache settings a developer's shell may carry. */
+const plainEnv = Object.fromEntries(Object.entries(basePlainEnv).filter(([k]) => !k.startsWith('CCACHE')));
 
 /** The quickstart blocks of the README, by name. */
 function quickstarts(): Map<string, string> {

@@ -16,10 +16,11 @@ import { query } from '../node/cli/query.js';
 import { socketAnswers } from '../node/instance-lock.js';
 import { setMeshKey } from '../node/mesh/keys.js';
 import type { AgentStatus } from '../node/mesh/mesh-service.js';
-import { MESHCC_BIN } from './helpers/agent.js';
+import { MESHCC_BIN, plainEnv } from './helpers/agent.js';
 import { createNetnsMesh, netnsAvailable, type NetnsMesh } from './helpers/netns.js';
 import { collect, copyProject, differences } from './helpers/projects.js';
 import { tempDir } from './helpers/tmp.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const DNSMASQ = '/usr/sbin/dnsmasq';
 const avail = netnsAvailable();
@@ -29,19 +30,6 @@ if (why) console.log(`meshcc run / --peers-dns tests skipped: ${why}`);
 const run = promisify(execFile);
 const KEY = 'd9'.repeat(32);
 const NAME = 'meshcc-agents.build.test';
-const plainEnv: Record<string, string> = { LANG: 'C' };
-for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('MESHCC_') && k !== 'LANG') plainEnv[k] = v;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 describe.skipIf(why !== '')('builds with meshcc run, and a mesh found through DNS', () => {
   let mesh: NetnsMesh;

@@ -13,11 +13,12 @@ import { socketAnswers } from '../node/instance-lock.js';
 import { setMeshKey } from '../node/mesh/keys.js';
 import type { AgentStatus } from '../node/mesh/mesh-service.js';
 import type { StatsSnapshot } from '../node/stats.js';
-import { MASQUERADE, MESHCC_BIN, REPO } from './helpers/agent.js';
+import { MASQUERADE, MESHCC_BIN, plainEnv, REPO } from './helpers/agent.js';
 import { createNetnsMesh, netnsAvailable, type NetnsMesh } from './helpers/netns.js';
 import { collect, copyProject, differences } from './helpers/projects.js';
 import { tempDir } from './helpers/tmp.js';
 import { hostToolchainId } from './helpers/toolchain-id.js';
+import { sleep } from './helpers/wait.js';
 
 const analyze = spawnSync('systemd-analyze', ['--version']).status === 0;
 const avail = netnsAvailable();
@@ -29,9 +30,6 @@ else if (runWhy) console.log(`running the systemd unit skipped: ${runWhy}`);
 
 const run = promisify(execFile);
 const KEY = 'f1'.repeat(32);
-const plainEnv: Record<string, string> = { LANG: 'C' };
-for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('MESHCC_') && k !== 'LANG') plainEnv[k] = v;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function verify(file: string, user: boolean): { status: number | null; output: string } {
   const runtime = tempDir('meshcc-xdg-');

@@ -19,11 +19,12 @@ import { socketAnswers } from '../node/instance-lock.js';
 import { setMeshKey } from '../node/mesh/keys.js';
 import type { AgentStatus } from '../node/mesh/mesh-service.js';
 import type { StatsSnapshot } from '../node/stats.js';
-import { MASQUERADE, MESHCC_BIN } from './helpers/agent.js';
+import { MASQUERADE, MESHCC_BIN, plainEnv } from './helpers/agent.js';
 import { hideCompilers } from './helpers/hide-compilers.js';
 import { createNetnsMesh, netnsAvailable, type NetnsMesh } from './helpers/netns.js';
 import { tempDir } from './helpers/tmp.js';
 import { hostToolchainId } from './helpers/toolchain-id.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const avail = netnsAvailable();
 if (!avail.ok) console.log(`toolchain shipping tests skipped: ${avail.reason}`);
@@ -31,8 +32,6 @@ if (!avail.ok) console.log(`toolchain shipping tests skipped: ${avail.reason}`);
 const run = promisify(execFile);
 const KEY = 'c4'.repeat(32);
 const COMPILERS = ['gcc', 'g++', 'clang', 'clang++'] as const;
-const plainEnv: Record<string, string> = { LANG: 'C' };
-for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('MESHCC_') && k !== 'LANG') plainEnv[k] = v;
 
 const C_UNIT = (n: number) => `#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\nint unit${n}(const char *s) { printf("%zu\\n", strlen(s)); return atoi(s) + ${n}; }\n`;
 const CXX_UNIT = (n: number) =>
@@ -44,20 +43,9 @@ interface Agent {
   log: string;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const socketOf = (a: Agent) => path.join(a.home, 'agent.sock');
 const statsOf = async (a: Agent) => (await query(socketOf(a), { t: 'stats', v: 1 })).stats as StatsSnapshot;
 const statusOf = async (a: Agent) => (await query(socketOf(a), { t: 'status', v: 1 })).agents as AgentStatus[];
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 /** A compile without meshcc, then the same through the client agent; both results. */
 async function compileBoth(cc: string, dir: string, name: string, client: Agent) {

@@ -14,6 +14,10 @@ export const REPO = path.resolve(import.meta.dirname, '..', '..');
 export const MESHCC_BIN = path.join(REPO, 'bin', 'meshcc.js');
 export const MASQUERADE = path.join(REPO, 'dist', 'masquerade');
 
+/** This process's environment without any MESHCC_* a developer's shell may carry, in the C locale. */
+export const plainEnv: Record<string, string> = { LANG: 'C' };
+for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('MESHCC_') && k !== 'LANG') plainEnv[k] = v;
+
 /** Agents outside a test's own namespaces listen on loopback only and send no multicast. */
 export const LOOPBACK_AGENT_ENV = { MESHCC_LISTEN: '/ip4/127.0.0.1/tcp/0', MESHCC_MDNS: '0', MESHCC_SPEED: '1' };
 
