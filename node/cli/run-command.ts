@@ -11,7 +11,7 @@ import { MeshccError } from '../../protocol/errors.js';
 import { Agent } from '../agent.js';
 import { loadConfig, meshccHome } from '../config.js';
 import { createLogger } from '../log.js';
-import { MESH_KEY_FILE, setMeshKey } from '../mesh/keys.js';
+import { MESH_KEY_FILE } from '../mesh/keys.js';
 import { MASQUERADE_DIR } from '../paths.js';
 import type { StatsSnapshot } from '../stats.js';
 
@@ -27,9 +27,8 @@ export interface RunOptions {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The mesh key: MESHCC_MESH_KEY, or the one of this user's agent home. */
-function meshKeyHex(): string | undefined {
-  if (process.env.MESHCC_MESH_KEY) return process.env.MESHCC_MESH_KEY.trim();
+/** The key of this user's agent home, for a run without MESHCC_MESH_KEY. */
+function userMeshKeyHex(): string | undefined {
   const file = path.join(meshccHome(), MESH_KEY_FILE);
   return existsSync(file) ? readFileSync(file, 'utf8').trim() : undefined;
 }
@@ -70,11 +69,11 @@ export async function runWithMesh(options: RunOptions): Promise<number> {
   if (!options.serve) config.slots = 0;
   config.peers = [...config.peers, ...options.peer];
   if (options.peersDns) config.peersDns = options.peersDns;
-  const key = meshKeyHex();
+  // The agent takes the key from MESHCC_MESH_KEY itself (config.meshKeyHex).
+  const key = (config.meshKeyHex ??= userMeshKeyHex());
   let agent: Agent | undefined;
   const started = Date.now();
   try {
-    if (key) await setMeshKey(home, key);
     agent = new Agent(config, log);
     await agent.start();
     const peers = key ? await waitForMesh(agent, options.waitMs) : 0;
