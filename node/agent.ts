@@ -12,6 +12,7 @@ import { Executor } from './executor/executor.js';
 import { acquireInstanceLock, type InstanceLock } from './instance-lock.js';
 import type { Logger } from './log.js';
 import { lostPeerStatus, MeshService } from './mesh/mesh-service.js';
+import { MembershipAdmin } from './membership-admin.js';
 import { JobServer } from './remote/job-server.js';
 import { Placement } from './remote/placement.js';
 import { RemoteRunner } from './remote/remote-runner.js';
@@ -62,6 +63,7 @@ export class Agent {
   private readonly jobMonitor: JobMonitor;
   private readonly monitorModel: MonitorModel;
   private monitorServer?: MonitorServer;
+  private readonly membershipAdmin: MembershipAdmin;
 
   constructor(
     readonly config: AgentConfig,
@@ -113,7 +115,11 @@ export class Agent {
     );
     this.toolchainAdmin = new ToolchainAdmin(this.toolchains, this.toolchainSupply.cache);
     this.placement = new Placement({
-      peers: () => this.mesh?.peers() ?? [],
+      peers: () => {
+        const peers = this.mesh?.peers() ?? [];
+        const unusable = this.mesh?.unusableForJobs();
+        return unusable?.size ? peers.filter((p) => !unusable.has(p.peerId)) : peers;
+      },
       selfSlots: () => this.executor.slots,
       selfFreeSlots: () => this.executor.freeSlots,
       backoffMs: config.backoffMs,
@@ -139,6 +145,7 @@ export class Agent {
       scheduler: this.schedulerClient,
       selfId: () => this.mesh?.peerId,
       selfSpeed: () => this.speed,
+      avoid: () => this.mesh?.unusableForJobs() ?? [],
     });
     const compile = new CompileService({
       localSlots: this.localSlots,
@@ -158,6 +165,20 @@ export class Agent {
       meshStatus: () => this.mesh?.status() ?? [],
       toolchains: (request) => this.toolchainAdmin.run(request),
       monitor: (listen) => this.openMonitor(listen),
+      members: (request) => this.membershipAdmin.run(request),
+      log,
+    });
+    this.membershipAdmin = new MembershipAdmin({
+      home: config.home,
+      mesh: () => this.mesh,
+      restartMesh: async (change) => {
+        await this.stopMesh();
+        try {
+          await change();
+        } finally {
+          await this.startMesh();
+        }
+      },
       log,
     });
   }
@@ -169,71 +190,9 @@ export class Agent {
       if (this.config.meshKeyHex) await setMeshKey(this.config.home, this.config.meshKeyHex);
       await this.store.start();
       await this.executor.start();
+      this.speed = this.config.speed ?? measureSpeed();
       await this.socket.start();
-      this.mesh = new MeshService({
-        home: this.config.home,
-        listen: this.config.listen,
-        staticPeers: this.config.peers,
-        peersDns: this.config.peersDns,
-        mdns: this.config.mdns,
-        speed: (this.speed = this.config.speed ?? measureSpeed()),
-        name: this.config.name,
-        onScheduler: () => this.schedulerService?.electionChanged(),
-        activity: () => activityOf({ ...this.stats, counts: this.stats.counts() }),
-        log: this.log,
-        capacity: () => ({
-          slots: this.executor.slots,
-          slotsUsed: this.executor.slotsUsed,
-          toolchains: this.toolchainSupply.ids(),
-          unavailable: this.executor.unavailableReason,
-        }),
-      });
-      await this.mesh.start();
-      const mesh = this.mesh;
-      this.schedulerService = new SchedulerService({
-        node: mesh.meshNode!,
-        log: this.log,
-        selfAdvert: () => mesh.localAdvert(),
-        peers: () => mesh.peers(),
-        isScheduler: () => mesh.scheduler().scheduler === mesh.peerId,
-        scheduler: () => mesh.scheduler(),
-      });
-      await this.schedulerService.start();
-      this.schedulerService.electionChanged();
-      const view = mesh.peerView!;
-      view.on('removed', (peer, _why, last) => {
-        this.monitorModel.peerLost(lostPeerStatus(last));
-        this.remote.peerLost(peer);
-        this.schedulerService?.peerRemoved(peer);
-      });
-      for (const event of ['added', 'updated'] as const) {
-        view.on(event, (entry) => {
-          this.placement.peersChanged();
-          this.schedulerService?.peerUpdated(entry);
-        });
-      }
-      const transfer = new ToolchainTransfer({
-        node: this.mesh.meshNode!,
-        supply: this.toolchainSupply,
-        stats: this.stats,
-        log: this.log,
-        onInstalled: () => this.mesh?.changed(),
-      });
-      this.toolchainTransfer = transfer;
-      await transfer.start();
-      this.jobServer = new JobServer({
-        node: this.mesh.meshNode!,
-        store: this.store,
-        executor: this.executor,
-        toolchains: this.toolchainSupply,
-        obtainToolchain: (id, sources) => void transfer.obtain(id, sources),
-        holdersOf: (id) => (this.mesh?.peers() ?? []).filter((p) => p.advert.toolchains.includes(id)).map((p) => p.peerId),
-        onToolchainUsed: (shipped) => (shipped ? this.stats.toolchains.jobsOnShipped++ : this.stats.toolchains.jobsOnHost++),
-        log: this.log,
-        onServed: (outcome, bytesIn, bytesOut) => this.stats.servedOne(outcome, bytesIn, bytesOut),
-        watchServed: (id, source, client) => this.jobMonitor.served(id, source, client),
-      });
-      await this.jobServer.start();
+      await this.startMesh();
       await this.startMonitor();
       this.toolchainsDiscovered = this.toolchains.discover().catch((err: Error) => this.log.warn({ err: err.message }, 'could not identify the host toolchains'));
     } catch (err) {
@@ -258,17 +217,96 @@ export class Agent {
 
   async stop(): Promise<void> {
     await this.monitorServer?.stop();
-    await this.jobServer?.stop();
-    await this.toolchainTransfer?.stop();
-    this.schedulerClient.stop();
-    await this.schedulerService?.stop();
-    await this.mesh?.stop();
+    await this.stopMesh();
     await this.socket.stop();
     await this.executor.stop();
     await this.toolchainSupply.cache.flush();
     this.spawner.stop();
     await this.lock?.release();
     this.log.info('agent stopped');
+  }
+
+  /** The agent's place in the mesh and the protocols that run over it (stopped and started
+   *  again when the agent joins another mesh). */
+  private async startMesh(): Promise<void> {
+    this.mesh = new MeshService({
+      home: this.config.home,
+      listen: this.config.listen,
+      staticPeers: this.config.peers,
+      peersDns: this.config.peersDns,
+      mdns: this.config.mdns,
+      relay: this.config.relay,
+      relayedJobs: this.config.relayedJobs,
+      speed: this.speed,
+      name: this.config.name,
+      onScheduler: () => this.schedulerService?.electionChanged(),
+      activity: () => activityOf({ ...this.stats, counts: this.stats.counts() }),
+      log: this.log,
+      capacity: () => ({
+        slots: this.executor.slots,
+        slotsUsed: this.executor.slotsUsed,
+        toolchains: this.toolchainSupply.ids(),
+        unavailable: this.executor.unavailableReason,
+      }),
+    });
+    await this.mesh.start();
+    const mesh = this.mesh;
+    this.schedulerService = new SchedulerService({
+      node: mesh.meshNode!,
+      log: this.log,
+      selfAdvert: () => mesh.localAdvert(),
+      peers: () => mesh.peers(),
+      isScheduler: () => mesh.scheduler().scheduler === mesh.peerId,
+      scheduler: () => mesh.scheduler(),
+    });
+    await this.schedulerService.start();
+    this.schedulerService.electionChanged();
+    const view = mesh.peerView!;
+    view.on('removed', (peer, _why, last) => {
+      this.monitorModel.peerLost(lostPeerStatus(last));
+      this.remote.peerLost(peer);
+      this.schedulerService?.peerRemoved(peer);
+    });
+    for (const event of ['added', 'updated'] as const) {
+      view.on(event, (entry) => {
+        this.placement.peersChanged();
+        this.schedulerService?.peerUpdated(entry);
+      });
+    }
+    const transfer = new ToolchainTransfer({
+      node: this.mesh.meshNode!,
+      supply: this.toolchainSupply,
+      stats: this.stats,
+      log: this.log,
+      onInstalled: () => this.mesh?.changed(),
+    });
+    this.toolchainTransfer = transfer;
+    await transfer.start();
+    this.jobServer = new JobServer({
+      node: this.mesh.meshNode!,
+      store: this.store,
+      executor: this.executor,
+      toolchains: this.toolchainSupply,
+      obtainToolchain: (id, sources) => void transfer.obtain(id, sources),
+      holdersOf: (id) => (this.mesh?.peers() ?? []).filter((p) => p.advert.toolchains.includes(id)).map((p) => p.peerId),
+      onToolchainUsed: (shipped) => (shipped ? this.stats.toolchains.jobsOnShipped++ : this.stats.toolchains.jobsOnHost++),
+      log: this.log,
+      onServed: (outcome, bytesIn, bytesOut) => this.stats.servedOne(outcome, bytesIn, bytesOut),
+      watchServed: (id, source, client) => this.jobMonitor.served(id, source, client),
+    });
+    await this.jobServer.start();
+  }
+
+  private async stopMesh(): Promise<void> {
+    await this.jobServer?.stop();
+    await this.toolchainTransfer?.stop();
+    this.schedulerClient.stop();
+    await this.schedulerService?.stop();
+    await this.mesh?.stop();
+    this.jobServer = undefined;
+    this.toolchainTransfer = undefined;
+    this.schedulerService = undefined;
+    this.mesh = undefined;
   }
 
   private async startMonitor(): Promise<void> {

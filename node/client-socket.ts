@@ -5,7 +5,7 @@ import net from 'node:net';
 import { promises as fs } from 'node:fs';
 import { MeshccError } from '../protocol/errors.js';
 import { encodeFrame, FrameDecoder } from '../protocol/framing.js';
-import { ClientMessage, LIMITS, parseMessage, PROTOCOL_VERSION, type AgentReply } from '../protocol/messages.js';
+import { ClientMessage, LIMITS, parseMessage, PROTOCOL_VERSION, type AgentReply, type MembersQuery } from '../protocol/messages.js';
 import type { ClientConnection, CompileService } from './compile-service.js';
 import type { Logger } from './log.js';
 import type { ToolchainOp, ToolchainOpResult } from './toolchain-admin.js';
@@ -18,6 +18,7 @@ export interface ClientSocketParts {
   toolchains: (request: ToolchainOp) => Promise<ToolchainOpResult>;
   /** The monitor's addresses (after opening it on one more address) and its token. */
   monitor: (listen?: { host: string; port: number }) => Promise<{ urls: { url: string; open: boolean }[]; token: string }>;
+  members: (request: MembersQuery) => Promise<Record<string, unknown>>;
   log: Logger;
 }
 
@@ -147,6 +148,15 @@ export class ClientSocketServer {
         this.parts.monitor(message.listen).then(
           (result) => {
             conn.reply({ t: 'monitor', ...result });
+            conn.end();
+          },
+          (err: Error) => conn.fail(err instanceof MeshccError ? err.code : 'internal-error', err.message),
+        );
+        return;
+      case 'members':
+        this.parts.members(message).then(
+          (result) => {
+            conn.reply({ t: 'members', ...result });
             conn.end();
           },
           (err: Error) => conn.fail(err instanceof MeshccError ? err.code : 'internal-error', err.message),

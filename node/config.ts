@@ -51,6 +51,12 @@ export interface AgentConfig {
   meshKeyHex?: string;
   /** The name the mesh shows for this agent (MESHCC_NAME; default the host name). */
   name?: string;
+  /** Offer circuit relay v2 to members (MESHCC_RELAY=0 turns it off; it is only used by members
+   *  that cannot be dialled, and only while this agent is reachable itself). */
+  relay: boolean;
+  /** Send jobs to peers reached only through a relay (MESHCC_RELAYED_JOBS=1; default off: a job
+   *  over a relay is slow and costs the relay's owner). */
+  relayedJobs: boolean;
 }
 
 export const DEFAULT_HTTP_PORT = 7625;
@@ -109,6 +115,14 @@ function positiveNumber(env: NodeJS.ProcessEnv, name: string, fallback: number):
   return value;
 }
 
+function flag(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === '') return fallback;
+  if (['1', 'on', 'yes', 'true'].includes(raw)) return true;
+  if (['0', 'off', 'no', 'false'].includes(raw)) return false;
+  throw new MeshccError('bad-config', `${name} is 1 or 0 (on/off), got '${env[name]}'`);
+}
+
 export function meshccHome(env: NodeJS.ProcessEnv = process.env): string {
   return path.resolve(env.MESHCC_HOME || path.join(os.homedir(), '.meshcc'));
 }
@@ -158,6 +172,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
     peers: list(env.MESHCC_PEERS),
     ...(env.MESHCC_PEERS_DNS ? { peersDns: (parseDnsTarget(env.MESHCC_PEERS_DNS), env.MESHCC_PEERS_DNS) } : {}),
     mdns: env.MESHCC_MDNS !== '0',
+    relay: flag(env, 'MESHCC_RELAY', true),
+    relayedJobs: flag(env, 'MESHCC_RELAYED_JOBS', false),
     speed: env.MESHCC_SPEED ? wholeNumber(env, 'MESHCC_SPEED', 0) : undefined,
     verifyRate: fraction(env, 'MESHCC_VERIFY_RATE', 0),
     backoffMs: wholeNumber(env, 'MESHCC_BACKOFF_S', 30) * 1000,

@@ -76,7 +76,23 @@ export const MonitorQuery = z.object({
   listen: z.object({ host: z.string().min(1).max(255), port: z.number().int().min(0).max(65535) }).optional(),
 });
 
-export const ClientMessage = z.discriminatedUnion('t', [CompileRequest, LocalDone, StatsQuery, PingQuery, StatusQuery, ToolchainQuery, MonitorQuery]);
+/** `meshcc invite|join|members|revoke`: the agent holds the identity, the key and the member list. */
+export const MembersQuery = z.object({
+  t: z.literal('members'),
+  v: z.number().int(),
+  op: z.enum(['list', 'invite', 'join', 'revoke']),
+  /** invite: how long the token is valid (ms) */
+  validMs: z.number().int().positive().max(365 * 86_400_000).optional(),
+  /** join: the invitation */
+  token: z.string().max(16 * 1024).optional(),
+  /** join: leave the mesh this agent belongs to, for the one of the token */
+  leave: z.boolean().optional(),
+  /** revoke: whom */
+  peer: z.string().max(128).optional(),
+});
+export type MembersQuery = z.infer<typeof MembersQuery>;
+
+export const ClientMessage = z.discriminatedUnion('t', [CompileRequest, LocalDone, StatsQuery, PingQuery, StatusQuery, ToolchainQuery, MonitorQuery, MembersQuery]);
 export type ClientMessage = z.infer<typeof ClientMessage>;
 
 // ---- client socket: agent → client -------------------------------------------------
@@ -96,7 +112,8 @@ export type AgentReply =
   | { t: 'stats'; stats: unknown }
   | { t: 'status'; agents: unknown[] }
   | { t: 'toolchains'; toolchains: unknown[]; created?: string; removed?: string[] }
-  | { t: 'monitor'; urls: { url: string; open: boolean }[]; token: string };
+  | { t: 'monitor'; urls: { url: string; open: boolean }[]; token: string }
+  | ({ t: 'members' } & Record<string, unknown>);
 
 // ---- jobs: what an executor runs ---------------------------------------------------
 
@@ -203,6 +220,10 @@ export const Advert = z.object({
       leaseMs: z.number().int().nonnegative().max(60_000),
     })
     .optional(),
+  /** Whether other members could dial the sender back (absent while it does not know yet). */
+  reachable: z.boolean().optional(),
+  /** Whether the sender offers circuit relay v2 to members. */
+  relay: z.boolean().optional(),
   /** What the sender has done since it started, for the mesh-wide counters of the monitor:
    *  its own compiles, those of them run on peers, jobs it ran for peers, bytes over the mesh. */
   activity: z

@@ -11,6 +11,7 @@ import { query } from './query.js';
 import { addToolchainCommands } from './toolchain-command.js';
 import { addMonitorCommands } from './monitor-command.js';
 import { addServiceCommands } from './service-command.js';
+import { addMemberCommands } from './member-command.js';
 
 export function buildProgram(setExitCode: (code: number) => void): Command {
   const program = new Command('meshcc')
@@ -121,6 +122,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
   addToolchainCommands(program);
   addMonitorCommands(program);
   addServiceCommands(program);
+  addMemberCommands(program);
 
   program.command('cc').description('compile through the agent from Node: meshcc cc gcc -c a.c');
   return program;

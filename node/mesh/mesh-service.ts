@@ -2,13 +2,20 @@
 // its adverts and view of the peers, LAN discovery, and the peers named by address.
 // Started and stopped by the composition root (node/agent.ts).
 import os from 'node:os';
+import { MeshccError } from '../../protocol/errors.js';
 import { ADVERT_LIMITS, PROTOCOL_VERSION, type Advert } from '../../protocol/messages.js';
 import type { Logger } from '../log.js';
 import { AdvertService } from './adverts.js';
 import { LanDiscovery } from './discovery.js';
 import { DnsPeers } from './dns-peers.js';
-import { loadOrCreateIdentity, loadOrCreateMeshKey } from './keys.js';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import type { PrivateKey } from '@libp2p/interface';
+import { loadOrCreateIdentity, loadOrCreateMeshKey, meshId } from './keys.js';
 import { createMeshNode, type MeshNode } from './node.js';
+import { createInvitation, type Invitation } from './invite-token.js';
+import { MemberExchange } from './member-exchange.js';
+import { Membership } from './membership.js';
+import { dialOrder, Reachability } from './reachability.js';
 import { Election, type ElectionState } from '../scheduler/election.js';
 
 const ADDRESS_CACHE_MS = 5_000;
@@ -32,6 +39,10 @@ export interface MeshOptions {
   activity?: () => Advert['activity'];
   /** The scheduler or the term changed. */
   onScheduler?: (state: ElectionState) => void;
+  /** Offer circuit relay v2 to members (default true). */
+  relay?: boolean;
+  /** Send jobs to peers reached only through a relay (default false: relays are for signalling). */
+  relayedJobs?: boolean;
 }
 
 /** How often the election looks again without news (leases run out between adverts). */
@@ -53,6 +64,8 @@ export interface AgentStatus {
   role: 'member' | 'scheduler';
   /** How this agent reaches it: itself, a direct connection, only a relayed one, or none right now. */
   link: 'self' | 'direct' | 'relayed' | 'none';
+  /** Whether members could dial it back (undefined while unknown). */
+  reachable?: boolean;
   /** What it has done since it started (its own compiles, run on peers, run for peers, bytes), as it advertised. */
   activity?: Advert['activity'];
   os: string;
@@ -64,6 +77,10 @@ export interface AgentStatus {
 }
 
 const REDIAL_MS = 2000;
+/** A known member that did not answer is dialled again after this long. */
+const MEMBER_REDIAL_MS = 10_000;
+/** A peer reached only through a relay is offered a direct connection again after this long. */
+const UPGRADE_EVERY_MS = 15_000;
 const MAX_ADVERTISED_ADDRESSES = 16;
 
 function libcName(): string {
@@ -87,8 +104,19 @@ export class MeshService {
   private readonly startedAt = Date.now();
   private election?: Election;
   private electionTimer?: NodeJS.Timeout;
+  private identity?: PrivateKey;
+  private meshKey?: Uint8Array;
+  private membership_?: Membership;
+  private exchange?: MemberExchange;
+  private reachability?: Reachability;
+  private readonly lastMemberDial = new Map<string, number>();
+  private readonly lastUpgrade = new Map<string, number>();
 
   constructor(private readonly options: MeshOptions) {}
+
+  get membership(): Membership | undefined {
+    return this.membership_;
+  }
 
   get peerId(): string | undefined {
     return this.node?.peerId.toString();
@@ -111,12 +139,33 @@ export class MeshService {
   async start(): Promise<void> {
     const { home, listen, log } = this.options;
     const [privateKey, meshKey] = await Promise.all([loadOrCreateIdentity(home), loadOrCreateMeshKey(home)]);
-    this.node = await createMeshNode({ privateKey, meshKey, listen, log });
+    this.identity = privateKey;
+    this.meshKey = meshKey;
+    const membership = (this.membership_ = await Membership.load(home, meshId(meshKey), peerIdFromPrivateKey(privateKey).toString(), log));
+    this.node = await createMeshNode({ privateKey, meshKey, listen, log, relay: this.options.relay, denied: (peer) => membership.isRevoked(peer) });
+    this.reachability = new Reachability({ node: this.node, log, onChange: () => this.changed() });
+    await this.reachability.start();
+    this.exchange = new MemberExchange({
+      node: this.node,
+      membership,
+      log,
+      onChanged: (result) => {
+        if (result.revoked.length) void this.node?.dropDenied();
+      },
+    });
+    await this.exchange.start();
     this.election = new Election({ peerId: this.node.peerId.toString(), protocolVersion: PROTOCOL_VERSION, startedAt: this.startedAt });
     this.adverts = new AdvertService({ node: this.node, localAdvert: () => this.localAdvert(), log });
     await this.adverts.start();
     const view = this.adverts.peerView;
     for (const event of ['added', 'updated', 'removed'] as const) view.on(event, () => this.elect());
+    for (const event of ['added', 'updated'] as const) {
+      view.on(event, (entry) => {
+        const { advert } = entry;
+        const changed = membership.seen({ peerId: advert.peerId, name: advert.nodeName, addresses: advert.addresses, ...(advert.reachable === undefined ? {} : { reachable: advert.reachable }) });
+        if (changed) this.exchange?.broadcast();
+      });
+    }
     this.electionTimer = setInterval(() => this.elect(), ELECTION_TICK_MS);
     this.electionTimer.unref();
     this.elect();
@@ -143,7 +192,11 @@ export class MeshService {
       this.dnsPeers.start();
     }
     this.dialStaticPeers();
-    this.redial = setInterval(() => this.dialStaticPeers(), REDIAL_MS);
+    this.redial = setInterval(() => {
+      this.dialStaticPeers();
+      this.dialMembers();
+      this.keepRelay();
+    }, REDIAL_MS);
     this.redial.unref();
     log.info({ peerId: this.peerId, addresses: this.node.addresses(), meshId: this.node.meshId }, 'joined the mesh');
   }
@@ -166,6 +219,8 @@ export class MeshService {
   async stop(): Promise<void> {
     clearInterval(this.electionTimer);
     clearInterval(this.redial);
+    this.exchange?.stop();
+    await this.membership_?.flush().catch(() => undefined);
     this.dnsPeers?.stop();
     await this.discovery?.stop();
     await this.adverts?.stop();
@@ -195,7 +250,9 @@ export class MeshService {
     if (this.addressCache && now - this.addressCache.at < ADDRESS_CACHE_MS) return this.addressCache.addresses;
     const all = this.node?.addresses() ?? [];
     const outward = all.filter((a) => !isLoopback(a));
-    const addresses = (outward.length ? outward : all).slice(0, MAX_ADVERTISED_ADDRESSES);
+    // Addresses members reached us on (a NAT's port forward) first: they work from afar.
+    const confirmed = [...(this.reachability?.confirmed ?? [])].map((a) => `${a}/p2p/${this.peerId}`).filter((a) => !all.includes(a));
+    const addresses = [...confirmed, ...(outward.length ? outward : all)].slice(0, MAX_ADVERTISED_ADDRESSES);
     if (addresses.length > 0) this.addressCache = { at: now, addresses };
     return addresses;
   }
@@ -224,7 +281,97 @@ export class MeshService {
       ...(this.election ? { election: this.election.advertised(Date.now()) } : {}),
       ...(capacity.unavailable ? { executorUnavailable: capacity.unavailable.slice(0, 1024) } : {}),
       ...(this.options.activity ? { activity: this.options.activity() } : {}),
+      ...(this.reachability && this.reachability.state !== 'unknown' ? { reachable: this.reachability.state === 'reachable' } : {}),
+      relay: this.node!.relaying,
     };
+  }
+
+  /** Peers jobs must not go to: those reached only through a relay, unless the user allows it. */
+  unusableForJobs(): Set<string> {
+    const unusable = new Set<string>();
+    if (this.options.relayedJobs || !this.node) return unusable;
+    for (const [peer, link] of this.node.links()) if (link === 'relayed') unusable.add(peer);
+    return unusable;
+  }
+
+  /** An invitation token to this mesh, valid until `expiresAt`. */
+  async invite(expiresAt: number): Promise<string> {
+    if (!this.node || !this.identity || !this.meshKey) throw new MeshccError('mesh-not-started', 'the mesh is not running');
+    return createInvitation({
+      meshKey: this.meshKey,
+      identity: this.identity,
+      inviter: this.node.peerId.toString(),
+      name: this.localAdvert().nodeName,
+      addresses: this.advertisedAddresses(),
+      expiresAt,
+    });
+  }
+
+  /** Presents an invitation to the mesh it is for (this service must run with that mesh's key). */
+  async presentInvitation(token: string, invitation: Invitation): Promise<void> {
+    if (!this.exchange) throw new MeshccError('mesh-not-started', 'the mesh is not running');
+    await this.exchange.presentInvitation(token, invitation, this.localAdvert().nodeName);
+  }
+
+  /** Removes a member for everyone (signed by this agent), and hangs up on it. */
+  async revoke(peerId: string): Promise<void> {
+    if (!this.membership_ || !this.identity || !this.node) throw new MeshccError('mesh-not-started', 'the mesh is not running');
+    await this.membership_.revoke(peerId, this.identity);
+    await this.node.dropDenied();
+    this.exchange?.broadcast();
+  }
+
+  /** Dials members learned from others (or from the file) that have no connection now. */
+  private dialMembers(): void {
+    const membership = this.membership_;
+    if (!membership || !this.node) return;
+    const now = Date.now();
+    const links = this.node.links();
+    for (const record of membership.others()) {
+      const link = links.get(record.peerId);
+      if (link === 'direct') continue;
+      if (link === 'relayed') {
+        this.upgrade(record.peerId, record.addresses, now);
+        continue;
+      }
+      if (now - (this.lastMemberDial.get(record.peerId) ?? 0) < MEMBER_REDIAL_MS) continue;
+      this.lastMemberDial.set(record.peerId, now);
+      this.connect(record.peerId, dialOrder(record.addresses, record.reachable));
+    }
+  }
+
+  /** A peer reached through a relay is tried directly now and then; on success the relayed
+   *  connection is closed, so streams use the direct one. */
+  private upgrade(peerId: string, addresses: string[], now: number): void {
+    if (now - (this.lastUpgrade.get(peerId) ?? 0) < UPGRADE_EVERY_MS || this.dialing.has(peerId)) return;
+    this.lastUpgrade.set(peerId, now);
+    const direct = addresses.filter((a) => !a.includes('/p2p-circuit'));
+    if (direct.length === 0) return;
+    this.dialing.add(peerId);
+    const node = this.node!;
+    void (async () => {
+      for (const address of direct) {
+        try {
+          await node.dialNew(address.includes('/p2p/') ? address : `${address}/p2p/${peerId}`, { signal: AbortSignal.timeout(4000) });
+          for (const connection of node.libp2p.getConnections()) {
+            if (connection.remotePeer.toString() === peerId && connection.remoteAddr.toString().includes('/p2p-circuit')) await connection.close().catch(() => undefined);
+          }
+          this.options.log.info({ peer: peerId, address }, 'upgraded a relayed connection to a direct one');
+          return;
+        } catch {
+          // not reachable there from here
+        }
+      }
+    })().finally(() => this.dialing.delete(peerId));
+  }
+
+  /** Keeps a relay reservation while members cannot dial this agent. */
+  private keepRelay(): void {
+    if (!this.reachability || this.reachability.state !== 'unreachable') return;
+    const candidates = this.peers()
+      .filter((p) => p.advert.relay && p.advert.reachable === true)
+      .map((p) => p.peerId);
+    void this.reachability.keepRelay(candidates);
   }
 
   private connected(peerId: string): boolean {
@@ -239,7 +386,7 @@ export class MeshService {
       for (const raw of addresses) {
         const address = raw.includes('/p2p/') ? raw : `${raw}/p2p/${peerId}`;
         try {
-          await this.node!.dial(address);
+          await this.node!.dial(address, { signal: AbortSignal.timeout(5000) });
           this.options.log.debug({ peer: peerId, address }, 'connected to peer');
           return;
         } catch (err) {
@@ -278,6 +425,7 @@ function toStatus(advert: Advert, self: boolean, rttMs: number | null, link: Age
     rttMs,
     role: 'member',
     link,
+    ...(advert.reachable === undefined ? {} : { reachable: advert.reachable }),
     ...(advert.activity ? { activity: advert.activity } : {}),
     os: advert.os,
     arch: advert.arch,

@@ -3,9 +3,11 @@
 import './polyfill.js';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { noise } from '@chainsafe/libp2p-noise';
+import { circuitRelayServer, circuitRelayTransport, type CircuitRelayService } from '@libp2p/circuit-relay-v2';
+import { dcutr } from '@libp2p/dcutr';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify, type Identify } from '@libp2p/identify';
-import type { AbortOptions, ConnectionProtector, MessageStream, PeerId, PrivateKey, Stream, StreamMessageEvent } from '@libp2p/interface';
+import type { AbortOptions, Connection, ConnectionProtector, MessageStream, PeerId, PrivateKey, Stream, StreamMessageEvent } from '@libp2p/interface';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import { ping, type Ping } from '@libp2p/ping';
 import { preSharedKey } from '@libp2p/pnet';
@@ -18,7 +20,16 @@ import { meshId, swarmKey } from './keys.js';
 
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/0'];
 
-export type MeshServices = { identify: Identify; ping: Ping };
+export type MeshServices = { identify: Identify; ping: Ping; transports: TransportAccess; dcutr: unknown; relay?: CircuitRelayService };
+
+/** libp2p gives its internal components only to services: this one keeps the transport manager,
+ *  which is how a node starts listening on a relay it chose (there is no public API for it). */
+interface TransportAccess {
+  transportManager: { listen(addresses: Multiaddr[]): Promise<void> };
+}
+function transportAccess() {
+  return (components: TransportAccess): TransportAccess => ({ transportManager: components.transportManager });
+}
 export type MeshLibp2p = Libp2p<MeshServices>;
 
 export interface MeshNodeOptions {
@@ -30,6 +41,10 @@ export interface MeshNodeOptions {
   log: Logger;
   /** How long an inbound connection may take to prove it knows the mesh key (ms). */
   knockTimeoutMs?: number;
+  /** Offer circuit relay v2 to members (default true); a relay only ever serves members. */
+  relay?: boolean;
+  /** Peers refused at every connection, both ways (revoked members). */
+  denied?: (peerId: string) => boolean;
 }
 
 // ---- the knock: an inbound connection proves it knows the mesh key before we send anything
@@ -170,15 +185,30 @@ export class MeshNode {
     if (this.node) return;
     const { privateKey, meshKey, log } = this.options;
     const listen = this.options.listen ?? DEFAULT_LISTEN;
+    const denied = this.options.denied ?? (() => false);
     try {
       this.node = await createLibp2p({
         privateKey,
         addresses: { listen },
-        transports: [tcp()],
+        transports: [tcp(), circuitRelayTransport()],
         connectionEncrypters: [noise()],
         streamMuxers: [yamux()],
         connectionProtector: meshProtector(meshKey, this.options.knockTimeoutMs ?? 2000, log),
-        services: { identify: identify(), ping: ping() },
+        connectionGater: {
+          denyInboundEncryptedConnection: (peer) => denied(peer.toString()),
+          denyOutboundEncryptedConnection: (peer) => denied(peer.toString()),
+          denyDialPeer: (peer) => denied(peer.toString()),
+        },
+        services: {
+          identify: identify(),
+          ping: ping(),
+          transports: transportAccess(),
+          dcutr: dcutr(),
+          // Both ends of a relayed connection are members (the relay checks the mesh key like
+          // anyone else), so no byte or time limit: whether jobs may cross a relay is decided
+          // by placement, not by cutting connections.
+          ...(this.options.relay === false ? {} : { relay: circuitRelayServer({ reservations: { applyDefaultLimit: false, maxReservations: 128 } }) }),
+        },
       });
     } catch (err) {
       throw new MeshccError('mesh-start-failed', `the mesh node could not start: ${(err as Error).message}`);
@@ -210,6 +240,29 @@ export class MeshNode {
     const ma = typeof address === 'string' ? multiaddr(address) : address;
     const connection = await this.libp2p.dial(ma, options);
     return connection.remotePeer;
+  }
+
+  /** Opens a new connection even when one exists (a dial-back probe); the caller closes it. */
+  async dialNew(address: string | Multiaddr, options?: AbortOptions): Promise<Connection> {
+    const ma = typeof address === 'string' ? multiaddr(address) : address;
+    return this.libp2p.dial(ma, { ...options, force: true });
+  }
+
+  /** Takes a reservation on a relay (its address with /p2p/<relay id>) and listens there. */
+  async listenOnRelay(relayAddress: string): Promise<void> {
+    await this.libp2p.services.transports.transportManager.listen([multiaddr(`${relayAddress}/p2p-circuit`)]);
+  }
+
+  /** Whether this node offers circuit relay v2 to members. */
+  get relaying(): boolean {
+    return this.node?.services.relay !== undefined;
+  }
+
+  /** Closes every connection to peers that are now refused (a member was revoked). */
+  async dropDenied(): Promise<void> {
+    const denied = this.options.denied;
+    if (!this.node || !denied) return;
+    await Promise.all(this.node.getPeers().filter((p) => denied(p.toString())).map((p) => this.node!.hangUp(p).catch(() => undefined)));
   }
 
   /** Peers with at least one open connection. */

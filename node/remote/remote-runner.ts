@@ -38,6 +38,8 @@ export interface RemoteRunnerOptions {
   /** this agent's peer id (the scheduler may place a job on its own executor) and speed */
   selfId: () => string | undefined;
   selfSpeed: () => number;
+  /** Peers no job goes to right now (reached only through a relay, unless allowed). */
+  avoid?: () => Iterable<string>;
 }
 
 /** A job's expected compile time on a speed-1 machine from the bytes it reads: git's 496
@@ -78,7 +80,7 @@ export class RemoteRunner {
     } catch (err) {
       throw new JobFailure('missing-store-object', (err as Error).message);
     }
-    const tried = new Set<string>();
+    const tried = new Set<string>(this.options.avoid?.() ?? []);
     let failures = 0;
     let refusals = 0;
     let last: RemoteFailure | undefined;
