@@ -55,6 +55,8 @@ export interface NetnsMesh {
   exec(host: HostRef, cmd: string, args?: string[], opts?: ExecOptions): Promise<ExecResult>;
   /** Starts `ip netns exec <ns> cmd ...args` (ip execs the command, so the PID is the command's); tracked for destroy(). */
   spawn(host: HostRef, cmd: string, args?: string[], opts?: SpawnOptions): ChildProcess;
+  /** A namespace of its own (`lo` up, nothing else) that destroy() removes: wire it yourself. */
+  addHost(name: string, address: string, iface?: string): Promise<NetnsHost>;
   /** Kills what this mesh spawned and removes its namespaces and links. Idempotent. */
   destroy(): Promise<void>;
 }
@@ -218,6 +220,17 @@ class MeshImpl implements NetnsMesh {
           : host;
     if (!h) throw new Error(`no such host: ${String(typeof host === 'object' ? host.name : host)}`);
     return h;
+  }
+
+  async addHost(name: string, address: string, iface = 'eth0'): Promise<NetnsHost> {
+    if (!/^h\d+$/.test(name) || this.hosts.some((h) => h.name === name)) throw new Error(`bad or taken host name ${name} (h<number>)`);
+    const ns = `${this.base}-${name}`;
+    await ip(['netns', 'add', ns]);
+    this.namespaces.push(ns);
+    await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+    const host = { name, ns, address, iface };
+    this.hosts.push(host);
+    return host;
   }
 
   spawn(host: HostRef, cmd: string, args: string[] = [], opts: SpawnOptions = {}): ChildProcess {
