@@ -33,7 +33,11 @@ export class MembershipAdmin {
       case 'list': {
         const mesh = this.running();
         const { members, revoked } = mesh.membership!.list();
-        return { mesh: mesh.membership!.mesh, self: mesh.peerId, members, revoked, status: mesh.status() };
+        const status = mesh.status();
+        const self = status.find((r) => r.self);
+        // This agent is a member too, even before another member's list named it.
+        if (self && !members.some((m) => m.peerId === self.peerId)) members.unshift({ peerId: self.peerId, name: self.name, addresses: self.addresses, seenAt: Date.now() });
+        return { mesh: mesh.membership!.mesh, self: mesh.peerId, members, revoked, status };
       }
       case 'invite': {
         const validMs = request.validMs ?? DEFAULT_VALID_MS;

@@ -15,15 +15,19 @@ async function members(request: Record<string, unknown>): Promise<Record<string,
   return reply;
 }
 
+function reachability(reachable: boolean | undefined): string {
+  return reachable === undefined ? '?' : reachable ? 'yes' : 'no';
+}
+
 function formatMembers(reply: { self: string; members: MemberRecord[]; revoked: Revocation[]; status: AgentStatus[] }): string {
-  const links = new Map(reply.status.map((s) => [s.peerId, s.link]));
+  const live = new Map(reply.status.map((s) => [s.peerId, s]));
   const header = ['', 'name', 'peer', 'link', 'reachable', 'last seen', 'invited by'];
   const rows = reply.members.map((m) => [
     m.peerId === reply.self ? '*' : '',
     m.name || '?',
     m.peerId,
-    m.peerId === reply.self ? 'self' : (links.get(m.peerId) ?? 'none'),
-    m.reachable === undefined ? '?' : m.reachable ? 'yes' : 'no',
+    live.get(m.peerId)?.link ?? 'none',
+    reachability(live.get(m.peerId)?.reachable ?? m.reachable),
     m.seenAt ? new Date(m.seenAt).toISOString().replace(/\.\d+Z$/, 'Z') : '-',
     m.invitedBy ? `…${m.invitedBy.slice(-8)}` : '-',
   ]);

@@ -15,7 +15,8 @@ import { createMeshNode, type MeshNode } from './node.js';
 import { createInvitation, type Invitation } from './invite-token.js';
 import { MemberExchange } from './member-exchange.js';
 import { Membership } from './membership.js';
-import { dialOrder, Reachability } from './reachability.js';
+import { MemberLinks } from './member-links.js';
+import { Reachability } from './reachability.js';
 import { Election, type ElectionState } from '../scheduler/election.js';
 
 const ADDRESS_CACHE_MS = 5_000;
@@ -77,10 +78,6 @@ export interface AgentStatus {
 }
 
 const REDIAL_MS = 2000;
-/** A known member that did not answer is dialled again after this long. */
-const MEMBER_REDIAL_MS = 10_000;
-/** A peer reached only through a relay is offered a direct connection again after this long. */
-const UPGRADE_EVERY_MS = 15_000;
 const MAX_ADVERTISED_ADDRESSES = 16;
 
 function libcName(): string {
@@ -109,8 +106,7 @@ export class MeshService {
   private membership_?: Membership;
   private exchange?: MemberExchange;
   private reachability?: Reachability;
-  private readonly lastMemberDial = new Map<string, number>();
-  private readonly lastUpgrade = new Map<string, number>();
+  private memberLinks?: MemberLinks;
 
   constructor(private readonly options: MeshOptions) {}
 
@@ -192,10 +188,18 @@ export class MeshService {
       this.dnsPeers.start();
     }
     this.dialStaticPeers();
+    this.memberLinks = new MemberLinks({
+      node: this.node,
+      membership,
+      reachability: this.reachability,
+      peers: () => this.peers(),
+      connect: (peerId, addresses) => this.connect(peerId, addresses),
+      dialing: this.dialing,
+      log,
+    });
     this.redial = setInterval(() => {
       this.dialStaticPeers();
-      this.dialMembers();
-      this.keepRelay();
+      this.memberLinks?.tick();
     }, REDIAL_MS);
     this.redial.unref();
     log.info({ peerId: this.peerId, addresses: this.node.addresses(), meshId: this.node.meshId }, 'joined the mesh');
@@ -319,59 +323,6 @@ export class MeshService {
     await this.membership_.revoke(peerId, this.identity);
     await this.node.dropDenied();
     this.exchange?.broadcast();
-  }
-
-  /** Dials members learned from others (or from the file) that have no connection now. */
-  private dialMembers(): void {
-    const membership = this.membership_;
-    if (!membership || !this.node) return;
-    const now = Date.now();
-    const links = this.node.links();
-    for (const record of membership.others()) {
-      const link = links.get(record.peerId);
-      if (link === 'direct') continue;
-      if (link === 'relayed') {
-        this.upgrade(record.peerId, record.addresses, now);
-        continue;
-      }
-      if (now - (this.lastMemberDial.get(record.peerId) ?? 0) < MEMBER_REDIAL_MS) continue;
-      this.lastMemberDial.set(record.peerId, now);
-      this.connect(record.peerId, dialOrder(record.addresses, record.reachable));
-    }
-  }
-
-  /** A peer reached through a relay is tried directly now and then; on success the relayed
-   *  connection is closed, so streams use the direct one. */
-  private upgrade(peerId: string, addresses: string[], now: number): void {
-    if (now - (this.lastUpgrade.get(peerId) ?? 0) < UPGRADE_EVERY_MS || this.dialing.has(peerId)) return;
-    this.lastUpgrade.set(peerId, now);
-    const direct = addresses.filter((a) => !a.includes('/p2p-circuit'));
-    if (direct.length === 0) return;
-    this.dialing.add(peerId);
-    const node = this.node!;
-    void (async () => {
-      for (const address of direct) {
-        try {
-          await node.dialNew(address.includes('/p2p/') ? address : `${address}/p2p/${peerId}`, { signal: AbortSignal.timeout(4000) });
-          for (const connection of node.libp2p.getConnections()) {
-            if (connection.remotePeer.toString() === peerId && connection.remoteAddr.toString().includes('/p2p-circuit')) await connection.close().catch(() => undefined);
-          }
-          this.options.log.info({ peer: peerId, address }, 'upgraded a relayed connection to a direct one');
-          return;
-        } catch {
-          // not reachable there from here
-        }
-      }
-    })().finally(() => this.dialing.delete(peerId));
-  }
-
-  /** Keeps a relay reservation while members cannot dial this agent. */
-  private keepRelay(): void {
-    if (!this.reachability || this.reachability.state !== 'unreachable') return;
-    const candidates = this.peers()
-      .filter((p) => p.advert.relay && p.advert.reachable === true)
-      .map((p) => p.peerId);
-    void this.reachability.keepRelay(candidates);
   }
 
   private connected(peerId: string): boolean {

@@ -1,0 +1,91 @@
+// The connections a member keeps to the rest of its mesh beyond LAN discovery: it dials the
+// members it learned of (from peers or from its member list on disk) by their last addresses,
+// tries a direct connection now and then to members it reaches only through a relay, and,
+// when it cannot be dialled itself, keeps a reservation on a relay.
+import type { Logger } from '../log.js';
+import type { Membership } from './membership.js';
+import type { MeshNode } from './node.js';
+import { dialOrder, type Reachability } from './reachability.js';
+import type { PeerViewEntry } from './view.js';
+
+/** A known member that did not answer is dialled again after this long. */
+const MEMBER_REDIAL_MS = 10_000;
+/** A peer reached only through a relay is offered a direct connection again after this long. */
+const UPGRADE_EVERY_MS = 15_000;
+
+export interface MemberLinksOptions {
+  node: MeshNode;
+  membership: Membership;
+  reachability: Reachability;
+  peers: () => PeerViewEntry[];
+  /** Dials a peer by the first of these addresses that answers (shared with discovery). */
+  connect: (peerId: string, addresses: string[]) => void;
+  /** Peers being dialled now (shared with discovery). */
+  dialing: Set<string>;
+  log: Logger;
+}
+
+export class MemberLinks {
+  private readonly lastMemberDial = new Map<string, number>();
+  private readonly lastUpgrade = new Map<string, number>();
+
+  constructor(private readonly options: MemberLinksOptions) {}
+
+  tick(): void {
+    this.dialMembers();
+    this.keepRelay();
+  }
+
+  /** Dials members learned from others (or from the file) that have no connection now. */
+  private dialMembers(): void {
+    const membership = this.options.membership;
+    const now = Date.now();
+    const links = this.options.node.links();
+    for (const record of membership.others()) {
+      const link = links.get(record.peerId);
+      if (link === 'direct') continue;
+      if (link === 'relayed') {
+        this.upgrade(record.peerId, record.addresses, now);
+        continue;
+      }
+      if (now - (this.lastMemberDial.get(record.peerId) ?? 0) < MEMBER_REDIAL_MS) continue;
+      this.lastMemberDial.set(record.peerId, now);
+      this.options.connect(record.peerId, dialOrder(record.addresses, record.reachable));
+    }
+  }
+
+  /** A peer reached through a relay is tried directly now and then; on success the relayed
+   *  connection is closed, so streams use the direct one. */
+  private upgrade(peerId: string, addresses: string[], now: number): void {
+    if (now - (this.lastUpgrade.get(peerId) ?? 0) < UPGRADE_EVERY_MS || this.options.dialing.has(peerId)) return;
+    this.lastUpgrade.set(peerId, now);
+    const direct = addresses.filter((a) => !a.includes('/p2p-circuit'));
+    if (direct.length === 0) return;
+    this.options.dialing.add(peerId);
+    const node = this.options.node;
+    void (async () => {
+      for (const address of direct) {
+        try {
+          await node.dialNew(address.includes('/p2p/') ? address : `${address}/p2p/${peerId}`, { signal: AbortSignal.timeout(4000) });
+          for (const connection of node.libp2p.getConnections()) {
+            if (connection.remotePeer.toString() === peerId && connection.remoteAddr.toString().includes('/p2p-circuit')) await connection.close().catch(() => undefined);
+          }
+          this.options.log.info({ peer: peerId, address }, 'upgraded a relayed connection to a direct one');
+          return;
+        } catch {
+          // not reachable there from here
+        }
+      }
+    })().finally(() => this.options.dialing.delete(peerId));
+  }
+
+  /** Keeps a relay reservation while members cannot dial this agent. */
+  private keepRelay(): void {
+    const { reachability } = this.options;
+    if (reachability.state !== 'unreachable') return;
+    const candidates = this.options.peers()
+      .filter((p) => p.advert.relay && p.advert.reachable === true)
+      .map((p) => p.peerId);
+    void reachability.keepRelay(candidates);
+  }
+}
