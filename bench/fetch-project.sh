@@ -8,8 +8,11 @@
 #                                 reading ~300 headers (115 KB of gzip'd -E output for
 #                                 builtin/commit.c); about 1.6 min wall, 3 CPU-min at -j2 on 2 cores
 #   bench/fetch-project.sh zlib   zlib 1.2.13: ./configure + make, 30 units (a quick smoke run)
+#   bench/fetch-project.sh linux  Linux 6.1 (Debian's upstream tarball, 137 MB): make tinyconfig,
+#                                 ~460 units reading hundreds of headers each; about 2.5 min at -j2
 #
-# Build dependencies (installed with apt-get when missing): make, gcc, and for git zlib1g-dev.
+# Build dependencies (installed with apt-get when missing): make, gcc, for git zlib1g-dev, for
+# linux flex, bison and bc.
 # The bench builds git with NO_CURL NO_OPENSSL NO_EXPAT NO_GETTEXT NO_TCLTK NO_PERL NO_PYTHON,
 # so none of git's optional libraries is needed.
 set -euo pipefail
@@ -21,7 +24,8 @@ say() { echo "fetch-project: $*" >&2; }
 case "$name" in
   git) pkg=git; debs=(make gcc zlib1g-dev); need=(/usr/bin/make /usr/bin/gcc /usr/include/zlib.h) ;;
   zlib) pkg=zlib; debs=(make gcc); need=(/usr/bin/make /usr/bin/gcc) ;;
-  *) say "unknown project '$name' (known: git, zlib)"; exit 2 ;;
+  linux) pkg=linux; debs=(make gcc flex bison bc); need=(/usr/bin/make /usr/bin/gcc /usr/bin/flex /usr/bin/bison /usr/bin/bc) ;;
+  *) say "unknown project '$name' (known: git, zlib, linux)"; exit 2 ;;
 esac
 
 missing=0

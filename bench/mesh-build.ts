@@ -14,7 +14,10 @@
 // just after the build (so the agent's start-up, e.g. its speed benchmark, is not counted).
 // The peer's CPU is not client side. Numbers are printed, nothing passes or fails.
 //
-//   node dist/bench/mesh-build.js [--project git|zlib] [-j N] [--no-gzip-e] [--header PATH] [--keep]
+// With --far, the peer is far: 50 ms each way (100 ms round trip) and 20 Mbit/s on its link
+// (tc netem + tbf on both directions), what bench/wire-bytes runs.
+//
+//   node dist/bench/mesh-build.js [--project git|zlib|linux] [-j N] [--far] [--no-gzip-e] [--header PATH] [--keep]
 //   env: MESHCC_BENCH_PROJECT, MESHCC_BENCH_JOBS, MESHCC_BENCH_SKIP_E=1 (same meanings),
 //        MESHCC_BENCH_NODE_ARGS (node options for both agents, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p")
 // Needs root (network namespaces). The project is fetched by bench/fetch-project.sh.
@@ -31,6 +34,10 @@ import { socketAnswers } from '../node/instance-lock.js';
 import { setMeshKey } from '../node/mesh/keys.js';
 import type { AgentStatus } from '../node/mesh/mesh-service.js';
 import { createNetnsMesh, netnsAvailable, type NetnsMesh } from '../test/helpers/netns.js';
+import { makeFar, type LinkShape } from '../test/helpers/link-shape.js';
+
+/** The far link of --far: a friend's machine behind a home uplink. */
+export const FAR_LINK: LinkShape = { delayMs: 50, rateMbit: 20 };
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MESHCC_BIN = path.join(repo, 'bin', 'meshcc.js');
@@ -63,6 +70,14 @@ const PROJECTS: Record<string, Project> = {
     header: 'progress.h', // 28 of 496 units include it
     objectExts: ['.o'],
   },
+  // The kernel's tinyconfig (Linux 6.1 from Debian): 456-odd units that each read hundreds of
+  // headers, the case DESIGN.md measured (11.7 MB of distinct inputs, 3.3 MB gzip).
+  linux: {
+    configure: (dir) => execFileSync('make', ['tinyconfig'], { cwd: dir, stdio: 'ignore', env: baseEnv() }),
+    makeArgs: [],
+    header: 'kernel/sched/sched.h',
+    objectExts: ['.o'],
+  },
   // A quick smoke run: 30 units (static .o and shared .lo objects).
   zlib: {
     configure: (dir) => execFileSync('./configure', [], { cwd: dir, stdio: 'ignore', env: baseEnv() }),
@@ -76,7 +91,9 @@ const PROJECTS: Record<string, Project> = {
 // options
 
 const { values: opts } = parseArgs({
+  args: process.env.MESHCC_BENCH_ARGS !== undefined ? process.env.MESHCC_BENCH_ARGS.split(' ').filter(Boolean) : process.argv.slice(2),
   options: {
+    far: { type: 'boolean', default: false },
     project: { type: 'string', default: process.env.MESHCC_BENCH_PROJECT ?? 'git' },
     jobs: { type: 'string', short: 'j', default: process.env.MESHCC_BENCH_JOBS ?? '8' },
     'no-gzip-e': { type: 'boolean', default: process.env.MESHCC_BENCH_SKIP_E === '1' },
@@ -481,7 +498,7 @@ function cleanupSync(): void {
 
 async function main(): Promise<void> {
   if (opts.help) {
-    say('node dist/bench/mesh-build.js [--project git|zlib] [-j N] [--no-gzip-e] [--header PATH] [--keep]');
+    say('node dist/bench/mesh-build.js [--project git|zlib|linux] [-j N] [--far] [--no-gzip-e] [--header PATH] [--keep]');
     return;
   }
   const name = opts.project;
@@ -553,6 +570,10 @@ async function main(): Promise<void> {
   say(`mesh: starting a client agent in h0 (no slots) and a peer agent in h1 (2 slots)`);
   const mesh: NetnsMesh = await createNetnsMesh({ hosts: 2, prefix: 'mcbm' });
   try {
+    if (opts.far) {
+      await makeFar(mesh, mesh.hosts[1]!, FAR_LINK);
+      say(`  h1 is far: ${FAR_LINK.delayMs} ms each way, ${FAR_LINK.rateMbit} Mbit/s (tc netem + tbf, both directions)`);
+    }
     const homes = [0, 1].map(() => mkdtempSync(path.join(os.tmpdir(), 'meshcc-bench-home-')));
     tempDirs.push(...homes);
     const [clientHome, peerHome] = homes as [string, string];
@@ -654,7 +675,7 @@ async function main(): Promise<void> {
     // --- report
     const plainCpu = plain.cpuS;
     say('');
-    say(`== ${name}: ${plainObjects} objects; plain make -j${CORES}, mesh make -j${meshJobs} (client h0 without slots, peer h1 with 2 slots, one ${CORES}-core machine)`);
+    say(`== ${name}: ${plainObjects} objects; plain make -j${CORES}, mesh make -j${meshJobs} (client h0 without slots, peer h1 with 2 slots${opts.far ? `, ${2 * FAR_LINK.delayMs} ms away at ${FAR_LINK.rateMbit} Mbit/s` : ''}, one ${CORES}-core machine)`);
     say(`plain build            ${secs(plain.wallMs)} wall, ${plainCpu.toFixed(1)} s CPU`);
     say(`mesh build             ${secs(meshRun.wallMs)} wall: mesh/plain ${(meshRun.wallMs / plain.wallMs).toFixed(2)} (target <= 1.10)`);
     say(
@@ -669,6 +690,8 @@ async function main(): Promise<void> {
     const remote = first.counts.remote;
     const perRemote = first.bytesSent !== undefined && remote ? first.bytesSent / remote : undefined;
     say(`bytes sent per remote job      ${bytes(perRemote === undefined ? undefined : Math.round(perRemote))}`);
+    const received = first.bytesReceived !== undefined && remote ? first.bytesReceived / remote : undefined;
+    say(`bytes received per remote job  ${bytes(received === undefined ? undefined : Math.round(received))} (the outputs)`);
     if (gz) {
       const perJob = gz.gzipBytes / Math.max(1, gz.jobs);
       say(`gzip'd -E per job (icecream)   ${bytes(Math.round(perJob))} (total ${bytes(gz.gzipBytes)} for ${gz.jobs} compiles; ${bytes(gz.rawBytes)} before gzip)`);

@@ -146,6 +146,7 @@ export class Agent {
       selfId: () => this.mesh?.peerId,
       selfSpeed: () => this.speed,
       avoid: () => this.mesh?.unusableForJobs() ?? [],
+      peers: () => this.mesh?.peers() ?? [],
     });
     const compile = new CompileService({
       localSlots: this.localSlots,

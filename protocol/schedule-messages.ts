@@ -32,6 +32,8 @@ export const PlaceRequest = z.object({
   localFree: z.number().int().nonnegative().max(100_000),
   localSpeed: z.number().nonnegative().finite(),
   skip: z.array(peerId).max(SCHEDULE_LIMITS.skipped),
+  /** what a job costs on top of its compile on each far peer, as this client measured (ms) */
+  linkMs: z.record(peerId, ms).refine((r) => Object.keys(r).length <= SCHEDULE_LIMITS.skipped, 'too many links').optional(),
 });
 export type PlaceRequest = z.infer<typeof PlaceRequest>;
 

@@ -10,6 +10,7 @@
 //     altered or are for another mesh are refused in one line; a revoked member cannot come
 //     back; A restarted with MESHCC_RELAYED_JOBS=1 rejoins by itself and builds on B.
 import { execFile, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { generateKeyPair } from '@libp2p/crypto/keys';
@@ -20,7 +21,7 @@ import { socketAnswers } from '../node/instance-lock.js';
 import { createInvitation } from '../node/mesh/invite-token.js';
 import type { AgentStatus } from '../node/mesh/mesh-service.js';
 import type { StatsSnapshot } from '../node/stats.js';
-import { MASQUERADE, MESHCC_BIN, plainEnv } from './helpers/agent.js';
+import { MASQUERADE, MESHCC_BIN, plainEnv, REPO } from './helpers/agent.js';
 import { addHomeBehindNat } from './helpers/nat.js';
 import { createNetnsMesh, netnsAvailable, type NetnsHost, type NetnsMesh } from './helpers/netns.js';
 import { collect, copyProject, differences } from './helpers/projects.js';
@@ -34,6 +35,20 @@ if (why) console.log(`internet (NAT) tests skipped: ${why}`);
 
 const run = promisify(execFile);
 const PORT = 7624;
+
+/** The meshcc commands of a README block marked `<!-- friend: NAME -->`, as argument lists
+ *  (the README's placeholders are replaced by the test: the token, a peer id). */
+function readmeCommands(name: string): string[][] {
+  const readme = readFileSync(path.join(REPO, 'README.md'), 'utf8');
+  const block = new RegExp('<!-- friend: ' + name + ' -->\\n```sh\\n([\\s\\S]*?)```').exec(readme)?.[1];
+  if (!block) throw new Error(`README.md has no block marked friend: ${name}`);
+  return block
+    .split('\n')
+    .map((line) => line.replace(/#.*$/, '').trim())
+    .filter((line) => line.startsWith('node bin/meshcc.js '))
+    .map((line) => line.slice('node bin/meshcc.js '.length).split(/\s+/));
+}
+const fill = (args: string[], values: Record<string, string>) => args.map((a) => values[a] ?? a);
 
 interface Site {
   name: string;
@@ -111,12 +126,15 @@ describe.skipIf(why !== '')('friends over the internet: invitations, NAT, relays
   }, 60_000);
 
   it('homes join with a token; A reaches C directly and B through the relay; a build in A runs on C, not through the relay', async () => {
-    const invite = await cli(sites.pub, ['invite', '--valid', '1h']);
-    expect(invite.code, invite.stderr).toBe(0);
-    const token = invite.stdout.trim();
+    // The README's commands, as a person copies them: invite on a member, join on each home.
+    const [invite] = readmeCommands('invite') as [string[]];
+    const [join, list] = readmeCommands('join') as [string[], string[], string[]];
+    const invited = await cli(sites.pub, invite);
+    expect(invited.code, invited.stderr).toBe(0);
+    const token = invited.stdout.trim();
     expect(token).toMatch(/^meshcc1-[A-Za-z0-9_-]+$/);
     for (const s of [sites.b, sites.c, sites.a]) {
-      const joined = await cli(s, ['join', token]);
+      const joined = await cli(s, fill(join, { 'meshcc1-…': token }));
       expect(joined.code, joined.stderr).toBe(0);
       expect(joined.stdout).toMatch(/^joined mesh [0-9a-f]{16} through pub; \d+ member\(s\) known\n$/);
     }
@@ -137,7 +155,7 @@ describe.skipIf(why !== '')('friends over the internet: invitations, NAT, relays
     expect(status.stdout).toMatch(/^\s+homeb\s.*\srelayed\s/m);
     expect(status.stdout).toMatch(/^\s+homec\s.*\sdirect\s/m);
     expect(status.stdout).toMatch(/^\s+pub\s.*\sdirect\s/m);
-    const members = await cli(sites.a, ['members']);
+    const members = await cli(sites.a, list);
     expect(members.code, members.stderr).toBe(0);
     for (const name of ['pub', 'homea', 'homeb', 'homec']) expect(members.stdout).toContain(name);
 
@@ -183,7 +201,8 @@ describe.skipIf(why !== '')('friends over the internet: invitations, NAT, relays
   }, 60_000);
 
   it('a revoked member cannot come back; A restarted with relayed jobs allowed rejoins by itself and builds on B', async () => {
-    const revoked = await cli(sites.pub, ['revoke', sites.c.peerId!]);
+    const revoke = readmeCommands('join')[2]!;
+    const revoked = await cli(sites.pub, fill(revoke, { '12D3Koo…': sites.c.peerId! }));
     expect(revoked.code, revoked.stderr).toBe(0);
     await waitFor('every member to drop C', async () => {
       for (const s of [sites.pub, sites.a, sites.b]) if ((await statusOf(s)).some((r) => r.peerId === sites.c.peerId)) return undefined;

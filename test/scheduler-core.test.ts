@@ -57,6 +57,29 @@ describe('scheduler placement', () => {
     expect(a[2]).toBeUndefined();
   });
 
+  it('a far peer (the client measured 600 ms per job there) only when it beats waiting for the near one', () => {
+    const core = new SchedulerCore({ now: () => 0 });
+    core.upsertPeer(peer('near', { slots: 1 }));
+    core.upsertPeer(peer('far', { slots: 1, rttMs: 100 }));
+    const linkMs = { far: 600 };
+    // Small jobs: the near peer's next slot comes long before a far job would be back.
+    const small = place(core, [req('c', 100, { linkMs }), req('c', 100, { linkMs })]);
+    expect(small.map(at)).toEqual(['near', undefined]);
+    const first = small[0] as Extract<Decision, { where: 'peer' }>;
+    core.done({ peer: 'near', client: 'c', expectedMs: first.expectedMs, workMs: first.workMs }, 100);
+    expect(small.map(at)).toEqual(['near', 'near']);
+    // A long job holds the near peer: the next one is worth the trip.
+    const fresh = new SchedulerCore({ now: () => 0 });
+    fresh.upsertPeer(peer('near', { slots: 1 }));
+    fresh.upsertPeer(peer('far', { slots: 1, rttMs: 100 }));
+    expect(place(fresh, [req('c', 5000, { linkMs }), req('c', 1000, { linkMs })]).map(at)).toEqual(['near', 'far']);
+    // Without the client's measurement the scheduler's own rtt is all it knows: the far peer takes it.
+    const blind = new SchedulerCore({ now: () => 0 });
+    blind.upsertPeer(peer('near', { slots: 1 }));
+    blind.upsertPeer(peer('far', { slots: 1, rttMs: 100 }));
+    expect(place(blind, [req('c', 100), req('c', 100)]).map(at)).toEqual(['near', 'far']);
+  });
+
   it('"local" when the client has a free slot and would finish sooner', () => {
     const core = new SchedulerCore({ now: () => 0 });
     core.upsertPeer(peer('slow', { speed: 0.5 }));

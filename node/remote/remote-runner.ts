@@ -18,6 +18,7 @@ import type { ScheduledPlacement, SchedulerClient } from '../scheduler/client.js
 import { LOCAL_ONLY, RemoteFailure, runOnPeer } from './job-client.js';
 import { SELF, type Placement } from './placement.js';
 import { sameResult } from './verify.js';
+import { LinkModel } from './link-model.js';
 import type { JobWatch } from '../monitor/monitor.js';
 
 export interface RemoteRunnerOptions {
@@ -40,6 +41,8 @@ export interface RemoteRunnerOptions {
   selfSpeed: () => number;
   /** Peers no job goes to right now (reached only through a relay, unless allowed). */
   avoid?: () => Iterable<string>;
+  /** The peers and their round-trip times (what a job to a peer not yet measured costs). */
+  peers?: () => { peerId: string; rttMs?: number }[];
 }
 
 /** A job's expected compile time on a speed-1 machine from the bytes it reads: git's 496
@@ -60,6 +63,8 @@ const MAX_REFUSALS_WITHOUT_LOCAL = 600;
 export class RemoteRunner {
   private readonly active = new Map<string, Set<AbortController>>();
   private readonly verifications = pLimit(1);
+  /** What a job costs on top of its compile on each peer, as measured here. */
+  readonly links = new LinkModel();
   private readonly offers = new Map<string, { hash: string; body: Buffer }>();
   private typicalMs?: number;
   private samples = 0;
@@ -153,7 +158,8 @@ export class RemoteRunner {
     const self = selfId();
     const skip = [...tried].map((t) => (t === SELF ? self : t)).filter((t): t is string => t !== undefined);
     const inputBytes = job.inputs.reduce((n, f) => n + f.size, 0);
-    return scheduler.place({ toolchain, estimateMs: inputBytes / INPUT_BYTES_PER_MS, localFree: Math.max(0, localSlots.total - localSlots.inUse), localSpeed: selfSpeed(), skip });
+    const linkMs = this.links.far(this.options.peers?.() ?? []);
+    return scheduler.place({ toolchain, estimateMs: inputBytes / INPUT_BYTES_PER_MS, localFree: Math.max(0, localSlots.total - localSlots.inUse), localSpeed: selfSpeed(), skip, ...(Object.keys(linkMs).length ? { linkMs } : {}) });
   }
 
   private async runSelf(job: Job): Promise<RunOutcome> {
@@ -189,6 +195,7 @@ export class RemoteRunner {
       const ms = performance.now() - started;
       this.learn(ms);
       if (attempt.compileMs !== undefined) {
+        this.links.observe(peerId, ms, attempt.compileMs);
         watch?.phase('compile', attempt.compileMs);
         watch?.phase('transfer', Math.max(0, ms - attempt.compileMs));
       }

@@ -25,6 +25,8 @@ export interface PlaceQuery {
   localFree: number;
   localSpeed: number;
   skip: readonly string[];
+  /** far peers' overhead per job, as this client measured it */
+  linkMs?: Record<string, number>;
 }
 
 interface Connection {
@@ -71,7 +73,7 @@ export class SchedulerClient {
     const id = this.nextId++;
     const answer = new Promise<{ where: string; reason: string; peer?: string } | undefined>((resolve) => connection.waiting.set(id, resolve));
     try {
-      await connection.framed.send({ t: 'place', v: PROTOCOL_VERSION, id, toolchain: query.toolchain, estimateMs: query.estimateMs, localFree: query.localFree, localSpeed: query.localSpeed, skip });
+      await connection.framed.send({ t: 'place', v: PROTOCOL_VERSION, id, toolchain: query.toolchain, estimateMs: query.estimateMs, localFree: query.localFree, localSpeed: query.localSpeed, skip, ...(query.linkMs ? { linkMs: query.linkMs } : {}) });
     } catch {
       this.drop(connection);
       return undefined;

@@ -46,6 +46,8 @@ export interface PlacementRequest {
   localSpeed: number;
   /** peers the client tried already for this job */
   skip?: readonly string[];
+  /** what a job costs on top of its compile on far peers, as the client measured (ms) */
+  linkMs?: Readonly<Record<string, number>>;
 }
 
 export type Decision =
@@ -226,6 +228,8 @@ export class SchedulerCore {
   private decide(request: PlacementRequest): Decision | undefined {
     const now = this.options.now();
     let best: { state: PeerState; finish: number; holder: boolean } | undefined;
+    /** the earliest finish on a holder that is full now: waiting for it may beat a far peer */
+    let waitingFinish = Infinity;
     let anyCandidate = false;
     for (const state of this.peers.values()) {
       const info = state.info;
@@ -238,11 +242,16 @@ export class SchedulerCore {
       }
       anyCandidate = true;
       const busy = this.busy(state);
-      if (busy >= this.capacity(state)) continue;
       const speed = this.speedOf(state);
+      const link = request.linkMs?.[info.id] ?? info.rttMs ?? 1;
+      if (busy >= this.capacity(state)) {
+        // Its next free slot comes after about one of the jobs it runs.
+        if (holder) waitingFinish = Math.min(waitingFinish, state.outstandingMs / Math.max(1, state.assignedTotal || info.slots) + request.estimateMs / speed + link);
+        continue;
+      }
       // Work ahead of this job on a full peer, spread over its slots.
       const queued = busy >= info.slots ? state.outstandingMs / Math.max(1, info.slots) : 0;
-      const finish = queued + request.estimateMs / speed + (info.rttMs ?? 1);
+      const finish = queued + request.estimateMs / speed + link;
       // A holder always beats a peer that would have to fetch the toolchain first.
       if (!best || (holder && !best.holder) || (holder === best.holder && finish < best.finish)) best = { state, finish, holder };
     }
@@ -251,6 +260,8 @@ export class SchedulerCore {
       if (!best || localMs <= best.finish) return { where: 'local', reason: best ? 'local-is-faster' : 'no-free-peer' };
     }
     if (!best) return anyCandidate ? undefined : { where: 'none', reason: 'no-candidate' };
+    // A far peer only when it still beats waiting for a near one (a slot frees soon).
+    if (best.finish > waitingFinish && (request.linkMs?.[best.state.info.id] ?? 0) > 0) return undefined;
     // Fairness: a client holding more than its share of the mesh waits while others wait.
     if (this.waiting.some((w) => w.request.client !== request.client) && this.overShare(request.client)) return undefined;
     return this.assign(best.state, request, best.finish, best.holder ? 'fastest-finish' : 'fetches-toolchain');

@@ -171,6 +171,7 @@ export class SchedulerService {
           localFree: message.localFree,
           localSpeed: message.localSpeed,
           skip: message.skip,
+          ...(message.linkMs ? { linkMs: message.linkMs } : {}),
         };
         const id = message.id;
         core.request(request, (decision) => {
