@@ -274,6 +274,8 @@ export const JobOffer = z.object({
   /** The body was compressed with an earlier offer's body (by its sha256) as dictionary:
    *  consecutive jobs of a build differ little, so each costs the peer a few hundred bytes. */
   dict: sha256.optional(),
+  /** Brotli quality for the outputs: the client asks for more over a slow link. */
+  quality: z.number().int().min(0).max(11).optional(),
 });
 export type JobOffer = z.infer<typeof JobOffer>;
 
@@ -312,5 +314,16 @@ export type OutputChunk = z.infer<typeof OutputChunk>;
 
 export const ClientToPeer = z.discriminatedUnion('t', [JobOffer, BlobChunk]);
 export type ClientToPeer = z.infer<typeof ClientToPeer>;
+// ---- mesh: warming a far peer (client agent → peer, one /meshcc/warm/1 stream) -----
+//   client → peer   warm     the store files recent jobs used most ([hash, size])
+//   peer → client   need     those it lacks;  client → peer   blob*   them
+//   peer → client   warmed   done (how many it fetched)
+export const WarmOffer = z.object({
+  t: z.literal('warm'),
+  files: z.array(z.tuple([sha256, z.number().int().nonnegative().max(MESH_JOB_LIMITS.inputFileBytes)])).max(LIMITS.inputsPerJob),
+});
+export const Warmed = z.object({ t: z.literal('warmed'), fetched: z.number().int().nonnegative() });
+export const PeerToWarmer = z.discriminatedUnion('t', [NeedBlobs, Warmed]);
+
 export const PeerToClient = z.discriminatedUnion('t', [NeedBlobs, JobRefused, JobFailed, RemoteResult, OutputChunk]);
 export type PeerToClient = z.infer<typeof PeerToClient>;

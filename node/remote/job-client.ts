@@ -59,6 +59,8 @@ export interface RunOnPeerOptions {
   signal?: AbortSignal;
   /** The last offer each peer took, by peer id: the dictionary for the next. */
   offers?: Map<string, { hash: string; body: Buffer }>;
+  /** Brotli quality of what crosses the link both ways (higher over a slow link). */
+  quality?: number;
 }
 
 /** Failure codes a peer reports that another peer would hit as well (limits are the same
@@ -78,7 +80,7 @@ export async function runOnPeer(options: RunOnPeerOptions): Promise<RemoteAttemp
     const raw = encodeBody(wireJob(job, chunks));
     const dictionary = options.offers?.get(peerId);
     const body = await packOffer(raw, dictionary?.body);
-    await framed.send({ t: 'job', v: PROTOCOL_VERSION, toolchain: options.toolchain, z: body.z, body: body.data, ...(dictionary && body.z ? { dict: dictionary.hash } : {}) });
+    await framed.send({ t: 'job', v: PROTOCOL_VERSION, toolchain: options.toolchain, z: body.z, body: body.data, ...(dictionary && body.z ? { dict: dictionary.hash } : {}), ...(options.quality ? { quality: options.quality } : {}) });
     let offerTaken = false;
     const offerArrived = () => {
       // The peer decoded it and keeps it: the next offer to this peer may use it as dictionary.
@@ -94,7 +96,7 @@ export async function runOnPeer(options: RunOnPeerOptions): Promise<RemoteAttemp
           offerArrived();
           for (const hash of message.hashes) {
             if (!allowed.has(hash)) throw new ProtocolError('bad-need', `the peer asked for ${hash.slice(0, 12)}, which is not an input of this job`);
-            await sendBlob(framed, options.store, hash);
+            await sendBlob(framed, options.store, hash, options.quality);
             filesSent++;
           }
           break;
@@ -134,7 +136,7 @@ function asRemoteFailure(err: unknown, signal?: AbortSignal): RemoteFailure {
   return new RemoteFailure(code, `lost the peer: ${e.message}`, 'elsewhere', true);
 }
 
-async function sendBlob(framed: FramedStream, store: Store, hash: string): Promise<void> {
+export async function sendBlob(framed: FramedStream, store: Store, hash: string, quality?: number): Promise<void> {
   const file = await open(store.pathOf(hash), 'r');
   try {
     const size = (await file.stat()).size;
@@ -145,7 +147,7 @@ async function sendBlob(framed: FramedStream, store: Store, hash: string): Promi
       const { bytesRead } = await file.read(buffer, 0, length, offset);
       if (bytesRead !== length) throw new MeshccError('store-changed', `store file ${hash.slice(0, 12)} shrank while being sent`);
       offset += length;
-      await framed.send({ t: 'blob', hash, ...(await packChunk(buffer)), last: offset >= size });
+      await framed.send({ t: 'blob', hash, ...(await packChunk(buffer, quality)), last: offset >= size });
     } while (offset < size);
   } finally {
     await file.close();

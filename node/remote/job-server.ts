@@ -16,6 +16,7 @@ import {
   BlobChunk,
   Job,
   JobOffer,
+  WarmOffer,
   WireJob,
   MESH_JOB_LIMITS,
   parseMessage,
@@ -31,6 +32,7 @@ import { sha256, type Store } from '../store.js';
 import { BlobIntake } from './blob-intake.js';
 
 export const JOB_PROTOCOL = '/meshcc/job/1';
+export const WARM_PROTOCOL = '/meshcc/warm/1';
 
 /** How long a client may take to send the job, or a file we asked for. */
 const CLIENT_SILENCE_MS = 30_000;
@@ -67,12 +69,33 @@ export class JobServer {
     await this.options.node.libp2p.handle(JOB_PROTOCOL, (stream, connection) => void this.serve(stream, connection), {
       maxInboundStreams: 256,
     });
+    await this.options.node.libp2p.handle(WARM_PROTOCOL, (stream, connection) => void this.warm(stream, connection), { maxInboundStreams: 4 });
+  }
+
+  /** A client sends the files its recent jobs used most, ahead of the jobs that will need them. */
+  private async warm(stream: Stream, connection: Connection): Promise<void> {
+    const framed = new FramedStream(stream, MESH_JOB_LIMITS.frameBytes);
+    this.open.add(stream);
+    const cancel = new AbortController();
+    try {
+      const offer = parseMessage(WarmOffer, await framed.receive(CLIENT_SILENCE_MS));
+      const sizes = new Map(offer.files.filter(([hash]) => !this.options.store.has(hash)));
+      await this.fetch(sizes, framed, cancel.signal);
+      await framed.send({ t: 'warmed', fetched: sizes.size });
+      this.options.log.info({ client: connection.remotePeer.toString(), files: offer.files.length, fetched: sizes.size }, 'warmed the store for a client');
+    } catch (err) {
+      this.options.log.debug({ err: (err as Error).message }, 'a warm-up ended early');
+    } finally {
+      this.open.delete(stream);
+      cancel.abort();
+      await framed.close();
+    }
   }
 
   async stop(): Promise<void> {
     const stopped = new MeshccError('stopped', 'the agent is stopping');
     for (const stream of this.open) stream.abort(stopped);
-    if (this.options.node.started) await this.options.node.libp2p.unhandle(JOB_PROTOCOL).catch(() => undefined);
+    if (this.options.node.started) await this.options.node.libp2p.unhandle([JOB_PROTOCOL, WARM_PROTOCOL]).catch(() => undefined);
   }
 
   private async serve(stream: Stream, connection: Connection): Promise<void> {
@@ -128,7 +151,7 @@ export class JobServer {
       // The slot is free once the compile is done: the client may already be offering the next job.
       executor.release();
       reserved = false;
-      await sendResult(framed, result, compileMs);
+      await sendResult(framed, result, compileMs, offer.quality);
       outcome = 'result';
       log.debug({ job: job.id, client, exit: result.exit }, 'ran a job for a peer');
     } catch (err) {
@@ -225,7 +248,7 @@ function shuffled<T>(items: T[]): T[] {
   return copy;
 }
 
-async function sendResult(framed: FramedStream, result: JobResult, compileMs: number): Promise<void> {
+async function sendResult(framed: FramedStream, result: JobResult, compileMs: number, quality?: number): Promise<void> {
   await framed.send({
     t: 'result',
     exit: result.exit,
@@ -238,7 +261,7 @@ async function sendResult(framed: FramedStream, result: JobResult, compileMs: nu
     const data = output.data;
     for (let offset = 0; offset === 0 || offset < data.length; offset += MESH_JOB_LIMITS.chunkBytes) {
       const end = Math.min(data.length, offset + MESH_JOB_LIMITS.chunkBytes);
-      const packed = await packChunk(data.subarray(offset, end));
+      const packed = await packChunk(data.subarray(offset, end), quality);
       await framed.send({ t: 'output', index, ...packed, last: end >= data.length });
     }
   }

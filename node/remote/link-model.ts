@@ -23,6 +23,12 @@ export class LinkModel {
     return this.overheadMs.get(peer) ?? 4 * (rttMs ?? 0.25);
   }
 
+  /** Whether the link to a peer is slow enough that harder compression pays (by its
+   *  round-trip time: transfers to a near peer under load can look slow too). */
+  isFar(rttMs: number | undefined): boolean {
+    return (rttMs ?? 0) >= FAR_MS;
+  }
+
   /** The far peers' overheads, for a placement request (near ones are left out: small). */
   far(peers: { peerId: string; rttMs?: number }[]): Record<string, number> {
     const far: Record<string, number> = {};

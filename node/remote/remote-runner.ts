@@ -19,6 +19,8 @@ import { LOCAL_ONLY, RemoteFailure, runOnPeer } from './job-client.js';
 import { SELF, type Placement } from './placement.js';
 import { sameResult } from './verify.js';
 import { LinkModel } from './link-model.js';
+import { WarmUp } from './warm-up.js';
+import { FAR_QUALITY } from '../../protocol/compression.js';
 import type { JobWatch } from '../monitor/monitor.js';
 
 export interface RemoteRunnerOptions {
@@ -65,14 +67,19 @@ export class RemoteRunner {
   private readonly verifications = pLimit(1);
   /** What a job costs on top of its compile on each peer, as measured here. */
   readonly links = new LinkModel();
+  private readonly warmUp: WarmUp;
   private readonly offers = new Map<string, { hash: string; body: Buffer }>();
   private typicalMs?: number;
   private samples = 0;
 
-  constructor(private readonly options: RemoteRunnerOptions) {}
+  constructor(private readonly options: RemoteRunnerOptions) {
+    this.warmUp = new WarmUp({ node: options.node, store: options.store, log: options.log, quality: FAR_QUALITY });
+  }
 
   /** A peer left the view (silent, disconnected): its jobs are lost, retry them now. */
   peerLost(peerId: string): void {
+    this.warmUp.forget(peerId);
+    this.links.forget(peerId);
     for (const controller of this.active.get(peerId) ?? []) controller.abort(new MeshccError('peer-lost', 'the peer left the mesh'));
   }
 
@@ -152,6 +159,10 @@ export class RemoteRunner {
     }
   }
 
+  private rttOf(peerId: string): number | undefined {
+    return this.options.peers?.().find((p) => p.peerId === peerId)?.rttMs;
+  }
+
   private async askScheduler(job: Job, toolchain: ToolchainRef, tried: ReadonlySet<string>): Promise<ScheduledPlacement | undefined> {
     const { scheduler, selfId, selfSpeed, localSlots } = this.options;
     if (!scheduler) return undefined;
@@ -176,6 +187,9 @@ export class RemoteRunner {
     const { stats, executor, localSlots } = this.options;
     const node = this.options.node();
     if (!node) throw new RemoteFailure('no-mesh', 'the mesh is not running', 'local', false);
+    const far = this.links.isFar(this.rttOf(peerId));
+    this.warmUp.noteJob(job.inputs);
+    if (far) this.warmUp.warm(peerId);
     const remoteAbort = new AbortController();
     const controllers = this.active.get(peerId) ?? new Set();
     controllers.add(remoteAbort);
@@ -190,6 +204,7 @@ export class RemoteRunner {
       silenceMs: this.options.jobTimeoutMs + 60_000,
       signal: remoteAbort.signal,
       offers: this.offers,
+      quality: far ? FAR_QUALITY : undefined,
     }).then((attempt) => {
       stats.peerJob(peerId, attempt.bytesSent, attempt.bytesReceived, attempt.files, attempt.filesSent);
       const ms = performance.now() - started;

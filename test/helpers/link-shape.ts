@@ -24,6 +24,9 @@ async function shape(ns: string, dev: string, link: LinkShape): Promise<void> {
   await tc('qdisc', 'add', 'dev', dev, 'parent', '1:1', 'handle', '10:', 'tbf', 'rate', `${link.rateMbit}mbit`, 'burst', '32kbit', 'latency', '400ms');
 }
 
+/** A friend's machine behind a home uplink: 100 ms round trip, 20 Mbit/s. */
+export const FAR_LINK: LinkShape = { delayMs: 50, rateMbit: 20 };
+
 /** Shapes everything `host` sends and receives. */
 export async function makeFar(mesh: NetnsMesh, host: NetnsHost, link: LinkShape): Promise<void> {
   await shape(host.ns, host.iface, link);
