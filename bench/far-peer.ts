@@ -90,7 +90,8 @@ async function build(template: string, withFar: boolean, env: NodeJS.ProcessEnv,
   const mesh: NetnsMesh = await createNetnsMesh({ hosts: 3, prefix: 'mcbf' });
   const agents: ChildProcess[] = [];
   try {
-    await makeFar(mesh, mesh.hosts[2]!, FAR_LINK);
+    const how = await makeFar(mesh, mesh.hosts[2]!, FAR_LINK);
+    if (!withFar) say(`  the far link: ${how}`);
     const key = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('hex');
     const homes = [0, 1, 2].map(() => mkdtempSync(path.join(os.tmpdir(), 'meshcc-bench-far-home-')));
     for (const home of homes) await setMeshKey(home, key);

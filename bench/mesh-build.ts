@@ -575,8 +575,8 @@ async function main(): Promise<void> {
   const mesh: NetnsMesh = await createNetnsMesh({ hosts: 2, prefix: 'mcbm' });
   try {
     if (opts.far) {
-      await makeFar(mesh, mesh.hosts[1]!, FAR_LINK);
-      say(`  h1 is far: ${FAR_LINK.delayMs} ms each way, ${FAR_LINK.rateMbit} Mbit/s (tc netem + tbf, both directions)`);
+      const how = await makeFar(mesh, mesh.hosts[1]!, FAR_LINK);
+      say(`  h1 is far: ${2 * FAR_LINK.delayMs} ms round trip, ${FAR_LINK.rateMbit} Mbit/s (${how})`);
     }
     const homes = [0, 1].map(() => mkdtempSync(path.join(os.tmpdir(), 'meshcc-bench-home-')));
     tempDirs.push(...homes);
