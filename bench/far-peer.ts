@@ -53,6 +53,9 @@ const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 function baseEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { LANG: 'C' };
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('MESHCC_') && k !== 'LANG') env[k] = v;
+  // The kernel writes the build's time, user and host into init/version.o: fixed, so that two
+  // builds of the same tree are byte-identical.
+  Object.assign(env, { KBUILD_BUILD_TIMESTAMP: 'Thu Jan  1 00:00:00 UTC 2026', KBUILD_BUILD_USER: 'meshcc', KBUILD_BUILD_HOST: 'bench' });
   return env;
 }
 
@@ -153,7 +156,8 @@ async function main(): Promise<void> {
   say(`  near only:  ${secs(near.wallMs)} wall; jobs ${JSON.stringify(near.jobsByHost)}; counts ${JSON.stringify(near.counts)}`);
   const both = await build(template, true, env, bindir);
   say(`  near + far: ${secs(both.wallMs)} wall; jobs ${JSON.stringify(both.jobsByHost)}; counts ${JSON.stringify(both.counts)}`);
-  const differing = [...near.objects].filter(([rel, hash]) => both.objects.get(rel) !== hash).length;
+  const differ = [...near.objects].filter(([rel, hash]) => both.objects.get(rel) !== hash).map(([rel]) => rel);
+  const differing = `${differ.length}${differ.length ? ` (${differ.slice(0, 5).join(', ')})` : ''}`;
   say('');
   say(`== ${opts.project}: near + far / near only = ${(both.wallMs / near.wallMs).toFixed(2)} (target <= 1.00); ${near.objects.size} objects, ${differing} differing between the two builds`);
   rmSync(BUILD_ROOT, { recursive: true, force: true });

@@ -111,6 +111,9 @@ function say(line: string): void {
 function baseEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('MESHCC_')) env[k] = v;
+  // The kernel writes the build's time, user and host into init/version.o: fixed, so that two
+  // builds of the same tree are byte-identical.
+  Object.assign(env, { KBUILD_BUILD_TIMESTAMP: 'Thu Jan  1 00:00:00 UTC 2026', KBUILD_BUILD_USER: 'meshcc', KBUILD_BUILD_HOST: 'bench' });
   return env;
 }
 
