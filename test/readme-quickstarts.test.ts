@@ -42,6 +42,7 @@ const CASES: { quickstart: string; project: ProjectName; plain: string; objects:
   { quickstart: 'make', project: 'zlib', plain: './configure && make -j2', objects: /\.o$/ },
   { quickstart: 'make', project: 'libogg', plain: './configure && make -j2', objects: /\.o$/ },
   { quickstart: 'cmake', project: 'googletest', plain: 'cmake -S . -B build -G Ninja && cmake --build build -j2', objects: /\.o$/ },
+  { quickstart: 'meson', project: 'pixman', plain: 'meson setup build && meson compile -C build -j 2', objects: /\.o$/ },
   { quickstart: 'ccache', project: 'zlib', plain: './configure && make -j2', objects: /\.o$/ },
 ];
 

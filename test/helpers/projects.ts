@@ -13,7 +13,7 @@ export function projects(): string {
   return projectsDir;
 }
 
-export type ProjectName = 'zlib' | 'googletest' | 'libogg';
+export type ProjectName = 'zlib' | 'googletest' | 'libogg' | 'pixman';
 
 export function copyProject(name: ProjectName, dir = path.join(tempDir('meshcc-proj-'), name)): string {
   // Timestamps as unpacked: make must not think autotools' outputs need regenerating.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fetches the real C and C++ projects the tests build, from Debian's archive, into
 # $MESHCC_PROJECTS (default .cache/projects): zlib's source package (C, make), libogg's
-# (C, autotools) and googletest's source tree from its binary package (C++, CMake). Idempotent.
+# (C, autotools), pixman's (C, meson) and googletest's source tree from its binary package
+# (C++, CMake). Idempotent.
 set -euo pipefail
 source "$(dirname "$0")/deb-src.sh"
 dest=${MESHCC_PROJECTS:-$(cd "$(dirname "$0")/../.." && pwd)/.cache/projects}
@@ -24,6 +25,16 @@ if [ ! -f libogg/configure ]; then
   rm -rf libogg && mkdir libogg
   tar -xf libogg-dl/libogg_*.orig.tar.* -C libogg --strip-components=1
   rm -rf libogg-dl
+fi
+
+if [ ! -f pixman/meson.build ]; then
+  ensure_deb_src pixman
+  rm -rf pixman-dl && mkdir pixman-dl
+  # only the upstream tarball is used (the mirror may lack the Debian diff)
+  (cd pixman-dl && apt-get source --download-only pixman >/dev/null 2>&1) || true
+  rm -rf pixman && mkdir pixman
+  tar -xf pixman-dl/pixman_*.orig.tar.* -C pixman --strip-components=1
+  rm -rf pixman-dl
 fi
 
 if [ ! -f googletest/CMakeLists.txt ]; then
