@@ -404,6 +404,10 @@ interface MeshBuildStats {
   fallbackByReason?: Record<string, number>;
   bytesSent?: number;
   bytesReceived?: number;
+  /** of bytesSent, the job offers (the rest is store files); store files the jobs used, and those sent */
+  offerBytes?: number;
+  filesUsed?: number;
+  filesSent?: number;
   /** peer id → differences of its numeric fields (jobs at least). */
   perPeer?: Record<string, Record<string, number>>;
   /** The stats of before the `counts` field: jobs by route. */
@@ -437,6 +441,9 @@ function buildStats(before: Json | undefined, after: Json | undefined): MeshBuil
     fallbackByReason: mapDelta(before, after, 'fallbackByReason'),
     bytesSent: delta(before, after, 'bytesSent'),
     bytesReceived: delta(before, after, 'bytesReceived'),
+    offerBytes: delta(before, after, 'inputFiles.offerBytes'),
+    filesUsed: delta(before, after, 'inputFiles.total'),
+    filesSent: delta(before, after, 'inputFiles.sent'),
     perPeer,
     routes,
   };
@@ -450,7 +457,8 @@ function printStats(s: MeshBuildStats, peerNames: Map<string, string>): void {
   }
   const reasons = s.fallbackByReason;
   say(`  fallback by reason: ${reasons === undefined ? 'n/a' : Object.keys(reasons).length ? Object.entries(reasons).map(([k, v]) => `${k} ${v}`).join(', ') : 'none'}`);
-  say(`  bytes sent ${bytes(s.bytesSent)}, received ${bytes(s.bytesReceived)}`);
+  say(`  bytes sent ${bytes(s.bytesSent)} (job offers ${bytes(s.offerBytes)}, store files the rest), received ${bytes(s.bytesReceived)}`);
+  say(`  store files: ${na(s.filesUsed)} used by the jobs, ${na(s.filesSent)} sent (the peer lacked them)`);
   if (s.perPeer === undefined) say('  per peer: n/a');
   else if (Object.keys(s.perPeer).length === 0) say('  per peer: none');
   else

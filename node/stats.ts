@@ -62,7 +62,7 @@ export interface StatsSnapshot {
   jobRoute: { scanMs: number; hashMs: number; executeMs: number; inputFiles: number; inputBytes: number };
   hashing: { filesHashed: number; bytesHashed: number; cacheHits: number };
   /** Input files of remote jobs, and those sent because the peer's store lacked them. */
-  inputFiles: { total: number; sent: number };
+  inputFiles: { total: number; sent: number; offerBytes: number };
   store: { files: number; bytes: number; maxBytes: number };
   /** Where this agent's jobs were placed and why: by the elected scheduler or by itself. */
   placements: PlacementStats;
@@ -87,7 +87,7 @@ export class Stats {
   readonly toolchains: ToolchainStats = { fetched: 0, fetchFailures: 0, fetchedBytes: 0, fetchMs: 0, served: 0, servedBytes: 0, jobsOnShipped: 0, jobsOnHost: 0 };
   readonly placements: PlacementStats = { viaScheduler: 0, bySelf: 0, byReason: {}, recent: [] };
   /** Input files of this agent's remote jobs, and those of them the peer lacked (sent). */
-  readonly inputFiles = { total: 0, sent: 0 };
+  readonly inputFiles = { total: 0, sent: 0, offerBytes: 0 };
   bytesSent = 0;
   bytesReceived = 0;
 
@@ -117,10 +117,11 @@ export class Stats {
     r.byReason[reason] = (r.byReason[reason] ?? 0) + 1;
   }
 
-  peerJob(peer: string, sent: number, received: number, inputFiles = 0, filesSent = 0): void {
+  peerJob(peer: string, sent: number, received: number, inputFiles = 0, filesSent = 0, offerBytes = 0): void {
     const p = this.peer(peer);
     this.inputFiles.total += inputFiles;
     this.inputFiles.sent += filesSent;
+    this.inputFiles.offerBytes += offerBytes;
     p.jobs++;
     p.bytesSent += sent;
     p.bytesReceived += received;

@@ -46,6 +46,8 @@ export interface RemoteAttempt {
   filesSent: number;
   /** the compile's own time on the peer, when it says */
   compileMs?: number;
+  /** bytes of the job offer (the rest of bytesSent is store files) */
+  offerBytes: number;
 }
 
 export interface RunOnPeerOptions {
@@ -80,7 +82,9 @@ export async function runOnPeer(options: RunOnPeerOptions): Promise<RemoteAttemp
     const raw = encodeBody(wireJob(job, chunks));
     const dictionary = options.offers?.get(peerId);
     const body = await packOffer(raw, dictionary?.body);
+    const offerBytesBefore = framed.bytesOut;
     await framed.send({ t: 'job', v: PROTOCOL_VERSION, toolchain: options.toolchain, z: body.z, body: body.data, ...(dictionary && body.z ? { dict: dictionary.hash } : {}), ...(options.quality ? { quality: options.quality } : {}) });
+    const offerBytes = framed.bytesOut - offerBytesBefore;
     let offerTaken = false;
     const offerArrived = () => {
       // The peer decoded it and keeps it: the next offer to this peer may use it as dictionary.
@@ -110,7 +114,7 @@ export async function runOnPeer(options: RunOnPeerOptions): Promise<RemoteAttemp
           const outputs = await receiveOutputs(framed, job, message, options.silenceMs, signal);
           await framed.close();
           const result = { id: job.id, exit: message.exit, stdout: Buffer.from(message.stdout), stderr: Buffer.from(message.stderr), outputs };
-          return { result, bytesSent: framed.bytesOut, bytesReceived: framed.bytesIn, files: allowed.size, filesSent, compileMs: message.compileMs };
+          return { result, bytesSent: framed.bytesOut, bytesReceived: framed.bytesIn, files: allowed.size, filesSent, compileMs: message.compileMs, offerBytes };
         }
         case 'output':
           throw new ProtocolError('unexpected-output', 'an output chunk arrived before the result');

@@ -206,7 +206,7 @@ export class RemoteRunner {
       offers: this.offers,
       quality: far ? FAR_QUALITY : undefined,
     }).then((attempt) => {
-      stats.peerJob(peerId, attempt.bytesSent, attempt.bytesReceived, attempt.files, attempt.filesSent);
+      stats.peerJob(peerId, attempt.bytesSent, attempt.bytesReceived, attempt.files, attempt.filesSent, attempt.offerBytes);
       const ms = performance.now() - started;
       this.learn(ms);
       if (attempt.compileMs !== undefined) {
