@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { z } from 'zod';
 import { decodeBody, encodeBody } from './framing.js';
-import { LIMITS, parseMessage, type DirListing, type InputFile, type Job } from './messages.js';
+import { LIMITS, parseMessage, type DirListing, type InputFile, type Job, type TableRefs } from './messages.js';
 import { ProtocolError } from './errors.js';
 
 export interface TreeChunk {
@@ -81,8 +81,10 @@ export function joinInputTree(files: InlineFiles, listingData: Uint8Array[]): { 
   return { inputs, listings };
 }
 
-/** A job as offered: files inline, listings by chunk. */
-export function wireJob(job: Job, listings: TreeChunk[]): unknown {
+/** A job as offered: files inline (or, with `table`, by number in the input table the client
+ *  and the peer share), listings by chunk. */
+export function wireJob(job: Job, listings: TreeChunk[], table?: TableRefs): unknown {
   const { inputs, listings: _listings, ...rest } = job;
-  return { ...rest, inputs: [], listings: [], files: inlineFiles(inputs), tree: listings.map((c) => [Buffer.from(c.hash, 'hex'), c.data.length]) };
+  const tree = listings.map((c) => [Buffer.from(c.hash, 'hex'), c.data.length]);
+  return table ? { ...rest, inputs: [], listings: [], files: [], table, tree } : { ...rest, inputs: [], listings: [], files: inlineFiles(inputs), tree };
 }

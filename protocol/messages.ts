@@ -281,7 +281,18 @@ export type JobOffer = z.infer<typeof JobOffer>;
 
 /** A job as offered (protocol/input-tree.ts): files inline by directory, listings as the
  *  [hash, size] of chunks in the store. */
+/** Inputs named by number in the input table the client and the peer share (node/remote/offer-table.ts). */
+export const TableRefs = z.object({
+  table: z.string().regex(/^[0-9a-f]{16}$/),
+  /** entries this offer defines: [number, path, sha256, size, executable] */
+  defs: z.array(z.tuple([z.number().int().nonnegative(), absolutePath, bytes.refine((b) => b.length === 32, 'must be a 32-byte sha256'), z.number().int().nonnegative(), z.boolean()])).max(LIMITS.inputsPerJob),
+  /** the job's inputs: their numbers in ascending order, each as the difference from the one before */
+  refs: z.array(z.number().int().nonnegative()).max(LIMITS.inputsPerJob),
+});
+export type TableRefs = z.infer<typeof TableRefs>;
+
 export const WireJob = Job.extend({
+  table: TableRefs.optional(),
   files: z.array(z.tuple([absolutePath, z.array(z.tuple([z.string().min(1).max(255), bytes, z.number().int().nonnegative(), z.boolean()])).max(LIMITS.inputsPerJob)])).max(LIMITS.inputsPerJob),
   tree: z
     .array(z.tuple([bytes.refine((b) => b.length === 32, 'must be a 32-byte sha256'), z.number().int().nonnegative().max(MESH_JOB_LIMITS.jobBytes)]))

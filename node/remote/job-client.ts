@@ -7,6 +7,7 @@ import { packChunk, packOffer, unpackChunk } from '../../protocol/compression.js
 import { MeshccError, ProtocolError } from '../../protocol/errors.js';
 import { encodeBody } from '../../protocol/framing.js';
 import { listingChunks, wireJob } from '../../protocol/input-tree.js';
+import { ClientTable } from './offer-table.js';
 import {
   MESH_JOB_LIMITS,
   OutputChunk,
@@ -63,6 +64,8 @@ export interface RunOnPeerOptions {
   offers?: Map<string, { hash: string; body: Buffer }>;
   /** Brotli quality of what crosses the link both ways (higher over a slow link). */
   quality?: number;
+  /** The input table this client shares with each peer, by peer id (inputs by number). */
+  tables?: Map<string, ClientTable>;
 }
 
 /** Failure codes a peer reports that another peer would hit as well (limits are the same
@@ -79,7 +82,10 @@ export async function runOnPeer(options: RunOnPeerOptions): Promise<RemoteAttemp
     const chunks = listingChunks(job.listings);
     for (const chunk of chunks) await options.store.put(chunk.hash, chunk.data);
     options.store.pin((pinned = chunks.map((c) => c.hash)));
-    const raw = encodeBody(wireJob(job, chunks));
+    let table = options.tables?.get(peerId);
+    if (options.tables && (!table || table.full)) options.tables.set(peerId, (table = new ClientTable()));
+    const encoded = table?.encode(job.inputs);
+    const raw = encodeBody(wireJob(job, chunks, encoded?.refs));
     const dictionary = options.offers?.get(peerId);
     const body = await packOffer(raw, dictionary?.body);
     const offerBytesBefore = framed.bytesOut;
@@ -87,8 +93,12 @@ export async function runOnPeer(options: RunOnPeerOptions): Promise<RemoteAttemp
     const offerBytes = framed.bytesOut - offerBytesBefore;
     let offerTaken = false;
     const offerArrived = () => {
-      // The peer decoded it and keeps it: the next offer to this peer may use it as dictionary.
-      if (!offerTaken) options.offers?.set(peerId, { hash: sha256(raw), body: raw });
+      // The peer decoded it and keeps it: the next offer to this peer may use it as dictionary,
+      // and the table entries it defined are the peer's now.
+      if (!offerTaken) {
+        options.offers?.set(peerId, { hash: sha256(raw), body: raw });
+        if (encoded) table?.acked(encoded.carried);
+      }
       offerTaken = true;
     };
     const allowed = new Set([...job.inputs.map((f) => f.hash), ...chunks.map((c) => c.hash)]);
@@ -105,7 +115,10 @@ export async function runOnPeer(options: RunOnPeerOptions): Promise<RemoteAttemp
           }
           break;
         case 'refused':
-          if (message.reason === 'unknown-dictionary') options.offers?.delete(peerId);
+          if (message.reason === 'unknown-dictionary') {
+            options.offers?.delete(peerId);
+            if (options.tables?.get(peerId) === table) options.tables?.delete(peerId);
+          }
           throw new RemoteFailure(`refused-${message.reason}`, `the peer refused the job: ${message.message}`, 'elsewhere', false);
         case 'failed':
           throw new RemoteFailure(message.code, `the peer could not run the job: ${message.message}`, LOCAL_ONLY.has(message.code) ? 'local' : 'elsewhere', !LOCAL_ONLY.has(message.code));

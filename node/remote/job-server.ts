@@ -11,7 +11,8 @@ import type { Connection, Stream } from '@libp2p/interface';
 import { packChunk, unpackOffer } from '../../protocol/compression.js';
 import { MeshccError, ProtocolError } from '../../protocol/errors.js';
 import { decodeBody } from '../../protocol/framing.js';
-import { InlineFiles, joinInputTree } from '../../protocol/input-tree.js';
+import { InlineFiles, inlineFiles, joinInputTree } from '../../protocol/input-tree.js';
+import { PeerTables } from './offer-table.js';
 import {
   BlobChunk,
   Job,
@@ -60,9 +61,12 @@ export interface JobServerOptions {
 export class JobServer {
   private readonly intake: BlobIntake;
   private readonly open = new Set<Stream>();
+  /** The input tables clients share with this agent (inputs named by number in their offers). */
+  private readonly tables: PeerTables;
 
   constructor(private readonly options: JobServerOptions) {
     this.intake = new BlobIntake(options.store);
+    this.tables = new PeerTables();
   }
 
   async start(): Promise<void> {
@@ -127,7 +131,7 @@ export class JobServer {
       const wire = await this.decodeJob(offer);
       if (!wire) {
         outcome = 'refused';
-        await framed.send({ t: 'refused', reason: 'unknown-dictionary', message: 'this agent no longer holds the offer the job was compressed against' });
+        await framed.send({ t: 'refused', reason: 'unknown-dictionary', message: 'this agent no longer holds the offer the job was compressed against, or the input table it names' });
         return;
       }
       await this.fetch(new Map(wire.tree.map(([hash, size]) => [Buffer.from(hash).toString('hex'), size])), framed, cancel.signal);
@@ -197,6 +201,11 @@ export class JobServer {
     }
     const body = await unpackOffer({ z: offer.z, data: offer.body }, MESH_JOB_LIMITS.jobBytes * 8, dictionary);
     const wire = parseMessage(WireJob, decodeBody(body));
+    if (wire.table) {
+      const inputs = this.tables.resolve(wire.table);
+      if (!inputs) return undefined;
+      wire.files = inlineFiles(inputs);
+    }
     await store.put(sha256(body), body);
     return wire;
   }

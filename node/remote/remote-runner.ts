@@ -19,6 +19,7 @@ import { LOCAL_ONLY, RemoteFailure, runOnPeer } from './job-client.js';
 import { SELF, type Placement } from './placement.js';
 import { sameResult } from './verify.js';
 import { LinkModel } from './link-model.js';
+import type { ClientTable } from './offer-table.js';
 import { WarmUp } from './warm-up.js';
 import { FAR_QUALITY } from '../../protocol/compression.js';
 import type { JobWatch } from '../monitor/monitor.js';
@@ -69,6 +70,7 @@ export class RemoteRunner {
   readonly links = new LinkModel();
   private readonly warmUp: WarmUp;
   private readonly offers = new Map<string, { hash: string; body: Buffer }>();
+  private readonly tables = new Map<string, ClientTable>();
   private typicalMs?: number;
   private samples = 0;
 
@@ -204,6 +206,7 @@ export class RemoteRunner {
       silenceMs: this.options.jobTimeoutMs + 60_000,
       signal: remoteAbort.signal,
       offers: this.offers,
+      tables: this.tables,
       quality: far ? FAR_QUALITY : undefined,
     }).then((attempt) => {
       stats.peerJob(peerId, attempt.bytesSent, attempt.bytesReceived, attempt.files, attempt.filesSent, attempt.offerBytes);
