@@ -76,7 +76,14 @@ export class MembershipAdmin {
       });
     }
     const joined = this.running();
-    await joined.presentInvitation(token, invitation);
-    return { mesh: invitation.mesh, inviter: invitation.inviter, inviterName: invitation.name, members: joined.membership!.list().members.length };
+    let pending: string | undefined;
+    try {
+      await joined.presentInvitation(token, invitation);
+    } catch (err) {
+      // The membership is stored: the agent keeps dialling the inviter's addresses.
+      if (!(err instanceof MeshccError) || err.code !== 'inviter-unreachable') throw err;
+      pending = err.message;
+    }
+    return { mesh: invitation.mesh, inviter: invitation.inviter, inviterName: invitation.name, members: joined.membership!.list().members.length, ...(pending ? { pending } : {}) };
   }
 }

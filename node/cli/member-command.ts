@@ -75,6 +75,10 @@ export function addMemberCommands(program: Command): void {
         if (err instanceof MeshccError && err.code === 'no-agent') return joinWithoutAgent(token);
         throw err;
       }
+      if (reply.pending) {
+        process.stdout.write(`stored the membership of mesh ${String(reply.mesh)}, but ${String(reply.inviterName)} did not answer yet (${String(reply.pending)}); the agent keeps trying\n`);
+        return;
+      }
       process.stdout.write(`joined mesh ${String(reply.mesh)} through ${String(reply.inviterName)}; ${Number(reply.members)} member(s) known\n`);
     });
 

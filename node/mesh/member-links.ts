@@ -41,7 +41,7 @@ export class MemberLinks {
     const membership = this.options.membership;
     const now = Date.now();
     const links = this.options.node.links();
-    for (const record of membership.others()) {
+    for (const record of membership.dialable(now)) {
       const link = links.get(record.peerId);
       if (link === 'direct') continue;
       if (link === 'relayed') {

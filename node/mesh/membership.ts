@@ -13,6 +13,10 @@ import type { Logger } from '../log.js';
 
 export const MEMBERS_FILE = 'members.json';
 const SAVE_DELAY_MS = 500;
+/** A member not seen for this long is forgotten (short-lived agents of `meshcc run` come and go). */
+const FORGET_AFTER_MS = 30 * 86_400_000;
+/** Members are dialled while they were seen this recently (or never: an inviter just stored). */
+export const DIAL_WITHIN_MS = 7 * 86_400_000;
 
 const MembersFile = z.object({ mesh: z.string(), members: z.array(MemberRecord), revoked: z.array(z.unknown()) });
 
@@ -70,7 +74,8 @@ export class Membership {
       return membership;
     }
     if (stored.mesh !== mesh) return membership;
-    await membership.merge({ t: 'members', mesh, members: stored.members, revoked: stored.revoked as Revocation[] });
+    const recent = stored.members.filter((m) => m.seenAt === 0 || Date.now() - m.seenAt < FORGET_AFTER_MS);
+    await membership.merge({ t: 'members', mesh, members: recent, revoked: stored.revoked as Revocation[] });
     return membership;
   }
 
@@ -80,6 +85,11 @@ export class Membership {
 
   isMember(peerId: string): boolean {
     return this.members.has(peerId) && !this.revoked.has(peerId);
+  }
+
+  /** Members worth dialling: seen within a week (or an inviter not met yet). */
+  dialable(now = Date.now()): MemberRecord[] {
+    return this.others().filter((m) => m.seenAt === 0 || now - m.seenAt < DIAL_WITHIN_MS);
   }
 
   /** Members other than this agent, most recently seen first. */
