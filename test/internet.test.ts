@@ -166,6 +166,21 @@ describe.skipIf(why !== '')('friends over the internet: invitations, NAT, relays
     expect(stats.counts.remote).toBe(15);
     expect(stats.perPeer[sites.c.peerId!]?.jobs).toBe(15);
     expect(stats.perPeer[sites.b.peerId!]).toBeUndefined();
+
+    // A CI runner in home A with nothing but the token: `meshcc run --join` builds on C too.
+    for (const f of collect(zlib, /\.(o|a)$/).keys()) await run('rm', ['-f', path.join(zlib, f)]);
+    const tmp = tempDir('meshcc-run-join-');
+    const ci = await mesh.exec(sites.a.host, process.execPath, [MESHCC_BIN, 'run', '--join', token, '--wait', '30', '--', ...make], {
+      cwd: zlib,
+      env: { ...plainEnv, HOME: tmp, TMPDIR: tmp, MESHCC_MDNS: '0', MESHCC_LOCAL_SLOTS: '0', MESHCC_JOBS_DIR: path.join(tmp, 'jobs') },
+      timeoutMs: 180_000,
+    });
+    expect(ci.code, ci.stderr).toBe(0);
+    expect(differences(plainObjects, collect(zlib, /\.o$/))).toEqual([]);
+    expect(ci.stderr).toMatch(/^meshcc: 15 compiles: 15 remote, 0 local, 0 fallback; 1 peer used; /m);
+    const stale = await mesh.exec(sites.a.host, process.execPath, [MESHCC_BIN, 'run', '--join', `${token.slice(0, -4)}AAAA`, '--', 'true'], { env: { ...plainEnv, HOME: tmp, TMPDIR: tmp, MESHCC_MDNS: '0' } });
+    expect(stale.code).toBe(0);
+    expect(stale.stderr).toMatch(/^meshcc: the invitation was altered .*: compiling locally$/m);
   }, 300_000);
 
   it('refuses an expired token, an altered one and one for another mesh, each in one line', async () => {

@@ -96,12 +96,14 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .option('--serve', 'take jobs from the mesh too while it runs (default: client only)')
     .option('--peer <multiaddr...>', 'a peer to connect to by address')
     .option('--peers-dns <name[:port]>', 'dial every address a DNS name resolves to')
+    .option('--join <token>', 'the mesh of an invitation (meshcc invite), for this command only (also MESHCC_JOIN)')
     .option('--wait <seconds>', 'how long to wait for the mesh before the command starts', '10')
-    .action(async (command: string[], opts: { serve?: boolean; peer?: string[]; peersDns?: string; wait: string }) => {
+    .action(async (command: string[], opts: { serve?: boolean; peer?: string[]; peersDns?: string; join?: string; wait: string }) => {
       const wait = Number(opts.wait);
       if (!Number.isFinite(wait) || wait < 0) throw new MeshccError('usage', `--wait takes seconds, got '${opts.wait}'`);
       const { runWithMesh } = await import('./run-command.js');
-      setExitCode(await runWithMesh({ command, serve: opts.serve ?? false, peer: opts.peer ?? [], peersDns: opts.peersDns, waitMs: wait * 1000 }));
+      const join = opts.join ?? process.env.MESHCC_JOIN;
+      setExitCode(await runWithMesh({ command, serve: opts.serve ?? false, peer: opts.peer ?? [], peersDns: opts.peersDns, ...(join ? { join } : {}), waitMs: wait * 1000 }));
     });
 
   program

@@ -12,6 +12,8 @@ import { Agent } from '../agent.js';
 import { loadConfig, meshccHome } from '../config.js';
 import { createLogger } from '../log.js';
 import { MESH_KEY_FILE } from '../mesh/keys.js';
+import { readInvitation } from '../mesh/invite-token.js';
+import { writeInitialMembers } from '../mesh/membership.js';
 import { MASQUERADE_DIR } from '../paths.js';
 import type { StatsSnapshot } from '../stats.js';
 
@@ -21,6 +23,8 @@ export interface RunOptions {
   serve: boolean;
   peer: string[];
   peersDns?: string;
+  /** An invitation token (meshcc invite): the mesh to join for this command. */
+  join?: string;
   /** How long to wait for the mesh before the command starts. */
   waitMs: number;
 }
@@ -69,8 +73,22 @@ export async function runWithMesh(options: RunOptions): Promise<number> {
   if (!options.serve) config.slots = 0;
   config.peers = [...config.peers, ...options.peer];
   if (options.peersDns) config.peersDns = options.peersDns;
+  if (options.join) {
+    // A bad token must not fail the build: it says why in one line and the command runs locally.
+    try {
+      const invitation = await readInvitation(options.join);
+      config.meshKeyHex = Buffer.from(invitation.key).toString('hex');
+      await writeInitialMembers(home, invitation.mesh, [{ peerId: invitation.inviter, name: invitation.name, addresses: invitation.addresses, seenAt: 0 }]);
+    } catch (err) {
+      process.stderr.write(`meshcc: ${(err as Error).message}: compiling locally\n`);
+      config.meshKeyHex = undefined;
+      config.peers = [];
+      delete config.peersDns;
+      config.mdns = false;
+    }
+  }
   // The agent takes the key from MESHCC_MESH_KEY itself (config.meshKeyHex).
-  const key = (config.meshKeyHex ??= userMeshKeyHex());
+  const key = options.join ? config.meshKeyHex : (config.meshKeyHex ??= userMeshKeyHex());
   let agent: Agent | undefined;
   const started = Date.now();
   try {
