@@ -1,26 +1,31 @@
 // What a job to each peer costs on top of its compile, as this client measured it: the time of
 // a remote attempt less the compile time the peer reports (round trips, the inputs the peer
 // lacked, the outputs, its job root). A LAN peer costs a few ms, a peer behind 100 ms and a
-// home uplink hundreds: the scheduler weighs that against waiting for a nearer slot.
-const SMOOTHING = 0.3;
+// home uplink hundreds: the scheduler weighs that against waiting for a nearer slot. The
+// least of the recent attempts counts, not their average: an attempt also includes the time
+// the job waited for a slot on a busy peer, which says nothing about the link (an average made
+// busy LAN peers look far, and the scheduler then left them idle).
+const WINDOW = 16;
 /** Peers cheaper than this are near: the scheduler's own round-trip times do for them. */
 export const FAR_MS = 20;
 const MAX_REPORTED = 64;
 
 export class LinkModel {
-  private readonly overheadMs = new Map<string, number>();
+  private readonly recent = new Map<string, number[]>();
 
   /** A remote attempt on `peer` took `attemptMs`, of which the peer compiled `compileMs`. */
   observe(peer: string, attemptMs: number, compileMs: number): void {
-    const overhead = Math.max(0, attemptMs - compileMs);
-    const known = this.overheadMs.get(peer);
-    this.overheadMs.set(peer, known === undefined ? overhead : known * (1 - SMOOTHING) + overhead * SMOOTHING);
+    const window = this.recent.get(peer) ?? [];
+    window.push(Math.max(0, attemptMs - compileMs));
+    if (window.length > WINDOW) window.shift();
+    this.recent.set(peer, window);
   }
 
-  /** Expected overhead of a job on `peer`: measured, or from its round-trip time until then
-   *  (a job takes about four: offer, missing files, result, outputs). */
-  estimate(peer: string, rttMs: number | undefined): number {
-    return this.overheadMs.get(peer) ?? 4 * (rttMs ?? 0.25);
+  /** Measured overhead of a job on `peer`, once it ran one (until then the scheduler's own
+   *  round-trip time stands for it). */
+  estimate(peer: string): number | undefined {
+    const window = this.recent.get(peer);
+    return window?.length ? Math.min(...window) : undefined;
   }
 
   /** Whether the link to a peer is slow enough that harder compression pays (by its
@@ -30,12 +35,12 @@ export class LinkModel {
   }
 
   /** The far peers' overheads, for a placement request (near ones are left out: small). */
-  far(peers: { peerId: string; rttMs?: number }[]): Record<string, number> {
+  far(peers: { peerId: string }[]): Record<string, number> {
     const far: Record<string, number> = {};
     let n = 0;
     for (const p of peers) {
-      const ms = this.estimate(p.peerId, p.rttMs);
-      if (ms < FAR_MS) continue;
+      const ms = this.estimate(p.peerId);
+      if (ms === undefined || ms < FAR_MS) continue;
       far[p.peerId] = Math.round(ms);
       if (++n >= MAX_REPORTED) break;
     }
@@ -43,6 +48,6 @@ export class LinkModel {
   }
 
   forget(peer: string): void {
-    this.overheadMs.delete(peer);
+    this.recent.delete(peer);
   }
 }
