@@ -11,7 +11,7 @@ import type { Connection, Stream } from '@libp2p/interface';
 import { packChunk, unpackOffer } from '../../protocol/compression.js';
 import { MeshccError, ProtocolError } from '../../protocol/errors.js';
 import { decodeBody } from '../../protocol/framing.js';
-import { InlineFiles, inlineFiles, joinInputTree } from '../../protocol/input-tree.js';
+import { InlineFiles, joinInputTree } from '../../protocol/input-tree.js';
 import { PeerTables } from './offer-table.js';
 import {
   BlobChunk,
@@ -22,6 +22,7 @@ import {
   MESH_JOB_LIMITS,
   parseMessage,
   PROTOCOL_VERSION,
+  type InputFile,
   type JobResult,
 } from '../../protocol/messages.js';
 import type { Executor } from '../executor/executor.js';
@@ -128,14 +129,15 @@ export class JobServer {
         await framed.send({ t: 'refused', reason: 'busy', message: 'every slot of this agent is taken' });
         return;
       }
-      const wire = await this.decodeJob(offer);
-      if (!wire) {
+      const decoded = await this.decodeJob(offer);
+      if (!decoded) {
         outcome = 'refused';
         await framed.send({ t: 'refused', reason: 'unknown-dictionary', message: 'this agent no longer holds the offer the job was compressed against, or the input table it names' });
         return;
       }
+      const { wire, tableInputs } = decoded;
       await this.fetch(new Map(wire.tree.map(([hash, size]) => [Buffer.from(hash).toString('hex'), size])), framed, cancel.signal);
-      const job = await this.rebuild(wire);
+      const job = await this.rebuild(wire, tableInputs);
       watch = this.options.watchServed?.(job.id, sourceOf(job.argv), client);
       await this.fetch(new Map(job.inputs.map((f) => [f.hash, f.size])), framed, cancel.signal);
       const toolchain = await this.options.toolchains.use(offer.toolchain);
@@ -191,7 +193,7 @@ export class JobServer {
 
   /** The offered job, or undefined when it was compressed against an offer we no longer hold.
    *  Every offer body is kept in the store, as the dictionary of the client's next offers. */
-  private async decodeJob(offer: JobOffer): Promise<WireJob | undefined> {
+  private async decodeJob(offer: JobOffer): Promise<{ wire: WireJob; tableInputs?: InputFile[] } | undefined> {
     const { store } = this.options;
     let dictionary: Buffer | undefined;
     if (offer.dict) {
@@ -201,24 +203,23 @@ export class JobServer {
     }
     const body = await unpackOffer({ z: offer.z, data: offer.body }, MESH_JOB_LIMITS.jobBytes * 8, dictionary);
     const wire = parseMessage(WireJob, decodeBody(body));
-    if (wire.table) {
-      const inputs = this.tables.resolve(wire.table);
-      if (!inputs) return undefined;
-      wire.files = inlineFiles(inputs);
-    }
+    // Inputs named by number come back as inputs: no detour through the inline form.
+    const tableInputs = wire.table ? this.tables.resolve(wire.table) : undefined;
+    if (wire.table && !tableInputs) return undefined;
     await store.put(sha256(body), body);
-    return wire;
+    return { wire, ...(tableInputs ? { tableInputs } : {}) };
   }
 
   /** The job with its input tree read back from the chunks now in the store. */
-  private async rebuild(wire: WireJob): Promise<Job> {
+  private async rebuild(wire: WireJob, tableInputs?: InputFile[]): Promise<Job> {
     const { store } = this.options;
     const hashes = wire.tree.map(([hash]) => Buffer.from(hash).toString('hex'));
     store.pin(hashes);
     try {
       const chunks = await Promise.all(hashes.map((h) => readFile(store.pathOf(h))));
-      const { tree: _tree, files, ...job } = wire;
-      return parseMessage(Job, { ...job, ...joinInputTree(parseMessage(InlineFiles, files), chunks) });
+      const { tree: _tree, files, table: _table, ...job } = wire;
+      const joined = joinInputTree(tableInputs ? [] : parseMessage(InlineFiles, files), chunks);
+      return parseMessage(Job, { ...job, listings: joined.listings, inputs: tableInputs ?? joined.inputs });
     } finally {
       store.unpin(hashes);
     }
