@@ -12,7 +12,7 @@
 // Every fault is set up so that it hits a job for sure (the faulty peer holds a job slot when
 // the fault strikes, or the fault is there before the build); what the client's stats say
 // about it is asserted where that is certain and printed otherwise.
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statfsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,6 +26,7 @@ import type { StatsSnapshot } from '../node/stats.js';
 import { hostToolchainId } from './helpers/toolchain-id.js';
 import { MASQUERADE, MESHCC_BIN, plainEnv, REPO } from './helpers/agent.js';
 import { createNetnsMesh, netnsAvailable, type ExecResult, type NetnsMesh } from './helpers/netns.js';
+import { impairFromHost } from './helpers/link-shape.js';
 import { collect, copyProject, differences } from './helpers/projects.js';
 import { tempDir } from './helpers/tmp.js';
 import { GaveUp, sleep, waitFor } from './helpers/wait.js';
@@ -365,51 +366,11 @@ describe.skipIf(!avail.ok)('builds through a mesh of three network namespaces', 
     await healthy();
   }, 200_000);
 
-  /**
-   * 300 ms of delay and 10 % loss on everything a host sends: `tc … netem` on its eth0, or, on a
-   * kernel without netem, test/helpers/linkem.c between its veth and the bridge (same effect).
-   * Resolves with the undo.
-   */
+  /** 300 ms of delay and 10 % loss on everything a host sends (netem, or linkem where the kernel lacks it); resolves with the undo. */
   async function impairLink(host: number): Promise<() => Promise<void>> {
-    const netem = await mesh.exec(host, 'tc', ['qdisc', 'add', 'dev', 'eth0', 'root', 'netem', 'delay', '300ms', 'loss', '10%']);
-    if (netem.code === 0) {
-      return async () => {
-        const r = await mesh.exec(host, 'tc', ['qdisc', 'del', 'dev', 'eth0', 'root']);
-        expect(r.code, r.stderr).toBe(0);
-      };
-    }
-    const dir = tempDir('meshcc-linkem-');
-    const linkem = path.join(dir, 'linkem');
-    await plain('gcc', ['-O2', '-o', linkem, path.join(REPO, 'test', 'helpers', 'linkem.c')], dir);
-    console.log(`  (no netem here: ${netem.stderr.trim()}; test/helpers/linkem.c does the same between the veth and the bridge)`);
-    const br = mesh.bridgeNs;
-    const port = mesh.hosts[host]!.name; // the bridge side of the host's veth
-    const [em, emPeer] = [`${port}em`, `${port}br`];
-    await run('ip', ['-n', br, 'link', 'add', em, 'type', 'veth', 'peer', 'name', emPeer]);
-    await run('ip', ['-n', br, 'link', 'set', emPeer, 'master', 'br0']);
-    for (const dev of [em, emPeer]) await run('ip', ['-n', br, 'link', 'set', dev, 'up']);
-    await run('ip', ['-n', br, 'link', 'set', port, 'nomaster']);
-    const child = spawn('ip', ['netns', 'exec', br, linkem, port, em, '300', '10'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
-    const exited = new Promise((r) => child.once('exit', r));
-    const undo = async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      await exited;
-      await run('ip', ['-n', br, 'link', 'del', em]);
-      await run('ip', ['-n', br, 'link', 'set', port, 'master', 'br0']);
-    };
-    try {
-      await waitFor('linkem to start', async () => {
-        if (child.exitCode !== null) throw new GaveUp(`linkem exited: ${out}`);
-        return out.includes('ready') ? true : undefined;
-      }, 5000);
-    } catch (err) {
-      await undo();
-      throw err;
-    }
-    return undo;
+    const impaired = await impairFromHost(mesh, mesh.hosts[host]!, 300, 10);
+    if (!impaired.netem) console.log(`  (${impaired.how})`);
+    return impaired.undo;
   }
 
   it('a peer behind 300 ms of delay and 10 % loss for the whole build: the build is still right', async () => {

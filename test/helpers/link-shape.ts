@@ -1,7 +1,7 @@
-// A far link for a host of a netns mesh, like a peer behind a home uplink across the internet:
-// a `tbf` rate limit on both directions of its veth (its eth0, and its port on the bridge) and a
-// delay, by `tc netem` where the kernel has it, else by test/helpers/linkem.c between the
-// host's bridge port and the bridge (the whole round-trip delay on the frames the host sends).
+// Bad links for hosts of a netns mesh. What a host sends is delayed (and some of it dropped)
+// by `tc netem` on its eth0 where the kernel has netem, else by test/helpers/linkem.c between
+// the host's bridge port and the bridge (the same effect); a far link adds a `tbf` rate limit
+// on both directions of the host's veth, like a peer behind a home uplink.
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
@@ -22,6 +22,15 @@ export interface LinkShape {
 /** A friend's machine behind a home uplink: 100 ms round trip, 20 Mbit/s. */
 export const FAR_LINK: LinkShape = { delayMs: 50, rateMbit: 20 };
 
+export interface Impairment {
+  /** How it was done (netem, or linkem and why). */
+  how: string;
+  /** Whether netem does it on the host's eth0 (a rate limit then goes under it). */
+  netem: boolean;
+  /** Puts the link back as it was. */
+  undo(): Promise<void>;
+}
+
 async function tc(ns: string, ...args: string[]): Promise<string | undefined> {
   try {
     await run('ip', ['netns', 'exec', ns, 'tc', ...args]);
@@ -31,25 +40,9 @@ async function tc(ns: string, ...args: string[]): Promise<string | undefined> {
   }
 }
 
-async function rateLimit(ns: string, dev: string, rateMbit: number): Promise<void> {
-  const failed = await tc(ns, 'qdisc', 'add', 'dev', dev, 'root', 'tbf', 'rate', `${rateMbit}mbit`, 'burst', '32kbit', 'latency', '400ms');
-  if (failed) throw new Error(`tc tbf on ${dev} in ${ns}: ${failed}`);
-}
-
-/** Delays what `host` sends by the whole round trip with linkem, between its bridge port and the bridge. */
-async function linkemDelay(mesh: NetnsMesh, host: NetnsHost, delayMs: number): Promise<void> {
-  const linkem = path.join(mkdtempSync(path.join(os.tmpdir(), 'meshcc-linkem-')), 'linkem');
-  await run('gcc', ['-O2', '-o', linkem, LINKEM_SOURCE]);
-  const br = mesh.bridgeNs;
-  const port = host.name;
-  const [em, emPeer] = [`${port}em`, `${port}br`];
-  await run('ip', ['-n', br, 'link', 'add', em, 'type', 'veth', 'peer', 'name', emPeer]);
-  await run('ip', ['-n', br, 'link', 'set', emPeer, 'master', 'br0']);
-  for (const dev of [em, emPeer]) await run('ip', ['-n', br, 'link', 'set', dev, 'up']);
-  await run('ip', ['-n', br, 'link', 'set', port, 'nomaster']);
-  // Runs until the mesh is destroyed (destroy() ends every process in its namespaces).
-  const child = spawn('ip', ['netns', 'exec', br, linkem, port, em, String(delayMs), '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  await new Promise<void>((resolve, reject) => {
+/** Resolves once linkem printed "ready"; rejects if it exits first or stays silent 5 s. */
+function linkemReady(child: ReturnType<typeof spawn>): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error(`linkem did not start: ${out}`)), 5000);
     const onData = (d: Buffer) => {
@@ -61,23 +54,59 @@ async function linkemDelay(mesh: NetnsMesh, host: NetnsHost, delayMs: number): P
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
-    child.once('exit', () => reject(new Error(`linkem exited: ${out}`)));
+    child.once('exit', () => {
+      clearTimeout(timer);
+      reject(new Error(`linkem exited: ${out}`));
+    });
   });
 }
 
-/** Shapes everything `host` sends and receives; says how. */
-export async function makeFar(mesh: NetnsMesh, host: NetnsHost, link: LinkShape): Promise<string> {
-  const netem = await tc(host.ns, 'qdisc', 'add', 'dev', host.iface, 'root', 'handle', '1:', 'netem', 'delay', `${link.delayMs}ms`, 'limit', '10000');
+/** Delays what `host` sends by `delayMs` and drops `lossPercent` of it. */
+export async function impairFromHost(mesh: NetnsMesh, host: NetnsHost, delayMs: number, lossPercent = 0): Promise<Impairment> {
+  const netem = await tc(host.ns, 'qdisc', 'add', 'dev', host.iface, 'root', 'handle', '1:', 'netem', 'delay', `${delayMs}ms`, 'loss', `${lossPercent}%`, 'limit', '10000');
   if (!netem) {
-    const failed = await tc(host.ns, 'qdisc', 'add', 'dev', host.iface, 'parent', '1:1', 'handle', '10:', 'tbf', 'rate', `${link.rateMbit}mbit`, 'burst', '32kbit', 'latency', '400ms');
-    if (failed) throw new Error(`tc tbf under netem in ${host.ns}: ${failed}`);
-    await tc(mesh.bridgeNs, 'qdisc', 'add', 'dev', host.name, 'root', 'handle', '1:', 'netem', 'delay', `${link.delayMs}ms`, 'limit', '10000');
-    const back = await tc(mesh.bridgeNs, 'qdisc', 'add', 'dev', host.name, 'parent', '1:1', 'handle', '10:', 'tbf', 'rate', `${link.rateMbit}mbit`, 'burst', '32kbit', 'latency', '400ms');
-    if (back) throw new Error(`tc on the bridge port of ${host.name}: ${back}`);
-    return `tc netem ${link.delayMs} ms + tbf ${link.rateMbit} Mbit/s, both directions`;
+    return {
+      how: `tc netem on ${host.name}'s ${host.iface}`,
+      netem: true,
+      undo: async () => {
+        const failed = await tc(host.ns, 'qdisc', 'del', 'dev', host.iface, 'root');
+        if (failed) throw new Error(`tc qdisc del in ${host.ns}: ${failed}`);
+      },
+    };
   }
-  await rateLimit(host.ns, host.iface, link.rateMbit);
-  await rateLimit(mesh.bridgeNs, host.name, link.rateMbit);
-  await linkemDelay(mesh, host, 2 * link.delayMs);
-  return `tbf ${link.rateMbit} Mbit/s both directions; no netem in this kernel (${netem}): test/helpers/linkem.c delays what ${host.name} sends by ${2 * link.delayMs} ms`;
+  const linkem = path.join(mkdtempSync(path.join(os.tmpdir(), 'meshcc-linkem-')), 'linkem');
+  await run('gcc', ['-O2', '-o', linkem, LINKEM_SOURCE]);
+  const br = mesh.bridgeNs;
+  const port = host.name; // the bridge side of the host's veth
+  const [em, emPeer] = [`${port}em`, `${port}br`];
+  await run('ip', ['-n', br, 'link', 'add', em, 'type', 'veth', 'peer', 'name', emPeer]);
+  await run('ip', ['-n', br, 'link', 'set', emPeer, 'master', 'br0']);
+  for (const dev of [em, emPeer]) await run('ip', ['-n', br, 'link', 'set', dev, 'up']);
+  await run('ip', ['-n', br, 'link', 'set', port, 'nomaster']);
+  const child = spawn('ip', ['netns', 'exec', br, linkem, port, em, String(delayMs), String(lossPercent)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise((r) => child.once('exit', r));
+  const undo = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+    await run('ip', ['-n', br, 'link', 'del', em]);
+    await run('ip', ['-n', br, 'link', 'set', port, 'master', 'br0']);
+  };
+  try {
+    await linkemReady(child);
+  } catch (err) {
+    await undo();
+    throw err;
+  }
+  return { how: `no netem in this kernel (${netem}): test/helpers/linkem.c between ${host.name} and the bridge`, netem: false, undo };
+}
+
+/** Makes `host` far: the whole round-trip delay on what it sends, and a rate limit both ways; says how. */
+export async function makeFar(mesh: NetnsMesh, host: NetnsHost, link: LinkShape): Promise<string> {
+  const delay = await impairFromHost(mesh, host, 2 * link.delayMs);
+  const tbf = ['tbf', 'rate', `${link.rateMbit}mbit`, 'burst', '32kbit', 'latency', '400ms'];
+  // Under netem when netem holds the host's root qdisc; alone otherwise.
+  const toward = await tc(host.ns, 'qdisc', 'add', 'dev', host.iface, ...(delay.netem ? ['parent', '1:1', 'handle', '10:'] : ['root']), ...tbf);
+  const back = toward ?? (await tc(mesh.bridgeNs, 'qdisc', 'add', 'dev', host.name, 'root', ...tbf));
+  if (back) throw new Error(`tc tbf for ${host.name}: ${back}`);
+  return `tbf ${link.rateMbit} Mbit/s both directions; ${2 * link.delayMs} ms on what ${host.name} sends: ${delay.how}`;
 }
