@@ -12,8 +12,7 @@
 //   node dist/bench/far-peer.js [--project linux|git|zlib] [-j N] [--near-slots N] [--far-slots N]
 // Needs root (network namespaces). The project is fetched by bench/fetch-project.sh.
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +25,9 @@ import type { AgentStatus } from '../node/mesh/mesh-service.js';
 import type { StatsSnapshot } from '../node/stats.js';
 import { FAR_LINK, makeFar } from '../test/helpers/link-shape.js';
 import { createNetnsMesh, netnsAvailable, type NetnsMesh } from '../test/helpers/netns.js';
+import { plainEnv } from '../test/helpers/agent.js';
+import { collect, differences } from '../test/helpers/projects.js';
+import { waitFor } from '../test/helpers/wait.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MESHCC_BIN = path.join(repo, 'bin', 'meshcc.js');
@@ -51,42 +53,16 @@ const say = (line: string) => console.log(line);
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 function baseEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { LANG: 'C' };
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('MESHCC_') && k !== 'LANG') env[k] = v;
   // The kernel writes the build's time, user and host into init/version.o: fixed, so that two
   // builds of the same tree are byte-identical.
-  Object.assign(env, { KBUILD_BUILD_TIMESTAMP: 'Thu Jan  1 00:00:00 UTC 2026', KBUILD_BUILD_USER: 'meshcc', KBUILD_BUILD_HOST: 'bench' });
-  return env;
-}
-
-function objectHashes(dir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const walk = (rel: string) => {
-    for (const e of readdirSync(path.join(dir, rel), { withFileTypes: true })) {
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      if (e.isDirectory()) walk(r);
-      else if (e.isFile() && e.name.endsWith('.o')) out.set(r, createHash('sha256').update(readFileSync(path.join(dir, r))).digest('hex'));
-    }
-  };
-  walk('');
-  return out;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms: number): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  return { ...plainEnv, KBUILD_BUILD_TIMESTAMP: 'Thu Jan  1 00:00:00 UTC 2026', KBUILD_BUILD_USER: 'meshcc', KBUILD_BUILD_HOST: 'bench' };
 }
 
 interface Run {
   wallMs: number;
   jobsByHost: Record<string, number>;
   counts: StatsSnapshot['counts'];
-  objects: Map<string, string>;
+  objects: Map<string, Buffer>;
 }
 
 async function build(template: string, withFar: boolean, env: NodeJS.ProcessEnv, bindir: string): Promise<Run> {
@@ -110,8 +86,8 @@ async function build(template: string, withFar: boolean, env: NodeJS.ProcessEnv,
     }
     const client = homes[0]!;
     const status = async () => (await query(path.join(client, 'agent.sock'), { t: 'status', v: 1 })).agents as AgentStatus[];
-    await until('the client agent', async () => ((await socketAnswers(path.join(client, 'agent.sock'))) ? true : undefined), 30_000);
-    await until(`the client to list ${hosts.length} agents with their toolchains`, async () => {
+    await waitFor('the client agent', async () => ((await socketAnswers(path.join(client, 'agent.sock'))) ? true : undefined), 30_000);
+    await waitFor(`the client to list ${hosts.length} agents with their toolchains`, async () => {
       const rows = await status();
       return rows.length === hosts.length && rows.every((r) => r.toolchains.length > 0) ? true : undefined;
     }, 90_000);
@@ -132,7 +108,7 @@ async function build(template: string, withFar: boolean, env: NodeJS.ProcessEnv,
     const stats = (await query(path.join(client, 'agent.sock'), { t: 'stats', v: 1 })).stats as StatsSnapshot;
     const jobsByHost: Record<string, number> = {};
     for (const [peer, p] of Object.entries(stats.perPeer)) jobsByHost[names.get(peer) ?? peer] = p.jobs;
-    return { wallMs, jobsByHost, counts: stats.counts, objects: objectHashes(tree) };
+    return { wallMs, jobsByHost, counts: stats.counts, objects: collect(tree, /\.o$/) };
   } finally {
     await mesh.destroy();
   }
@@ -156,7 +132,7 @@ async function main(): Promise<void> {
   say(`  near only:  ${secs(near.wallMs)} wall; jobs ${JSON.stringify(near.jobsByHost)}; counts ${JSON.stringify(near.counts)}`);
   const both = await build(template, true, env, bindir);
   say(`  near + far: ${secs(both.wallMs)} wall; jobs ${JSON.stringify(both.jobsByHost)}; counts ${JSON.stringify(both.counts)}`);
-  const differ = [...near.objects].filter(([rel, hash]) => both.objects.get(rel) !== hash).map(([rel]) => rel);
+  const differ = differences(near.objects, both.objects);
   const differing = `${differ.length}${differ.length ? ` (${differ.slice(0, 5).join(', ')})` : ''}`;
   say('');
   say(`== ${opts.project}: near + far / near only = ${(both.wallMs / near.wallMs).toFixed(2)} (target <= 1.00); ${near.objects.size} objects, ${differing} differing between the two builds`);
