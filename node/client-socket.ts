@@ -135,32 +135,14 @@ export class ClientSocketServer {
           conn.fail('bad-message', 'toolchain create needs the compiler');
           return;
         }
-        this.parts.toolchains(op).then(
-          (result) => {
-            conn.reply({ t: 'toolchains', ...result });
-            conn.end();
-          },
-          (err: Error) => conn.fail(err instanceof MeshccError ? err.code : 'internal-error', err.message),
-        );
+        replyWhenDone(conn, 'toolchains', this.parts.toolchains(op));
         return;
       }
       case 'monitor':
-        this.parts.monitor(message.listen).then(
-          (result) => {
-            conn.reply({ t: 'monitor', ...result });
-            conn.end();
-          },
-          (err: Error) => conn.fail(err instanceof MeshccError ? err.code : 'internal-error', err.message),
-        );
+        replyWhenDone(conn, 'monitor', this.parts.monitor(message.listen));
         return;
       case 'members':
-        this.parts.members(message).then(
-          (result) => {
-            conn.reply({ t: 'members', ...result });
-            conn.end();
-          },
-          (err: Error) => conn.fail(err instanceof MeshccError ? err.code : 'internal-error', err.message),
-        );
+        replyWhenDone(conn, 'members', this.parts.members(message));
         return;
       case 'compile':
         this.parts.compile.handle(message, conn).catch((err: Error) => {
@@ -169,4 +151,15 @@ export class ClientSocketServer {
         });
     }
   }
+}
+
+/** Answers a query whose work is asynchronous: its result as one reply of type `t`, or the failure. */
+function replyWhenDone(conn: SocketConnection, t: 'toolchains' | 'monitor' | 'members', work: Promise<object>): void {
+  work.then(
+    (result) => {
+      conn.reply({ t, ...result } as AgentReply);
+      conn.end();
+    },
+    (err: Error) => conn.fail(err instanceof MeshccError ? err.code : 'internal-error', err.message),
+  );
 }
