@@ -9,33 +9,21 @@ dest=${MESHCC_PROJECTS:-$(cd "$(dirname "$0")/../.." && pwd)/.cache/projects}
 mkdir -p "$dest"
 cd "$dest"
 
-if [ ! -f zlib/zlib.h ]; then
-  ensure_deb_src zlib
-  rm -rf zlib-dl && mkdir zlib-dl
-  (cd zlib-dl && apt-get source --download-only zlib >/dev/null 2>&1)
-  rm -rf zlib && mkdir zlib
-  tar -xf zlib-dl/zlib_*.orig.tar.* -C zlib --strip-components=1
-  rm -rf zlib-dl
-fi
+# fetch_upstream PKG: the upstream tarball of Debian's source package PKG, unpacked into PKG/
+# (only the tarball is used, so a mirror without the Debian diff does not matter).
+fetch_upstream() {
+  local pkg=$1
+  ensure_deb_src "$pkg"
+  rm -rf "$pkg-dl" && mkdir "$pkg-dl"
+  (cd "$pkg-dl" && apt-get source --download-only "$pkg" >/dev/null 2>&1) || true
+  rm -rf "$pkg" && mkdir "$pkg"
+  tar -xf "$pkg-dl/${pkg}"_*.orig.tar.* -C "$pkg" --strip-components=1
+  rm -rf "$pkg-dl"
+}
 
-if [ ! -f libogg/configure ]; then
-  ensure_deb_src libogg
-  rm -rf libogg-dl && mkdir libogg-dl
-  (cd libogg-dl && apt-get source --download-only libogg >/dev/null 2>&1)
-  rm -rf libogg && mkdir libogg
-  tar -xf libogg-dl/libogg_*.orig.tar.* -C libogg --strip-components=1
-  rm -rf libogg-dl
-fi
-
-if [ ! -f pixman/meson.build ]; then
-  ensure_deb_src pixman
-  rm -rf pixman-dl && mkdir pixman-dl
-  # only the upstream tarball is used (the mirror may lack the Debian diff)
-  (cd pixman-dl && apt-get source --download-only pixman >/dev/null 2>&1) || true
-  rm -rf pixman && mkdir pixman
-  tar -xf pixman-dl/pixman_*.orig.tar.* -C pixman --strip-components=1
-  rm -rf pixman-dl
-fi
+[ -f zlib/zlib.h ] || fetch_upstream zlib
+[ -f libogg/configure ] || fetch_upstream libogg
+[ -f pixman/meson.build ] || fetch_upstream pixman
 
 if [ ! -f googletest/CMakeLists.txt ]; then
   rm -rf gtest-dl && mkdir gtest-dl
