@@ -24,7 +24,7 @@ import type { StatsSnapshot } from '../node/stats.js';
 import { MASQUERADE, MESHCC_BIN, plainEnv, REPO } from './helpers/agent.js';
 import { addHomeBehindNat } from './helpers/nat.js';
 import { createNetnsMesh, netnsAvailable, type NetnsHost, type NetnsMesh } from './helpers/netns.js';
-import { collect, copyProject, differences } from './helpers/projects.js';
+import { collect, differences, plainZlib, removeOutputs } from './helpers/projects.js';
 import { tempDir } from './helpers/tmp.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
@@ -94,7 +94,7 @@ describe.skipIf(why !== '')('friends over the internet: invitations, NAT, relays
 
   const row = async (from: Site, to: Site) => (await statusOf(from)).find((r) => r.peerId === to.peerId);
   const build = async (from: Site) => {
-    for (const f of collect(zlib, /\.(o|a)$/).keys()) await run('rm', ['-f', path.join(zlib, f)]);
+    removeOutputs(zlib);
     return mesh.exec(from.host, make[0]!, make.slice(1), { cwd: zlib, env: { ...plainEnv, MESHCC_HOME: from.home, PATH: `${MASQUERADE}:${plainEnv.PATH ?? '/usr/bin:/bin'}` }, timeoutMs: 180_000 });
   };
 
@@ -109,10 +109,7 @@ describe.skipIf(why !== '')('friends over the internet: invitations, NAT, relays
     sites.a = site('homea', homeA, { MESHCC_SLOTS: '0', MESHCC_LOCAL_SLOTS: '0' });
     sites.b = site('homeb', homeB, { MESHCC_SLOTS: '2' });
     sites.c = site('homec', homeC, { MESHCC_SLOTS: '2' });
-    zlib = copyProject('zlib');
-    await run('./configure', ['--static'], { cwd: zlib, env: plainEnv });
-    await run(make[0]!, make.slice(1), { cwd: zlib, env: plainEnv });
-    plainObjects = collect(zlib, /\.o$/);
+    ({ dir: zlib, objects: plainObjects } = await plainZlib(make));
     await startAgent(sites.pub);
     await Promise.all([sites.a, sites.b, sites.c].map((s) => startAgent(s)));
   }, 120_000);
@@ -168,7 +165,7 @@ describe.skipIf(why !== '')('friends over the internet: invitations, NAT, relays
     expect(stats.perPeer[sites.b.peerId!]).toBeUndefined();
 
     // A CI runner in home A with nothing but the token: `meshcc run --join` builds on C too.
-    for (const f of collect(zlib, /\.(o|a)$/).keys()) await run('rm', ['-f', path.join(zlib, f)]);
+    removeOutputs(zlib);
     const tmp = tempDir('meshcc-run-join-');
     const ci = await mesh.exec(sites.a.host, process.execPath, [MESHCC_BIN, 'run', '--join', token, '--wait', '30', '--', ...make], {
       cwd: zlib,

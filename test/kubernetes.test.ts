@@ -10,10 +10,9 @@
 //      readiness probe, form one mesh, and a build in a fourth namespace (`meshcc run`, as a CI
 //      job in the cluster would) runs on them with objects identical to a plain build.
 // The pods run as root here (the namespaces need it), not as the manifest's user 10001.
-import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
@@ -24,7 +23,7 @@ import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { parseAllDocuments } from 'yaml';
 import { MESHCC_BIN, plainEnv, REPO } from './helpers/agent.js';
 import { createNetnsMesh, netnsAvailable, type NetnsMesh } from './helpers/netns.js';
-import { collect, copyProject, differences } from './helpers/projects.js';
+import { collect, differences, plainZlib } from './helpers/projects.js';
 import { tempDir } from './helpers/tmp.js';
 
 const KEY = 'e5'.repeat(32);
@@ -35,8 +34,6 @@ const renderWhy = kubectl ? '' : 'kubectl (for `kubectl kustomize`) is missing';
 const podsWhy = renderWhy || (!avail.ok ? avail.reason : !existsSync(DNSMASQ) ? `${DNSMASQ} is missing (apt-get install dnsmasq-base)` : '');
 if (renderWhy) console.log(`Kubernetes manifest tests skipped: ${renderWhy}`);
 else if (podsWhy) console.log(`Kubernetes pod simulation skipped: ${podsWhy}`);
-
-const run = promisify(execFile);
 
 type K8sObject = { apiVersion: string; kind: string; metadata: { name: string }; data?: Record<string, string>; spec?: any };
 
@@ -203,12 +200,8 @@ describe.skipIf(podsWhy !== '')('three DaemonSet pods in network namespaces', ()
       }
     }
     // A build from a fourth namespace, as a CI job in the cluster: `meshcc run` finds the pods by the same name.
-    const zlib = copyProject('zlib');
     const make = ['make', '-j4', 'CC=gcc', 'CFLAGS=-O2', 'libz.a'];
-    await run('./configure', ['--static'], { cwd: zlib, env: plainEnv });
-    await run(make[0]!, make.slice(1), { cwd: zlib, env: plainEnv });
-    const plainObjects = collect(zlib, /\.o$/);
-    for (const f of collect(zlib, /\.(o|a)$/).keys()) rmSync(path.join(zlib, f));
+    const { dir: zlib, objects: plainObjects } = await plainZlib(make);
     const r = await mesh.exec(3, process.execPath, [MESHCC_BIN, 'run', '--peers-dns', 'meshcc-agents:7624', '--wait', '20', '--', ...make], {
       cwd: zlib,
       env: { ...plainEnv, HOME: tempDir('meshcc-ci-home-'), MESHCC_MESH_KEY: key, MESHCC_MDNS: '0', MESHCC_LOCAL_SLOTS: '0' },

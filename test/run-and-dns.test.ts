@@ -18,7 +18,7 @@ import { setMeshKey } from '../node/mesh/keys.js';
 import type { AgentStatus } from '../node/mesh/mesh-service.js';
 import { MESHCC_BIN, plainEnv } from './helpers/agent.js';
 import { createNetnsMesh, netnsAvailable, type NetnsMesh } from './helpers/netns.js';
-import { collect, copyProject, differences } from './helpers/projects.js';
+import { collect, differences, plainZlib, removeOutputs } from './helpers/projects.js';
 import { tempDir } from './helpers/tmp.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
@@ -67,10 +67,7 @@ describe.skipIf(why !== '')('builds with meshcc run, and a mesh found through DN
       child.stderr!.setEncoding('utf8').on('data', (d: string) => (logs[i - 1] = (logs[i - 1]! + d).slice(-50_000)));
       agents[i] = child;
     }
-    zlib = copyProject('zlib');
-    await run('./configure', ['--static'], { cwd: zlib, env: plainEnv });
-    await run(make[0]!, make.slice(1), { cwd: zlib, env: plainEnv });
-    plainObjects = collect(zlib, /\.o$/);
+    ({ dir: zlib, objects: plainObjects } = await plainZlib(make));
     for (const i of [1, 2]) await waitFor(`h${i}'s agent`, async () => ((await socketAnswers(path.join(homes[i]!, 'agent.sock'))) ? true : undefined), 20_000);
   }, 120_000);
 
@@ -96,7 +93,7 @@ describe.skipIf(why !== '')('builds with meshcc run, and a mesh found through DN
 
   it('meshcc run -- make in a namespace without an agent: both peers used, a summary, nothing left behind', async () => {
     const tmp = tempDir('meshcc-run-tmp-');
-    for (const f of collect(zlib, /\.(o|a)$/).keys()) rmSync(path.join(zlib, f));
+    removeOutputs(zlib);
     const home = tempDir('meshcc-run-home-');
     const r = await mesh.exec(0, process.execPath, [MESHCC_BIN, 'run', '--peers-dns', NAME, '--wait', '20', '--', ...make], {
       cwd: zlib,
@@ -116,7 +113,7 @@ describe.skipIf(why !== '')('builds with meshcc run, and a mesh found through DN
   it('with every peer gone it still builds, locally, and says so in one line', async () => {
     for (const child of agents.filter(Boolean)) child.kill('SIGTERM');
     await Promise.all(agents.filter(Boolean).map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
-    for (const f of collect(zlib, /\.(o|a)$/).keys()) rmSync(path.join(zlib, f));
+    removeOutputs(zlib);
     const r = await mesh.exec(0, process.execPath, [MESHCC_BIN, 'run', '--peers-dns', NAME, '--wait', '2', '--', ...make], {
       cwd: zlib,
       env: { ...plainEnv, HOME: tempDir('meshcc-run-home-'), MESHCC_MESH_KEY: KEY, MESHCC_MDNS: '0' },

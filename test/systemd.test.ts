@@ -15,7 +15,7 @@ import type { AgentStatus } from '../node/mesh/mesh-service.js';
 import type { StatsSnapshot } from '../node/stats.js';
 import { MASQUERADE, MESHCC_BIN, plainEnv, REPO } from './helpers/agent.js';
 import { createNetnsMesh, netnsAvailable, type NetnsMesh } from './helpers/netns.js';
-import { collect, copyProject, differences } from './helpers/projects.js';
+import { collect, differences, plainZlib } from './helpers/projects.js';
 import { tempDir } from './helpers/tmp.js';
 import { hostToolchainId } from './helpers/toolchain-id.js';
 import { sleep } from './helpers/wait.js';
@@ -146,12 +146,8 @@ describe.skipIf(runWhy !== '')('the system unit, run as it states, in the namesp
   }, 60_000);
 
   it('takes remote jobs as user meshcc, sandboxed by bubblewrap', async () => {
-    const zlib = copyProject('zlib');
     const make = ['make', '-j4', 'CC=gcc', 'CFLAGS=-O2', 'libz.a'];
-    await run('./configure', ['--static'], { cwd: zlib, env: plainEnv });
-    await run(make[0]!, make.slice(1), { cwd: zlib, env: plainEnv });
-    const plainObjects = collect(zlib, /\.o$/);
-    for (const f of collect(zlib, /\.(o|a)$/).keys()) rmSync(path.join(zlib, f));
+    const { dir: zlib, objects: plainObjects } = await plainZlib(make);
     const r = await mesh.exec(0, make[0]!, make.slice(1), { cwd: zlib, env: { ...plainEnv, MESHCC_HOME: clientHome, PATH: `${MASQUERADE}:${plainEnv.PATH}` }, timeoutMs: 150_000 });
     expect(r.code, r.stderr).toBe(0);
     expect(differences(plainObjects, collect(zlib, /\.o$/))).toEqual([]);
