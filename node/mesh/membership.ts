@@ -75,7 +75,8 @@ export class Membership {
     }
     if (stored.mesh !== mesh) return membership;
     const recent = stored.members.filter((m) => m.seenAt === 0 || Date.now() - m.seenAt < FORGET_AFTER_MS);
-    await membership.merge({ t: 'members', mesh, members: recent, revoked: stored.revoked as Revocation[] });
+    // What the file holds needs no saving back.
+    await membership.mergeList({ t: 'members', mesh, members: recent, revoked: stored.revoked as Revocation[] }, false);
     return membership;
   }
 
@@ -119,8 +120,12 @@ export class Membership {
     return changed;
   }
 
-  /** Merges what a peer knows (or what the file held). Revocations need a valid signature. */
-  async merge(list: MemberList): Promise<MergeResult> {
+  /** Merges what a peer knows. Revocations need a valid signature. */
+  merge(list: MemberList): Promise<MergeResult> {
+    return this.mergeList(list, true);
+  }
+
+  private async mergeList(list: MemberList, save: boolean): Promise<MergeResult> {
     const result: MergeResult = { added: [], revoked: [], changed: false };
     if (list.mesh !== this.mesh) return result;
     for (const revocation of list.revoked) {
@@ -143,7 +148,7 @@ export class Membership {
       if (!known) result.added.push(record.peerId);
       result.changed = true;
     }
-    if (result.changed) this.scheduleSave();
+    if (result.changed && save) this.scheduleSave();
     return result;
   }
 

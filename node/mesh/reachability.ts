@@ -75,10 +75,12 @@ export class Reachability {
 
   /** Asks a newly connected peer to dial us back (each peer once, a few peers in all). */
   private async probe(connection: Connection): Promise<void> {
+    // Cheapest checks first: this runs for every new connection.
+    if (this.asked.size >= MAX_PROBES) return;
     const peer = connection.remotePeer.toString();
+    if (this.asked.has(peer) || isCircuit(connection.remoteAddr.toString())) return;
     const port = this.listenPort();
-    if (port === undefined || isCircuit(connection.remoteAddr.toString())) return;
-    if (this.asked.has(peer) || this.asked.size >= MAX_PROBES) return;
+    if (port === undefined) return;
     this.asked.add(peer);
     const { log } = this.options;
     let framed: FramedStream | undefined;
