@@ -34,13 +34,14 @@ export class LinkModel {
     return (rttMs ?? 0) >= FAR_MS;
   }
 
-  /** The far peers' overheads, for a placement request (near ones are left out: small). */
-  far(peers: { peerId: string }[]): Record<string, number> {
+  /** The far peers' overheads, for a placement request: peers whose round-trip time and
+   *  measured overhead both say far (near ones are left out: the scheduler's rtt does). */
+  far(peers: { peerId: string; rttMs?: number }[]): Record<string, number> {
     const far: Record<string, number> = {};
     let n = 0;
     for (const p of peers) {
       const ms = this.estimate(p.peerId);
-      if (ms === undefined || ms < FAR_MS) continue;
+      if (ms === undefined || ms < FAR_MS || !this.isFar(p.rttMs)) continue;
       far[p.peerId] = Math.round(ms);
       if (++n >= MAX_REPORTED) break;
     }
