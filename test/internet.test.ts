@@ -10,7 +10,6 @@
 //     altered or are for another mesh are refused in one line; a revoked member cannot come
 //     back; A restarted with MESHCC_RELAYED_JOBS=1 rejoins by itself and builds on B.
 import { execFile, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { generateKeyPair } from '@libp2p/crypto/keys';
@@ -21,7 +20,8 @@ import { socketAnswers } from '../node/instance-lock.js';
 import { createInvitation } from '../node/mesh/invite-token.js';
 import type { AgentStatus } from '../node/mesh/mesh-service.js';
 import type { StatsSnapshot } from '../node/stats.js';
-import { MASQUERADE, MESHCC_BIN, plainEnv, REPO } from './helpers/agent.js';
+import { MASQUERADE, MESHCC_BIN, plainEnv } from './helpers/agent.js';
+import { readmeBlock } from './helpers/readme.js';
 import { addHomeBehindNat } from './helpers/nat.js';
 import { createNetnsMesh, netnsAvailable, type NetnsHost, type NetnsMesh } from './helpers/netns.js';
 import { collect, differences, plainZlib, removeOutputs } from './helpers/projects.js';
@@ -39,10 +39,7 @@ const PORT = 7624;
 /** The meshcc commands of a README block marked `<!-- friend: NAME -->`, as argument lists
  *  (the README's placeholders are replaced by the test: the token, a peer id). */
 function readmeCommands(name: string): string[][] {
-  const readme = readFileSync(path.join(REPO, 'README.md'), 'utf8');
-  const block = new RegExp('<!-- friend: ' + name + ' -->\\n```sh\\n([\\s\\S]*?)```').exec(readme)?.[1];
-  if (!block) throw new Error(`README.md has no block marked friend: ${name}`);
-  return block
+  return readmeBlock('friend', name)
     .split('\n')
     .map((line) => line.replace(/#.*$/, '').trim())
     .filter((line) => line.startsWith('node bin/meshcc.js '))

@@ -6,7 +6,7 @@
 // fallback. A quickstart that changes in the README is tested as changed; one that appears
 // without a project here fails the test until it gets one.
 import { execFile, type ChildProcess } from 'node:child_process';
-import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,9 +15,10 @@ import { socketAnswers } from '../node/instance-lock.js';
 import { setMeshKey } from '../node/mesh/keys.js';
 import type { AgentStatus } from '../node/mesh/mesh-service.js';
 import type { StatsSnapshot } from '../node/stats.js';
-import { MESHCC_BIN, plainEnv as basePlainEnv, REPO } from './helpers/agent.js';
+import { MESHCC_BIN, plainEnv as basePlainEnv } from './helpers/agent.js';
 import { createNetnsMesh, netnsAvailable, type NetnsMesh } from './helpers/netns.js';
 import { collect, copyProject, differences, type ProjectName } from './helpers/projects.js';
+import { readmeBlocks } from './helpers/readme.js';
 import { tempDir } from './helpers/tmp.js';
 import { hostToolchainId } from './helpers/toolchain-id.js';
 
@@ -29,13 +30,7 @@ const KEY = 'a3'.repeat(32);
 /** The plain environment, without the ccache settings a developer's shell may carry. */
 const plainEnv = Object.fromEntries(Object.entries(basePlainEnv).filter(([k]) => !k.startsWith('CCACHE')));
 
-/** The quickstart blocks of the README, by name. */
-function quickstarts(): Map<string, string> {
-  const readme = readFileSync(path.join(REPO, 'README.md'), 'utf8');
-  const blocks = new Map<string, string>();
-  for (const m of readme.matchAll(/<!-- quickstart: ([\w-]+) -->\n```sh\n([\s\S]*?)```/g)) blocks.set(m[1]!, m[2]!);
-  return blocks;
-}
+const quickstarts = () => readmeBlocks('quickstart');
 
 /** Each quickstart on the projects it is for, with the plain build it must equal. */
 const CASES: { quickstart: string; project: ProjectName; plain: string; objects: RegExp }[] = [

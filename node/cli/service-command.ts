@@ -6,11 +6,14 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { MeshccError } from '../../protocol/errors.js';
+import { meshccHome } from '../config.js';
 import { PACKAGE_ROOT } from '../paths.js';
 
 type Scope = 'user' | 'system';
 const UNIT = 'meshcc.service';
 const SERVICE_USER = 'meshcc';
+/** The system unit's MESHCC_HOME: its StateDirectory under /var/lib. */
+const SYSTEM_HOME = '/var/lib/meshcc';
 
 function quoted(arg: string): string {
   return /[\s"\\]/.test(arg) ? `"${arg.replace(/["\\]/g, (c) => `\\${c}`)}"` : arg;
@@ -54,19 +57,40 @@ function scopeOf(opts: { user?: boolean; system?: boolean }): Scope {
   return process.getuid?.() === 0 ? 'system' : 'user';
 }
 
-async function install(scope: Scope, dryRun: boolean): Promise<void> {
+function idOf(flag: '-u' | '-g'): number {
+  return Number(spawnSync('id', [flag, SERVICE_USER], { encoding: 'utf8' }).stdout.trim());
+}
+
+/** The mesh the service joins, written where its agent reads it (the system unit's state directory is its user's). */
+async function storeMeshKey(scope: Scope, hex: string): Promise<void> {
+  const { setMeshKey } = await import('../mesh/keys.js');
+  if (scope === 'user') {
+    await setMeshKey(meshccHome(), hex);
+    return;
+  }
+  await fs.mkdir(SYSTEM_HOME, { recursive: true, mode: 0o700 });
+  await setMeshKey(SYSTEM_HOME, hex);
+  for (const entry of [SYSTEM_HOME, path.join(SYSTEM_HOME, 'mesh.key')]) await fs.chown(entry, idOf('-u'), idOf('-g'));
+}
+
+async function install(scope: Scope, opts: { dryRun?: boolean; key?: string }): Promise<void> {
   const unit = unitText(scope);
   const file = unitPath(scope);
-  if (dryRun) {
+  // A bad key is refused before anything is written.
+  if (opts.key !== undefined) (await import('../mesh/keys.js')).parseMeshKeyHex(opts.key, '--key');
+  if (opts.dryRun) {
     process.stdout.write(`# ${file}\n${unit}`);
     return;
   }
   if (scope === 'system' && process.getuid?.() !== 0) throw new MeshccError('not-root', 'a system service is installed by root (sudo meshcc service install --system), or use --user');
   if (scope === 'system') ensureServiceUser();
+  if (opts.key !== undefined) await storeMeshKey(scope, opts.key);
   await fs.mkdir(path.dirname(file), { recursive: true });
   await fs.writeFile(file, unit, { mode: 0o644 });
   systemctl(scope, 'daemon-reload');
-  systemctl(scope, 'enable', '--now', UNIT);
+  systemctl(scope, 'enable', UNIT);
+  // restart, not start: an agent already running picks up a new unit and key.
+  systemctl(scope, 'restart', UNIT);
   process.stderr.write(`meshcc: ${file} installed, enabled and started (${scope === 'user' ? 'systemctl --user status meshcc' : 'systemctl status meshcc'})\n`);
 }
 
@@ -95,8 +119,9 @@ export function addServiceCommands(program: Command): void {
     .description('write, enable and start a systemd unit for the agent (--user: a laptop; --system: a LAN box, as user meshcc)')
     .option('--user', 'a user unit (default when not root)')
     .option('--system', 'a system unit (default as root)')
+    .option('--key <hex>', "the mesh to join: its key (`meshcc key` on a member); without it the agent keeps its own")
     .option('--dry-run', 'print the unit and where it would go, change nothing')
-    .action((opts: { user?: boolean; system?: boolean; dryRun?: boolean }) => install(scopeOf(opts), opts.dryRun ?? false));
+    .action((opts: { user?: boolean; system?: boolean; dryRun?: boolean; key?: string }) => install(scopeOf(opts), opts));
   service
     .command('uninstall')
     .description('stop, disable and remove the unit installed by `meshcc service install`')

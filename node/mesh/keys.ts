@@ -13,7 +13,7 @@ export const MESH_KEY_BYTES = 32;
 
 const HEX_KEY = /^[0-9a-f]{64}$/;
 
-function parseMeshKeyHex(text: string, where: string): Uint8Array {
+export function parseMeshKeyHex(text: string, where: string): Uint8Array {
   const hex = text.trim().toLowerCase();
   if (!HEX_KEY.test(hex)) {
     throw new MeshccError('bad-mesh-key', `${where}: a mesh key is 64 hex characters (32 bytes)`);
