@@ -1,14 +1,18 @@
 // Meshes without multicast and builds without an agent, across network namespaces: h3 runs a
-// real DNS server (dnsmasq) that answers one name with the addresses of h0, h1 and h2 (like
-// a Kubernetes headless Service); h1 and h2 run agents with multicast off that find each
-// other only through `--peers-dns`; h0 runs no agent at all:
+// real DNS server (dnsmasq) that answers the README's agents name with the addresses of h0, h1
+// and h2 (like a Kubernetes headless Service); h1 and h2 run agents that find each other only
+// through `--peers-dns` (h2 has multicast off, so h1's multicast finds nobody); h0 runs no
+// agent at all. The README's CI blocks run in h0 as they stand (the key and token as the CI
+// secrets they name):
 //   - h1 and h2 form one mesh from the name alone; `meshcc jobs` counts the other's free slots;
-//   - `meshcc run -- make` in h0 builds zlib on both peers (objects identical to a plain
-//     build), prints its one-line summary, exits with make's code, and leaves no process and
-//     no file behind;
+//   - `ci: dns` builds zlib on both peers (objects identical to a plain build), prints its
+//     one-line summary, exits with make's code, and leaves no process and no file behind;
+//   - `ci: mdns` (h1 found by multicast), `ci: join` (a token from `meshcc invite` on h1) and
+//     `ci: docker` (its RUN lines in a mount namespace shaped like the build step: meshcc
+//     copied to /opt/meshcc, the secret at /run/secrets) build it on the mesh as well;
 //   - with both peers gone it still builds, locally, and says so in one line.
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -16,9 +20,10 @@ import { query } from '../node/cli/query.js';
 import { socketAnswers } from '../node/instance-lock.js';
 import { setMeshKey } from '../node/mesh/keys.js';
 import type { AgentStatus } from '../node/mesh/mesh-service.js';
-import { MESHCC_BIN, plainEnv } from './helpers/agent.js';
+import { MESHCC_BIN, plainEnv, REPO } from './helpers/agent.js';
 import { createNetnsMesh, netnsAvailable, type NetnsMesh } from './helpers/netns.js';
 import { collect, differences, plainZlib, removeOutputs } from './helpers/projects.js';
+import { readmeBlock } from './helpers/readme.js';
 import { tempDir } from './helpers/tmp.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
@@ -28,8 +33,10 @@ const why = !avail.ok ? avail.reason : !existsSync(DNSMASQ) ? `${DNSMASQ} is mis
 if (why) console.log(`meshcc run / --peers-dns tests skipped: ${why}`);
 
 const run = promisify(execFile);
+const shellQuoted = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
 const KEY = 'd9'.repeat(32);
-const NAME = 'meshcc-agents.build.test';
+/** The agents' name as the README's CI block has it. */
+const NAME = /--peers-dns (\S+)/.exec(readmeBlock('ci', 'dns'))![1]!;
 
 describe.skipIf(why !== '')('builds with meshcc run, and a mesh found through DNS', () => {
   let mesh: NetnsMesh;
@@ -39,7 +46,10 @@ describe.skipIf(why !== '')('builds with meshcc run, and a mesh found through DN
   const resolvDirs: string[] = [];
   let zlib: string;
   let plainObjects: Map<string, Buffer>;
-  const make = ['make', '-j4', 'CC=gcc', 'CFLAGS=-O2 -g', 'libz.a'];
+  /** What the README's blocks run (the tree is configured by the test). */
+  const make = ['make', '-j16'];
+  /** `meshcc` on PATH, as the README assumes. */
+  const bin = tempDir('meshcc-run-bin-');
 
   const statusOf = async (i: number) => (await query(path.join(homes[i]!, 'agent.sock'), { t: 'status', v: 1 })).agents as AgentStatus[];
 
@@ -61,12 +71,14 @@ describe.skipIf(why !== '')('builds with meshcc run, and a mesh found through DN
       homes[i] = home;
       await setMeshKey(home, KEY);
       const child = mesh.spawn(i, process.execPath, [MESHCC_BIN, 'agent', '--peers-dns', NAME], {
-        env: { ...plainEnv, MESHCC_HOME: home, MESHCC_MDNS: '0', MESHCC_LISTEN: '/ip4/0.0.0.0/tcp/7624', MESHCC_SLOTS: '2', MESHCC_LOCAL_SLOTS: '0', MESHCC_SPEED: '1', MESHCC_LOG_LEVEL: 'warn' },
+        env: { ...plainEnv, MESHCC_HOME: home, MESHCC_MDNS: i === 1 ? '1' : '0', MESHCC_LISTEN: '/ip4/0.0.0.0/tcp/7624', MESHCC_SLOTS: '2', MESHCC_LOCAL_SLOTS: '0', MESHCC_SPEED: '1', MESHCC_LOG_LEVEL: 'warn' },
         stdio: ['ignore', 'ignore', 'pipe'],
       });
       child.stderr!.setEncoding('utf8').on('data', (d: string) => (logs[i - 1] = (logs[i - 1]! + d).slice(-50_000)));
       agents[i] = child;
     }
+    writeFileSync(path.join(bin, 'meshcc'), `#!/bin/sh\nexec ${process.execPath} ${MESHCC_BIN} "$@"\n`);
+    chmodSync(path.join(bin, 'meshcc'), 0o755);
     ({ dir: zlib, objects: plainObjects } = await plainZlib(make));
     for (const i of [1, 2]) await waitFor(`h${i}'s agent`, async () => ((await socketAnswers(path.join(homes[i]!, 'agent.sock'))) ? true : undefined), 20_000);
   }, 120_000);
@@ -91,23 +103,63 @@ describe.skipIf(why !== '')('builds with meshcc run, and a mesh found through DN
     expect(Number(jobs.stdout.trim())).toBeGreaterThanOrEqual(3);
   }, 60_000);
 
-  it('meshcc run -- make in a namespace without an agent: both peers used, a summary, nothing left behind', async () => {
-    const tmp = tempDir('meshcc-run-tmp-');
+  /** Runs a README block with bash in h0 (no agent there), as a CI job with the mesh's secrets. */
+  const runBlock = async (script: string, extraEnv: Record<string, string> = {}, tmp = tempDir('meshcc-run-tmp-')) => {
     removeOutputs(zlib);
-    const home = tempDir('meshcc-run-home-');
-    const r = await mesh.exec(0, process.execPath, [MESHCC_BIN, 'run', '--peers-dns', NAME, '--wait', '20', '--', ...make], {
+    const r = await mesh.exec(0, 'bash', ['-euo', 'pipefail', '-c', script], {
       cwd: zlib,
-      env: { ...plainEnv, HOME: home, TMPDIR: tmp, MESHCC_MESH_KEY: KEY, MESHCC_MDNS: '0', MESHCC_LOCAL_SLOTS: '0', MESHCC_JOBS_DIR: path.join(tmp, 'jobs') },
+      env: { ...plainEnv, PATH: `${bin}:${plainEnv.PATH}`, HOME: tempDir('meshcc-run-home-'), TMPDIR: tmp, MESH_KEY: KEY, MESHCC_LOCAL_SLOTS: '0', MESHCC_JOBS_DIR: path.join(tmp, 'jobs'), ...extraEnv },
       timeoutMs: 150_000,
     });
     expect(r.code, r.stderr).toBe(0);
     expect(differences(plainObjects, collect(zlib, /\.o$/))).toEqual([]);
-    const summary = r.stderr.split('\n').find((l) => l.startsWith('meshcc: ') && l.includes('compiles'));
+    const summary = r.stderr.split('\n').find((l) => l.startsWith('meshcc: ') && l.includes(' compiles: ')) ?? '';
     console.log(summary);
-    expect(summary).toMatch(/^meshcc: 15 compiles: 15 remote, 0 local, 0 fallback; 2 peers used; /);
+    return summary;
+  };
+
+  it("the README's `ci: dns` block in a namespace without an agent: both peers used, a summary, nothing left behind", async () => {
+    const tmp = tempDir('meshcc-run-tmp-');
+    const summary = await runBlock(readmeBlock('ci', 'dns'), {}, tmp);
+    expect(summary).toMatch(new RegExp(`^meshcc: \\d+ compiles: ${plainObjects.size} remote, \\d+ local \\(link \\d+\\), 0 fallback; 2 peers used; `));
     // Nothing left: no process in h0, and the temporary home (socket included) is gone.
     expect(spawnSync('ip', ['netns', 'pids', mesh.hosts[0]!.ns], { encoding: 'utf8' }).stdout.trim()).toBe('');
     expect(readdirSync(tmp).filter((f) => f !== 'jobs')).toEqual([]);
+  }, 180_000);
+
+  it("the README's `ci: mdns` block: the mesh found by multicast", async () => {
+    const summary = await runBlock(readmeBlock('ci', 'mdns'));
+    expect(summary).toMatch(new RegExp(`^meshcc: \\d+ compiles: ${plainObjects.size} remote, .*, 0 fallback; [12] peers? used; `));
+  }, 180_000);
+
+  it("the README's `ci: join` block: the mesh of a token from `meshcc invite`", async () => {
+    const invite = await mesh.exec(1, process.execPath, [MESHCC_BIN, 'invite'], { env: { ...plainEnv, MESHCC_HOME: homes[1]! } });
+    expect(invite.code, invite.stderr).toBe(0);
+    const summary = await runBlock(readmeBlock('ci', 'join'), { MESH_KEY: '', MESHCC_TOKEN: invite.stdout.trim() });
+    expect(summary).toMatch(new RegExp(`^meshcc: \\d+ compiles: ${plainObjects.size} remote, .*, 0 fallback; [12] peers? used; `));
+  }, 180_000);
+
+  it("the README's `ci: docker` block: its RUN lines as the build step runs them", async () => {
+    const secrets = tempDir('meshcc-run-secrets-');
+    const setup: string[] = ['mount -t tmpfs meshcc-step /usr/local/bin', 'mount -t tmpfs meshcc-step /run', 'mkdir /run/secrets'];
+    const steps: string[] = [];
+    for (const line of readmeBlock('ci', 'docker').split('\n').filter(Boolean)) {
+      const copy = /^COPY --from=meshcc \/opt\/meshcc (\S+)$/.exec(line);
+      const run = /^RUN (?:--mount=type=secret,id=(\w+) )?(.*)$/.exec(line);
+      if (copy) {
+        // The image's /opt/meshcc is this checkout, built.
+        setup.push(`mount -t tmpfs meshcc-step ${path.dirname(copy[1]!)}`, `mkdir -p ${copy[1]}`, `mount --bind ${REPO} ${copy[1]}`);
+      } else if (run) {
+        if (run[1]) {
+          writeFileSync(path.join(secrets, run[1]), KEY);
+          setup.push(`cp ${path.join(secrets, run[1])} /run/secrets/${run[1]}`);
+        }
+        steps.push(run[2]!);
+      } else throw new Error(`the test cannot run this line of the docker block: ${line}`);
+    }
+    const script = [...setup, ...steps.map((step) => `sh -c ${shellQuoted(step)}`)].join(' && ');
+    const summary = await runBlock(`exec unshare --mount --propagation private sh -c ${shellQuoted(script)}`, { MESH_KEY: '' });
+    expect(summary).toMatch(new RegExp(`^meshcc: \\d+ compiles: ${plainObjects.size} remote, .*, 0 fallback; 2 peers used; `));
   }, 180_000);
 
   it('with every peer gone it still builds, locally, and says so in one line', async () => {
@@ -122,6 +174,6 @@ describe.skipIf(why !== '')('builds with meshcc run, and a mesh found through DN
     expect(r.code, r.stderr).toBe(0);
     expect(differences(plainObjects, collect(zlib, /\.o$/))).toEqual([]);
     expect(r.stderr).toContain('meshcc: no peer of the mesh answered within 2.0 s: compiling locally\n');
-    expect(r.stderr).toMatch(/meshcc: 15 compiles: 0 remote, 15 local, 0 fallback; 0 peers used/);
+    expect(r.stderr).toMatch(/meshcc: \d+ compiles: 0 remote, \d+ local \(link \d+\), 0 fallback; 0 peers used/);
   }, 180_000);
 });

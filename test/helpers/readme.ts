@@ -1,5 +1,5 @@
 // The README's copy-paste blocks, taken from README.md itself so that a test runs what a
-// person reads: every ```sh block right after a `<!-- KIND: NAME -->` marker.
+// person reads: every fenced block (```sh, ```dockerfile, …) right after a `<!-- KIND: NAME -->` marker.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { REPO } from './agent.js';
@@ -8,7 +8,7 @@ import { REPO } from './agent.js';
 export function readmeBlocks(kind: string): Map<string, string> {
   const readme = readFileSync(path.join(REPO, 'README.md'), 'utf8');
   const blocks = new Map<string, string>();
-  for (const m of readme.matchAll(new RegExp(`<!-- ${kind}: ([\\w-]+) -->\\n\`\`\`sh\\n([\\s\\S]*?)\`\`\``, 'g'))) blocks.set(m[1]!, m[2]!);
+  for (const m of readme.matchAll(new RegExp(`<!-- ${kind}: ([\\w-]+) -->\\n\`\`\`\\w*\\n([\\s\\S]*?)\`\`\``, 'g'))) blocks.set(m[1]!, m[2]!);
   return blocks;
 }
 
