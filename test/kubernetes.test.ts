@@ -1,7 +1,8 @@
 // deploy/kubernetes, rendered and run:
-//   1. An overlay sets the key, image and slots in one place; `kubectl kustomize` renders it and
-//      every object validates against the Kubernetes API schemas (kubernetes-models' generated
-//      validators); a broken DaemonSet does not.
+//   1. The README's block writes an overlay that sets the key, image and slots in one place and
+//      runs `kubectl apply -k` on it, with a kubectl that keeps what it would send (no cluster
+//      runs here: `kubectl kustomize`'s rendering); every object validates against the
+//      Kubernetes API schemas (kubernetes-models' generated validators); a broken DaemonSet does not.
 //   2. Three DaemonSet pods, simulated: the container's command, arguments and environment taken
 //      from the rendered manifest (valueFrom resolved from the rendered Secret and ConfigMap, the
 //      node name from the pod), its volume mounts as bind mounts in a mount namespace of its own,
@@ -11,7 +12,7 @@
 //      job in the cluster would) runs on them with objects identical to a plain build.
 // The pods run as root here (the namespaces need it), not as the manifest's user 10001.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
@@ -20,10 +21,11 @@ import { Namespace } from 'kubernetes-models/v1/Namespace';
 import { Secret } from 'kubernetes-models/v1/Secret';
 import { Service } from 'kubernetes-models/v1/Service';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { MESHCC_BIN, plainEnv, REPO } from './helpers/agent.js';
 import { createNetnsMesh, netnsAvailable, type NetnsMesh } from './helpers/netns.js';
 import { collect, differences, plainZlib } from './helpers/projects.js';
+import { readmeBlock } from './helpers/readme.js';
 import { tempDir } from './helpers/tmp.js';
 
 const KEY = 'e5'.repeat(32);
@@ -54,38 +56,33 @@ async function modelOf(object: K8sObject): Promise<Validated> {
   return model;
 }
 
-function render(overlay: Record<string, string>): K8sObject[] {
-  const dir = tempDir('meshcc-overlay-');
-  const base = path.relative(dir, path.join(REPO, 'deploy', 'kubernetes'));
-  for (const [name, text] of Object.entries(overlay)) writeFileSync(path.join(dir, name), text.replace('BASE', base));
-  const text = execFileSync('kubectl', ['kustomize', dir], { encoding: 'utf8' });
-  return parseAllDocuments(text).map((d) => d.toJS() as K8sObject);
+/** The README's Kubernetes block, run with bash in a copy of this checkout's deploy/, with a
+ *  `kubectl` whose `apply -k DIR` keeps what it would send to the cluster (none runs here):
+ *  the objects `kubectl kustomize DIR` renders. Also the overlay the block wrote. */
+function applyReadmeBlock(): { objects: K8sObject[]; overlay: { images: { newName: string; newTag: string }[] } } {
+  const dir = tempDir('meshcc-k8s-readme-');
+  cpSync(path.join(REPO, 'deploy'), path.join(dir, 'deploy'), { recursive: true });
+  const bin = path.join(dir, 'bin');
+  mkdirSync(bin);
+  const kubectlPath = execFileSync('sh', ['-c', 'command -v kubectl'], { encoding: 'utf8' }).trim();
+  const applied = path.join(dir, 'applied.yaml');
+  writeFileSync(
+    path.join(bin, 'kubectl'),
+    `#!/bin/sh\n[ "$1" = apply ] && [ "$2" = -k ] && [ $# = 3 ] || { echo "the test's kubectl takes apply -k DIR only" >&2; exit 2; }\nexec ${kubectlPath} kustomize "$3" > ${applied}\n`,
+  );
+  chmodSync(path.join(bin, 'kubectl'), 0o755);
+  const block = readmeBlock('kubernetes', 'overlay');
+  execFileSync('bash', ['-euo', 'pipefail', '-c', block], { cwd: dir, env: { ...plainEnv, PATH: `${bin}:${plainEnv.PATH}`, MESH_KEY: KEY } });
+  const overlayFile = /kubectl apply -k (\S+)/.exec(block)![1]!;
+  return {
+    objects: parseAllDocuments(readFileSync(applied, 'utf8')).map((d) => d.toJS() as K8sObject),
+    overlay: parse(readFileSync(path.join(dir, overlayFile, 'kustomization.yaml'), 'utf8')),
+  };
 }
 
-/** An overlay as a user writes it: the key, the image and the slots. */
-const OVERLAY = {
-  'kustomization.yaml': `apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-resources:
-  - BASE
-images:
-  - name: ghcr.io/meshcc/meshcc
-    newName: registry.example/meshcc
-    newTag: test
-secretGenerator:
-  - name: meshcc-mesh-key
-    behavior: replace
-    literals: [MESHCC_MESH_KEY=${KEY}]
-configMapGenerator:
-  - name: meshcc-config
-    behavior: replace
-    literals: [MESHCC_SLOTS=2]
-`,
-};
-
 describe.skipIf(renderWhy !== '')('the Kubernetes manifests', () => {
-  it('render with the key, image and slots set in one overlay, and validate against the API schemas', async () => {
-    const objects = render(OVERLAY);
+  it("the README's overlay sets the key, image and slots in one place; what it applies validates against the API schemas", async () => {
+    const { objects, overlay } = applyReadmeBlock();
     expect(objects.map((o) => o.kind).sort()).toEqual(['ConfigMap', 'DaemonSet', 'Namespace', 'Secret', 'Service', 'ServiceAccount']);
     for (const object of objects) {
       const Model = await modelOf(object);
@@ -95,7 +92,7 @@ describe.skipIf(renderWhy !== '')('the Kubernetes manifests', () => {
       expect(() => new Model(object).validate(), `${object.kind} ${object.metadata.name}`).not.toThrow();
     }
     const ds = objects.find((o) => o.kind === 'DaemonSet')!;
-    expect(ds.spec.template.spec.containers[0].image).toBe('registry.example/meshcc:test');
+    expect(ds.spec.template.spec.containers[0].image).toBe(`${overlay.images[0]!.newName}:${overlay.images[0]!.newTag}`);
     const secret = objects.find((o) => o.kind === 'Secret')!;
     expect(Buffer.from(secret.data!.MESHCC_MESH_KEY!, 'base64').toString()).toBe(KEY);
     // The validator is real: a DaemonSet without containers, or with a bad port, is refused.
@@ -115,7 +112,7 @@ describe.skipIf(podsWhy !== '')('three DaemonSet pods in network namespaces', ()
   const pods: { host: number; http: string }[] = [];
 
   beforeAll(async () => {
-    const objects = render(OVERLAY);
+    const { objects } = applyReadmeBlock();
     const ds = objects.find((o) => o.kind === 'DaemonSet')!;
     const podSpec = ds.spec.template.spec;
     const container = podSpec.containers[0];
@@ -187,7 +184,7 @@ describe.skipIf(podsWhy !== '')('three DaemonSet pods in network namespaces', ()
       }
     }
     // One mesh: every pod's monitor (beyond loopback: with the mesh key) lists the three pods, up.
-    const key = OVERLAY['kustomization.yaml'].match(/MESHCC_MESH_KEY=([0-9a-f]+)/)![1]!;
+    const key = KEY;
     for (const pod of pods) {
       const frameUrl = pod.http.replace(/\/healthz$/, `/frame?key=${key}`);
       const deadline = Date.now() + 30_000;
