@@ -113,8 +113,9 @@ describe.skipIf(why !== '')('builds with meshcc run, and a mesh found through DN
     });
     expect(r.code, r.stderr).toBe(0);
     expect(differences(plainObjects, collect(zlib, /\.o$/))).toEqual([]);
-    const summary = r.stderr.split('\n').find((l) => l.startsWith('meshcc: ') && l.includes(' compiles: ')) ?? '';
-    console.log(summary);
+    const said = r.stderr.split('\n').filter((l) => l.startsWith('meshcc: '));
+    console.log(said.join('\n'));
+    const summary = said.find((l) => l.includes(' compiles: ')) ?? '';
     return summary;
   };
 

@@ -107,7 +107,14 @@ export async function runWithMesh(options: RunOptions): Promise<number> {
   }
 }
 
-/** Waits for peers with slots (and for this machine's compilers to be identified); returns how many. */
+/** How long past --wait a run with peers waits for this machine's compilers to be identified. */
+const IDENTIFY_GRACE_MS = 60_000;
+
+/**
+ * Waits for peers with slots, and then for this machine's compilers to be identified (a job
+ * goes to a peer only by its compiler's toolchain id; with a fresh cache, as in a CI container,
+ * hashing them takes seconds); returns how many peers.
+ */
 async function waitForMesh(agent: Agent, waitMs: number): Promise<number> {
   const deadline = Date.now() + waitMs;
   let firstSeen: number | undefined;
@@ -117,7 +124,9 @@ async function waitForMesh(agent: Agent, waitMs: number): Promise<number> {
     const peers = agent.meshStatus().filter((r) => !r.self && r.slots > 0).length;
     if (peers > 0) firstSeen ??= Date.now();
     // Others of the mesh arrive within a moment of the first.
-    if ((firstSeen !== undefined && identified && Date.now() - firstSeen > 500) || Date.now() > deadline) return peers;
+    if (firstSeen !== undefined && identified && Date.now() - firstSeen > 500) return peers;
+    // Without peers the compilers need no id: the command runs locally now.
+    if (Date.now() > deadline && (peers === 0 || identified || Date.now() > deadline + IDENTIFY_GRACE_MS)) return peers;
     await sleep(50);
   }
 }
