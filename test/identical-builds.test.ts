@@ -48,6 +48,13 @@ describe.each(['gcc', 'clang'])('zlib with make through the masquerade directory
     return collect(src, products);
   };
 
+  /** The plain build of each set of flags, built once for both routes. */
+  const plainBuilds = new Map<string, Map<string, Buffer>>();
+  const plainBuild = (flags: string) => {
+    if (!plainBuilds.has(flags)) plainBuilds.set(flags, cleanBuild(flags, plainEnv));
+    return plainBuilds.get(flags)!;
+  };
+
   beforeAll(() => {
     src = copyProject('zlib');
     run('./configure', ['--static'], src, { ...plainEnv, CC: cc });
@@ -56,7 +63,7 @@ describe.each(['gcc', 'clang'])('zlib with make through the masquerade directory
   for (const flags of ['-O2 -MD', '-O2 -g -MD -MP']) {
     for (const route of ['local', 'job'] as const) {
       it(`${flags}, ${route} route: objects and dependency files are identical`, async () => {
-        const plain = cleanBuild(flags, plainEnv);
+        const plain = plainBuild(flags);
         expect(plain.size).toBe(30);
         const before = await routeCounts(route);
         const meshed = cleanBuild(flags, meshEnv(route));
@@ -111,6 +118,12 @@ describe.each([
     return collect(buildDir, /\.(o|o\.d)$/);
   };
 
+  const plainBuilds = new Map<string, Map<string, Buffer>>();
+  const plainBuild = (flags: string) => {
+    if (!plainBuilds.has(flags)) plainBuilds.set(flags, build(flags, false, plainEnv));
+    return plainBuilds.get(flags)!;
+  };
+
   beforeAll(() => {
     src = copyProject('googletest');
   });
@@ -121,7 +134,7 @@ describe.each([
     ['-O1 -g', 'local'],
   ] as const) {
     it(`${flags}, ${route} route: objects and dependency files are identical`, async () => {
-      const plain = build(flags, false, plainEnv);
+      const plain = plainBuild(flags);
       expect(plain.size).toBe(8);
       const before = await routeCounts(route);
       const meshed = build(flags, true, { ...plainEnv, MESHCC_HOME: agents[route]!.home });
