@@ -1,7 +1,8 @@
 // The job route's parts on real gcc and clang: scan, hash into the store, build a job
 // root, run the original command in bubblewrap, and get exactly a plain compile's outputs.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -9,7 +10,7 @@ import type { Job } from '../protocol/messages.js';
 import { Executor } from '../node/executor/executor.js';
 import { InputHasher } from '../node/scan/hasher.js';
 import { InputScanner } from '../node/scan/scanner.js';
-import { Store } from '../node/store.js';
+import { Store, storeObjectPath } from '../node/store.js';
 import { tempDir } from './helpers/tmp.js';
 
 const log = pino({ level: 'silent' });
@@ -90,5 +91,51 @@ describe('executor', () => {
       outputs: [path.join(dir, 'b.o')],
     };
     await expect(executor.run(probe)).rejects.toMatchObject({ code: 'missing-input' });
+  });
+
+  it('with the store on another file system than the job roots, objects go through the link cache, copied once', async () => {
+    if (statfsSync(os.tmpdir()).type === statfsSync('/dev/shm').type) return console.log('link cache test skipped: the temporary directory is on tmpfs too');
+    const home = tempDir();
+    const store = new Store(path.join(home, 'store'), 256 * 1024 * 1024, log);
+    await store.start();
+    const workDir = mkdtempSync('/dev/shm/meshcc-test-jobs-');
+    const executor = new Executor({ store, workDir, slots: 2, timeoutMs: 60_000, log });
+    await executor.start();
+    try {
+      const hasher = new InputHasher(store);
+      const scanner = new InputScanner();
+      const dir = tempDir();
+      writeFileSync(path.join(dir, 'a.c'), '#include <stdio.h>\nint main(void) { puts("a"); return 0; }\n');
+      const jobFor = async (id: string) => {
+        const scan = await scanner.scan({ compiler: '/usr/bin/gcc', scanArgv: ['gcc', '-O2', 'a.c', '-M', '-MT', 'meshcc-scan', '-v'], cwd: dir, env });
+        const inputs = await Promise.all(scan.files.map((f) => hasher.hash(f)));
+        return { id, compiler: '/usr/bin/gcc', argv: ['gcc', '-O2', '-c', 'a.c', '-o', 'a.o'], cwd: dir, env, inputs, listings: scan.listings, dirs: scan.dirs, outputs: [path.join(dir, 'a.o')] } satisfies Job;
+      };
+      const first = await jobFor('l1');
+      const cache = path.join(workDir, '.link-cache');
+      const results = [await executor.run(first)];
+      const cached = readdirSync(cache).sort();
+      expect(cached).toEqual([...new Set(first.inputs.map((f) => f.hash))].sort());
+      const copies = cached.map((name) => statSync(path.join(cache, name)).ino);
+      results.push(await executor.run(await jobFor('l2')));
+      // The second job linked the same copies: nothing was copied again.
+      expect(readdirSync(cache).sort()).toEqual(cached);
+      expect(readdirSync(cache).sort().map((name) => statSync(path.join(cache, name)).ino)).toEqual(copies);
+      // A cleared cache (its bound reached) is filled again by the next job.
+      rmSync(cache, { recursive: true });
+      results.push(await executor.run(await jobFor('l3')));
+      expect(readdirSync(cache).sort()).toEqual(cached);
+      execFileSync('gcc', ['-O2', '-c', 'a.c', '-o', 'a.o'], { cwd: dir, env });
+      const plain = readFileSync(path.join(dir, 'a.o'));
+      for (const r of results) {
+        expect(r.exit).toBe(0);
+        expect(Buffer.compare(Buffer.from(r.outputs[0]!.data), plain)).toBe(0);
+      }
+      // The store's objects were never written through a link.
+      for (const f of first.inputs) expect(readFileSync(storeObjectPath(store.dir, f.hash)).equals(readFileSync(f.path))).toBe(true);
+    } finally {
+      await executor.stop();
+      rmSync(workDir, { recursive: true, force: true });
+    }
   });
 });

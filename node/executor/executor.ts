@@ -16,6 +16,9 @@ import { DEFAULT_JOB_MEMORY_BYTES, DEFAULT_JOB_OUTPUT_FILE_BYTES, prlimitArgs, r
 import { bwrapArgs, detectHostBinds, probeBubblewrap, type HostBinds } from './sandbox.js';
 import type { ToolchainMounts } from './toolchain-mounts.js';
 
+/** Bound of the link cache (on the job roots' tmpfs, so memory): a big build's headers fit. */
+const LINK_CACHE_BYTES = 256 << 20;
+
 /** A job the executor could not run faithfully: the caller falls back, never fails the build. */
 export class JobFailure extends MeshccError {}
 
@@ -52,6 +55,10 @@ export class Executor {
   private readonly spawner: LeanSpawner;
   /** Slots promised to jobs (a peer's accepted job, or one of our own) before they run. */
   private reserved = 0;
+  /** Where job roots link store objects from when the store is on another file system. */
+  private linkCache?: string;
+  private linkCacheBytes = 0;
+  private linkCacheGeneration = 0;
 
   constructor(private readonly options: ExecutorOptions) {
     this.spawner = options.spawner ?? new LeanSpawner();
@@ -62,6 +69,9 @@ export class Executor {
   async start(): Promise<void> {
     await fs.rm(this.options.workDir, { recursive: true, force: true });
     await fs.mkdir(this.options.workDir, { recursive: true });
+    await fs.mkdir(this.options.store.dir, { recursive: true });
+    const [storeDev, workDev] = await Promise.all([fs.stat(this.options.store.dir), fs.stat(this.options.workDir)]).then((s) => s.map((st) => st.dev));
+    if (storeDev !== workDev) this.linkCache = path.join(this.options.workDir, '.link-cache');
     // The sandbox also serves this agent's own hedged and verifying compiles, even with 0 slots.
     const probe = probeBubblewrap(prlimitArgs(this.limitsFor(this.options.timeoutMs)));
     if (!probe.ok) {
@@ -147,7 +157,8 @@ export class Executor {
     const root = path.join(workDir, `${job.id}-${randomBytes(4).toString('hex')}`);
     try {
       const t0 = performance.now();
-      const before = await this.roots.build(job, store.dir, root);
+      const { before, cachedBytes } = await this.roots.build(job, store.dir, root, this.linkCache);
+      this.boundLinkCache(cachedBytes);
       const t1 = performance.now();
       signal?.throwIfAborted();
       const run = await this.sandboxed(job, root, signal, toolchain);
@@ -206,6 +217,18 @@ export class Executor {
   }
 
   /** `rm -rf` in the background: several times faster than fs.rm on a tree of small files. */
+  /** Past its bound the link cache starts again empty (jobs building meanwhile copy what they miss). */
+  private boundLinkCache(added: number): void {
+    this.linkCacheBytes += added;
+    if (!this.linkCache || this.linkCacheBytes <= LINK_CACHE_BYTES) return;
+    const retired = `${this.linkCache}-retired-${++this.linkCacheGeneration}`;
+    this.linkCacheBytes = 0;
+    fs.rename(this.linkCache, retired).then(
+      () => this.removeTree(retired),
+      () => undefined,
+    );
+  }
+
   private removeTree(dir: string): void {
     void this.spawner.run({ file: 'rm', args: ['-rf', '--', dir], outputLimit: 65_536 }).then((r) => {
       if (r.code !== 0) return fs.rm(dir, { recursive: true, force: true }).catch(() => undefined);

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Job } from '../../protocol/messages.js';
 import { PACKAGE_ROOT } from '../paths.js';
-import type { CollectedOutput } from './job-root.js';
+import type { BuiltRoot, CollectedOutput } from './job-root.js';
 import type { JobRootRequest } from './job-root-worker.js';
 
 type Pending = { resolve: (value: unknown) => void; reject: (err: Error) => void };
@@ -58,8 +58,8 @@ export class JobRootPool {
     });
   }
 
-  build(job: Job, storeDir: string, root: string): Promise<Record<string, string[]>> {
-    return this.call({ op: 'build', args: [job, storeDir, root] }) as Promise<Record<string, string[]>>;
+  build(job: Job, storeDir: string, root: string, linkCache?: string): Promise<BuiltRoot> {
+    return this.call({ op: 'build', args: [job, storeDir, root, linkCache] }) as Promise<BuiltRoot>;
   }
 
   collect(job: Job, root: string, before: Record<string, string[]>, maxBytes: number): Promise<CollectedOutput[]> {
