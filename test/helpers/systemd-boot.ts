@@ -1,7 +1,7 @@
 // A real systemd (a booted system manager, or a user manager) on a namespace harness host;
 // see systemd-boot.sh for what it isolates and how. Commands run inside it with nsenter, so
 // `systemctl` and `meshcc service install` talk to that systemd.
-import { existsSync, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { ExecResult, HostRef, NetnsMesh } from './netns.js';
 import { REPO } from './agent.js';
@@ -16,6 +16,15 @@ export function systemdAvailable(): { ok: true } | { ok: false; reason: string }
   if (!existsSync(SYSTEMD)) return { ok: false, reason: `${SYSTEMD} is missing (apt-get install systemd)` };
   if (!existsSync('/sys/fs/cgroup')) return { ok: false, reason: 'no cgroup file system at /sys/fs/cgroup' };
   if (!readFileSync('/proc/filesystems', 'utf8').includes('overlay')) return { ok: false, reason: 'the kernel has no overlay file system' };
+  // systemd needs a cgroup of its own: the cgroup file system must take a new one here.
+  const probe = `meshcc-test-probe-${process.pid}`;
+  const hierarchy = existsSync('/sys/fs/cgroup/cgroup.procs') ? '/sys/fs/cgroup' : '/sys/fs/cgroup/systemd';
+  try {
+    mkdirSync(path.join(hierarchy, probe));
+    rmdirSync(path.join(hierarchy, probe));
+  } catch (err) {
+    return { ok: false, reason: `cannot create a cgroup under ${hierarchy}: ${(err as Error).message}` };
+  }
   return { ok: true };
 }
 
