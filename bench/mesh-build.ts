@@ -13,6 +13,10 @@
 // children's, live (its spawner helper) or reaped (scans): /proc/<pid>/stat utime+stime+cutime+cstime read just before and
 // just after the build (so the agent's start-up, e.g. its speed benchmark, is not counted).
 // The peer's CPU is not client side. Numbers are printed, nothing passes or fails.
+// Where the machine's CPU went during the mesh build is printed too (/proc/stat and each
+// agent's own /proc/<pid>/stat): busy, stolen by the hypervisor (a VM's neighbours: wall
+// time neither build could use, and the main reason this ratio varies between runs), each
+// agent, and what the build would take if both agents cost nothing.
 //
 // With --far, the peer is far: 50 ms each way (100 ms round trip) and 20 Mbit/s on its link
 // (tc netem + tbf on both directions), what bench/wire-bytes runs.
@@ -171,6 +175,23 @@ function processTreeCpuS(pid: number, tck: number): number {
   }
   for (const child of children) seconds += processTreeCpuS(Number(child), tck);
   return seconds;
+}
+
+/** CPU seconds of one process alone (all its threads, no children). */
+function processOwnCpuS(pid: number, tck: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / tck;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds of the whole machine: busy (user, nice, system, irq, softirq) and stolen by
+ *  the hypervisor (a VM's neighbours: time neither build could use). */
+function machineCpuS(tck: number): { busy: number; steal: number } {
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return { busy: (cpu[0]! + cpu[1]! + cpu[2]! + cpu[5]! + cpu[6]!) / tck, steal: cpu[7]! / tck };
 }
 
 async function until(probe: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
@@ -576,7 +597,9 @@ async function main(): Promise<void> {
   // --- plain
   say(`plain build: make -j${CORES}`);
   freshTree(template, tree);
+  const plainMachine0 = machineCpuS(clkTck());
   const plain = await runMake('plain', tree, CORES, project.makeArgs, path.join(logs, 'plain.log'), startHere(tree, env), objectsIn(tree));
+  const plainMachine = (({ busy, steal }) => ({ busy: busy - plainMachine0.busy, steal: steal - plainMachine0.steal }))(machineCpuS(clkTck()));
   const plainObjects = filesUnder(tree, project.objectExts).length;
   say(`  plain: ${secs(plain.wallMs)} wall, ${plain.cpuS.toFixed(1)} s CPU, ${plainObjects} objects`);
   renameSync(tree, plainTree);
@@ -657,8 +680,10 @@ async function main(): Promise<void> {
     freshTree(template, tree);
     const stats0 = await statsOf(clientHome);
     const agentCpu0 = processTreeCpuS(clientPid, tck);
+    const machine0 = { ...machineCpuS(tck), peerOwn: processOwnCpuS(peer.pid!, tck), peerTree: processTreeCpuS(peer.pid!, tck), clientOwn: processOwnCpuS(clientPid, tck) };
     const meshRun = await runMake('mesh', tree, meshJobs, project.makeArgs, path.join(logs, 'mesh.log'), inH0, meshProgress);
     const agentCpu1 = processTreeCpuS(clientPid, tck);
+    const machine1 = { ...machineCpuS(tck), peerOwn: processOwnCpuS(peer.pid!, tck), peerTree: processTreeCpuS(peer.pid!, tck), clientOwn: processOwnCpuS(clientPid, tck) };
     const stats1 = await statsOf(clientHome);
     const meshAgentCpu = agentCpu1 - agentCpu0;
     const meshClientCpu = meshRun.cpuS + meshAgentCpu;
@@ -697,6 +722,24 @@ async function main(): Promise<void> {
       `client-side CPU        ${meshClientCpu.toFixed(1)} s = ${pct(meshClientCpu, plainCpu)} of the plain build's (target <= 35 %)` +
         `: make and below ${meshRun.cpuS.toFixed(1)} s, client agent ${meshAgentCpu.toFixed(1)} s`,
     );
+    {
+      // Where the machine's CPU went: on one machine every agent cycle is a cycle no compile got.
+      const d = (k: keyof typeof machine0) => machine1[k] - machine0[k];
+      const peerAgent = d('peerOwn');
+      const peerJobs = d('peerTree') - peerAgent;
+      const other = d('busy') - meshRun.cpuS - meshAgentCpu - d('peerTree');
+      const agents = peerAgent + meshAgentCpu;
+      const plainUse = plainMachine.busy / ((CORES * plain.wallMs) / 1000);
+      say(
+        `machine CPU, mesh build ${d('busy').toFixed(1)} s busy, ${d('steal').toFixed(1)} s stolen by the hypervisor, of ${((CORES * meshRun.wallMs) / 1000).toFixed(1)} s (${pct(d('busy'), (CORES * meshRun.wallMs) / 1000)} busy): ` +
+          `peer's jobs ${peerJobs.toFixed(1)} s, peer agent ${peerAgent.toFixed(1)} s, client agent ${d('clientOwn').toFixed(1)} s` +
+          ` (+ its children ${(meshAgentCpu - d('clientOwn')).toFixed(1)} s), make tree ${meshRun.cpuS.toFixed(1)} s, rest ${other.toFixed(1)} s (the compiles under bubblewrap's PID namespaces, kernel threads)`,
+      );
+      say(
+        `  plain build: ${plainMachine.busy.toFixed(1)} s busy, ${plainMachine.steal.toFixed(1)} s stolen (${pct(plainMachine.busy, (CORES * plain.wallMs) / 1000)} busy); ` +
+          `the mesh build's busy CPU without both agents' ${agents.toFixed(1)} s, at the plain build's use of the cores, would take ${(((d('busy') - agents) / plainUse / CORES / (plain.wallMs / 1000))).toFixed(2)} × the plain wall time`,
+      );
+    }
     say(`objects identical      ${objects.identical} identical, ${objects.differing.length} differing`);
     for (const d of objects.differing.slice(0, 50)) say(`  differs: ${d}`);
     if (objects.differing.length > 50) say(`  … and ${objects.differing.length - 50} more`);

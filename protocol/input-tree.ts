@@ -70,7 +70,9 @@ export function joinInputTree(files: InlineFiles, listingData: Uint8Array[]): { 
     absoluteDir(dir);
     for (const [file, hash, size, executable] of entries) {
       if (file.includes('/') || file === '.' || file === '..') throw new ProtocolError('bad-message', `invalid tree: bad file name ${file}`);
-      inputs.push({ path: path.posix.join(dir, file), hash: Buffer.from(hash).toString('hex'), size, executable });
+      const full = path.posix.join(dir, file);
+      if (full.length > LIMITS.pathBytes) throw new ProtocolError('too-large', `invalid tree: a path longer than ${LIMITS.pathBytes} characters`);
+      inputs.push({ path: full, hash: Buffer.from(hash).toString('hex'), size, executable });
     }
     if (inputs.length > LIMITS.inputsPerJob) throw new ProtocolError('too-large', 'the input tree is too large');
   }

@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Job } from '../protocol/messages.js';
 import { Executor } from '../node/executor/executor.js';
+import { buildJobRoot, rootPlan } from '../node/executor/job-root.js';
 import { InputHasher } from '../node/scan/hasher.js';
 import { InputScanner } from '../node/scan/scanner.js';
 import { Store, storeObjectPath } from '../node/store.js';
@@ -91,6 +92,20 @@ describe('executor', () => {
       outputs: [path.join(dir, 'b.o')],
     };
     await expect(executor.run(probe)).rejects.toMatchObject({ code: 'missing-input' });
+  });
+
+  it('a job root is built from a plan of two strings: each input at its path with its own content; a NUL in a path is refused, not misread', async () => {
+    const { store } = await setup();
+    const sources = tempDir();
+    const files = ['x.h', 'y.h'].map((name) => path.join(sources, name));
+    files.forEach((f, i) => writeFileSync(f, `int v${i};\n`));
+    const inputs = await Promise.all(files.map((f) => new InputHasher(store).hash(f)));
+    const job: Job = { id: 'p1', compiler: '/usr/bin/gcc', argv: ['gcc'], cwd: sources, env, inputs, listings: [], dirs: [], outputs: [path.join(sources, 'x.o')] };
+    const root = tempDir();
+    buildJobRoot(rootPlan(job), store.dir, root);
+    for (const f of files) expect(readFileSync(path.join(root, f), 'utf8')).toBe(readFileSync(f, 'utf8'));
+    const hostile: Job = { ...job, inputs: [{ ...inputs[0]!, path: `${files[0]}\0${inputs[1]!.hash}` }, inputs[1]!] };
+    expect(() => buildJobRoot(rootPlan(hostile), store.dir, tempDir())).toThrow(/do not pair up/);
   });
 
   it('with the store on another file system than the job roots, objects go through the link cache, copied once', async () => {

@@ -32,5 +32,8 @@ describe('input trees on the wire', () => {
     expect(() => joinInputTree([['/src/../etc', []]], [])).toThrow(/not an absolute normalised path/);
     expect(() => joinInputTree([], [encodeBody({ k: 'listing', dir: 'src', entries: [] })])).toThrow(/not an absolute normalised path/);
     expect(() => joinInputTree([], [Buffer.from([0xc1])])).toThrow(/not valid msgpack|invalid k/);
+    // The joined job is not validated again as a whole, so the joined path's length is checked here.
+    const deep = `/${'d'.repeat(4000)}`;
+    expect(() => joinInputTree([[deep, [['f'.repeat(200), Buffer.alloc(32), 1, false]]]], [])).toThrow(/^invalid tree: a path longer than 4096 characters$/);
   });
 });

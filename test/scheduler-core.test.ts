@@ -32,29 +32,40 @@ describe('scheduler placement', () => {
     expect(d).toMatchObject({ where: 'peer', peer: 'fast-holder', reason: 'fastest-finish' });
   });
 
-  it('a burst: the largest jobs get the fastest slots, the rest wait for slots in size order', () => {
+  it('a burst: the largest jobs get the fastest slots, then each full peer one in its own queue, the rest wait for slots in size order', () => {
     const core = new SchedulerCore({ now: () => 0 });
     core.upsertPeer(peer('fast', { speed: 3 }));
     core.upsertPeer(peer('slow', { speed: 1 }));
-    const answers = place(core, [req('c', 10), req('c', 500), req('c', 50), req('c', 200)]);
-    expect(answers.map(at)).toEqual([undefined, 'fast', undefined, 'slow']);
-    // A slot frees: the larger of the two waiting jobs goes first.
+    const answers = place(core, [req('c', 10), req('c', 500), req('c', 50), req('c', 200), req('c', 120), req('c', 80)]);
+    // 500 and 200 take the slots; 120 queues behind fast's 500 (done sooner than behind slow's
+    // 200), 80 behind slow's; 50 and 10 wait here.
+    expect(answers.map(at)).toEqual([undefined, 'fast', undefined, 'slow', 'fast', 'slow']);
+    // A slot frees: the larger of the two waiting jobs takes the place in its queue.
     const d = answers[1] as Extract<Decision, { where: 'peer' }>;
     core.done({ peer: 'fast', client: 'c', expectedMs: d.expectedMs, workMs: d.workMs }, 170);
-    expect(answers.map(at)).toEqual([undefined, 'fast', 'fast', 'slow']);
+    expect(answers.map(at)).toEqual([undefined, 'fast', 'fast', 'slow', 'fast', 'slow']);
+  });
+
+  it('no job queues at a full peer while another peer has a free slot', () => {
+    const core = new SchedulerCore({ now: () => 0 });
+    core.upsertPeer(peer('fast', { speed: 10 }));
+    core.upsertPeer(peer('slow', { speed: 1 }));
+    // Behind fast's first job the second would finish sooner, but slow's slot is free.
+    expect(place(core, [req('c', 100), req('c', 100)]).map(at)).toEqual(['fast', 'slow']);
   });
 
   it('between two builds, a freed slot goes to the client with fewer jobs placed', () => {
     const core = new SchedulerCore({ now: () => 0 });
     core.upsertPeer(peer('p', { slots: 2 }));
-    const a = place(core, [req('A', 100), req('A', 100), req('A', 100)]);
+    const a = place(core, [req('A', 100), req('A', 100), req('A', 100), req('A', 100)]);
     const b = place(core, [req('B', 10)]);
-    expect(a.map(at)).toEqual(['p', 'p', undefined]);
+    // Two slots and one place in p's own queue.
+    expect(a.map(at)).toEqual(['p', 'p', 'p', undefined]);
     expect(b.map(at)).toEqual([undefined]);
     const first = a[0] as Extract<Decision, { where: 'peer' }>;
     core.done({ peer: 'p', client: 'A', expectedMs: first.expectedMs, workMs: first.workMs });
     expect(b.map(at)).toEqual(['p']);
-    expect(a[2]).toBeUndefined();
+    expect(a[3]).toBeUndefined();
   });
 
   it('a far peer (the client measured 600 ms per job there) only when it beats waiting for the near one', () => {
@@ -122,7 +133,8 @@ describe('scheduler placement', () => {
     core.removeClient('c');
     expect(place(core, [req('c', 100)])[0]).toEqual({ where: 'none', reason: 'no-candidate' });
     now = 2000;
-    expect(at(place(core, [req('c', 100)])[0])).toBe('lacks');
+    // Its slot and the place in its queue.
+    expect(place(core, [req('c', 100), req('c', 100)]).map(at)).toEqual(['lacks', 'lacks']);
     const waiting = place(core, [req('c', 100)]);
     expect(waiting[0]).toBeUndefined();
     core.removeClient('c');

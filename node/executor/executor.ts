@@ -132,21 +132,28 @@ export class Executor {
   run(job: Job, signal?: AbortSignal, toolchain?: ToolchainMounts): Promise<JobResult> {
     const unavailable = this.unavailableReason;
     if (unavailable) return Promise.reject(new JobFailure('no-executor', unavailable));
-    return this.limit(async () => {
-      signal?.throwIfAborted();
-      return this.runNow(job, signal, toolchain);
-    });
+    return this.runNow(job, signal, toolchain, (compile) =>
+      this.limit(() => {
+        signal?.throwIfAborted();
+        return compile();
+      }),
+    );
   }
 
   /** Runs one of this agent's own compiles in the sandbox, outside the slots offered to peers
    *  (the caller holds a local slot): a hedge against a straggler, or a verification. */
   runOwn(job: Job, signal?: AbortSignal, toolchain?: ToolchainMounts): Promise<JobResult> {
     if (this.sandboxUnusable) return Promise.reject(new JobFailure('no-executor', this.sandboxUnusable));
-    return this.runNow(job, signal, toolchain);
+    return this.runNow(job, signal, toolchain, (compile) => compile());
   }
 
-  /** `toolchain`: a shipped toolchain's tree to run the job with, instead of the host's compiler. */
-  private async runNow(job: Job, signal?: AbortSignal, toolchain?: ToolchainMounts): Promise<JobResult> {
+  /**
+   * `toolchain`: a shipped toolchain's tree to run the job with, instead of the host's compiler.
+   * `inSlot` bounds the compile alone: the root is built before and the outputs collected after
+   * it, outside the slot, so that a slot's core goes from one compile to the next without
+   * waiting for file work (git's mesh build left a 2-core peer up to 11 % idle before).
+   */
+  private async runNow(job: Job, signal: AbortSignal | undefined, toolchain: ToolchainMounts | undefined, inSlot: <T>(compile: () => Promise<T>) => Promise<T>): Promise<JobResult> {
     const { store, workDir, log } = this.options;
     const hashes = job.inputs.map((f) => f.hash);
     try {
@@ -161,7 +168,7 @@ export class Executor {
       this.boundLinkCache(cachedBytes);
       const t1 = performance.now();
       signal?.throwIfAborted();
-      const run = await this.sandboxed(job, root, signal, toolchain);
+      const run = await inSlot(() => this.sandboxed(job, root, signal, toolchain));
       const t2 = performance.now();
       // Not the compile's own failure: another executor (or the client) must run it.
       if (run.exit !== 0 && DISK_FULL.test(run.stderr.toString())) {

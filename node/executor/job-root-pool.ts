@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Job } from '../../protocol/messages.js';
 import { PACKAGE_ROOT } from '../paths.js';
-import type { BuiltRoot, CollectedOutput } from './job-root.js';
+import { rootPlan, type BuiltRoot, type CollectedOutput } from './job-root.js';
 import type { JobRootRequest } from './job-root-worker.js';
 
 type Pending = { resolve: (value: unknown) => void; reject: (err: Error) => void };
@@ -59,10 +59,10 @@ export class JobRootPool {
   }
 
   build(job: Job, storeDir: string, root: string, linkCache?: string): Promise<BuiltRoot> {
-    return this.call({ op: 'build', args: [job, storeDir, root, linkCache] }) as Promise<BuiltRoot>;
+    return this.call({ op: 'build', args: [rootPlan(job), storeDir, root, linkCache] }) as Promise<BuiltRoot>;
   }
 
   collect(job: Job, root: string, before: Record<string, string[]>, maxBytes: number): Promise<CollectedOutput[]> {
-    return this.call({ op: 'collect', args: [job, root, before, maxBytes] }) as Promise<CollectedOutput[]>;
+    return this.call({ op: 'collect', args: [job.outputs, root, before, maxBytes] }) as Promise<CollectedOutput[]>;
   }
 }

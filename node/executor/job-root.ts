@@ -6,7 +6,7 @@
 import { copyFileSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { threadId } from 'node:worker_threads';
 import path from 'node:path';
-import type { Job } from '../../protocol/messages.js';
+import type { DirListing, Job } from '../../protocol/messages.js';
 import { storeObjectPath } from '../store.js';
 
 export interface CollectedOutput {
@@ -85,8 +85,43 @@ export interface BuiltRoot {
   cachedBytes: number;
 }
 
+/**
+ * What building a root needs of a job, in the form that crosses to a worker thread cheaply:
+ * structured cloning of a job's hundreds of input objects cost the peer's event loop ~2 ms a
+ * job (git's mesh build); two strings are a copy each.
+ */
+export interface RootPlan {
+  /** The inputs' paths, joined by NUL (which no path holds). */
+  inputPaths: string;
+  /** Their sha256s in hex, 64 characters each, in the same order. */
+  inputHashes: string;
+  dirs: string[];
+  listings: DirListing[];
+  outputs: string[];
+  cwd: string;
+}
+
+export function rootPlan(job: Job): RootPlan {
+  return {
+    inputPaths: job.inputs.map((f) => f.path).join('\0'),
+    inputHashes: job.inputs.map((f) => f.hash).join(''),
+    dirs: job.dirs,
+    listings: job.listings,
+    outputs: job.outputs,
+    cwd: job.cwd,
+  };
+}
+
+function planInputs(plan: RootPlan): { path: string; hash: string }[] {
+  if (plan.inputPaths === '') return [];
+  const paths = plan.inputPaths.split('\0');
+  if (paths.length * 64 !== plan.inputHashes.length) throw new Error('a job root plan whose input paths and hashes do not pair up (a NUL in a path?)');
+  return paths.map((p, i) => ({ path: p, hash: plan.inputHashes.slice(64 * i, 64 * i + 64) }));
+}
+
 /** Builds the root; `linkCache`: a directory on the root's file system when the store is not on it. */
-export function buildJobRoot(job: Job, storeDir: string, root: string, linkCache?: string): BuiltRoot {
+export function buildJobRoot(plan: RootPlan, storeDir: string, root: string, linkCache?: string): BuiltRoot {
+  const job = { ...plan, inputs: planInputs(plan) };
   const inputPaths = new Set(job.inputs.map((f) => f.path));
   const dirs = new Set<string>(job.dirs);
   for (const f of job.inputs) dirs.add(path.dirname(f.path));
@@ -130,15 +165,15 @@ export function buildJobRoot(job: Job, storeDir: string, root: string, linkCache
 }
 
 /** The expected outputs plus any new file in an output directory (.dwo, .su, … not predicted). */
-export function collectOutputs(job: Job, root: string, before: Record<string, string[]>, maxBytes: number): CollectedOutput[] {
-  const candidates = new Set(job.outputs);
+export function collectOutputs(outputs: string[], root: string, before: Record<string, string[]>, maxBytes: number): CollectedOutput[] {
+  const candidates = new Set(outputs);
   for (const [dir, names] of Object.entries(before)) {
     const existed = new Set(names);
     for (const name of readdirSync(inRoot(root, dir))) {
       if (!existed.has(name)) candidates.add(path.join(dir, name));
     }
   }
-  const outputs: CollectedOutput[] = [];
+  const collected: CollectedOutput[] = [];
   let total = 0;
   for (const file of candidates) {
     let st;
@@ -150,7 +185,7 @@ export function collectOutputs(job: Job, root: string, before: Record<string, st
     if (!st.isFile()) continue;
     total += st.size;
     if (total > maxBytes) throw new Error(`the job's outputs exceed ${maxBytes} bytes`);
-    outputs.push({ path: file, data: readFileSync(inRoot(root, file)), executable: (st.mode & 0o111) !== 0 });
+    collected.push({ path: file, data: readFileSync(inRoot(root, file)), executable: (st.mode & 0o111) !== 0 });
   }
-  return outputs;
+  return collected;
 }
