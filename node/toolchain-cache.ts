@@ -75,6 +75,9 @@ const ID = /^[0-9a-f]{64}$/;
 const SAVE_DELAY_MS = 1000;
 
 /** Count, bytes and newest time of every entry under root, never following links. */
+/** How long a tree found intact is not walked again. */
+const RECHECK_MS = 2000;
+
 function scanTree(root: string): { signature: string; bytes: number } {
   let count = 0;
   let bytes = 0;
@@ -111,6 +114,8 @@ export class ToolchainCache {
   private readonly leases = new Map<string, number>();
   private readonly installs = new Map<string, PendingInstall>();
   private readonly verifications = new Map<string, Promise<boolean>>();
+  /** When each tree was last found intact (not saved: a restarted agent walks it again). */
+  private readonly checkedAt = new Map<string, number>();
   private readonly now: () => number;
   private saveTimer: NodeJS.Timeout | undefined;
   private readonly index: AtomicJsonFile;
@@ -273,6 +278,10 @@ export class ToolchainCache {
   /** Whether the tree is still the one installed; removes it if not. */
   private verify(id: string): Promise<boolean> {
     const entry = this.entries.get(id)!;
+    // Every job of a build asks: one walk of the tree (~1 ms for a gcc) per couple of seconds
+    // is enough to catch a tree touched since its install (the cache is this agent's own).
+    const checked = this.checkedAt.get(id);
+    if (checked !== undefined && Math.abs(this.now() - checked) < RECHECK_MS) return Promise.resolve(true);
     const root = path.join(this.dir, id);
     let scan: ReturnType<typeof scanTree>;
     try {
@@ -281,7 +290,11 @@ export class ToolchainCache {
       this.options.log?.warn({ id, err: (err as Error).message }, 'installed toolchain is unreadable: forgetting it');
       return this.remove(id, 'unreadable').then(() => false);
     }
-    if (scan.signature === entry.signature) return Promise.resolve(true);
+    if (scan.signature === entry.signature) {
+      this.checkedAt.set(id, this.now());
+      return Promise.resolve(true);
+    }
+    this.checkedAt.delete(id);
     let running = this.verifications.get(id);
     if (!running) {
       running = (async () => {
@@ -293,6 +306,7 @@ export class ToolchainCache {
           this.options.log?.warn({ id, err: (err as Error).message }, 'cannot re-pack an installed toolchain');
         }
         if (digest === id) {
+          this.checkedAt.set(id, this.now());
           entry.signature = scan.signature;
           entry.bytes = scan.bytes;
           this.scheduleSave();
@@ -310,6 +324,7 @@ export class ToolchainCache {
   /** Drops the entry now and its tree soon: the id's directory disappears in one rename. */
   private async remove(id: string, why: string): Promise<void> {
     if (!this.entries.delete(id)) return;
+    this.checkedAt.delete(id);
     this.scheduleSave();
     this.options.onChange?.();
     const trash = path.join(this.dir, `.trash-${id}-${process.pid}-${this.now()}-${Math.random().toString(36).slice(2)}`);

@@ -109,7 +109,8 @@ describe('ToolchainCache', () => {
   it('verifies a touched tree again and keeps it, and removes a tampered one', async () => {
     const dir = tempDir('meshcc-cache-');
     const log = recordingLog();
-    const cache = new ToolchainCache({ dir, maxBytes: 10_000_000, log });
+    let clock = Date.now();
+    const cache = new ToolchainCache({ dir, maxBytes: 10_000_000, log, now: () => clock });
     const t = await tarball('touched');
     (await cache.install(t.id, source(t))).release();
     const driver = path.join(dir, t.id, 'usr/libexec/fake/fakecc-1');
@@ -124,6 +125,9 @@ describe('ToolchainCache', () => {
     expect(log.messages).not.toContain('toolchain tree touched since install, verifying it again');
 
     writeFileSync(driver, Buffer.alloc(20_000, 0x90)); // same size, other bytes
+    // A tree found intact is not walked again for two seconds (every job of a build acquires it).
+    (await cache.acquire(t.id))!.release();
+    clock += 2500;
     expect(await cache.acquire(t.id)).toBeUndefined();
     expect(log.messages).toContain('installed toolchain was modified: removing it');
     expect(cache.has(t.id)).toBe(false);
