@@ -170,7 +170,7 @@ export class CompileService {
       language: analysis.language,
     });
     const t1 = performance.now();
-    const inputs = await Promise.all(scan.files.map((f) => hasher.hash(f, scan.stats.get(f))));
+    const inputs = await Promise.all(scan.files.map((f) => hasher.cached(f, scan.stats.get(f)) ?? hasher.hash(f, scan.stats.get(f))));
     const t2 = performance.now();
     const job: Job = {
       id,

@@ -1,4 +1,4 @@
-import { utimesSync, writeFileSync } from 'node:fs';
+import { rmSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InputHasher } from '../node/scan/hasher.js';
@@ -30,6 +30,18 @@ describe('input hasher', () => {
     expect(second.hash).toBe(first.hash);
     expect(h.stats).toMatchObject({ filesHashed: 1, cacheHits: 1 });
     expect(store.has(first.hash)).toBe(true);
+  });
+
+  it('answers a hit without a promise, with the same object each time; a changed or missing file is no hit', async () => {
+    const { hasher: h } = await hasher();
+    const file = settledFile('#define B 2\n');
+    expect(h.cached(file)).toBeUndefined();
+    const first = await h.hash(file);
+    expect(h.cached(file)).toBe(first);
+    writeFileSync(file, '#define B 3\n');
+    expect(h.cached(file)).toBeUndefined();
+    rmSync(file);
+    expect(h.cached(file)).toBeUndefined();
   });
 
   it('hashes a changed file again', async () => {

@@ -12,6 +12,9 @@ interface CacheEntry {
   ctimeNs: bigint;
   hash: string;
   executable: boolean;
+  /** What a hit returns: the same object for every job while the file is unchanged (never
+   *  mutated; the offer table knows it by identity). */
+  input: InputFile;
 }
 
 /** A file changed less than this long ago may change again within the same timestamp tick. */
@@ -40,30 +43,42 @@ export class InputHasher {
     return work;
   }
 
-  private async hashUncoalesced(path: string, stated?: BigIntStats): Promise<InputFile> {
-    // Synchronous on purpose: a cache hit is one stat (a few µs), and a job checks hundreds;
-    // the thread pool's round trip costs ten times as much.
-    const st = stated ?? statSync(path, { bigint: true });
-    if (!st.isFile()) throw new Error(`${path} is not a regular file`);
-    const cached = this.cache.get(path);
+  /**
+   * The file's input when the stat cache knows it unchanged (and its object is in the store),
+   * without a promise: a job checks hundreds and almost all are hits. Synchronous on purpose:
+   * a hit is one stat (a few µs); the thread pool's round trip costs ten times as much.
+   */
+  cached(path: string, stated?: BigIntStats): InputFile | undefined {
+    const entry = this.cache.get(path);
+    if (!entry) return undefined;
+    const st = stated ?? statSync(path, { bigint: true, throwIfNoEntry: false });
     if (
-      cached &&
-      cached.dev === st.dev &&
-      cached.ino === st.ino &&
-      cached.size === st.size &&
-      cached.mtimeNs === st.mtimeNs &&
-      cached.ctimeNs === st.ctimeNs &&
-      this.store.touch(cached.hash)
+      st?.isFile() &&
+      entry.dev === st.dev &&
+      entry.ino === st.ino &&
+      entry.size === st.size &&
+      entry.mtimeNs === st.mtimeNs &&
+      entry.ctimeNs === st.ctimeNs &&
+      this.store.touch(entry.hash)
     ) {
       this.stats.cacheHits++;
-      return { path, hash: cached.hash, size: Number(st.size), executable: cached.executable };
+      return entry.input;
     }
+    return undefined;
+  }
+
+  private async hashUncoalesced(path: string, stated?: BigIntStats): Promise<InputFile> {
+    const st = stated ?? statSync(path, { bigint: true });
+    if (!st.isFile()) throw new Error(`${path} is not a regular file`);
+    const hit = this.cached(path, st);
+    if (hit) return hit;
     const data = await fs.readFile(path);
     const hash = sha256(data);
     this.stats.filesHashed++;
     this.stats.bytesHashed += data.length;
     await this.store.put(hash, data);
     const executable = (Number(st.mode) & 0o111) !== 0;
+    const input: InputFile = { path, hash, size: data.length, executable };
     const nowNs = BigInt(Date.now()) * 1_000_000n;
     // Same rule as ccache's "too new": don't trust the stat key of a file still being written.
     if (nowNs - st.mtimeNs > SETTLE_NS && data.length === Number(st.size)) {
@@ -75,8 +90,9 @@ export class InputHasher {
         ctimeNs: st.ctimeNs,
         hash,
         executable,
+        input,
       });
     }
-    return { path, hash, size: data.length, executable };
+    return input;
   }
 }

@@ -24,7 +24,10 @@ export interface WalkResult {
 export type WalkOutcome = { ok: true; result: WalkResult } | { ok: false; reason: string };
 
 interface CachedDirectives {
-  signature: string;
+  ino: bigint;
+  size: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
   parsed: FileDirectives;
 }
 
@@ -140,9 +143,8 @@ export class IncludeWalker {
   private directivesOf(file: string): FileDirectives | undefined {
     const st = this.dirs.statFile(file);
     if (!st?.isFile()) return undefined;
-    const signature = `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
     const cached = this.parsed.get(file);
-    if (cached?.signature === signature) return cached.parsed;
+    if (cached && cached.ino === st.ino && cached.size === st.size && cached.mtimeNs === st.mtimeNs && cached.ctimeNs === st.ctimeNs) return cached.parsed;
     if (Number(st.size) > MAX_PARSED_BYTES) return { directives: [], computed: [], opaque: true, defines: new Map(), probes: [] };
     let parsed: FileDirectives;
     try {
@@ -150,7 +152,7 @@ export class IncludeWalker {
     } catch {
       return undefined;
     }
-    if (BigInt(Date.now()) * 1_000_000n - st.mtimeNs > SETTLE_NS) this.parsed.set(file, { signature, parsed });
+    if (BigInt(Date.now()) * 1_000_000n - st.mtimeNs > SETTLE_NS) this.parsed.set(file, { ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, parsed });
     return parsed;
   }
 }
