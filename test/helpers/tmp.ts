@@ -12,6 +12,10 @@ export function tempDir(prefix = 'meshcc-test-'): string {
   return dir;
 }
 
-afterAll(() => {
+const removeAll = () => {
   for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
+};
+
+// The benchmarks share these helpers and run outside vitest, where afterAll throws.
+if (process.env.VITEST) afterAll(removeAll);
+else process.once('exit', removeAll);
