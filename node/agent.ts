@@ -360,6 +360,11 @@ export class Agent {
     return this.mesh?.status() ?? [];
   }
 
+  /** Peers no job goes to now (reached only through a relay, unless that is allowed). */
+  unusableForJobs(): ReadonlySet<string> {
+    return new Set(this.mesh?.unusableForJobs() ?? []);
+  }
+
   snapshot(): StatsSnapshot {
     const troubled = this.placement.troubled();
     return {

@@ -111,7 +111,7 @@ export async function runWithMesh(options: RunOptions): Promise<number> {
 const IDENTIFY_GRACE_MS = 60_000;
 
 /**
- * Waits for peers with slots, and then for this machine's compilers to be identified (a job
+ * Waits for peers with slots that jobs may go to, and then for this machine's compilers to be identified (a job
  * goes to a peer only by its compiler's toolchain id; with a fresh cache, as in a CI container,
  * hashing them takes seconds); returns how many peers.
  */
@@ -121,7 +121,10 @@ async function waitForMesh(agent: Agent, waitMs: number): Promise<number> {
   let identified = false;
   void agent.toolchainsDiscovered.then(() => (identified = true));
   for (;;) {
-    const peers = agent.meshStatus().filter((r) => !r.self && r.slots > 0).length;
+    // Only peers a job may go to: one reached through a relay alone (a friend's machine behind
+    // NAT) would let the command start before a direct one is connected, all of it local.
+    const unusable = agent.unusableForJobs();
+    const peers = agent.meshStatus().filter((r) => !r.self && r.slots > 0 && r.link !== 'none' && !unusable.has(r.peerId)).length;
     if (peers > 0) firstSeen ??= Date.now();
     // Others of the mesh arrive within a moment of the first.
     if (firstSeen !== undefined && identified && Date.now() - firstSeen > 500) return peers;

@@ -89,14 +89,24 @@ export async function bootSystemd(mesh: NetnsMesh, host: HostRef, mode: 'system'
       }
     }
   };
-  // systemd is the process of that cgroup whose command is systemd's.
+  // systemd is the process of that cgroup whose command is systemd's, and whose parent's is
+  // not: a child it forks carries its name until that child execs (and may be gone a moment later).
+  const readProc = (pid: number, file: string) => {
+    try {
+      return readFileSync(`/proc/${pid}/${file}`, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const findSystemd = (): number => {
+    const named = [...new Set(cgroupDirs(cgroup).flatMap(pidsUnder))].filter((p) => readProc(p, 'comm').trim() === 'systemd');
+    const parentOf = (p: number) => Number(/^PPid:\s*(\d+)/m.exec(readProc(p, 'status'))?.[1] ?? 0);
+    return named.find((p) => !named.includes(parentOf(p))) ?? 0;
+  };
   let pid = 0;
   const deadline = Date.now() + 20_000;
   while (!pid) {
-    for (const candidate of new Set(cgroupDirs(cgroup).flatMap(pidsUnder))) {
-      const comm = existsSync(`/proc/${candidate}/comm`) ? readFileSync(`/proc/${candidate}/comm`, 'utf8').trim() : '';
-      if (comm === 'systemd') pid = candidate;
-    }
+    pid = findSystemd();
     if ((boot.exitCode !== null && !pid) || Date.now() > deadline) {
       await stop();
       throw new Error(`systemd (${mode}) did not start: ${log}`);
