@@ -599,7 +599,8 @@ async function main(): Promise<void> {
   freshTree(template, tree);
   const plainMachine0 = machineCpuS(clkTck());
   const plain = await runMake('plain', tree, CORES, project.makeArgs, path.join(logs, 'plain.log'), startHere(tree, env), objectsIn(tree));
-  const plainMachine = (({ busy, steal }) => ({ busy: busy - plainMachine0.busy, steal: steal - plainMachine0.steal }))(machineCpuS(clkTck()));
+  const plainMachine1 = machineCpuS(clkTck());
+  const plainMachine = { busy: plainMachine1.busy - plainMachine0.busy, steal: plainMachine1.steal - plainMachine0.steal };
   const plainObjects = filesUnder(tree, project.objectExts).length;
   say(`  plain: ${secs(plain.wallMs)} wall, ${plain.cpuS.toFixed(1)} s CPU, ${plainObjects} objects`);
   renameSync(tree, plainTree);
@@ -680,10 +681,11 @@ async function main(): Promise<void> {
     freshTree(template, tree);
     const stats0 = await statsOf(clientHome);
     const agentCpu0 = processTreeCpuS(clientPid, tck);
-    const machine0 = { ...machineCpuS(tck), peerOwn: processOwnCpuS(peer.pid!, tck), peerTree: processTreeCpuS(peer.pid!, tck), clientOwn: processOwnCpuS(clientPid, tck) };
+    const machineNow = () => ({ ...machineCpuS(tck), peerOwn: processOwnCpuS(peer.pid!, tck), peerTree: processTreeCpuS(peer.pid!, tck), clientOwn: processOwnCpuS(clientPid, tck) });
+    const machine0 = machineNow();
     const meshRun = await runMake('mesh', tree, meshJobs, project.makeArgs, path.join(logs, 'mesh.log'), inH0, meshProgress);
     const agentCpu1 = processTreeCpuS(clientPid, tck);
-    const machine1 = { ...machineCpuS(tck), peerOwn: processOwnCpuS(peer.pid!, tck), peerTree: processTreeCpuS(peer.pid!, tck), clientOwn: processOwnCpuS(clientPid, tck) };
+    const machine1 = machineNow();
     const stats1 = await statsOf(clientHome);
     const meshAgentCpu = agentCpu1 - agentCpu0;
     const meshClientCpu = meshRun.cpuS + meshAgentCpu;

@@ -362,7 +362,7 @@ export class Agent {
 
   /** Peers no job goes to now (reached only through a relay, unless that is allowed). */
   unusableForJobs(): ReadonlySet<string> {
-    return new Set(this.mesh?.unusableForJobs() ?? []);
+    return this.mesh?.unusableForJobs() ?? new Set();
   }
 
   snapshot(): StatsSnapshot {

@@ -74,10 +74,10 @@ const INDEX = 'index.json';
 const ID = /^[0-9a-f]{64}$/;
 const SAVE_DELAY_MS = 1000;
 
-/** Count, bytes and newest time of every entry under root, never following links. */
 /** How long a tree found intact is not walked again. */
 const RECHECK_MS = 2000;
 
+/** Count, bytes and newest time of every entry under root, never following links. */
 function scanTree(root: string): { signature: string; bytes: number } {
   let count = 0;
   let bytes = 0;

@@ -15,6 +15,12 @@
 // - Peers stay authoritative: capacity here is the advert's slots, and a peer refusing a job
 //   just sends the client back with that peer skipped.
 
+/** Whether a candidate beats the best so far: a holder always beats a peer that would have
+ *  to fetch the toolchain first; among equals, the earlier finish. */
+function beats(holder: boolean, finish: number, best: { finish: number; holder: boolean } | undefined): boolean {
+  return !best || (holder && !best.holder) || (holder === best.holder && finish < best.finish);
+}
+
 export interface PeerInfo {
   id: string;
   slots: number;
@@ -259,10 +265,9 @@ export class SchedulerCore {
       // Work ahead of this job on a full peer, spread over its slots.
       const queued = full ? state.outstandingMs / Math.max(1, info.slots) : 0;
       const finish = queued + request.estimateMs / speed + link;
-      // A holder always beats a peer that would have to fetch the toolchain first.
-      const better = (b: typeof best) => !b || (holder && !b.holder) || (holder === b.holder && finish < b.finish);
-      if (!full && better(best)) best = { state, finish, holder };
-      if (full && better(bestQueued)) bestQueued = { state, finish, holder };
+      if (full) {
+        if (beats(holder, finish, bestQueued)) bestQueued = { state, finish, holder };
+      } else if (beats(holder, finish, best)) best = { state, finish, holder };
     }
     // A peer's own queue only when every slot is taken (see capacity).
     best ??= bestQueued;
