@@ -23,7 +23,9 @@ main(process.argv.slice(2)).then(
       process.exitCode = err.exitCode ?? 64;
       return;
     }
-    process.stderr.write(`meshcc: ${err.message}\n`);
+    // A clone whose node_modules went away, or an installation cut short.
+    const hint = err.code === 'ERR_MODULE_NOT_FOUND' ? " (meshcc's dependencies are missing: run 'npm ci' in a clone, or install meshcc again)" : '';
+    process.stderr.write(`meshcc: ${err.message.split('\n')[0]}${hint}\n`);
     process.exitCode = err instanceof MeshccError && err.code === 'usage' ? 64 : 1;
   },
 );

@@ -1,5 +1,5 @@
-// Where the installed package keeps what it built: the native client and the masquerade directory.
-import { existsSync } from 'node:fs';
+// Where the installed package is, and what it holds besides compiled JavaScript.
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -14,6 +14,11 @@ function packageRoot(): string {
 }
 
 export const PACKAGE_ROOT = packageRoot();
-export const NATIVE_CLIENT = path.join(PACKAGE_ROOT, 'dist', 'client', 'meshcc-cc');
-export const MASQUERADE_DIR = path.join(PACKAGE_ROOT, 'dist', 'masquerade');
+export const PACKAGE_VERSION = (JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+/** Builds the native client (see node/native-client.ts for where it is used from). */
 export const CLIENT_BUILD_SCRIPT = path.join(PACKAGE_ROOT, 'scripts', 'build-client.js');
+/** Everything the native client is built from: a change to any of them calls for a new build. */
+export const CLIENT_BUILD_INPUTS = [
+  CLIENT_BUILD_SCRIPT,
+  ...['meshcc-client.c', 'msgpack.c', 'msgpack.h'].map((f) => path.join(PACKAGE_ROOT, 'node', 'client', f)),
+];

@@ -1,33 +1,36 @@
-// Builds the native per-invocation client (node/client/*.c) with the system C compiler
-// into dist/client/meshcc-cc, and dist/masquerade/ with gcc, g++, cc, c++, clang and
-// clang++ linking to it (put that directory first on PATH to route a build through meshcc).
+// Builds the native per-invocation client (node/client/*.c) with the system C compiler into
+// OUT/client/meshcc-cc, and OUT/masquerade/ with gcc, g++, cc, c++, clang and clang++ linking to
+// it (put that directory first on PATH to route a build through meshcc). OUT is dist/ of the
+// package unless given: `node scripts/build-client.js [OUT]` (an installed package builds into
+// the user's cache on first use, see node/native-client.ts).
 //
-// Run as `node scripts/build-client.js` from anywhere; it is idempotent, and it replaces
-// files atomically (rename) so that a build running the client meanwhile never sees a
-// half-written binary. It never fails the install: without a working C compiler it warns
-// and exits 0, because the agent (and `meshcc cc`) work without the native client.
+// It is idempotent, and it replaces files atomically (rename) so that a build running the
+// client meanwhile never sees a half-written binary. It never fails: without a working C
+// compiler it writes the Node client (`meshcc cc`) in the same places, as small shell scripts,
+// says so in one line and exits 0, because everything works without the native client, only
+// with a slower start per compile.
 import { spawnSync } from 'node:child_process';
-import { lstatSync, mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const sources = ['meshcc-client.c', 'msgpack.c'].map((f) => path.join(root, 'node', 'client', f));
-const clientDir = path.join(root, 'dist', 'client');
-const masqueradeDir = path.join(root, 'dist', 'masquerade');
+const out = path.resolve(process.argv[2] ?? path.join(root, 'dist'));
+const clientDir = path.join(out, 'client');
+const masqueradeDir = path.join(out, 'masquerade');
 const binary = path.join(clientDir, 'meshcc-cc');
 const LINK_TARGET = '../client/meshcc-cc';
 const MASQUERADE_NAMES = ['gcc', 'g++', 'cc', 'c++', 'clang', 'clang++'];
+// The first line of every Node-client script: what it is, and how to replace it.
+const NODE_CLIENT_MARK = '# meshcc: the Node client, written because no C compiler could build the native one (meshcc setup rebuilds it)';
 
-// CC may carry arguments ("ccache gcc", "gcc -m64"), as make allows.
-const [cc, ...ccArgs] = (process.env.CC || 'cc').trim().split(/\s+/);
+// CC may carry arguments ("ccache gcc", "gcc -m64"), as make allows; a CC that is set is the
+// only compiler tried, since the user chose it.
+const compilers = process.env.CC?.trim() ? [process.env.CC.trim().split(/\s+/)] : [['cc'], ['gcc'], ['clang']];
 
-function warn(why) {
-  console.warn(`meshcc: warning: native client not built (${why}); the agent works without it`);
-}
-
-function buildBinary() {
-  mkdirSync(clientDir, { recursive: true });
+/** Compiles the client with one compiler; returns why it could not, or undefined once built. */
+function compileWith([cc, ...ccArgs]) {
   const tmp = `${binary}.tmp-${process.pid}`;
   const args = [...ccArgs, '-O2', '-Wall', '-Wextra', '-o', tmp, ...sources];
   // Static first: without the dynamic loader each invocation starts about 0.4 ms sooner
@@ -36,19 +39,23 @@ function buildBinary() {
   // and show the diagnostics of the attempt that counts.
   let run = spawnSync(cc, [...args, '-static'], { stdio: ['ignore', 'pipe', 'pipe'] });
   if (!run.error && run.status === 0) process.stderr.write(run.stdout + run.stderr);
-  else run = spawnSync(cc, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+  else if (run.error?.code !== 'ENOENT') run = spawnSync(cc, args, { stdio: ['ignore', 2, 2] });
   if (run.error || run.status !== 0) {
     rmSync(tmp, { force: true });
-    // Leave no stale client behind: the masquerade links then dangle, and a shell or make
-    // searching PATH skips a dangling link and finds the real compiler.
-    rmSync(binary, { force: true });
-    if (run.error?.code === 'ENOENT') warn(`no C compiler '${cc}' found`);
-    else if (run.error) warn(`cannot run '${cc}': ${run.error.message}`);
-    else warn(`'${cc}' failed to compile node/client/meshcc-client.c`);
-    return false;
+    if (run.error?.code === 'ENOENT') return `${cc}: not found`;
+    if (run.error) return `${cc}: ${run.error.message}`;
+    return `${cc} failed to compile node/client/meshcc-client.c`;
   }
   renameSync(tmp, binary);
-  return true;
+  return undefined;
+}
+
+/** Replaces a file atomically: written under a private name, then renamed over it. */
+function replaceFile(file, write) {
+  const tmp = `${file}.tmp-${process.pid}`;
+  rmSync(tmp, { force: true });
+  write(tmp);
+  renameSync(tmp, file);
 }
 
 function linkMasquerade() {
@@ -60,11 +67,41 @@ function linkMasquerade() {
     } catch {
       // absent: create it below
     }
-    const tmp = `${link}.tmp-${process.pid}`;
-    rmSync(tmp, { force: true });
-    symlinkSync(LINK_TARGET, tmp);
-    renameSync(tmp, link);
+    replaceFile(link, (tmp) => symlinkSync(LINK_TARGET, tmp));
   }
 }
 
-if (buildBinary()) linkMasquerade();
+const shellQuoted = (s) => `'${s.replaceAll("'", "'\\''")}'`;
+
+/** The Node client as a script: `meshcc cc COMPILER ARGS…`, COMPILER fixed for a masquerade name. */
+function writeNodeClient(file, compiler) {
+  const node = shellQuoted(process.execPath);
+  const meshcc = shellQuoted(path.join(root, 'bin', 'meshcc.js'));
+  const script = [
+    '#!/bin/sh',
+    NODE_CLIENT_MARK,
+    // The Node that built it, or the one on PATH should that one be gone (nvm, an upgrade).
+    `node=${node}; [ -x "$node" ] || node=node`,
+    `exec "$node" ${meshcc} cc ${compiler ? `${compiler} ` : ''}"$@"`,
+    '',
+  ].join('\n');
+  replaceFile(file, (tmp) => {
+    writeFileSync(tmp, script);
+    chmodSync(tmp, 0o755);
+  });
+}
+
+mkdirSync(clientDir, { recursive: true });
+const failures = [];
+for (const compiler of compilers) {
+  const failure = compileWith(compiler);
+  if (failure === undefined) break;
+  failures.push(failure);
+}
+if (failures.length < compilers.length) linkMasquerade();
+else {
+  writeNodeClient(binary);
+  mkdirSync(masqueradeDir, { recursive: true });
+  for (const name of MASQUERADE_NAMES) writeNodeClient(path.join(masqueradeDir, name), name);
+  console.warn(`meshcc: warning: no C compiler built the native client (${failures.join('; ')}): compiles go through the Node client instead (a Node start, ~50 ms, per compile); run 'meshcc setup' once one is installed`);
+}

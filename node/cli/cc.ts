@@ -6,7 +6,7 @@ import { accessSync, constants, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { PROTOCOL_VERSION } from '../../protocol/messages.js';
 import { socketPath } from '../config.js';
-import { MASQUERADE_DIR } from '../paths.js';
+import { ownMasqueradeDirs } from '../native-client.js';
 import { openSession } from './query.js';
 
 const ENV_NAMES = new Set([
@@ -25,18 +25,14 @@ export function compilerEnvironment(env: NodeJS.ProcessEnv): Record<string, stri
   return subset;
 }
 
+/** PATH without our masquerade directories: the compiler found must be the real one. */
 function cleanPath(pathVar: string): string {
-  let own = MASQUERADE_DIR;
-  try {
-    own = realpathSync(MASQUERADE_DIR);
-  } catch {
-    // not built: nothing of ours can be on PATH
-  }
+  const own = ownMasqueradeDirs();
   return pathVar
     .split(':')
     .filter((d) => {
       try {
-        return realpathSync(d) !== own;
+        return !own.has(realpathSync(d));
       } catch {
         return true;
       }

@@ -1,12 +1,11 @@
 // The subcommands. Each does one thing and prints one clear line when it cannot.
-import { spawnSync } from 'node:child_process';
 import { Command } from 'commander';
 import { MeshccError } from '../../protocol/errors.js';
 import { PROTOCOL_VERSION } from '../../protocol/messages.js';
 import { meshccHome, socketPath } from '../config.js';
 import type { AgentStatus } from '../mesh/mesh-service.js';
 import { formatStats, formatStatus } from './format.js';
-import { CLIENT_BUILD_SCRIPT, MASQUERADE_DIR } from '../paths.js';
+import { PACKAGE_VERSION } from '../paths.js';
 import { query } from './query.js';
 import { addToolchainCommands } from './toolchain-command.js';
 import { addMonitorCommands } from './monitor-command.js';
@@ -16,6 +15,7 @@ import { addMemberCommands } from './member-command.js';
 export function buildProgram(setExitCode: (code: number) => void): Command {
   const program = new Command('meshcc')
     .description('a distributed C/C++ compilation mesh')
+    .version(PACKAGE_VERSION, '-V, --version', 'print the version of meshcc')
     .exitOverride((err) => {
       setExitCode(err.exitCode);
       throw err;
@@ -108,17 +108,18 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
 
   program
     .command('bindir')
-    .description('print the directory of compiler links to put first on PATH (masquerade form)')
-    .action(() => {
-      process.stdout.write(`${MASQUERADE_DIR}\n`);
+    .description('print the directory of compiler links to put first on PATH (masquerade form); builds the native client on first use')
+    .action(async () => {
+      const { ensureClient } = await import('../native-client.js');
+      process.stdout.write(`${ensureClient().masquerade}\n`);
     });
 
   program
     .command('setup')
     .description('(re)build the native compiler client and its masquerade directory')
-    .action(() => {
-      const built = spawnSync(process.execPath, [CLIENT_BUILD_SCRIPT], { stdio: 'inherit' });
-      setExitCode(built.status ?? 1);
+    .action(async () => {
+      const { rebuildClient } = await import('../native-client.js');
+      rebuildClient();
     });
 
   addToolchainCommands(program);

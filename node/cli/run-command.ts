@@ -14,7 +14,7 @@ import { createLogger } from '../log.js';
 import { MESH_KEY_FILE } from '../mesh/keys.js';
 import { readInvitation } from '../mesh/invite-token.js';
 import { writeInitialMembers } from '../mesh/membership.js';
-import { MASQUERADE_DIR } from '../paths.js';
+import { ensureClient } from '../native-client.js';
 import type { StatsSnapshot } from '../stats.js';
 
 export interface RunOptions {
@@ -65,6 +65,7 @@ export function summaryLine(s: StatsSnapshot, wallMs: number, cores: number): st
 export async function runWithMesh(options: RunOptions): Promise<number> {
   const [program, ...args] = options.command;
   if (!program) throw new MeshccError('usage', 'usage: meshcc run [options] -- COMMAND [ARGS…]');
+  const masquerade = ensureClient().masquerade;
   const home = await fs.mkdtemp(path.join(os.tmpdir(), 'meshcc-run-'));
   const log = createLogger({ level: process.env.MESHCC_LOG_LEVEL ?? 'error' });
   const env: NodeJS.ProcessEnv = { ...process.env, MESHCC_HOME: home, MESHCC_HTTP: 'off' };
@@ -97,7 +98,7 @@ export async function runWithMesh(options: RunOptions): Promise<number> {
     const peers = key ? await waitForMesh(agent, options.waitMs) : 0;
     if (!key) process.stderr.write('meshcc: no mesh key (MESHCC_MESH_KEY, or an agent home with one): compiling locally\n');
     else if (peers === 0) process.stderr.write(`meshcc: no peer of the mesh answered within ${seconds(options.waitMs)}: compiling locally\n`);
-    const code = await runCommand(program, args, { ...env, MESHCC_SOCKET: config.socketPath, PATH: `${MASQUERADE_DIR}:${process.env.PATH ?? '/usr/bin:/bin'}` });
+    const code = await runCommand(program, args, { ...env, MESHCC_SOCKET: config.socketPath, PATH: `${masquerade}:${process.env.PATH ?? '/usr/bin:/bin'}` });
     process.stderr.write(`${summaryLine(agent.snapshot(), Date.now() - started, os.availableParallelism())}\n`);
     return code;
   } finally {
