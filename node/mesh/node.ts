@@ -1,22 +1,21 @@
 // The libp2p node of an agent: tcp + noise + yamux, identify and ping, inside a private
 // network defined by the mesh key. Nobody without the key gets a byte out of it.
 import './polyfill.js';
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { noise } from '@chainsafe/libp2p-noise';
 import { circuitRelayServer, circuitRelayTransport, type CircuitRelayService } from '@libp2p/circuit-relay-v2';
 import { dcutr } from '@libp2p/dcutr';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify, type Identify } from '@libp2p/identify';
-import type { AbortOptions, Connection, ConnectionProtector, MessageStream, PeerId, PrivateKey, Stream, StreamMessageEvent } from '@libp2p/interface';
+import type { AbortOptions, Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import { ping, type Ping } from '@libp2p/ping';
-import { preSharedKey } from '@libp2p/pnet';
 import { tcp } from '@libp2p/tcp';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p, type Libp2p } from 'libp2p';
 import { MeshccError } from '../../protocol/errors.js';
 import type { Logger } from '../log.js';
-import { meshId, swarmKey } from './keys.js';
+import { meshId } from './keys.js';
+import { meshProtector } from './protector.js';
 
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/0'];
 
@@ -45,111 +44,6 @@ export interface MeshNodeOptions {
   relay?: boolean;
   /** Peers refused at every connection, both ways (revoked members). */
   denied?: (peerId: string) => boolean;
-}
-
-// ---- the knock: an inbound connection proves it knows the mesh key before we send anything
-
-const KNOCK_NONCE = 16;
-const KNOCK_TAG = 16;
-const KNOCK_BYTES = KNOCK_NONCE + KNOCK_TAG;
-
-function knockTag(knockKey: Buffer, nonce: Uint8Array): Buffer {
-  return createHmac('sha256', knockKey).update('meshcc knock v1\0').update(nonce).digest().subarray(0, KNOCK_TAG);
-}
-
-function chunkBytes(evt: StreamMessageEvent): Uint8Array {
-  const data = evt.data;
-  return data instanceof Uint8Array ? data : data.subarray();
-}
-
-/** Read exactly n bytes from a raw connection, leaving anything after them unread (paused). */
-function readExactly(conn: MessageStream, n: number, signal: AbortSignal): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => {
-    const chunks: Uint8Array[] = [];
-    let have = 0;
-    const cleanup = () => {
-      conn.removeEventListener('message', onMessage);
-      conn.removeEventListener('close', onClose);
-      signal.removeEventListener('abort', onAbort);
-    };
-    const onMessage = (evt: StreamMessageEvent) => {
-      const chunk = chunkBytes(evt);
-      chunks.push(chunk);
-      have += chunk.length;
-      if (have < n) return;
-      cleanup();
-      conn.pause();
-      const all = Buffer.concat(chunks);
-      const rest = all.subarray(n);
-      if (rest.length) conn.unshift(rest);
-      resolve(all.subarray(0, n));
-    };
-    const onClose = () => {
-      cleanup();
-      reject(new MeshccError('knock-failed', `connection closed after ${have}/${n} bytes of the mesh knock`));
-    };
-    const onAbort = () => {
-      cleanup();
-      reject(new MeshccError('knock-failed', 'no mesh knock in time'));
-    };
-    if (signal.aborted) return onAbort();
-    conn.addEventListener('message', onMessage);
-    conn.addEventListener('close', onClose);
-    signal.addEventListener('abort', onAbort);
-  });
-}
-
-/**
- * A connection protector that wraps @libp2p/pnet's PSK protector with a knock: the dialer
- * first sends 16 random bytes and their HMAC under a key derived from the mesh key; the
- * listener checks it before writing anything (pnet alone would answer any TCP client with
- * its 24-byte nonce). A bad or missing knock closes the connection silently.
- */
-class MeshProtector implements ConnectionProtector {
-  readonly [Symbol.toStringTag] = 'meshcc/knock+pnet';
-
-  constructor(
-    private readonly pnet: ConnectionProtector,
-    private readonly knockKey: Buffer,
-    private readonly timeoutMs: number,
-    private readonly log: Logger,
-  ) {}
-
-  async protect(conn: MessageStream, options?: AbortOptions): Promise<MessageStream> {
-    if (conn.direction === 'outbound') {
-      const nonce = randomBytes(KNOCK_NONCE);
-      const knock = Buffer.concat([nonce, knockTag(this.knockKey, nonce)]);
-      if (!conn.send(knock)) await conn.onDrain(options);
-      return this.pnet.protect(conn, options);
-    }
-    const timeout = AbortSignal.timeout(this.timeoutMs);
-    const signal = options?.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
-    let knock: Uint8Array;
-    try {
-      knock = await readExactly(conn, KNOCK_BYTES, signal);
-    } catch (err) {
-      conn.abort(err as Error);
-      throw err;
-    }
-    const expected = knockTag(this.knockKey, knock.subarray(0, KNOCK_NONCE));
-    if (!timingSafeEqual(expected, knock.subarray(KNOCK_NONCE))) {
-      const err = new MeshccError('not-a-member', 'inbound connection does not know the mesh key');
-      this.log.debug({ err: err.message }, 'refused an inbound connection');
-      conn.abort(err);
-      throw err;
-    }
-    // pnet's reader attaches its listener synchronously inside protect(); resume after
-    // that so bytes that arrived behind the knock reach it.
-    const protecting = this.pnet.protect(conn, options);
-    conn.resume();
-    return protecting;
-  }
-}
-
-function meshProtector(meshKey: Uint8Array, timeoutMs: number, log: Logger) {
-  const pnetFactory = preSharedKey({ psk: swarmKey(meshKey) });
-  const knockKey = createHmac('sha256', Buffer.from(meshKey)).update('meshcc knock key').digest();
-  return (): ConnectionProtector => new MeshProtector(pnetFactory(), knockKey, timeoutMs, log);
 }
 
 // ---- the node ----------------------------------------------------------------------
