@@ -18,6 +18,7 @@ import { Placement } from './remote/placement.js';
 import { RemoteRunner } from './remote/remote-runner.js';
 import { InputHasher } from './scan/hasher.js';
 import { InputScanner } from './scan/scanner.js';
+import { WalkThread } from './scan/walk-thread.js';
 import { Slots } from './slots.js';
 import { LeanSpawner } from './spawner/lean-spawn.js';
 import { measureSpeed } from './speed.js';
@@ -43,6 +44,8 @@ export class Agent {
   readonly executor: Executor;
   readonly localSlots: Slots;
   private readonly spawner = new LeanSpawner();
+  /** The job route's include walks and hashing, off the event loop. */
+  private readonly walkThread: WalkThread;
   private readonly hasher: InputHasher;
   private readonly socket: ClientSocketServer;
   private readonly toolchains: HostToolchains;
@@ -71,6 +74,7 @@ export class Agent {
   ) {
     this.store = new Store(path.join(config.home, 'store'), config.storeBytes, log);
     this.hasher = new InputHasher(this.store);
+    this.walkThread = new WalkThread(this.store);
     this.executor = new Executor({
       spawner: this.spawner,
       store: this.store,
@@ -153,7 +157,7 @@ export class Agent {
       placement: this.placement,
       remote: this.remote,
       toolchainOf: (compiler) => this.toolchains.refForJob(compiler),
-      scanner: new InputScanner(this.spawner),
+      scanner: new InputScanner(this.spawner, true, this.walkThread),
       hasher: this.hasher,
       stats: this.stats,
       log,
@@ -223,6 +227,7 @@ export class Agent {
     await this.executor.stop();
     await this.toolchainSupply.cache.flush();
     this.spawner.stop();
+    await this.walkThread.stop();
     await this.lock?.release();
     this.log.info('agent stopped');
   }

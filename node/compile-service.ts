@@ -7,7 +7,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import path from 'node:path';
 import { MeshccError } from '../protocol/errors.js';
-import type { AgentReply, CompileRequest, Job } from '../protocol/messages.js';
+import type { AgentReply, CompileRequest, InputFile, Job } from '../protocol/messages.js';
 import { analyse } from './args/analyse.js';
 import type { AnalysisContext, DistributableJob } from './args/types.js';
 import type { Logger } from './log.js';
@@ -140,6 +140,20 @@ export class CompileService {
     }
   }
 
+  /** The inputs with every object in the store: one the store evicted since its file was
+   *  hashed is read and stored again (the file may have changed meanwhile: hashed anew). */
+  private async inStore(inputs: InputFile[]): Promise<InputFile[]> {
+    const { hasher } = this.parts;
+    const store = hasher.store;
+    let result = inputs;
+    for (let i = 0; i < inputs.length; i++) {
+      if (store.touch(inputs[i]!.hash)) continue;
+      if (result === inputs) result = [...inputs];
+      result[i] = await hasher.hash(inputs[i]!.path);
+    }
+    return result;
+  }
+
   /** The compiler refuses to write into a directory that does not exist; so must the job. */
   private outputDirsExist(analysis: DistributableJob, cwd: string): boolean {
     return analysis.outputs.every((o) => {
@@ -161,16 +175,12 @@ export class CompileService {
   ): Promise<string> {
     const { scanner, hasher, remote, stats } = this.parts;
     const t0 = performance.now();
-    const scan = await scanner.scan({
-      compiler: req.compiler,
-      scanArgv: analysis.scanArgv,
-      cwd: req.cwd,
-      env: req.env,
-      source: analysis.source,
-      language: analysis.language,
-    });
+    const scan = await scanner.scanHashed(
+      { compiler: req.compiler, scanArgv: analysis.scanArgv, cwd: req.cwd, env: req.env, source: analysis.source, language: analysis.language },
+      hasher,
+    );
     const t1 = performance.now();
-    const inputs = await Promise.all(scan.files.map((f) => hasher.cached(f, scan.stats.get(f)) ?? hasher.hash(f, scan.stats.get(f))));
+    const inputs = await this.inStore(scan.inputs);
     const t2 = performance.now();
     const job: Job = {
       id,

@@ -46,7 +46,7 @@ function fakeExecutor(behaviour: { freeSlots: number; run?: (job: Job) => Promis
 function service(localSlots: number, executor: Executor) {
   const stats = new Stats();
   const slots = new Slots(localSlots);
-  const scanner = { scan: async () => ({ files: [], dirs: [], listings: [] }) } as unknown as InputScanner;
+  const scanner = { scanHashed: async () => ({ inputs: [], dirs: [], listings: [], method: 'walk' }) } as unknown as InputScanner;
   const hasher = { hash: async () => undefined } as unknown as InputHasher;
   const log = pino({ level: 'silent' });
   const placement = new Placement({ peers: () => [], selfSlots: () => executor.slots, selfFreeSlots: () => executor.freeSlots, backoffMs: 1000 });

@@ -12,6 +12,7 @@ import { Executor, JobFailure } from '../node/executor/executor.js';
 import { readDirectives } from '../node/scan/directives.js';
 import { InputHasher } from '../node/scan/hasher.js';
 import { InputScanner, type ScanRequest } from '../node/scan/scanner.js';
+import { WalkThread } from '../node/scan/walk-thread.js';
 import { Store } from '../node/store.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -188,6 +189,80 @@ describe('the include walk', () => {
       }
     } finally {
       await executor.stop();
+    }
+  });
+});
+
+describe('the walk thread (the job route scans and hashes off the event loop)', () => {
+  const settle = (dir: string) => {
+    // Files younger than 2 s are hashed again on every scan (they may still be written).
+    const old = new Date(Date.now() - 60_000);
+    for (const d of ['src', 'inc', 'quote', 'wrap', 'gen']) for (const f of ['near.h', 'main.c', 'lib.h', 'detail.h', 'q.h', 'limits.h', 'chosen.h', 'config.h', 'from-d.h', 'optional.h', 'probe.h']) {
+      try {
+        utimesSync(path.join(dir, d, f), old, old);
+      } catch {
+        // not in that directory
+      }
+    }
+  };
+
+  it('gives the inputs the in-process walk and the hasher give, each object in the store', async () => {
+    const dir = project();
+    settle(dir);
+    const store = new Store(path.join(tempDir(), 'store'), 64 * 1024 * 1024);
+    await store.start();
+    const thread = new WalkThread(store);
+    try {
+      const scanner = new InputScanner(undefined, true, thread);
+      const hashed = await scanner.scanHashed(request(dir, '/usr/bin/gcc'), new InputHasher(store));
+      expect(hashed.method).toBe('walk');
+      const plain = await new InputScanner().scan(request(dir, '/usr/bin/gcc'));
+      const expected = await Promise.all(plain.files.map((f) => new InputHasher(store).hash(f)));
+      const byPath = (a: { path: string }, b: { path: string }) => a.path.localeCompare(b.path);
+      expect([...hashed.inputs].sort(byPath)).toEqual([...expected].sort(byPath));
+      expect([...hashed.dirs].sort()).toEqual([...plain.dirs].sort());
+      for (const input of hashed.inputs) expect(readFileSync(store.pathOf(input.hash))).toEqual(readFileSync(input.path));
+      // Unchanged files are the same objects in the next job (the offer tables know them by identity).
+      const again = await scanner.scanHashed(request(dir, '/usr/bin/gcc'), new InputHasher(store));
+      expect(again.inputs.every((f) => hashed.inputs.includes(f))).toBe(true);
+    } finally {
+      await thread.stop();
+    }
+  });
+
+  it('sees a header change: new content, new hash, in the store', async () => {
+    const dir = project();
+    settle(dir);
+    const store = new Store(path.join(tempDir(), 'store'), 64 * 1024 * 1024);
+    await store.start();
+    const thread = new WalkThread(store);
+    try {
+      const scanner = new InputScanner(undefined, true, thread);
+      const first = await scanner.scanHashed(request(dir, '/usr/bin/gcc'), new InputHasher(store));
+      const near = path.join(dir, 'src', 'near.h');
+      writeFileSync(near, '#define NEAR 4\n');
+      const second = await scanner.scanHashed(request(dir, '/usr/bin/gcc'), new InputHasher(store));
+      const before = first.inputs.find((f) => f.path === near)!;
+      const after = second.inputs.find((f) => f.path === near)!;
+      expect(after.hash).not.toBe(before.hash);
+      expect(readFileSync(store.pathOf(after.hash), 'utf8')).toBe('#define NEAR 4\n');
+    } finally {
+      await thread.stop();
+    }
+  });
+
+  it('a walk the thread cannot make falls back to the compiler\'s -M scan', async () => {
+    const dir = project();
+    writeFileSync(path.join(dir, 'src', 'main.c'), '#define NAME(x) #x\n#include NAME(near.h)\nint main(void) { return NEAR; }\n');
+    const store = new Store(path.join(tempDir(), 'store'), 64 * 1024 * 1024);
+    await store.start();
+    const thread = new WalkThread(store);
+    try {
+      const hashed = await new InputScanner(undefined, true, thread).scanHashed(request(dir, '/usr/bin/gcc'), new InputHasher(store));
+      expect(hashed.method).toBe('compiler');
+      expect(hashed.inputs.map((f) => f.path)).toContain(path.join(dir, 'src', 'near.h'));
+    } finally {
+      await thread.stop();
     }
   });
 });

@@ -21,10 +21,20 @@ export class FramedStream {
   }
 
   async send(value: unknown): Promise<void> {
-    const frame = encodeFrame(value);
-    this.bytesOut += frame.length;
+    await this.write(encodeFrame(value));
+  }
+
+  /** Several messages in one write: every write costs a muxer frame, an encryption, a system
+   *  call and, on the other side, a window update, whatever its size. */
+  async sendAll(values: unknown[]): Promise<void> {
+    if (values.length === 1) return this.send(values[0]);
+    await this.write(Buffer.concat(values.map(encodeFrame)));
+  }
+
+  private async write(bytes: Buffer): Promise<void> {
+    this.bytesOut += bytes.length;
     if (this.stream.writeStatus !== 'writable') throw new MeshccError('stream-closed', 'the stream closed before the message was sent');
-    if (!this.stream.send(frame)) await this.drained();
+    if (!this.stream.send(bytes)) await this.drained();
   }
 
   private drained(): Promise<void> {

@@ -101,18 +101,20 @@ export async function runOnPeer(options: RunOnPeerOptions): Promise<RemoteAttemp
       }
       offerTaken = true;
     };
-    const allowed = new Set([...job.inputs.map((f) => f.hash), ...chunks.map((c) => c.hash)]);
+    // Built when a peer first asks for files: most jobs need none.
+    let allowed: Set<string> | undefined;
     let filesSent = 0;
     for (;;) {
       const message = parseMessage(PeerToClient, await framed.receive(options.silenceMs, signal));
       switch (message.t) {
         case 'need':
           offerArrived();
+          allowed ??= new Set([...job.inputs.map((f) => f.hash), ...chunks.map((c) => c.hash)]);
           for (const hash of message.hashes) {
             if (!allowed.has(hash)) throw new ProtocolError('bad-need', `the peer asked for ${hash.slice(0, 12)}, which is not an input of this job`);
-            await sendBlob(framed, options.store, hash, options.quality);
-            filesSent++;
           }
+          await sendBlobs(framed, options.store, message.hashes, options.quality);
+          filesSent += message.hashes.length;
           break;
         case 'refused':
           if (message.reason === 'unknown-dictionary') {
@@ -127,7 +129,7 @@ export async function runOnPeer(options: RunOnPeerOptions): Promise<RemoteAttemp
           const outputs = await receiveOutputs(framed, job, message, options.silenceMs, signal);
           await framed.close();
           const result = { id: job.id, exit: message.exit, stdout: Buffer.from(message.stdout), stderr: Buffer.from(message.stderr), outputs };
-          return { result, bytesSent: framed.bytesOut, bytesReceived: framed.bytesIn, files: allowed.size, filesSent, compileMs: message.compileMs, offerBytes };
+          return { result, bytesSent: framed.bytesOut, bytesReceived: framed.bytesIn, files: job.inputs.length + chunks.length, filesSent, compileMs: message.compileMs, offerBytes };
         }
         case 'output':
           throw new ProtocolError('unexpected-output', 'an output chunk arrived before the result');
@@ -153,22 +155,36 @@ function asRemoteFailure(err: unknown, signal?: AbortSignal): RemoteFailure {
   return new RemoteFailure(code, `lost the peer: ${e.message}`, 'elsewhere', true);
 }
 
-export async function sendBlob(framed: FramedStream, store: Store, hash: string, quality?: number): Promise<void> {
-  const file = await open(store.pathOf(hash), 'r');
-  try {
-    const size = (await file.stat()).size;
-    let offset = 0;
-    do {
-      const length = Math.min(MESH_JOB_LIMITS.chunkBytes, size - offset);
-      const buffer = Buffer.allocUnsafe(length);
-      const { bytesRead } = await file.read(buffer, 0, length, offset);
-      if (bytesRead !== length) throw new MeshccError('store-changed', `store file ${hash.slice(0, 12)} shrank while being sent`);
-      offset += length;
-      await framed.send({ t: 'blob', hash, ...(await packChunk(buffer, quality)), last: offset >= size });
-    } while (offset < size);
-  } finally {
-    await file.close();
+/** Sends store files, small ones several to a write (each write costs a muxer frame, an
+ *  encryption and a window update), large ones in chunks. */
+export async function sendBlobs(framed: FramedStream, store: Store, hashes: string[], quality?: number): Promise<void> {
+  let batch: unknown[] = [];
+  let batchBytes = 0;
+  const flush = async () => {
+    if (batch.length) await framed.sendAll(batch);
+    [batch, batchBytes] = [[], 0];
+  };
+  for (const hash of hashes) {
+    const file = await open(store.pathOf(hash), 'r');
+    try {
+      const size = (await file.stat()).size;
+      let offset = 0;
+      do {
+        const length = Math.min(MESH_JOB_LIMITS.chunkBytes, size - offset);
+        const buffer = Buffer.allocUnsafe(length);
+        const { bytesRead } = await file.read(buffer, 0, length, offset);
+        if (bytesRead !== length) throw new MeshccError('store-changed', `store file ${hash.slice(0, 12)} shrank while being sent`);
+        offset += length;
+        const packed = await packChunk(buffer, quality);
+        if (batchBytes + packed.data.length > MESH_JOB_LIMITS.chunkBytes) await flush();
+        batch.push({ t: 'blob', hash, ...packed, last: offset >= size });
+        batchBytes += packed.data.length;
+      } while (offset < size);
+    } finally {
+      await file.close();
+    }
   }
+  await flush();
 }
 
 /** The directories a peer may write outputs into: those of the outputs the job expects. */

@@ -261,20 +261,31 @@ function shuffled<T>(items: T[]): T[] {
 }
 
 async function sendResult(framed: FramedStream, result: JobResult, compileMs: number, quality?: number): Promise<void> {
-  await framed.send({
-    t: 'result',
-    exit: result.exit,
-    stdout: result.stdout,
-    stderr: result.stderr,
-    compileMs: Math.round(compileMs * 10) / 10,
-    outputs: result.outputs.map((o) => ({ path: o.path, size: o.data.length, executable: o.executable })),
-  });
+  // The result and its outputs leave in as few writes as the batch size allows: a -g object
+  // and its .d usually in the same one as the result.
+  let batch: unknown[] = [
+    {
+      t: 'result',
+      exit: result.exit,
+      stdout: result.stdout,
+      stderr: result.stderr,
+      compileMs: Math.round(compileMs * 10) / 10,
+      outputs: result.outputs.map((o) => ({ path: o.path, size: o.data.length, executable: o.executable })),
+    },
+  ];
+  let batchBytes = result.stdout.length + result.stderr.length;
   for (const [index, output] of result.outputs.entries()) {
     const data = output.data;
     for (let offset = 0; offset === 0 || offset < data.length; offset += MESH_JOB_LIMITS.chunkBytes) {
       const end = Math.min(data.length, offset + MESH_JOB_LIMITS.chunkBytes);
       const packed = await packChunk(data.subarray(offset, end), quality);
-      await framed.send({ t: 'output', index, ...packed, last: end >= data.length });
+      if (batchBytes + packed.data.length > MESH_JOB_LIMITS.chunkBytes && batch.length) {
+        await framed.sendAll(batch);
+        [batch, batchBytes] = [[], 0];
+      }
+      batch.push({ t: 'output', index, ...packed, last: end >= data.length });
+      batchBytes += packed.data.length;
     }
   }
+  if (batch.length) await framed.sendAll(batch);
 }

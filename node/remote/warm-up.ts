@@ -7,7 +7,7 @@ import type { MeshNode } from '../mesh/node.js';
 import { FramedStream } from '../mesh/framed-stream.js';
 import { MESH_JOB_LIMITS, parseMessage, PeerToWarmer } from '../../protocol/messages.js';
 import type { Store } from '../store.js';
-import { sendBlob } from './job-client.js';
+import { sendBlobs } from './job-client.js';
 import { WARM_PROTOCOL } from './job-server.js';
 
 /** Files remembered; past this the older half is forgotten. */
@@ -108,9 +108,9 @@ export class WarmUp {
         if (message.t === 'warmed') break;
         for (const hash of message.hashes) {
           if (!offered.has(hash)) throw new Error(`the peer asked for ${hash.slice(0, 12)}, which was not offered`);
-          await sendBlob(framed, store, hash, quality);
-          sent++;
         }
+        await sendBlobs(framed, store, message.hashes, quality);
+        sent += message.hashes.length;
       }
       log.info({ peer, offered: files.length, sent, bytes }, 'warmed a far peer');
     } catch (err) {

@@ -31,7 +31,7 @@ export class InputHasher {
   private readonly inFlight = new Map<string, Promise<InputFile>>();
   readonly stats: HashStats = { filesHashed: 0, bytesHashed: 0, cacheHits: 0 };
 
-  constructor(private readonly store: Store) {}
+  constructor(readonly store: Store) {}
 
   /** Hash of the file now at this path, guaranteed present in the store on return.
    *  `stated`: the file's stats taken a moment ago (by the scan), to save a second stat. */

@@ -5,13 +5,17 @@
 // missing-directory warnings behave in a job root exactly as on this machine.
 import type { BigIntStats } from 'node:fs';
 import path from 'node:path';
-import type { DirListing } from '../../protocol/messages.js';
+import type { DirListing, InputFile } from '../../protocol/messages.js';
 import { LeanSpawner } from '../spawner/lean-spawn.js';
 import { DirCache } from './dir-cache.js';
-import { IncludeWalker } from './include-walk.js';
+import type { InputHasher } from './hasher.js';
 import { LocaleInputs } from './locale-inputs.js';
 import { parseMakeRule, parseSearchDirs } from './make-rule.js';
-import { SearchProbe } from './search-probe.js';
+import { SearchProbe, type SearchChains } from './search-probe.js';
+import { filesAndDirs, WalkScanner, type WalkScanRequest } from './walk-scan.js';
+import type { WalkThread } from './walk-thread.js';
+
+export { stepDirectories } from './walk-scan.js';
 
 export interface ScanOutput {
   /** Absolute, lexically normalised paths of every file the compile reads. */
@@ -23,6 +27,14 @@ export interface ScanOutput {
   method: 'walk' | 'compiler';
   /** Stats the scan took of its files, for the hasher (so that a job stats each file once). */
   stats: Map<string, BigIntStats | undefined>;
+}
+
+/** A scan whose inputs are hashed and in the store: what the job route sends. */
+export interface HashedScan {
+  inputs: InputFile[];
+  dirs: string[];
+  listings: DirListing[];
+  method: ScanOutput['method'];
 }
 
 export interface ScanRequest {
@@ -46,20 +58,6 @@ export class ScanFailed extends Error {
 
 const SCAN_OUTPUT_LIMIT = 64 * 1024 * 1024;
 
-/** Every directory a path steps through, `..` steps included, as absolute normalised paths. */
-export function stepDirectories(cwd: string, raw: string, isDir: boolean): string[] {
-  const start = raw.startsWith('/') ? '/' : cwd;
-  const parts = raw.split('/').filter((p) => p && p !== '.');
-  if (!isDir) parts.pop();
-  const dirs: string[] = [];
-  let walked = start;
-  for (const part of parts) {
-    walked = path.join(walked, part);
-    dirs.push(path.resolve(walked));
-  }
-  return dirs;
-}
-
 /** Options under which only the compiler knows what it reads. */
 const WALK_UNSAFE = /^-fmodules|^-fimplicit-module-maps|^-fmodule-map-file|^-fprebuilt-module-path|^-include-pch|^--embed-dir|^-fdirectives-only/;
 
@@ -79,8 +77,10 @@ export function commandDefines(argv: string[]): Map<string, string> {
 }
 
 export class InputScanner {
+  /** Listings and stats of the -M scan. */
   private readonly dirCache = new DirCache();
-  private readonly walker = new IncludeWalker(this.dirCache);
+  /** The walk run here, for scans without hashing (tests, benchmarks). */
+  private readonly walkHere = new WalkScanner();
   private readonly probe: SearchProbe;
   private readonly locales = new LocaleInputs();
   /** How scans were made, and why the walk was not used: for the debug log and benchmarks. */
@@ -89,43 +89,62 @@ export class InputScanner {
   constructor(
     private readonly spawner = new LeanSpawner(),
     private readonly walkEnabled = true,
+    /** Where the job route's walks run (a worker thread); without it they run here. */
+    private readonly walkThread?: WalkThread,
   ) {
     this.probe = new SearchProbe(spawner);
   }
 
+  /** The files a compile reads (not hashed). */
   async scan(req: ScanRequest): Promise<ScanOutput> {
-    const why = await this.tryWalk(req);
-    if (typeof why !== 'string') return why;
-    this.counts.compiler++;
-    this.counts.reasons.set(why, (this.counts.reasons.get(why) ?? 0) + 1);
-    return this.scanWithCompiler(req);
+    const walk = await this.walkRequest(req);
+    if (typeof walk !== 'string') {
+      const walked = this.walkHere.files(walk);
+      if (walked.ok) {
+        this.counts.walk++;
+        return { files: [...walked.files], dirs: [...walked.dirs], listings: [], method: 'walk', stats: this.walkHere.filesStated() };
+      }
+      return this.scanWithCompiler(req, walked.reason);
+    }
+    return this.scanWithCompiler(req, walk);
   }
 
-  /** Inputs no scan lists: the locale data of the job's environment. */
-  private extraInputs(env: Record<string, string>): string[] {
-    return this.locales.filesFor(env);
+  /** The compile's inputs, hashed into the store: by the walk thread where it can, else by -M and the hasher. */
+  async scanHashed(req: ScanRequest, hasher: InputHasher): Promise<HashedScan> {
+    const walk = await this.walkRequest(req);
+    let why = typeof walk === 'string' ? walk : undefined;
+    if (typeof walk !== 'string' && this.walkThread) {
+      const walked = await this.walkThread.scan(walk);
+      if (walked.ok) {
+        this.counts.walk++;
+        return { inputs: walked.inputs, dirs: walked.dirs, listings: [], method: 'walk' };
+      }
+      why = walked.reason;
+    }
+    const scan = typeof walk !== 'string' && !this.walkThread ? await this.scan(req) : await this.scanWithCompiler(req, why!);
+    const inputs = await Promise.all(scan.files.map((f) => hasher.cached(f, scan.stats.get(f)) ?? hasher.hash(f, scan.stats.get(f))));
+    return { inputs, dirs: scan.dirs, listings: scan.listings, method: scan.method };
   }
 
-  /** The walk's scan, or why it was not used. */
-  private async tryWalk(req: ScanRequest): Promise<ScanOutput | string> {
+  /** What the walk needs, or why the walk cannot be used. */
+  private async walkRequest(req: ScanRequest): Promise<WalkScanRequest | string> {
     if (!this.walkEnabled) return 'disabled';
     if (req.source === undefined || req.language === undefined) return 'no source';
     if (req.scanArgv.some((a) => WALK_UNSAFE.test(a))) return 'module or embed options';
-    let chains;
+    let chains: SearchChains;
     try {
       chains = await this.probe.chains({ ...req, source: req.source, language: req.language });
     } catch (err) {
       return (err as Error).message;
     }
-    this.dirCache.nextEpoch();
-    const outcome = this.walker.walk(path.resolve(req.cwd, req.source), chains, commandDefines(req.scanArgv));
-    if (!outcome.ok) return outcome.reason;
-    this.counts.walk++;
-    // Files __has_include asks about travel as inputs too (clang's -M lists them as read).
-    return this.assemble(req.cwd, [...outcome.result.rawPaths, ...outcome.result.probed, ...this.extraInputs(req.env)], chains.printed, 'walk');
+    const { LC_ALL, LC_CTYPE, LC_MESSAGES, LANG } = req.env;
+    const localeEnv = Object.fromEntries(Object.entries({ LC_ALL, LC_CTYPE, LC_MESSAGES, LANG }).filter((e): e is [string, string] => e[1] !== undefined));
+    return { source: path.resolve(req.cwd, req.source), cwd: req.cwd, chains, defines: [...commandDefines(req.scanArgv)], localeEnv };
   }
 
-  private async scanWithCompiler(req: ScanRequest): Promise<ScanOutput> {
+  private async scanWithCompiler(req: ScanRequest, whyNotWalk: string): Promise<ScanOutput> {
+    this.counts.compiler++;
+    this.counts.reasons.set(whyNotWalk, (this.counts.reasons.get(whyNotWalk) ?? 0) + 1);
     const r = await this.spawner.run({ file: req.compiler, args: req.scanArgv.slice(1), argv0: req.scanArgv[0], cwd: req.cwd, env: req.env, outputLimit: SCAN_OUTPUT_LIMIT });
     if (r.error && r.code === null) throw new ScanFailed(`cannot run the scan: ${r.error}`, '');
     const stdout = Buffer.from(r.stdout).toString();
@@ -133,33 +152,11 @@ export class InputScanner {
     const code = r.code ?? (r.signal ? 128 : 1);
     if (code !== 0) throw new ScanFailed(`the input scan exited with ${code}`, stderr);
     this.dirCache.nextEpoch();
-    return this.assemble(req.cwd, [...parseMakeRule(stdout), ...this.extraInputs(req.env)], parseSearchDirs(stderr), 'compiler');
-  }
-
-  /**
-   * A walk knows every file a compile may open or ask about, so its job root needs nothing
-   * else; after -M, every search directory is listed whole (for __has_include).
-   */
-  private assemble(cwd: string, rawFiles: string[], rawSearchDirs: string[], method: ScanOutput['method']): ScanOutput {
-    const files = new Set<string>();
-    const dirs = new Set<string>([cwd]);
-    for (const raw of rawFiles) {
-      const absolute = path.resolve(cwd, raw);
-      files.add(absolute);
-      if (raw === absolute) {
-        // Already normal: its directories are its prefixes, most of them seen already.
-        for (let dir = path.dirname(absolute); dir !== '/' && !dirs.has(dir); dir = path.dirname(dir)) dirs.add(dir);
-      } else {
-        for (const d of stepDirectories(cwd, raw, false)) dirs.add(d);
-      }
-    }
-    const searchDirs: string[] = [];
-    for (const raw of rawSearchDirs) {
-      searchDirs.push(path.resolve(cwd, raw));
-      for (const d of stepDirectories(cwd, raw, true)) dirs.add(d);
-    }
-    const listings = method === 'walk' ? [] : this.searchDirListings(searchDirs, files, dirs);
-    return { files: [...files], dirs: [...dirs], listings, method, stats: this.dirCache.filesStated() };
+    const { files, dirs, searchDirs } = filesAndDirs(req.cwd, [...parseMakeRule(stdout), ...this.locales.filesFor(req.env)], parseSearchDirs(stderr));
+    // After -M every search directory is listed whole (for __has_include); a walk knows every
+    // file a compile may open or ask about, so its job root needs nothing else.
+    const listings = this.searchDirListings(searchDirs, files, dirs);
+    return { files: [...files], dirs: [...dirs], listings, method: 'compiler', stats: this.dirCache.filesStated() };
   }
 
   private searchDirListings(searchDirs: string[], files: Set<string>, dirs: Set<string>): DirListing[] {

@@ -1,0 +1,88 @@
+// The agent's side of the walk: sends a compile to the walk worker (walk-worker.ts) and turns
+// the catalog numbers it answers into input files, one object per number for the agent's life
+// (the offer tables know an input by that object), with new contents put into the store.
+// Without worker threads (or once one has failed) the same scanner runs here: slower, never wrong.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { InputFile } from '../../protocol/messages.js';
+import { PACKAGE_ROOT } from '../paths.js';
+import type { Store } from '../store.js';
+import { WalkScanner, type WalkScanReply, type WalkScanRequest } from './walk-scan.js';
+
+export type WalkedInputs = { ok: true; inputs: InputFile[]; dirs: string[] } | { ok: false; reason: string };
+
+function workerScript(): string | undefined {
+  const beside = fileURLToPath(new URL('./walk-worker.js', import.meta.url));
+  // Run from TypeScript sources (tests), the worker is the built one.
+  const built = existsSync(beside) ? beside : path.join(PACKAGE_ROOT, 'dist', 'node', 'scan', 'walk-worker.js');
+  return existsSync(built) ? built : undefined;
+}
+
+export class WalkThread {
+  private worker?: Worker;
+  private here?: WalkScanner;
+  private readonly pending = new Map<number, (reply: WalkScanReply) => void>();
+  private nextId = 0;
+  /** Input files by catalog number; a new catalog (a new worker) starts a new array. */
+  private catalog: InputFile[] = [];
+
+  constructor(
+    private readonly store: Store,
+    useThread = true,
+  ) {
+    const script = useThread ? workerScript() : undefined;
+    if (script) this.startWorker(script);
+    else this.here = new WalkScanner();
+  }
+
+  private startWorker(script: string): void {
+    const worker = new Worker(script);
+    worker.unref();
+    worker.on('message', (m: { id: number; reply: WalkScanReply }) => {
+      const resolve = this.pending.get(m.id);
+      this.pending.delete(m.id);
+      resolve?.(m.reply);
+    });
+    const failed = (why: string) => {
+      // Its catalog is gone with it: scan here from now on, with a catalog of our own.
+      if (this.worker !== worker) return;
+      this.worker = undefined;
+      this.here = new WalkScanner();
+      this.catalog = [];
+      for (const resolve of this.pending.values()) resolve({ ok: false, reason: why });
+      this.pending.clear();
+    };
+    worker.on('error', (err) => failed(`the walk thread failed: ${err.message}`));
+    worker.on('exit', (code) => failed(`the walk thread exited (${code})`));
+    this.worker = worker;
+  }
+
+  async scan(request: WalkScanRequest): Promise<WalkedInputs> {
+    const catalog = this.catalog;
+    const reply = this.here ? this.here.scan(request) : await this.ask(request);
+    if (!reply.ok) return reply;
+    // Replies from a worker that has since failed number files in a catalog that is gone.
+    if (catalog !== this.catalog) return { ok: false, reason: 'the walk thread restarted' };
+    for (const [number, file, hash, size, executable] of reply.defined) catalog[number] = { path: file, hash, size, executable };
+    for (const [hash, data] of reply.contents) await this.store.put(hash, data);
+    const inputs = new Array<InputFile>(reply.inputs.length);
+    for (let i = 0; i < reply.inputs.length; i++) inputs[i] = catalog[reply.inputs[i]!]!;
+    return { ok: true, inputs, dirs: reply.dirs };
+  }
+
+  private ask(request: WalkScanRequest): Promise<WalkScanReply> {
+    const id = ++this.nextId;
+    return new Promise((resolve) => {
+      this.pending.set(id, resolve);
+      this.worker!.postMessage({ id, scan: request });
+    });
+  }
+
+  async stop(): Promise<void> {
+    const worker = this.worker;
+    this.worker = undefined;
+    await worker?.terminate();
+  }
+}
