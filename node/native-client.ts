@@ -47,17 +47,29 @@ export function locateClient(env: NodeJS.ProcessEnv = process.env): ClientBuild 
   return existsSync(packageBuild.client) ? packageBuild : userBuild(env);
 }
 
-/** Both places a masquerade directory of this package can be, as real paths, for those that exist. */
-export function ownMasqueradeDirs(env: NodeJS.ProcessEnv = process.env): Set<string> {
-  const dirs = new Set<string>();
-  for (const dir of [packageBuild.masquerade, userBuild(env).masquerade]) {
+/** The names the masquerade directory holds (scripts/build-client.js makes them). */
+export const MASQUERADE_NAMES = ['gcc', 'g++', 'cc', 'c++', 'clang', 'clang++'];
+/** How the Node client's scripts begin their second line (scripts/build-client.js writes them). */
+const NODE_CLIENT_MARK = '# meshcc: the Node client';
+
+/**
+ * Whether a compiler entry is one of ours: a link to the native client, or the Node client's
+ * script. Known by what it is, not where: a masquerade directory built for another user,
+ * version or MESHCC_CACHE_DIR must be skipped as well, or a compile would call itself forever.
+ */
+export function isMeshccClient(file: string): boolean {
+  try {
+    if (path.basename(realpathSync(file)) === 'meshcc-cc') return true;
+    const head = Buffer.alloc(256);
+    const fd = openSync(file, 'r');
     try {
-      dirs.add(realpathSync(dir));
-    } catch {
-      // not built there
+      return head.subarray(0, readSync(fd, head, 0, head.length, 0)).toString('latin1').includes(`\n${NODE_CLIENT_MARK}`);
+    } finally {
+      closeSync(fd);
     }
+  } catch {
+    return false;
   }
-  return dirs;
 }
 
 /** Runs scripts/build-client.js into dir; its one warning line (no C compiler) goes to stderr. */

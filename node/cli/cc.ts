@@ -2,11 +2,11 @@
 // the native client (node/client/): ask the agent, then run the compiler itself or print the
 // agent's result; if the agent cannot help, run the compiler directly.
 import { spawn } from 'node:child_process';
-import { accessSync, constants, realpathSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import { PROTOCOL_VERSION } from '../../protocol/messages.js';
 import { socketPath } from '../config.js';
-import { ownMasqueradeDirs } from '../native-client.js';
+import { isMeshccClient, MASQUERADE_NAMES } from '../native-client.js';
 import { openSession } from './query.js';
 
 const ENV_NAMES = new Set([
@@ -25,18 +25,11 @@ export function compilerEnvironment(env: NodeJS.ProcessEnv): Record<string, stri
   return subset;
 }
 
-/** PATH without our masquerade directories: the compiler found must be the real one. */
+/** PATH without our masquerade directories (any that holds a compiler name leading to meshcc). */
 function cleanPath(pathVar: string): string {
-  const own = ownMasqueradeDirs();
   return pathVar
     .split(':')
-    .filter((d) => {
-      try {
-        return !own.has(realpathSync(d));
-      } catch {
-        return true;
-      }
-    })
+    .filter((dir) => !MASQUERADE_NAMES.some((name) => isMeshccClient(path.join(dir || '.', name))))
     .join(':');
 }
 
