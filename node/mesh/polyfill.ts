@@ -1,6 +1,7 @@
 // libp2p 3 calls Promise.withResolvers (Node 22+). On Node 20 every inbound connection
 // dies in the encrypter without it. Import this module before anything from libp2p.
-export {};
+// It also brings the fix of a dependency's flaw that ends the process (xsalsa20-memory.ts).
+import './xsalsa20-memory.js';
 
 type Resolvers<T> = {
   promise: Promise<T>;
