@@ -227,6 +227,7 @@ export class Agent {
     await this.executor.stop();
     await this.toolchainSupply.cache.flush();
     this.spawner.stop();
+    this.remote.stop();
     await this.walkThread.stop();
     await this.lock?.release();
     this.log.info('agent stopped');

@@ -47,9 +47,14 @@ export class FrameDecoder {
   constructor(private readonly maxFrameBytes: number) {}
 
   push(chunk: Buffer): unknown[] {
+    return this.pushSized(chunk).map((f) => f.value);
+  }
+
+  /** Like push, with each frame's size on the wire (header included). */
+  pushSized(chunk: Buffer): { value: unknown; bytes: number }[] {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
-    const values: unknown[] = [];
+    const values: { value: unknown; bytes: number }[] = [];
     for (;;) {
       if (this.buffered < FRAME_HEADER_BYTES) break;
       const head = this.peek(FRAME_HEADER_BYTES);
@@ -62,7 +67,7 @@ export class FrameDecoder {
       }
       if (this.buffered < FRAME_HEADER_BYTES + length) break;
       const all = this.take(FRAME_HEADER_BYTES + length);
-      values.push(decodeBody(all.subarray(FRAME_HEADER_BYTES)));
+      values.push({ value: decodeBody(all.subarray(FRAME_HEADER_BYTES)), bytes: FRAME_HEADER_BYTES + length });
     }
     return values;
   }

@@ -238,7 +238,10 @@ export const Advert = z.object({
 });
 export type Advert = z.infer<typeof Advert>;
 
-// ---- mesh: remote jobs (client agent ⇄ peer agent, one /meshcc/job/1 stream per job) --
+// ---- mesh: remote jobs (client agent ⇄ peer agent, one /meshcc/job/2 stream per client and
+// peer, the job session: node/remote/job-session.ts) ----------------------------------------
+// Every message below also carries `j`, the job's number in the session, chosen by the client.
+//   client → peer   cancel   the client gave up on the job (a hedge won, the job timed out)
 //
 //   client → peer   job      the job (msgpack, compressed) and the toolchain it needs
 //   peer → client   need     the store files it lacks (only those; [] when it has all)

@@ -6,7 +6,7 @@ import { encodeFrame, FrameDecoder } from '../../protocol/framing.js';
 
 export class FramedStream {
   private readonly decoder: FrameDecoder;
-  private readonly queued: unknown[] = [];
+  private readonly queued: { value: unknown; bytes: number }[] = [];
   private readonly source: AsyncIterator<unknown>;
   private ended = false;
   bytesIn = 0;
@@ -29,6 +29,11 @@ export class FramedStream {
   async sendAll(values: unknown[]): Promise<void> {
     if (values.length === 1) return this.send(values[0]);
     await this.write(Buffer.concat(values.map(encodeFrame)));
+  }
+
+  /** Frames already encoded (several at once), with back-pressure. */
+  async writeBytes(bytes: Buffer): Promise<void> {
+    await this.write(bytes);
   }
 
   private async write(bytes: Buffer): Promise<void> {
@@ -66,14 +71,15 @@ export class FramedStream {
       signal?.addEventListener('abort', onAbort, { once: true });
     });
     try {
-      return await Promise.race([this.next(), deadline]);
+      return (await Promise.race([this.read(), deadline])).value;
     } finally {
       clearTimeout(timer);
       if (onAbort) signal?.removeEventListener('abort', onAbort);
     }
   }
 
-  private async next(): Promise<unknown> {
+  /** The next message and its size on the wire, without a deadline. */
+  async read(): Promise<{ value: unknown; bytes: number }> {
     while (this.queued.length === 0) {
       if (this.ended) throw new MeshccError('stream-closed', 'the peer closed the stream');
       const { done, value } = await this.source.next();
@@ -83,9 +89,9 @@ export class FramedStream {
       }
       const bytes = value instanceof Uint8Array ? value : (value as { subarray(): Uint8Array }).subarray();
       this.bytesIn += bytes.length;
-      this.queued.push(...this.decoder.push(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)));
+      this.queued.push(...this.decoder.pushSized(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)));
     }
-    return this.queued.shift();
+    return this.queued.shift()!;
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,5 @@
-// The client side of /meshcc/job/1: offer one job to one peer, send exactly the store files
-// it asks for, and read back the result and the output files. Every way this can go wrong
+// The client side of a job on a peer's job session (job-session.ts): offer one job, send
+// exactly the store files it asks for, and read back the result and the output files. Every way this can go wrong
 // ends in a RemoteFailure that says whether to try another peer, go local, or blame the peer.
 import { open } from 'node:fs/promises';
 import path from 'node:path';
@@ -19,10 +19,10 @@ import {
   type OutputFile,
   type RemoteResult,
 } from '../../protocol/messages.js';
-import { FramedStream } from '../mesh/framed-stream.js';
+import type { FramedStream } from '../mesh/framed-stream.js';
 import type { MeshNode } from '../mesh/node.js';
 import { sha256, type Store } from '../store.js';
-import { JOB_PROTOCOL } from './job-server.js';
+import { JOB_PROTOCOL, type JobChannel, type JobSessions } from './job-session.js';
 
 /** Why a remote attempt did not produce a result, and what to do about it. */
 export class RemoteFailure extends MeshccError {
@@ -66,6 +66,8 @@ export interface RunOnPeerOptions {
   quality?: number;
   /** The input table this client shares with each peer, by peer id (inputs by number). */
   tables?: Map<string, ClientTable>;
+  /** The job session with each peer. */
+  sessions: JobSessions;
 }
 
 /** Failure codes a peer reports that another peer would hit as well (limits are the same
@@ -74,11 +76,10 @@ export const LOCAL_ONLY = new Set(['missing-input', 'output-too-large', 'resourc
 
 export async function runOnPeer(options: RunOnPeerOptions): Promise<RemoteAttempt> {
   const { node, peerId, job, signal } = options;
-  let framed: FramedStream | undefined;
+  let framed: JobChannel | undefined;
   let pinned: string[] = [];
   try {
-    const stream = await node.openStream(peerId, JOB_PROTOCOL, { signal: anySignal(signal, AbortSignal.timeout(10_000)) });
-    framed = new FramedStream(stream, MESH_JOB_LIMITS.frameBytes);
+    framed = await options.sessions.open(() => node.openStream(peerId, JOB_PROTOCOL, { signal: AbortSignal.timeout(10_000) }), peerId, signal);
     const chunks = listingChunks(job.listings);
     for (const chunk of chunks) await options.store.put(chunk.hash, chunk.data);
     options.store.pin((pinned = chunks.map((c) => c.hash)));
@@ -127,7 +128,7 @@ export async function runOnPeer(options: RunOnPeerOptions): Promise<RemoteAttemp
         case 'result': {
           offerArrived();
           const outputs = await receiveOutputs(framed, job, message, options.silenceMs, signal);
-          await framed.close();
+          framed.close();
           const result = { id: job.id, exit: message.exit, stdout: Buffer.from(message.stdout), stderr: Buffer.from(message.stderr), outputs };
           return { result, bytesSent: framed.bytesOut, bytesReceived: framed.bytesIn, files: job.inputs.length + chunks.length, filesSent, compileMs: message.compileMs, offerBytes };
         }
@@ -136,7 +137,9 @@ export async function runOnPeer(options: RunOnPeerOptions): Promise<RemoteAttemp
       }
     }
   } catch (err) {
-    framed?.abort(err as Error);
+    // A refusal or a failure ended the job on both sides; anything else is cancelled there.
+    if (err instanceof RemoteFailure) framed?.close();
+    else framed?.abort(err as Error);
     throw asRemoteFailure(err, signal);
   } finally {
     options.store.unpin(pinned);
@@ -157,7 +160,7 @@ function asRemoteFailure(err: unknown, signal?: AbortSignal): RemoteFailure {
 
 /** Sends store files, small ones several to a write (each write costs a muxer frame, an
  *  encryption and a window update), large ones in chunks. */
-export async function sendBlobs(framed: FramedStream, store: Store, hashes: string[], quality?: number): Promise<void> {
+export async function sendBlobs(framed: Pick<FramedStream, 'sendAll'>, store: Store, hashes: string[], quality?: number): Promise<void> {
   let batch: unknown[] = [];
   let batchBytes = 0;
   const flush = async () => {
@@ -193,7 +196,7 @@ function outputDirs(job: Job): Set<string> {
 }
 
 async function receiveOutputs(
-  framed: FramedStream,
+  framed: JobChannel,
   job: Job,
   result: RemoteResult,
   silenceMs: number,
@@ -219,8 +222,4 @@ async function receiveOutputs(
     outputs.push({ path: declared.path, data, executable: declared.executable });
   }
   return outputs;
-}
-
-function anySignal(...signals: (AbortSignal | undefined)[]): AbortSignal {
-  return AbortSignal.any(signals.filter((s): s is AbortSignal => s !== undefined));
 }

@@ -1,4 +1,4 @@
-// The peer side of /meshcc/job/1: take a job offered by another agent of the mesh if a slot
+// The peer side of the job sessions (job-session.ts): take a job offered by another agent of the mesh if a slot
 // is free and the toolchain is here (when it is not: start fetching it and refuse this job),
 // fetch only the store files this agent lacks, run the job in the sandbox over the toolchain,
 // and send back the result and every output file. Anything that stops the job from running
@@ -32,8 +32,8 @@ import { FramedStream } from '../mesh/framed-stream.js';
 import type { MeshNode } from '../mesh/node.js';
 import { sha256, type Store } from '../store.js';
 import { BlobIntake } from './blob-intake.js';
+import { JOB_PROTOCOL, JobSession, MAX_JOBS_PER_SESSION, type JobChannel } from './job-session.js';
 
-export const JOB_PROTOCOL = '/meshcc/job/1';
 export const WARM_PROTOCOL = '/meshcc/warm/1';
 
 /** How long a client may take to send the job, or a file we asked for. */
@@ -62,6 +62,7 @@ export interface JobServerOptions {
 export class JobServer {
   private readonly intake: BlobIntake;
   private readonly open = new Set<Stream>();
+  private readonly sessions = new Set<JobSession>();
   /** The input tables clients share with this agent (inputs named by number in their offers). */
   private readonly tables: PeerTables;
 
@@ -71,8 +72,8 @@ export class JobServer {
   }
 
   async start(): Promise<void> {
-    await this.options.node.libp2p.handle(JOB_PROTOCOL, (stream, connection) => void this.serve(stream, connection), {
-      maxInboundStreams: 256,
+    await this.options.node.libp2p.handle(JOB_PROTOCOL, (stream, connection) => this.serveSession(stream, connection), {
+      maxInboundStreams: 64,
     });
     await this.options.node.libp2p.handle(WARM_PROTOCOL, (stream, connection) => void this.warm(stream, connection), { maxInboundStreams: 4 });
   }
@@ -100,21 +101,35 @@ export class JobServer {
   async stop(): Promise<void> {
     const stopped = new MeshccError('stopped', 'the agent is stopping');
     for (const stream of this.open) stream.abort(stopped);
+    for (const session of this.sessions) session.abort(stopped);
     if (this.options.node.started) await this.options.node.libp2p.unhandle([JOB_PROTOCOL, WARM_PROTOCOL]).catch(() => undefined);
   }
 
-  private async serve(stream: Stream, connection: Connection): Promise<void> {
+  /** A client's session: every job it opens is served as it comes. */
+  private serveSession(stream: Stream, connection: Connection): void {
+    const session = new JobSession(stream, {
+      onJob: (channel) => {
+        if (session.jobs > MAX_JOBS_PER_SESSION) {
+          void channel.send({ t: 'refused', reason: 'busy', message: 'too many jobs on one session' }).catch(() => undefined);
+          channel.close();
+          return;
+        }
+        void this.serve(channel, connection);
+      },
+      onEnd: (ended) => this.sessions.delete(ended),
+    });
+    this.sessions.add(session);
+  }
+
+  private async serve(framed: JobChannel, connection: Connection): Promise<void> {
     const { executor, log } = this.options;
     const client = connection.remotePeer.toString();
-    const framed = new FramedStream(stream, MESH_JOB_LIMITS.frameBytes);
-    this.open.add(stream);
     let outcome: 'result' | 'failed' | 'refused' = 'failed';
     let reserved = false;
     let watch: JobWatch | undefined;
     const started = performance.now();
-    const cancel = new AbortController();
-    const onClose = () => cancel.abort(new MeshccError('client-gone', 'the client closed the job stream'));
-    stream.addEventListener('close', onClose);
+    // The client cancelled the job, or the session ended.
+    const cancel = framed.ended$;
     try {
       const offer = parseMessage(JobOffer, await framed.receive(CLIENT_SILENCE_MS));
       const refusal = this.refusal(offer, client);
@@ -168,12 +183,10 @@ export class JobServer {
         await framed.send({ t: 'failed', code, message: e.message.slice(0, MESH_JOB_LIMITS.textBytes) }).catch(() => undefined);
       }
     } finally {
-      stream.removeEventListener('close', onClose);
       if (reserved) executor.release();
-      this.open.delete(stream);
       this.options.onServed?.(outcome, framed.bytesIn, framed.bytesOut);
       watch?.end('served', outcome, performance.now() - started);
-      await framed.close();
+      framed.close();
     }
   }
 
@@ -228,7 +241,7 @@ export class JobServer {
   }
 
   /** Asks the client for the files (by hash, with sizes) missing here, in rounds while shared transfers fail. */
-  private async fetch(sizes: Map<string, number>, framed: FramedStream, signal: AbortSignal): Promise<void> {
+  private async fetch(sizes: Map<string, number>, framed: FramedStream | JobChannel, signal: AbortSignal): Promise<void> {
     for (const size of sizes.values()) {
       if (size > MESH_JOB_LIMITS.inputFileBytes) throw new ProtocolError('too-large', `an input of ${size} bytes exceeds the limit`);
     }
@@ -260,7 +273,7 @@ function shuffled<T>(items: T[]): T[] {
   return copy;
 }
 
-async function sendResult(framed: FramedStream, result: JobResult, compileMs: number, quality?: number): Promise<void> {
+async function sendResult(framed: JobChannel, result: JobResult, compileMs: number, quality?: number): Promise<void> {
   // The result and its outputs leave in as few writes as the batch size allows: a -g object
   // and its .d usually in the same one as the result.
   let batch: unknown[] = [

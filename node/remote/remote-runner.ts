@@ -21,6 +21,7 @@ import { sameResult } from './verify.js';
 import { LinkModel } from './link-model.js';
 import type { ClientTable } from './offer-table.js';
 import { WarmUp } from './warm-up.js';
+import { JobSessions } from './job-session.js';
 import { FAR_QUALITY } from '../../protocol/compression.js';
 import type { JobWatch } from '../monitor/monitor.js';
 
@@ -71,6 +72,8 @@ export class RemoteRunner {
   private readonly warmUp: WarmUp;
   private readonly offers = new Map<string, { hash: string; body: Buffer }>();
   private readonly tables = new Map<string, ClientTable>();
+  /** One job session per peer: every job to that peer goes over it. */
+  private readonly sessions = new JobSessions();
   private typicalMs?: number;
   private samples = 0;
 
@@ -78,10 +81,16 @@ export class RemoteRunner {
     this.warmUp = new WarmUp({ node: options.node, store: options.store, log: options.log, quality: FAR_QUALITY });
   }
 
+  /** Ends every job session (the agent stops). */
+  stop(): void {
+    this.sessions.stop();
+  }
+
   /** A peer left the view (silent, disconnected): its jobs are lost, retry them now. */
   peerLost(peerId: string): void {
     this.warmUp.forget(peerId);
     this.links.forget(peerId);
+    this.sessions.drop(peerId, new MeshccError('peer-lost', 'the peer left the mesh'));
     for (const controller of this.active.get(peerId) ?? []) controller.abort(new MeshccError('peer-lost', 'the peer left the mesh'));
   }
 
@@ -207,6 +216,7 @@ export class RemoteRunner {
       signal: remoteAbort.signal,
       offers: this.offers,
       tables: this.tables,
+      sessions: this.sessions,
       quality: far ? FAR_QUALITY : undefined,
     }).then((attempt) => {
       stats.peerJob(peerId, attempt.bytesSent, attempt.bytesReceived, attempt.files, attempt.filesSent, attempt.offerBytes);

@@ -9,7 +9,9 @@ import { Worker } from 'node:worker_threads';
 import type { InputFile } from '../../protocol/messages.js';
 import { PACKAGE_ROOT } from '../paths.js';
 import type { Store } from '../store.js';
+import type { SearchChains } from './search-probe.js';
 import { WalkScanner, type WalkScanReply, type WalkScanRequest } from './walk-scan.js';
+import type { WalkWorkerRequest } from './walk-worker.js';
 
 export type WalkedInputs = { ok: true; inputs: InputFile[]; dirs: string[] } | { ok: false; reason: string };
 
@@ -27,6 +29,8 @@ export class WalkThread {
   private nextId = 0;
   /** Input files by catalog number; a new catalog (a new worker) starts a new array. */
   private catalog: InputFile[] = [];
+  /** Search chains the worker holds, by number (the probe hands out one object per set of options). */
+  private chainNumbers = new Map<SearchChains, number>();
 
   constructor(
     private readonly store: Store,
@@ -51,6 +55,7 @@ export class WalkThread {
       this.worker = undefined;
       this.here = new WalkScanner();
       this.catalog = [];
+      this.chainNumbers = new Map();
       for (const resolve of this.pending.values()) resolve({ ok: false, reason: why });
       this.pending.clear();
     };
@@ -74,9 +79,14 @@ export class WalkThread {
 
   private ask(request: WalkScanRequest): Promise<WalkScanReply> {
     const id = ++this.nextId;
+    // The chains cross once per set of options, not with every job.
+    let chainsId = this.chainNumbers.get(request.chains);
+    const known = chainsId !== undefined;
+    if (chainsId === undefined) this.chainNumbers.set(request.chains, (chainsId = this.chainNumbers.size));
+    const message: WalkWorkerRequest = { id, chainsId, scan: { ...request, chains: known ? undefined : request.chains } };
     return new Promise((resolve) => {
       this.pending.set(id, resolve);
-      this.worker!.postMessage({ id, scan: request });
+      this.worker!.postMessage(message);
     });
   }
 

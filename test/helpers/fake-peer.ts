@@ -5,11 +5,10 @@ import { randomBytes } from 'node:crypto';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { pino } from 'pino';
 import { decodeBody } from '../../protocol/framing.js';
-import { JobOffer, Job, MESH_JOB_LIMITS, parseMessage, PROTOCOL_VERSION, type Advert } from '../../protocol/messages.js';
+import { JobOffer, Job, parseMessage, PROTOCOL_VERSION, type Advert } from '../../protocol/messages.js';
 import { AdvertService } from '../../node/mesh/adverts.js';
-import { FramedStream } from '../../node/mesh/framed-stream.js';
 import { createMeshNode } from '../../node/mesh/node.js';
-import { JOB_PROTOCOL } from '../../node/remote/job-server.js';
+import { JOB_PROTOCOL, JobSession } from '../../node/remote/job-session.js';
 import { unpackOffer } from '../../protocol/compression.js';
 
 export type FakeBehaviour = 'garbage' | 'silent' | 'lying';
@@ -69,28 +68,32 @@ export async function startFakePeer(options: { meshKeyHex: string; toolchains: s
   };
   await node.libp2p.handle(
     JOB_PROTOCOL,
-    async (stream) => {
-      fake.jobsSeen++;
-      const framed = new FramedStream(stream, MESH_JOB_LIMITS.frameBytes);
-      try {
-        const offer = parseMessage(JobOffer, await framed.receive(10_000));
-        if (options.behaviour === 'garbage') {
-          stream.send(randomBytes(3));
-          stream.send(Buffer.from([0, 0, 0, 5, 0xc1, 0xc1, 0xc1, 0xc1, 0xc1]));
-          stream.send(randomBytes(4096));
-          await framed.close();
-        } else if (options.behaviour === 'silent') {
-          await new Promise<void>((resolve) => stream.addEventListener('close', () => resolve()));
-        } else {
-          const job = parseMessage(Job, decodeBody(await unpackOffer({ z: offer.z, data: offer.body }, 64 << 20)));
-          const lie = Buffer.from('not what the compiler wrote\n');
-          await framed.send({ t: 'result', exit: 0, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), outputs: job.outputs.map((p) => ({ path: p, size: lie.length, executable: false })) });
-          for (const [index] of job.outputs.entries()) await framed.send({ t: 'output', index, z: false, data: lie, last: true });
-          await framed.close();
-        }
-      } catch {
-        stream.abort(new Error('fake peer gave up'));
-      }
+    (stream) => {
+      const session = new JobSession(stream, {
+        onJob: (channel) =>
+          void (async () => {
+            fake.jobsSeen++;
+            try {
+              const offer = parseMessage(JobOffer, await channel.receive(10_000));
+              if (options.behaviour === 'garbage') {
+                stream.send(randomBytes(3));
+                stream.send(Buffer.from([0, 0, 0, 5, 0xc1, 0xc1, 0xc1, 0xc1, 0xc1]));
+                stream.send(randomBytes(4096));
+                session.close();
+              } else if (options.behaviour === 'silent') {
+                await new Promise<void>((resolve) => channel.ended$.signal.addEventListener('abort', () => resolve()));
+              } else {
+                const job = parseMessage(Job, decodeBody(await unpackOffer({ z: offer.z, data: offer.body }, 64 << 20)));
+                const lie = Buffer.from('not what the compiler wrote\n');
+                await channel.send({ t: 'result', exit: 0, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), outputs: job.outputs.map((p) => ({ path: p, size: lie.length, executable: false })) });
+                for (const [index] of job.outputs.entries()) await channel.send({ t: 'output', index, z: false, data: lie, last: true });
+                channel.close();
+              }
+            } catch {
+              channel.abort(new Error('fake peer gave up'));
+            }
+          })(),
+      });
     },
     { maxInboundStreams: 64 },
   );
