@@ -33,8 +33,18 @@ describe('the README and docs/', () => {
   });
 });
 
+/** git grep needs a checkout (the suite also runs from copies of the tree without one). */
+const inCheckout = (() => {
+  try {
+    execFileSync('git', ['rev-parse', '--is-inside-work-tree'], { cwd: REPO, stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
 describe('the repository', () => {
-  it('names no package host in apt sources or elsewhere', () => {
+  it.skipIf(!inCheckout)('names no package host in apt sources or elsewhere', () => {
     const grep = (args: string[]) => {
       try {
         return execFileSync('git', ['grep', '-n', ...args], { cwd: REPO, encoding: 'utf8' });
