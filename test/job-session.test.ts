@@ -124,3 +124,20 @@ describe('job sessions', () => {
     }
   });
 });
+
+describe('job sessions, ordering', () => {
+  it('answers jobs whose offers arrive in another order than they were numbered', async () => {
+    const { open } = await pair((channel) => {
+      void (async () => {
+        const offer = (await channel.receive(5000)) as { n: number };
+        await channel.send({ t: 'result', n: offer.n });
+        channel.close();
+      })();
+    });
+    // A client numbers a job when it opens it, and sends the offer once it is ready.
+    const channels = await Promise.all(Array.from({ length: 20 }, () => open()));
+    for (const [n, channel] of [...channels.entries()].reverse()) await channel.send({ t: 'job', n });
+    const answers = await Promise.all(channels.map(async (c) => ((await c.receive(5000)) as { n: number }).n));
+    expect(answers).toEqual(Array.from({ length: 20 }, (_, n) => n));
+  });
+});

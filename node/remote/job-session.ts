@@ -211,9 +211,9 @@ export class JobSession {
           channel.deliver(value, bytes);
           continue;
         }
-        // A message for a job already over (cancelled meanwhile) is dropped; a new job opens a channel.
-        if (t !== 'job' || !this.options.onJob || j < this.nextJob) continue;
-        this.nextJob = j + 1;
+        // A message for a job already over (cancelled meanwhile) is dropped; a new job opens a
+        // channel. Offers arrive in any order: a client numbers a job before it has the offer ready.
+        if (t !== 'job' || !this.options.onJob) continue;
         const opened = new JobChannel(this, j);
         this.channels.set(j, opened);
         opened.deliver(value, bytes);
