@@ -3,6 +3,7 @@
 // knock (pnet's nonce read was left rejecting with nobody awaiting it). Vitest fails a file
 // on any unhandled rejection or uncaught exception, so every case here also checks that.
 import net from 'node:net';
+import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { Connection, Stream } from '@libp2p/interface';
@@ -10,6 +11,9 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMeshNode, type MeshNode } from '../node/mesh/node.js';
 import { createKnock } from '../node/mesh/protector.js';
+import { XSalsa20Keystream } from '../node/mesh/psk-stream.js';
+import { createLegacyNode } from './helpers/legacy-node.js';
+import { prefixPlans, runRawPlans } from './helpers/raw-connections.js';
 import { LengthPrefixedReader, RELAY_STOP, RelayStatus, statusOf, stopConnect } from './helpers/relay-wire.js';
 import { LoopbackHosts, startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.js';
 
@@ -92,5 +96,82 @@ describe('mesh protector', () => {
     } finally {
       await newcomer.stop();
     }
+  });
+});
+
+const ECHO = '/meshcc-test/echo/1';
+
+/** Sends `data` on a new echo stream and resolves with what came back. */
+async function echoed(stream: Stream, data: Buffer): Promise<Buffer> {
+  const back: Buffer[] = [];
+  const reading = (async () => {
+    for await (const chunk of stream) back.push(Buffer.from(chunk instanceof Uint8Array ? chunk : chunk.subarray()));
+  })();
+  for (let offset = 0; offset < data.length; offset += 100_000) {
+    if (!stream.send(data.subarray(offset, offset + 100_000))) await stream.onDrain();
+  }
+  await stream.close();
+  await reading;
+  return Buffer.concat(back);
+}
+
+async function echo(stream: Stream): Promise<void> {
+  for await (const chunk of stream) if (!stream.send(chunk)) await stream.onDrain();
+  await stream.close();
+}
+
+describe('the private network stream', () => {
+  it('talks with members that still run @libp2p/pnet, both ways, megabytes intact', async () => {
+    const legacy = await createLegacyNode(meshKey);
+    try {
+      await legacy.handle(ECHO, echo);
+      await agent.libp2p.handle(ECHO, echo);
+      const data = randomBytes(3 << 20);
+      const toLegacy = await agent.libp2p.dialProtocol(legacy.getMultiaddrs()[0]!, ECHO);
+      expect((await echoed(toLegacy, data)).equals(data)).toBe(true);
+      await agent.hangUp(legacy.peerId);
+      await expect.poll(() => legacy.getConnections().length).toBe(0);
+      const fromLegacy = await legacy.dialProtocol(agent.libp2p.getMultiaddrs()[0]!, ECHO);
+      expect((await echoed(fromLegacy, data)).equals(data)).toBe(true);
+    } finally {
+      await agent.libp2p.unhandle(ECHO);
+      await legacy.stop();
+    }
+  });
+
+  it('is XSalsa20 with the PSK, one keystream across messages of any size', () => {
+    const xsalsa20 = createRequire(import.meta.url)('xsalsa20') as (nonce: Uint8Array, key: Uint8Array) => { update(input: Uint8Array): Uint8Array };
+    for (let round = 0; round < 20; round++) {
+      const [key, nonce] = [randomBytes(32), randomBytes(24)];
+      const reference = xsalsa20(nonce, key);
+      const ours = new XSalsa20Keystream(key, nonce);
+      for (let i = 0; i < 200; i++) {
+        const message = randomBytes([0, 1, 63, 64, 65, 127, 1000, 4096, 70_000][(round + i) % 9]!);
+        expect(Buffer.from(ours.xor(message)).equals(Buffer.from(reference.update(message)))).toBe(true);
+      }
+    }
+  });
+
+  it('takes nothing from xsalsa20\'s shared WebAssembly memory, however many connections come and go', async () => {
+    // That memory hands each cipher a 64-byte slot, the lowest free one first, until the cipher
+    // is released: a new cipher's slot shows how many are held. @libp2p/pnet took two per
+    // connection and never gave them back.
+    const xsalsa20 = createRequire(import.meta.url)('xsalsa20') as (nonce: Uint8Array, key: Uint8Array) => { _xor: { _pointer: number }; finalize(): void };
+    const slot = () => {
+      const cipher = xsalsa20(new Uint8Array(24), new Uint8Array(32));
+      const pointer = cipher._xor._pointer;
+      cipher.finalize();
+      return pointer;
+    };
+    const before = slot();
+    const handshake = Buffer.concat([createKnock(meshKey), randomBytes(24)]);
+    // The whole knock and nonce, then an end or a reset: the agent builds the stream each time.
+    const plans = prefixPlans(handshake, [{ how: 'end', wait: 'reply', writes: 'one' }, { how: 'reset', wait: 'reply', writes: 'halves' }]).filter((p) => p.bytes.length === handshake.length);
+    let answered = 0;
+    for (let round = 0; round < 300; round++) {
+      for (const outcome of await runRawPlans(portOf(agent), hosts, plans, 2)) if (outcome.received >= 24) answered++;
+    }
+    expect(answered).toBeGreaterThan(500);
+    expect((slot() - before) / 64).toBeLessThan(10);
   });
 });

@@ -93,15 +93,20 @@ export function meshId(key: Uint8Array): string {
 }
 
 /**
- * The libp2p swarm key for @libp2p/pnet's preSharedKey, derived from the mesh key
+ * The private network's pre-shared key (libp2p PSK v1, 32 bytes), derived from the mesh key
  * (a separate hash, so the PSK is never the raw mesh key).
  */
-export function swarmKey(key: Uint8Array): Uint8Array {
+export function pnetKey(key: Uint8Array): Uint8Array {
   if (key.length !== MESH_KEY_BYTES) {
     throw new MeshccError('bad-mesh-key', `a mesh key is ${MESH_KEY_BYTES} bytes, got ${key.length}`);
   }
-  const psk = createHash('sha256').update('meshcc pnet psk\0').update(key).digest('hex');
-  return new TextEncoder().encode(`/key/swarm/psk/1.0.0/\n/base16/\n${psk}`);
+  return new Uint8Array(createHash('sha256').update('meshcc pnet psk\0').update(key).digest());
+}
+
+/** The same key as a swarm key file for @libp2p/pnet's preSharedKey (what agents before
+ *  node/mesh/psk-stream.ts used; tests check that both still talk). */
+export function swarmKey(key: Uint8Array): Uint8Array {
+  return new TextEncoder().encode(`/key/swarm/psk/1.0.0/\n/base16/\n${Buffer.from(pnetKey(key)).toString('hex')}`);
 }
 
 /** This agent's Ed25519 identity (`identity.key`, protobuf), so its peer id survives restarts. */

@@ -1,16 +1,19 @@
-// The connection protector of the mesh: a knock, then @libp2p/pnet's pre-shared-key stream.
+// The connection protector of the mesh: a knock, then the private network (libp2p PSK v1: a
+// nonce each way, then XSalsa20 under a key derived from the mesh key; psk-stream.ts).
 //
 // However a connection ends during either step, protect() rejects once (the upgrader awaits
 // that) and the connection is aborted; no other promise is left rejecting with nobody
-// waiting. An agent died of exactly that: pnet's nonce read was started, then resume() threw
-// on a relayed stream reset right behind the knock, and the read's rejection ("stream closed
-// after reading 0/24 bytes") was an unhandled rejection, which ends a Node process.
+// waiting. An agent died of exactly that with @libp2p/pnet: its nonce read was started, then
+// resume() threw on a relayed stream reset right behind the knock, and the read's rejection
+// ("stream closed after reading 0/24 bytes") was an unhandled rejection, which ends a Node
+// process. Here every read is one awaited promise, and the stream is built only once both
+// nonces are in.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { AbortOptions, ConnectionProtector, MessageStream, StreamMessageEvent } from '@libp2p/interface';
-import { preSharedKey } from '@libp2p/pnet';
+import type { AbortOptions, ConnectionProtector, MessageStream, MultiaddrConnection, StreamMessageEvent } from '@libp2p/interface';
 import { MeshccError } from '../../protocol/errors.js';
 import type { Logger } from '../log.js';
-import { swarmKey } from './keys.js';
+import { pnetKey } from './keys.js';
+import { NONCE_BYTES, PskStream } from './psk-stream.js';
 
 const KNOCK_NONCE = 16;
 const KNOCK_TAG = 16;
@@ -39,12 +42,12 @@ function chunkBytes(evt: StreamMessageEvent): Uint8Array {
   return data instanceof Uint8Array ? data : data.subarray();
 }
 
-function knockFailed(message: string): MeshccError {
+function protectFailed(message: string): MeshccError {
   return new MeshccError('knock-failed', message);
 }
 
-/** Read exactly n bytes from a raw connection, leaving anything after them unread (paused). */
-function readExactly(conn: MessageStream, n: number, signal: AbortSignal): Promise<Uint8Array> {
+/** Read exactly n bytes (`what`) from a raw connection, leaving it paused with anything after them unread. */
+function readExactly(conn: MessageStream, n: number, what: string, signal: AbortSignal): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
     const chunks: Uint8Array[] = [];
     let have = 0;
@@ -76,28 +79,37 @@ function readExactly(conn: MessageStream, n: number, signal: AbortSignal): Promi
         fail(err as Error);
       }
     };
-    const onEnd = () => fail(knockFailed(`connection closed after ${have}/${n} bytes of the mesh knock`));
-    const onAbort = () => fail(knockFailed('no mesh knock in time'));
+    const onEnd = () => fail(protectFailed(`connection closed after ${have}/${n} bytes of the ${what}`));
+    const onAbort = () => fail(protectFailed(`no ${what} in time`));
     if (signal.aborted) return onAbort();
     if (conn.status !== 'open') return onEnd();
     conn.addEventListener('message', onMessage);
     conn.addEventListener('close', onEnd);
     conn.addEventListener('remoteCloseWrite', onEnd);
     signal.addEventListener('abort', onAbort);
+    try {
+      // A previous read left it paused, maybe with our bytes already buffered.
+      conn.resume();
+    } catch (err) {
+      fail(err as Error);
+    }
   });
 }
 
+async function send(conn: MessageStream, bytes: Uint8Array, options?: AbortOptions): Promise<void> {
+  if (!conn.send(bytes)) await conn.onDrain(options);
+}
+
 /**
- * Wraps @libp2p/pnet's PSK protector with a knock: the dialer first sends 16 random bytes and
- * their HMAC under a key derived from the mesh key; the listener checks it before writing
- * anything (pnet alone would answer any TCP client with its 24-byte nonce). A bad or missing
- * knock closes the connection silently.
+ * The dialer first sends 16 random bytes and their HMAC under a key derived from the mesh key;
+ * the listener checks it before writing anything (the private network alone would answer any
+ * TCP client with its nonce). A bad or missing knock closes the connection silently.
  */
 class MeshProtector implements ConnectionProtector {
   readonly [Symbol.toStringTag] = 'meshcc/knock+pnet';
 
   constructor(
-    private readonly pnet: ConnectionProtector,
+    private readonly psk: Uint8Array,
     private readonly knockKey: Buffer,
     private readonly timeoutMs: number,
     private readonly log: Logger,
@@ -114,39 +126,55 @@ class MeshProtector implements ConnectionProtector {
     }
   }
 
+  private deadline(options?: AbortOptions): AbortSignal {
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    return options?.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+  }
+
   private async protectOutbound(conn: MessageStream, options?: AbortOptions): Promise<MessageStream> {
-    if (!conn.send(knockWith(this.knockKey))) await conn.onDrain(options);
-    return await this.pnet.protect(conn, options);
+    const localNonce = randomBytes(NONCE_BYTES);
+    // The knock and our nonce leave in one write; the listener reads them in turn.
+    await send(conn, Buffer.concat([knockWith(this.knockKey), localNonce]), options);
+    const remoteNonce = await readExactly(conn, NONCE_BYTES, 'private network nonce', this.deadline(options));
+    return this.privateStream(conn, localNonce, remoteNonce);
   }
 
   private async protectInbound(conn: MessageStream, options?: AbortOptions): Promise<MessageStream> {
-    const timeout = AbortSignal.timeout(this.timeoutMs);
-    const signal = options?.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
-    const knock = await readExactly(conn, KNOCK_BYTES, signal);
+    // The dialer sends its knock and nonce together: one deadline for both.
+    const signal = this.deadline(options);
+    const knock = await readExactly(conn, KNOCK_BYTES, 'mesh knock', signal);
     const expected = knockTag(this.knockKey, knock.subarray(0, KNOCK_NONCE));
     if (!timingSafeEqual(expected, knock.subarray(KNOCK_NONCE))) {
       const err = new MeshccError('not-a-member', 'inbound connection does not know the mesh key');
       this.log.debug({ err: err.message }, 'refused an inbound connection');
       throw err;
     }
-    // pnet's reader attaches its listener synchronously inside protect(); resume after
-    // that so bytes that arrived behind the knock reach it.
-    const protecting = this.pnet.protect(conn, options);
+    const localNonce = randomBytes(NONCE_BYTES);
+    await send(conn, localNonce, options);
+    const remoteNonce = await readExactly(conn, NONCE_BYTES, 'private network nonce', signal);
+    return this.privateStream(conn, localNonce, remoteNonce);
+  }
+
+  private privateStream(conn: MessageStream, localNonce: Uint8Array, remoteNonce: Uint8Array): MessageStream {
+    // A stream over a connection that already ended would never hear of its end (and never
+    // release its ciphers).
+    if (conn.status !== 'open') throw protectFailed('connection closed right after the private network nonces');
+    // The upgrader only ever protects multiaddr connections (TCP or relayed).
+    const stream = new PskStream(conn as MultiaddrConnection, this.psk, localNonce, remoteNonce);
     try {
+      // What came behind the nonce is buffered in the paused connection: the stream takes it now.
       conn.resume();
     } catch (err) {
-      // The connection ended right behind the knock (resume() throws on a closed stream).
-      // Aborting it fails pnet's read at once, and that failure is the one reported below:
-      // `protecting` is awaited on every path.
-      conn.abort(err as Error);
+      stream.abort(err as Error);
+      throw err;
     }
-    return await protecting;
+    return stream;
   }
 }
 
-/** The connectionProtector of a mesh node: knock + pnet under keys derived from the mesh key. */
+/** The connectionProtector of a mesh node: knock + private network under keys derived from the mesh key. */
 export function meshProtector(meshKey: Uint8Array, timeoutMs: number, log: Logger): () => ConnectionProtector {
-  const pnetFactory = preSharedKey({ psk: swarmKey(meshKey) });
+  const psk = pnetKey(meshKey);
   const knockKey = knockKeyOf(meshKey);
-  return (): ConnectionProtector => new MeshProtector(pnetFactory(), knockKey, timeoutMs, log);
+  return (): ConnectionProtector => new MeshProtector(psk, knockKey, timeoutMs, log);
 }

@@ -32,6 +32,8 @@ export interface TcpProxy {
   port: number;
   /** Bytes each dialler sent, in connection order (only when recording). */
   recorded: Buffer[];
+  /** Bytes the agent sent back on each, likewise. */
+  replies: Buffer[];
   /** Connections whose cut point was reached. */
   cuts: number;
   /** Cuts for the next connections, taken in the order they arrive. */
@@ -48,11 +50,12 @@ function stop(socket: net.Socket, how: Cut['how']): void {
 /** Forwards loopback connections to `targetPort`, each from a new source host of `hosts`. */
 export async function startTcpProxy(targetPort: number, hosts: LoopbackHosts, options: { record?: boolean } = {}): Promise<TcpProxy> {
   const sockets = new Set<net.Socket>();
-  const proxy: TcpProxy = { port: 0, recorded: [], cuts: 0, plan: [], close: async () => undefined };
+  const proxy: TcpProxy = { port: 0, recorded: [], replies: [], cuts: 0, plan: [], close: async () => undefined };
   const server = net.createServer({ allowHalfOpen: true }, (dialler) => {
     const cut = proxy.plan.shift();
     const agent = net.connect({ port: targetPort, host: '127.0.0.1', localAddress: hosts.next(), allowHalfOpen: true });
     const index = options.record ? proxy.recorded.push(Buffer.alloc(0)) - 1 : -1;
+    if (options.record) proxy.replies.push(Buffer.alloc(0));
     for (const socket of [dialler, agent]) {
       sockets.add(socket);
       socket.on('error', () => undefined);
@@ -78,7 +81,8 @@ export async function startTcpProxy(targetPort: number, hosts: LoopbackHosts, op
         const take = limit === undefined ? chunk.length : Math.max(0, Math.min(chunk.length, limit - before));
         if (take > 0 && !to.destroyed) to.write(chunk.subarray(0, take));
         count(take);
-        if (from === dialler && index >= 0) proxy.recorded[index] = Buffer.concat([proxy.recorded[index]!, chunk]);
+        const log = from === dialler ? proxy.recorded : proxy.replies;
+        if (index >= 0) log[index] = Buffer.concat([log[index]!, chunk.subarray(0, take)]);
         if (limit !== undefined && count(0) >= limit) cutNow();
       });
       from.on('end', () => to.end());
