@@ -62,6 +62,11 @@ export class Store {
     return this.entries.has(hash);
   }
 
+  /** The size of an object in the store, or undefined when it is not there. */
+  sizeOf(hash: string): number | undefined {
+    return this.entries.get(hash)?.size;
+  }
+
   /** Marks a use (recency) without reading anything. */
   touch(hash: string): boolean {
     const entry = this.entries.get(hash);
@@ -102,6 +107,13 @@ export class Store {
     await fs.mkdir(path.dirname(final), { recursive: true });
     await fs.chmod(temp, 0o444);
     await fs.rename(temp, final);
+    this.remember(hash, size);
+    await this.evict();
+  }
+
+  /** Takes into the index an object another thread wrote at pathOf(hash) (atomically, read-only). */
+  async adoptWritten(hash: string, size: number): Promise<void> {
+    if (this.touch(hash)) return;
     this.remember(hash, size);
     await this.evict();
   }

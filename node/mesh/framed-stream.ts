@@ -1,14 +1,25 @@
 // A libp2p stream carrying meshcc frames, read one message at a time with a deadline,
-// written with back-pressure (wait for `drain`), and counting the bytes each way.
+// written with back-pressure (wait for `drain`), and counting the bytes each way. Streams
+// that carry many small messages (job sessions, the scheduler's) send them `soon`: everything
+// queued in one turn of the event loop leaves in one write, since every write costs a muxer
+// frame, an encryption, a system call and a window update on the other side, whatever its size.
 import type { Stream } from '@libp2p/interface';
 import { MeshccError } from '../../protocol/errors.js';
 import { encodeFrame, FrameDecoder } from '../../protocol/framing.js';
+
+/** Bytes of frames one write gathers at most. */
+const SOON_BATCH_BYTES = 4 * 1024 * 1024;
 
 export class FramedStream {
   private readonly decoder: FrameDecoder;
   private readonly queued: { value: unknown; bytes: number }[] = [];
   private readonly source: AsyncIterator<unknown>;
   private ended = false;
+  /** Frames queued by sendSoon, the promises waiting for them, and whether a flush is under way. */
+  private soon: Buffer[] = [];
+  private soonBytes = 0;
+  private soonWaiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
+  private flushing?: Promise<void>;
   bytesIn = 0;
   bytesOut = 0;
 
@@ -24,16 +35,53 @@ export class FramedStream {
     await this.write(encodeFrame(value));
   }
 
-  /** Several messages in one write: every write costs a muxer frame, an encryption, a system
-   *  call and, on the other side, a window update, whatever its size. */
+  /** Several messages in one write. */
   async sendAll(values: unknown[]): Promise<void> {
     if (values.length === 1) return this.send(values[0]);
     await this.write(Buffer.concat(values.map(encodeFrame)));
   }
 
-  /** Frames already encoded (several at once), with back-pressure. */
-  async writeBytes(bytes: Buffer): Promise<void> {
-    await this.write(bytes);
+  /** Messages that leave with everything else queued in this turn of the event loop; resolves
+   *  once they are written. */
+  sendSoon(value: unknown): Promise<void> {
+    return this.sendSoonEncoded([encodeFrame(value)]);
+  }
+
+  /** Frames already encoded, sent like sendSoon. */
+  sendSoonEncoded(frames: Buffer[]): Promise<void> {
+    if (this.stream.writeStatus !== 'writable') return Promise.reject(new MeshccError('stream-closed', 'the stream closed before the message was sent'));
+    for (const frame of frames) {
+      this.soon.push(frame);
+      this.soonBytes += frame.length;
+    }
+    const written = new Promise<void>((resolve, reject) => this.soonWaiters.push({ resolve, reject }));
+    if (!this.flushing) this.flushing = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flushSoon());
+    return written;
+  }
+
+  private async flushSoon(): Promise<void> {
+    try {
+      while (this.soon.length > 0) {
+        let count = 0;
+        let bytes = 0;
+        while (count < this.soon.length && (count === 0 || bytes + this.soon[count]!.length <= SOON_BATCH_BYTES)) bytes += this.soon[count++]!.length;
+        const batch = this.soon.splice(0, count);
+        this.soonBytes -= bytes;
+        // Every waiter so far is answered by this write, or by an earlier one.
+        const waiters = this.soon.length === 0 ? this.soonWaiters.splice(0) : [];
+        try {
+          await this.write(batch.length === 1 ? batch[0]! : Buffer.concat(batch, bytes));
+        } catch (err) {
+          for (const w of [...waiters, ...this.soonWaiters.splice(0)]) w.reject(err as Error);
+          this.soon = [];
+          this.soonBytes = 0;
+          return;
+        }
+        for (const w of waiters) w.resolve();
+      }
+    } finally {
+      this.flushing = undefined;
+    }
   }
 
   private async write(bytes: Buffer): Promise<void> {
@@ -95,6 +143,8 @@ export class FramedStream {
   }
 
   async close(): Promise<void> {
+    // What was queued to be sent soon leaves first.
+    await this.flushing;
     try {
       await this.stream.close();
     } catch {

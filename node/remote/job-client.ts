@@ -1,7 +1,9 @@
 // The client side of a job on a peer's job session (job-session.ts): offer one job, send
 // exactly the store files it asks for, and read back the result and the output files. Every way this can go wrong
 // ends in a RemoteFailure that says whether to try another peer, go local, or blame the peer.
+import { readFile as readFileCallback } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import { packChunk, packOffer, unpackChunk } from '../../protocol/compression.js';
 import { MeshccError, ProtocolError } from '../../protocol/errors.js';
@@ -69,6 +71,9 @@ export interface RunOnPeerOptions {
   /** The job session with each peer. */
   sessions: JobSessions;
 }
+
+/** The callback API: no FileHandle (and its finaliser) per file. */
+const readFile = promisify(readFileCallback);
 
 /** Failure codes a peer reports that another peer would hit as well (limits are the same
  *  everywhere by default; a local compile has none). */
@@ -167,7 +172,21 @@ export async function sendBlobs(framed: Pick<FramedStream, 'sendAll'>, store: St
     if (batch.length) await framed.sendAll(batch);
     [batch, batchBytes] = [[], 0];
   };
+  const add = async (hash: string, chunk: Buffer, last: boolean) => {
+    const packed = await packChunk(chunk, quality);
+    if (batchBytes + packed.data.length > MESH_JOB_LIMITS.chunkBytes) await flush();
+    batch.push({ t: 'blob', hash, ...packed, last });
+    batchBytes += packed.data.length;
+  };
   for (const hash of hashes) {
+    const known = store.sizeOf(hash);
+    if (known !== undefined && known <= MESH_JOB_LIMITS.chunkBytes) {
+      // Most inputs are one chunk: read whole, without a file handle.
+      const data = await readFile(store.pathOf(hash));
+      if (data.length !== known) throw new MeshccError('store-changed', `store file ${hash.slice(0, 12)} changed while being sent`);
+      await add(hash, data, true);
+      continue;
+    }
     const file = await open(store.pathOf(hash), 'r');
     try {
       const size = (await file.stat()).size;
@@ -178,10 +197,7 @@ export async function sendBlobs(framed: Pick<FramedStream, 'sendAll'>, store: St
         const { bytesRead } = await file.read(buffer, 0, length, offset);
         if (bytesRead !== length) throw new MeshccError('store-changed', `store file ${hash.slice(0, 12)} shrank while being sent`);
         offset += length;
-        const packed = await packChunk(buffer, quality);
-        if (batchBytes + packed.data.length > MESH_JOB_LIMITS.chunkBytes) await flush();
-        batch.push({ t: 'blob', hash, ...packed, last: offset >= size });
-        batchBytes += packed.data.length;
+        await add(hash, buffer, offset >= size);
       } while (offset < size);
     } finally {
       await file.close();

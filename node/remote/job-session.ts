@@ -18,8 +18,6 @@ export const JOB_PROTOCOL = '/meshcc/job/2';
 
 /** Jobs one session carries at once (beyond it a peer refuses at once; a client opens none). */
 export const MAX_JOBS_PER_SESSION = 1024;
-/** Bytes of frames one write gathers at most. */
-const WRITE_BATCH_BYTES = 4 * 1024 * 1024;
 
 type Waiter = { resolve: (value: unknown) => void; reject: (err: Error) => void };
 
@@ -105,11 +103,6 @@ export interface JobSessionOptions {
 export class JobSession {
   private readonly framed: FramedStream;
   private readonly channels = new Map<number, JobChannel>();
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  private waiters: Waiter[] = [];
-  private flushing = false;
-  private scheduled = false;
   private nextJob = 0;
   private endedWith?: Error;
   /** When the last job of the session ended (for closing idle sessions). */
@@ -141,47 +134,14 @@ export class JobSession {
 
   enqueue(channel: JobChannel, values: unknown[]): Promise<void> {
     if (this.endedWith) return Promise.reject(this.endedWith);
-    for (const value of values) {
-      const frame = encodeFrame({ ...(value as object), j: channel.j });
-      channel.bytesOut += frame.length;
-      this.pending.push(frame);
-      this.pendingBytes += frame.length;
-    }
-    const written = new Promise<void>((resolve, reject) => this.waiters.push({ resolve: () => resolve(), reject }));
-    // Everything queued in this turn of the event loop leaves together.
-    if (!this.scheduled && !this.flushing) {
-      this.scheduled = true;
-      setImmediate(() => void this.flush());
-    }
-    return written;
-  }
-
-  private async flush(): Promise<void> {
-    this.scheduled = false;
-    if (this.flushing) return;
-    this.flushing = true;
-    try {
-      while (this.pending.length > 0) {
-        let count = 0;
-        let bytes = 0;
-        while (count < this.pending.length && (count === 0 || bytes + this.pending[count]!.length <= WRITE_BATCH_BYTES)) bytes += this.pending[count++]!.length;
-        const batch = this.pending.splice(0, count);
-        this.pendingBytes -= bytes;
-        // Every waiter so far is answered by this write or an earlier one.
-        const waiters = this.pending.length === 0 ? this.waiters.splice(0) : [];
-        try {
-          await this.framed.writeBytes(batch.length === 1 ? batch[0]! : Buffer.concat(batch, bytes));
-        } catch (err) {
-          for (const w of waiters) w.reject(err as Error);
-          throw err;
-        }
-        for (const w of waiters) w.resolve(undefined);
-      }
-    } catch (err) {
-      this.endAll(err instanceof MeshccError ? err : new MeshccError('stream-closed', (err as Error).message));
-    } finally {
-      this.flushing = false;
-    }
+    const frames = values.map((value) => encodeFrame({ ...(value as object), j: channel.j }));
+    for (const frame of frames) channel.bytesOut += frame.length;
+    // Every job's messages of this turn of the event loop leave in one write.
+    return this.framed.sendSoonEncoded(frames).catch((err: Error) => {
+      const reason = err instanceof MeshccError ? err : new MeshccError('stream-closed', err.message);
+      this.endAll(reason);
+      throw reason;
+    });
   }
 
   /** Tells the other side a job is cancelled (best effort: the session may be gone). */
@@ -228,8 +188,6 @@ export class JobSession {
     if (this.endedWith) return;
     this.endedWith = reason;
     for (const channel of [...this.channels.values()]) channel.end(reason);
-    for (const w of this.waiters.splice(0)) w.reject(reason);
-    this.pending = [];
     this.options.onEnd?.(this);
   }
 

@@ -4,9 +4,10 @@
 // receives. Each input comes back as a number in this scanner's catalog: the catalog defines a
 // number once per (path, content, mode), the caller keeps one object per number, and every
 // later job naming the same unchanged file costs one stat here and nothing there.
-import { createHash } from 'node:crypto';
-import { readFileSync, type BigIntStats } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, type BigIntStats } from 'node:fs';
 import path from 'node:path';
+import { storeObjectPath } from '../store.js';
 import { DirCache } from './dir-cache.js';
 import { IncludeWalker } from './include-walk.js';
 import { LocaleInputs } from './locale-inputs.js';
@@ -34,8 +35,9 @@ export type WalkScanReply =
       inputs: number[];
       /** Entries new since the last reply. */
       defined: CatalogEntry[];
-      /** Contents of files hashed for the first time (or changed), for the caller's store. */
-      contents: [string, Uint8Array][];
+      /** Objects written into the store by this scan ([sha256, size]): files hashed for the
+       *  first time or changed. The caller's store takes them into its index. */
+      stored: [string, number][];
       /** Directories the compile walks through. */
       dirs: string[];
     };
@@ -89,6 +91,10 @@ export function filesAndDirs(cwd: string, rawFiles: string[], rawSearchDirs: str
 }
 
 export class WalkScanner {
+  /** `storeDir`: the store's directory, into which scan() writes the files it reads (files()
+   *  alone needs none). */
+  constructor(private readonly storeDir?: string) {}
+
   private readonly dirCache = new DirCache();
   private readonly walker = new IncludeWalker(this.dirCache);
   private readonly locales = new LocaleInputs();
@@ -118,17 +124,17 @@ export class WalkScanner {
     const { files, dirs } = walked;
     const inputs: number[] = [];
     const defined: CatalogEntry[] = [];
-    const contents: [string, Uint8Array][] = [];
+    const stored: [string, number][] = [];
     for (const file of files) {
       const st = this.dirCache.statFile(file);
       if (!st?.isFile()) return { ok: false, reason: `${file} is not a regular file` };
-      inputs.push(this.numberOf(file, st, defined, contents));
+      inputs.push(this.numberOf(file, st, defined, stored));
     }
-    return { ok: true, inputs, defined, contents, dirs: [...dirs] };
+    return { ok: true, inputs, defined, stored, dirs: [...dirs] };
   }
 
   /** The file's catalog number: from the stat cache when unchanged, else read and hashed. */
-  private numberOf(file: string, st: BigIntStats, defined: CatalogEntry[], contents: [string, Uint8Array][]): number {
+  private numberOf(file: string, st: BigIntStats, defined: CatalogEntry[], stored: [string, number][]): number {
     const known = this.stated.get(file);
     if (known && known.dev === st.dev && known.ino === st.ino && known.size === st.size && known.mtimeNs === st.mtimeNs && known.ctimeNs === st.ctimeNs) return known.entry;
     const data = readFileSync(file);
@@ -141,13 +147,30 @@ export class WalkScanner {
       this.numbers.set(key, entry);
       defined.push([entry, file, hash, data.length, executable]);
     }
-    // The caller's store gets the bytes each time they are read here: it may have evicted them.
-    contents.push([hash, data]);
+    // Stored each time it is read here (the store may have evicted an earlier copy).
+    this.store(hash, data);
+    stored.push([hash, data.length]);
     if (BigInt(Date.now()) * 1_000_000n - st.mtimeNs > SETTLE_NS && data.length === Number(st.size)) {
       this.stated.set(file, { dev: st.dev, ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, entry });
     } else {
       this.stated.delete(file);
     }
     return entry;
+  }
+
+  /** Writes an object into the store as the store does: a temporary file, read-only, renamed. */
+  private store(hash: string, data: Uint8Array): void {
+    if (!this.storeDir) throw new Error('a walk scan without a store');
+    const final = storeObjectPath(this.storeDir, hash);
+    const temp = path.join(this.storeDir, 'tmp', randomBytes(8).toString('hex'));
+    try {
+      writeFileSync(temp, data, { mode: 0o444 });
+      chmodSync(temp, 0o444);
+      mkdirSync(path.dirname(final), { recursive: true });
+      renameSync(temp, final);
+    } catch (err) {
+      rmSync(temp, { force: true });
+      throw err;
+    }
   }
 }

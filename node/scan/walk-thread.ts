@@ -1,6 +1,7 @@
 // The agent's side of the walk: sends a compile to the walk worker (walk-worker.ts) and turns
 // the catalog numbers it answers into input files, one object per number for the agent's life
-// (the offer tables know an input by that object), with new contents put into the store.
+// (the offer tables know an input by that object); what the worker wrote into the store's
+// directory is taken into the store's index.
 // Without worker threads (or once one has failed) the same scanner runs here: slower, never wrong.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -38,11 +39,11 @@ export class WalkThread {
   ) {
     const script = useThread ? workerScript() : undefined;
     if (script) this.startWorker(script);
-    else this.here = new WalkScanner();
+    else this.here = new WalkScanner(store.dir);
   }
 
   private startWorker(script: string): void {
-    const worker = new Worker(script);
+    const worker = new Worker(script, { workerData: { storeDir: this.store.dir } });
     worker.unref();
     worker.on('message', (m: { id: number; reply: WalkScanReply }) => {
       const resolve = this.pending.get(m.id);
@@ -53,7 +54,7 @@ export class WalkThread {
       // Its catalog is gone with it: scan here from now on, with a catalog of our own.
       if (this.worker !== worker) return;
       this.worker = undefined;
-      this.here = new WalkScanner();
+      this.here = new WalkScanner(this.store.dir);
       this.catalog = [];
       this.chainNumbers = new Map();
       for (const resolve of this.pending.values()) resolve({ ok: false, reason: why });
@@ -71,7 +72,7 @@ export class WalkThread {
     // Replies from a worker that has since failed number files in a catalog that is gone.
     if (catalog !== this.catalog) return { ok: false, reason: 'the walk thread restarted' };
     for (const [number, file, hash, size, executable] of reply.defined) catalog[number] = { path: file, hash, size, executable };
-    for (const [hash, data] of reply.contents) await this.store.put(hash, data);
+    for (const [hash, size] of reply.stored) await this.store.adoptWritten(hash, size);
     const inputs = new Array<InputFile>(reply.inputs.length);
     for (let i = 0; i < reply.inputs.length; i++) inputs[i] = catalog[reply.inputs[i]!]!;
     return { ok: true, inputs, dirs: reply.dirs };

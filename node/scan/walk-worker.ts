@@ -1,6 +1,6 @@
 // Worker thread entry: the include walk and the hashing of one compile's inputs, off the
 // agent's event loop (walk-thread.ts is the agent's side).
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import type { SearchChains } from './search-probe.js';
 import { WalkScanner, type WalkScanRequest } from './walk-scan.js';
 
@@ -11,7 +11,7 @@ export interface WalkWorkerRequest {
   scan: Omit<WalkScanRequest, 'chains'> & { chains?: SearchChains };
 }
 
-const scanner = new WalkScanner();
+const scanner = new WalkScanner((workerData as { storeDir: string }).storeDir);
 const chains = new Map<number, SearchChains>();
 
 parentPort?.on('message', (request: WalkWorkerRequest) => {
@@ -24,6 +24,5 @@ parentPort?.on('message', (request: WalkWorkerRequest) => {
   } catch (err) {
     reply = { ok: false as const, reason: `the walk failed: ${(err as Error).message}` };
   }
-  // File contents are copied, not transferred: small Buffers share Node's pool, which must not be detached.
   parentPort!.postMessage({ id: request.id, reply });
 });

@@ -73,14 +73,14 @@ export class SchedulerClient {
     const id = this.nextId++;
     const answer = new Promise<{ where: string; reason: string; peer?: string } | undefined>((resolve) => connection.waiting.set(id, resolve));
     try {
-      await connection.framed.send({ t: 'place', v: PROTOCOL_VERSION, id, toolchain: query.toolchain, estimateMs: query.estimateMs, localFree: query.localFree, localSpeed: query.localSpeed, skip, ...(query.linkMs ? { linkMs: query.linkMs } : {}) });
+      await connection.framed.sendSoon({ t: 'place', v: PROTOCOL_VERSION, id, toolchain: query.toolchain, estimateMs: query.estimateMs, localFree: query.localFree, localSpeed: query.localSpeed, skip, ...(query.linkMs ? { linkMs: query.linkMs } : {}) });
     } catch {
       this.drop(connection);
       return undefined;
     }
     const placed = await answer;
     if (!placed || placed.where === 'none') {
-      if (placed) void connection.framed.send({ t: 'done', id }).catch(() => undefined);
+      if (placed) void connection.framed.sendSoon({ t: 'done', id }).catch(() => undefined);
       return undefined;
     }
     let reported = false;
@@ -90,7 +90,7 @@ export class SchedulerClient {
       done: (ms, fetching) => {
         if (reported || connection.closed) return;
         reported = true;
-        void connection.framed.send({ t: 'done', id, ...(ms !== undefined ? { ms } : {}), ...(fetching ? { fetching } : {}) }).catch(() => undefined);
+        void connection.framed.sendSoon({ t: 'done', id, ...(ms !== undefined ? { ms } : {}), ...(fetching ? { fetching } : {}) }).catch(() => undefined);
       },
     };
   }

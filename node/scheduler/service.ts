@@ -178,7 +178,7 @@ export class SchedulerService {
           open.set(id, this.doneFor(core, request, decision));
           this.options.log.debug({ client, peer: decision.where === 'peer' ? decision.peer : decision.where, reason: decision.reason }, 'scheduler placed a job');
           void framed
-            .send({
+            .sendSoon({
               t: 'placed',
               id,
               where: decision.where,
