@@ -15,10 +15,14 @@
 // client agent sustains is its main thread's CPU per job (1000 / ms per job = the ceiling of
 // jobs per second its event loop allows), printed beside the rate reached.
 //
-//   node dist/bench/throughput.js [--headers git|linux|both] [--units N] [--peers P] [--slots S] [-j J] [--profile DIR] [--keep]
+// With --baseline DIR (a built checkout of another version), every build runs twice in the same
+// run, on that version's agents and then on this one's, and the ratios are printed: this
+// machine is shared and noisy, so only figures measured side by side compare.
+//
+//   node dist/bench/throughput.js [--headers git|linux|both] [--units N] [--peers P] [--slots S] [-j J] [--profile DIR] [--baseline DIR] [--keep]
 // Needs root (network namespaces). The projects are fetched by bench/fetch-project.sh.
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,7 +35,6 @@ import { createNetnsMesh, netnsAvailable, type NetnsMesh } from '../test/helpers
 import { monotonicUs, profilesIn, summariseProfile, topPlaces } from './cpu-profile.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const MESHCC_BIN = path.join(repo, 'bin', 'meshcc.js');
 const FETCH = path.join(repo, 'bench', 'fetch-project.sh');
 const WORK = '/tmp/meshcc-throughput';
 
@@ -43,6 +46,7 @@ const { values: opts } = parseArgs({
     slots: { type: 'string', default: '2' },
     jobs: { type: 'string', short: 'j', default: '24' },
     profile: { type: 'string' },
+    baseline: { type: 'string' },
     keep: { type: 'boolean', default: false },
   },
 });
@@ -178,7 +182,13 @@ interface Agents {
   profileDirs: string[];
 }
 
-async function startMesh(peers: number, slots: number, logs: string, label: string): Promise<Agents> {
+/** The checkout whose agents and compiler links a build uses. */
+interface Version {
+  label: string;
+  bin: string;
+}
+
+async function startMesh(version: Version, peers: number, slots: number, logs: string, label: string): Promise<Agents> {
   const mesh = await createNetnsMesh({ hosts: peers + 1, prefix: 'mctp' });
   const key = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('hex');
   const profileDirs: string[] = [];
@@ -194,7 +204,7 @@ async function startMesh(peers: number, slots: number, logs: string, label: stri
       nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${dir}`);
     }
     const fd = openSync(path.join(logs, `agent-h${host}.log`), 'a');
-    const child = mesh.spawn(host, process.execPath, [...nodeArgs, MESHCC_BIN, 'agent'], {
+    const child = mesh.spawn(host, process.execPath, [...nodeArgs, version.bin, 'agent'], {
       env: { ...baseEnv(), MESHCC_HOME: home, MESHCC_LOG_LEVEL: 'warn', ...extra },
       stdio: ['ignore', fd, fd],
     });
@@ -243,8 +253,8 @@ async function stopAgents(agents: Agents): Promise<void> {
   await agents.mesh.destroy();
 }
 
-function make(agents: Agents, project: Project, targets: string[], makefile: string | undefined): Promise<number> {
-  const bindir = execFileSync(process.execPath, [MESHCC_BIN, 'bindir'], { encoding: 'utf8' }).trim();
+function make(version: Version, agents: Agents, project: Project, targets: string[], makefile: string | undefined): Promise<number> {
+  const bindir = execFileSync(process.execPath, [version.bin, 'bindir'], { encoding: 'utf8' }).trim();
   const env = { ...baseEnv(), PATH: `${bindir}:${process.env.PATH ?? '/usr/bin:/bin'}`, MESHCC_HOME: agents.client.home };
   const args = [`-j${opts.jobs}`, ...(makefile ? ['-f', makefile] : []), ...targets];
   const child = agents.mesh.spawn(0, 'make', args, { cwd: project.dir, env, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -258,21 +268,32 @@ function make(agents: Agents, project: Project, targets: string[], makefile: str
 
 // ---------------------------------------------------------------------------------------------
 
-async function measure(project: Project, makefile: string | undefined, logs: string): Promise<void> {
+interface Figures {
+  jobsPerS: number;
+  clientMain: number;
+  clientAll: number;
+  peersMain: number;
+  peersAll: number;
+}
+
+async function measure(version: Version, project: Project, makefile: string | undefined, logs: string): Promise<Figures> {
   const peers = Number(opts.peers);
   const slots = Number(opts.slots);
-  say(`\n== ${project.name}: ${project.units} units, client agent without slots in h0, ${peers} peer agents with ${slots} slots each, make -j${opts.jobs}`);
-  const agents = await startMesh(peers, slots, logs, project.name);
+  say(`\n== ${project.name} on ${version.label}: ${project.units} units, client agent without slots in h0, ${peers} peer agents with ${slots} slots each, make -j${opts.jobs}`);
+  // Every object again: make builds what is missing.
+  const unitDir = path.join(project.dir, 'units');
+  for (const name of readdirSync(unitDir)) if (/\.(o|d|o\.d)$/.test(name)) rmSync(path.join(unitDir, name));
+  const agents = await startMesh(version, peers, slots, logs, `${project.name} ${version.label}`);
   try {
     // Warm-up (not measured): the toolchain and the headers reach each peer once.
     const warm = Array.from({ length: 2 * peers * slots }, (_, i) => `units/u${i}.o`);
-    await make(agents, project, warm, makefile);
+    await make(version, agents, project, warm, makefile);
     const before = await statsOf(agents.client.home);
     const pids = [agents.client.child.pid!, ...agents.peers.map((p) => p.child.pid!)];
     const cpu0 = pids.map(cpuOf);
     const started = performance.now();
     const fromUs = monotonicUs();
-    await make(agents, project, [], makefile);
+    await make(version, agents, project, [], makefile);
     const window = { fromUs, toUs: monotonicUs() };
     const wallMs = performance.now() - started;
     const cpu1 = pids.map(cpuOf);
@@ -292,6 +313,7 @@ async function measure(project: Project, makefile: string | undefined, logs: str
     const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
     say(`peer agents main threads   ${sum(peerMain).toFixed(2)} ms/job (target <= 10; ${peerMain.map((x) => x.toFixed(1)).join(' + ')})`);
     say(`peer agents, all threads   ${sum(peerOwn).toFixed(2)} ms/job; the compiles in bubblewrap ${sum(peerJobs).toFixed(1)} ms/job`);
+    const figures: Figures = { jobsPerS: (1000 * jobs) / wallMs, clientMain: per(0, 'main'), clientAll: per(0, 'own'), peersMain: sum(peerMain), peersAll: sum(peerOwn) };
     await stopAgents(agents);
     if (opts.profile) {
       for (const [host, dir] of agents.profileDirs.entries()) {
@@ -305,6 +327,7 @@ async function measure(project: Project, makefile: string | undefined, logs: str
         if (workers.length) say(`  worker threads: ${workers.length}, ${(workerMs / Math.max(1, jobs)).toFixed(2)} ms/job busy`);
       }
     }
+    return figures;
   } finally {
     await stopAgents(agents).catch(() => undefined);
   }
@@ -320,11 +343,31 @@ async function main(): Promise<void> {
   const logs = mkdtempSync(path.join(os.tmpdir(), 'meshcc-throughput-logs-'));
   say(`agent logs in ${logs}`);
   const kinds = opts.headers === 'both' ? ['git', 'linux'] : [opts.headers];
+  const current: Version = { label: 'this version', bin: path.join(repo, 'bin', 'meshcc.js') };
+  const versions = opts.baseline ? [{ label: `baseline ${path.basename(path.resolve(opts.baseline))}`, bin: path.join(path.resolve(opts.baseline), 'bin', 'meshcc.js') }, current] : [current];
+  const table: string[] = [];
   for (const kind of kinds) {
-    if (kind === 'git') await measure(gitProject(Number(opts.units ?? 600)), undefined, logs);
-    else if (kind === 'linux') await measure(linuxProject(Number(opts.units ?? 400)), 'units/Makefile.throughput', logs);
+    let project: Project;
+    let makefile: string | undefined;
+    if (kind === 'git') project = gitProject(Number(opts.units ?? 600));
+    else if (kind === 'linux') [project, makefile] = [linuxProject(Number(opts.units ?? 400)), 'units/Makefile.throughput'];
     else throw new Error(`--headers takes git, linux or both, not ${kind}`);
+    const figures: Figures[] = [];
+    for (const version of versions) figures.push(await measure(version, project, makefile, logs));
+    for (const [i, f] of figures.entries()) {
+      table.push(
+        `${project.name.padEnd(15)} ${versions[i]!.label.padEnd(28)} ${f.jobsPerS.toFixed(1).padStart(6)} ${f.clientMain.toFixed(2).padStart(8)} ${(1000 / f.clientMain).toFixed(0).padStart(8)} ${f.clientAll.toFixed(2).padStart(8)} ${f.peersMain.toFixed(2).padStart(8)} ${f.peersAll.toFixed(2).padStart(8)}`,
+      );
+    }
+    if (figures.length === 2) {
+      const [a, b] = figures as [Figures, Figures];
+      table.push(`${''.padEnd(15)} ${'this / baseline'.padEnd(28)} ${(b.jobsPerS / a.jobsPerS).toFixed(2).padStart(6)} ${(b.clientMain / a.clientMain).toFixed(2).padStart(8)} ${''.padStart(8)} ${(b.clientAll / a.clientAll).toFixed(2).padStart(8)} ${(b.peersMain / a.peersMain).toFixed(2).padStart(8)} ${(b.peersAll / a.peersAll).toFixed(2).padStart(8)}`);
+    }
   }
+  say('\n== summary (ms of CPU per job, from /proc)');
+  say(`${'headers'.padEnd(15)} ${'agents'.padEnd(28)} ${'jobs/s'.padStart(6)} ${'client'.padStart(8)} ${'ceiling'.padStart(8)} ${'client*'.padStart(8)} ${'peers'.padStart(8)} ${'peers*'.padStart(8)}`);
+  for (const line of table) say(line);
+  say('client, peers: main threads (targets <= 5 and <= 10 ms/job); ceiling: jobs/s the client main thread allows (target >= 200); *: all threads');
   if (!opts.keep) rmSync(logs, { recursive: true, force: true });
 }
 

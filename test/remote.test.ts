@@ -185,7 +185,7 @@ describe('remote jobs on loopback', () => {
     expect(second).toBeLessThan(20_000);
   });
 
-  it('a peer that lost its store (and so the last offer) gets the next job in full, still remotely', async () => {
+  it('a peer that restarted without its store (so without the offers it held) gets the next job in full, still remotely', async () => {
     const port = await freePort();
     const home = tempDir('meshcc-home-');
     await setMeshKey(home, KEY);

@@ -39,6 +39,41 @@ export const WARM_PROTOCOL = '/meshcc/warm/1';
 /** How long a client may take to send the job, or a file we asked for. */
 const CLIENT_SILENCE_MS = 30_000;
 const FETCH_ROUNDS = 3;
+/** Offer bodies kept as dictionaries: a client compresses against its last accepted offer, so a
+ *  few per client agent served at once. */
+const OFFER_BODIES_KEPT = 256;
+const OFFER_BODIES_BYTES = 64 * 1024 * 1024;
+
+/** The last `max` buffers added, by key, and at most OFFER_BODIES_BYTES of them. */
+class RecentBodies {
+  private readonly bodies = new Map<string, Buffer>();
+  private bytes = 0;
+
+  constructor(private readonly max: number) {}
+
+  get(key: string): Buffer | undefined {
+    const body = this.bodies.get(key);
+    if (body) {
+      this.bodies.delete(key);
+      this.bodies.set(key, body);
+    }
+    return body;
+  }
+
+  add(key: string, body: Buffer): void {
+    this.drop(key);
+    this.bodies.set(key, body);
+    this.bytes += body.length;
+    while (this.bodies.size > this.max || this.bytes > OFFER_BODIES_BYTES) this.drop(this.bodies.keys().next().value!);
+  }
+
+  private drop(key: string): void {
+    const body = this.bodies.get(key);
+    if (!body) return;
+    this.bodies.delete(key);
+    this.bytes -= body.length;
+  }
+}
 
 export interface JobServerOptions {
   node: MeshNode;
@@ -65,6 +100,8 @@ export class JobServer {
   private readonly sessions = new Set<JobSession>();
   /** The input tables clients share with this agent (inputs named by number in their offers). */
   private readonly tables: PeerTables;
+  /** Recent offer bodies by sha256: the dictionaries clients compress their next offers with. */
+  private readonly offerBodies = new RecentBodies(OFFER_BODIES_KEPT);
 
   constructor(private readonly options: JobServerOptions) {
     this.intake = new BlobIntake(options.store);
@@ -205,13 +242,12 @@ export class JobServer {
   }
 
   /** The offered job, or undefined when it was compressed against an offer we no longer hold.
-   *  Every offer body is kept in the store, as the dictionary of the client's next offers. */
+   *  Every offer body is kept (in memory, the last few per client), as the dictionary of that
+   *  client's next offers. */
   private async decodeJob(offer: JobOffer): Promise<{ wire: WireJob; tableInputs?: InputFile[] } | undefined> {
-    const { store } = this.options;
     let dictionary: Buffer | undefined;
     if (offer.dict) {
-      if (!store.touch(offer.dict)) return undefined;
-      dictionary = await readFile(store.pathOf(offer.dict)).catch(() => undefined);
+      dictionary = this.offerBodies.get(offer.dict);
       if (!dictionary) return undefined;
     }
     const body = await unpackOffer({ z: offer.z, data: offer.body }, MESH_JOB_LIMITS.jobBytes * 8, dictionary);
@@ -219,7 +255,7 @@ export class JobServer {
     // Inputs named by number come back as inputs: no detour through the inline form.
     const tableInputs = wire.table ? this.tables.resolve(wire.table) : undefined;
     if (wire.table && !tableInputs) return undefined;
-    await store.put(sha256(body), body);
+    this.offerBodies.add(sha256(body), body);
     return { wire, ...(tableInputs ? { tableInputs } : {}) };
   }
 
