@@ -98,15 +98,31 @@ export async function inPool<T, R>(items: T[], concurrency: number, work: (item:
   return results;
 }
 
-/** Every prefix (0..n bytes) of a handshake, each ended in each way. */
-export function prefixPlans(handshake: Buffer, variants: Omit<RawPlan, 'bytes'>[], corruptLast = false): RawPlan[] {
+/** Every prefix length of a handshake (0..n bytes), or every `step`-th past byte `from`. */
+export function prefixLengths(handshake: Buffer, sparse?: { from: number; step: number }): number[] {
+  const lengths: number[] = [];
+  for (let k = 0; k <= handshake.length; k += sparse && k >= sparse.from ? sparse.step : 1) lengths.push(k);
+  return lengths;
+}
+
+/** Those prefixes of a handshake, each ended in each way; with `corruptLast`, the last byte sent is wrong. */
+export function prefixPlans(handshake: Buffer, variants: Omit<RawPlan, 'bytes'>[], corruptLast = false, lengths = prefixLengths(handshake)): RawPlan[] {
   const plans: RawPlan[] = [];
-  for (let k = 0; k <= handshake.length; k++) {
+  for (const k of lengths) {
     const bytes = Buffer.from(handshake.subarray(0, k));
     if (corruptLast && k > 0) bytes[k - 1] = bytes[k - 1]! ^ 0x5a;
     for (const variant of variants) plans.push({ bytes, ...variant });
   }
   return plans;
+}
+
+/** Every way a raw connection can end here: FIN or RST, after one, two or many writes, at once, after the agent's answer or a pause. */
+export function allEndings(): Omit<RawPlan, 'bytes'>[] {
+  const endings: Omit<RawPlan, 'bytes'>[] = [];
+  for (const how of ['end', 'reset'] as const) {
+    for (const writes of ['one', 'halves', 'bytewise'] as const) for (const wait of ['none', 'reply', 'pause'] as const) endings.push({ how, writes, wait });
+  }
+  return endings;
 }
 
 export async function runRawPlans(port: number, hosts: LoopbackHosts, plans: RawPlan[], concurrency: number): Promise<RawOutcome[]> {
