@@ -194,7 +194,7 @@ export class CompileService {
       outputs: analysis.outputs.map((o) => path.resolve(req.cwd, o)),
     };
     watch.phase('scan', t2 - t0);
-    const { result, where } = await remote.run(job, toolchain, watch);
+    const { result, where } = await remote.run(job, toolchain, watch, scan.fresh);
     const t3 = performance.now();
     stats.jobRoute.scanMs += t1 - t0;
     stats.jobRoute.hashMs += t2 - t1;

@@ -261,6 +261,9 @@ export const MESH_JOB_LIMITS = {
   jobBytes: 32 * 1024 * 1024,
   /** Largest single input file. */
   inputFileBytes: 512 * 1024 * 1024,
+  /** Bytes of files an offer carries at most (compressed), and the largest such file (raw). */
+  inlineBlobBytes: 1024 * 1024,
+  inlineFileBytes: 256 * 1024,
   textBytes: 4096,
 } as const;
 
@@ -279,6 +282,13 @@ export const JobOffer = z.object({
   dict: sha256.optional(),
   /** Brotli quality for the outputs: the client asks for more over a slow link. */
   quality: z.number().int().min(0).max(11).optional(),
+  /** Files the client hashed for the first time for this job (its source, usually), whole and
+   *  compressed: no peer can hold them yet, so they come with the offer instead of being asked for. */
+  blobs: z
+    .array(z.object({ hash: sha256, z: z.boolean(), data: bytes }))
+    .max(64)
+    .refine((b) => b.reduce((n, f) => n + f.data.length, 0) <= MESH_JOB_LIMITS.inlineBlobBytes, 'inline files too large')
+    .optional(),
 });
 export type JobOffer = z.infer<typeof JobOffer>;
 

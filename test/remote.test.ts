@@ -180,9 +180,16 @@ describe('remote jobs on loopback', () => {
     };
     const first = await run();
     writeFileSync(path.join(dir, 'b.cc'), CXX_SOURCE.replace('int f', 'int h'));
+    const asked = (await statsOf(client)).inputFiles.sent;
     const second = await run();
     console.log(`g++ <vector>/<string> unit: ${first} bytes sent (headers already there from an earlier test or not), then ${second} bytes for a changed source`);
     expect(second).toBeLessThan(20_000);
+    // The changed source travelled with the offer: the peer had nothing to ask for.
+    expect((await statsOf(client)).inputFiles.sent - asked).toBe(0);
+    const objectHere = path.join(dir, 'b.o');
+    const plain = spawnSync('g++', ['-O2', '-c', 'b.cc', '-o', 'plain.o'], { cwd: dir });
+    expect(plain.status).toBe(0);
+    expect(readFileSync(objectHere).equals(readFileSync(path.join(dir, 'plain.o')))).toBe(true);
   });
 
   it('a peer that restarted without its store (so without the offers it held) gets the next job in full, still remotely', async () => {

@@ -70,6 +70,8 @@ export interface RunOnPeerOptions {
   tables?: Map<string, ClientTable>;
   /** The job session with each peer. */
   sessions: JobSessions;
+  /** Inputs hashed for the first time for this job: sent with the offer. */
+  fresh?: string[];
 }
 
 /** The callback API: no FileHandle (and its finaliser) per file. */
@@ -94,8 +96,18 @@ export async function runOnPeer(options: RunOnPeerOptions): Promise<RemoteAttemp
     const raw = encodeBody(wireJob(job, chunks, encoded?.refs));
     const dictionary = options.offers?.get(peerId);
     const body = await packOffer(raw, dictionary?.body);
+    const blobs = await inlineBlobs(options.store, options.fresh ?? [], options.quality);
     const offerBytesBefore = framed.bytesOut;
-    await framed.send({ t: 'job', v: PROTOCOL_VERSION, toolchain: options.toolchain, z: body.z, body: body.data, ...(dictionary && body.z ? { dict: dictionary.hash } : {}), ...(options.quality ? { quality: options.quality } : {}) });
+    await framed.send({
+      t: 'job',
+      v: PROTOCOL_VERSION,
+      toolchain: options.toolchain,
+      z: body.z,
+      body: body.data,
+      ...(dictionary && body.z ? { dict: dictionary.hash } : {}),
+      ...(options.quality ? { quality: options.quality } : {}),
+      ...(blobs.length ? { blobs } : {}),
+    });
     const offerBytes = framed.bytesOut - offerBytesBefore;
     let offerTaken = false;
     const offerArrived = () => {
@@ -161,6 +173,21 @@ function asRemoteFailure(err: unknown, signal?: AbortSignal): RemoteFailure {
   if (e instanceof ProtocolError) return new RemoteFailure('bad-answer', `the peer answered garbage: ${e.message}`, 'elsewhere', true);
   const code = e instanceof MeshccError ? e.code : 'connection-failed';
   return new RemoteFailure(code, `lost the peer: ${e.message}`, 'elsewhere', true);
+}
+
+/** The fresh files that fit in an offer, compressed. */
+async function inlineBlobs(store: Store, fresh: string[], quality?: number): Promise<{ hash: string; z: boolean; data: Uint8Array }[]> {
+  const blobs: { hash: string; z: boolean; data: Uint8Array }[] = [];
+  let bytes = 0;
+  for (const hash of fresh) {
+    const size = store.sizeOf(hash);
+    if (size === undefined || size > MESH_JOB_LIMITS.inlineFileBytes || blobs.length >= 64) continue;
+    const packed = await packChunk(await readFile(store.pathOf(hash)), quality);
+    if (bytes + packed.data.length > MESH_JOB_LIMITS.inlineBlobBytes) break;
+    blobs.push({ hash, ...packed });
+    bytes += packed.data.length;
+  }
+  return blobs;
 }
 
 /** Sends store files, small ones several to a write (each write costs a muxer frame, an

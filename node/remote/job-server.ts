@@ -8,7 +8,7 @@ import type { JobWatch } from '../monitor/monitor.js';
 import { sourceOf } from '../monitor/job-log.js';
 import { readFile } from 'node:fs/promises';
 import type { Connection, Stream } from '@libp2p/interface';
-import { packChunk, unpackOffer } from '../../protocol/compression.js';
+import { packChunk, unpackChunk, unpackOffer } from '../../protocol/compression.js';
 import { MeshccError, ProtocolError } from '../../protocol/errors.js';
 import { decodeBody } from '../../protocol/framing.js';
 import { InlineFiles, joinInputTree } from '../../protocol/input-tree.js';
@@ -188,6 +188,7 @@ export class JobServer {
         return;
       }
       const { wire, tableInputs } = decoded;
+      if (offer.blobs) await this.takeInline(offer.blobs);
       await this.fetch(new Map(wire.tree.map(([hash, size]) => [Buffer.from(hash).toString('hex'), size])), framed, cancel.signal);
       const job = await this.rebuild(wire, tableInputs);
       watch = this.options.watchServed?.(job.id, sourceOf(job.argv), client);
@@ -257,6 +258,16 @@ export class JobServer {
     if (wire.table && !tableInputs) return undefined;
     this.offerBodies.add(sha256(body), body);
     return { wire, ...(tableInputs ? { tableInputs } : {}) };
+  }
+
+  /** Files an offer carries (whole): checked against their hashes, then stored. */
+  private async takeInline(blobs: NonNullable<JobOffer['blobs']>): Promise<void> {
+    for (const blob of blobs) {
+      if (this.options.store.touch(blob.hash)) continue;
+      const data = await unpackChunk(blob, MESH_JOB_LIMITS.inlineFileBytes);
+      if (sha256(data) !== blob.hash) throw new ProtocolError('bad-blob', `a file sent with the offer is not ${blob.hash.slice(0, 12)}`);
+      await this.options.store.put(blob.hash, data);
+    }
   }
 
   /** The job with its input tree read back from the chunks now in the store. */

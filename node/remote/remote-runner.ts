@@ -95,7 +95,8 @@ export class RemoteRunner {
   }
 
   /** Runs the job; throws a JobFailure (with the reason) when it must be compiled locally. */
-  async run(job: Job, toolchain: ToolchainRef | undefined, watch?: JobWatch): Promise<RunOutcome> {
+  /** `fresh`: inputs hashed for the first time for this job, sent with the offer. */
+  async run(job: Job, toolchain: ToolchainRef | undefined, watch?: JobWatch, fresh: string[] = []): Promise<RunOutcome> {
     const { placement, store, stats, log, localSlots } = this.options;
     const hashes = job.inputs.map((f) => f.hash);
     try {
@@ -132,7 +133,7 @@ export class RemoteRunner {
         else watch?.placed(where);
         let fetching = false;
         try {
-          const outcome = where === SELF ? await this.runSelf(job) : await this.runRemote(where, job, toolchain!.id, watch);
+          const outcome = where === SELF ? await this.runSelf(job) : await this.runRemote(where, job, toolchain!.id, watch, fresh);
           placement.succeeded(where);
           if (where === SELF) watch?.phase('compile', performance.now() - attemptStarted);
           if (outcome.where !== SELF && outcome.where !== 'hedge') return await this.maybeVerify(outcome, job, watch);
@@ -194,7 +195,7 @@ export class RemoteRunner {
     }
   }
 
-  private async runRemote(peerId: string, job: Job, toolchain: string, watch?: JobWatch): Promise<RunOutcome> {
+  private async runRemote(peerId: string, job: Job, toolchain: string, watch: JobWatch | undefined, fresh: string[]): Promise<RunOutcome> {
     const { stats, executor, localSlots } = this.options;
     const node = this.options.node();
     if (!node) throw new RemoteFailure('no-mesh', 'the mesh is not running', 'local', false);
@@ -217,6 +218,7 @@ export class RemoteRunner {
       offers: this.offers,
       tables: this.tables,
       sessions: this.sessions,
+      fresh,
       quality: far ? FAR_QUALITY : undefined,
     }).then((attempt) => {
       stats.peerJob(peerId, attempt.bytesSent, attempt.bytesReceived, attempt.files, attempt.filesSent, attempt.offerBytes);

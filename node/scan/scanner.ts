@@ -32,6 +32,8 @@ export interface ScanOutput {
 /** A scan whose inputs are hashed and in the store: what the job route sends. */
 export interface HashedScan {
   inputs: InputFile[];
+  /** Hashes of the inputs this scan hashed for the first time (no peer can hold them yet). */
+  fresh: string[];
   dirs: string[];
   listings: DirListing[];
   method: ScanOutput['method'];
@@ -117,13 +119,13 @@ export class InputScanner {
       const walked = await this.walkThread.scan(walk);
       if (walked.ok) {
         this.counts.walk++;
-        return { inputs: walked.inputs, dirs: walked.dirs, listings: [], method: 'walk' };
+        return { inputs: walked.inputs, fresh: walked.fresh, dirs: walked.dirs, listings: [], method: 'walk' };
       }
       why = walked.reason;
     }
     const scan = typeof walk !== 'string' && !this.walkThread ? await this.scan(req) : await this.scanWithCompiler(req, why!);
     const inputs = await Promise.all(scan.files.map((f) => hasher.cached(f, scan.stats.get(f)) ?? hasher.hash(f, scan.stats.get(f))));
-    return { inputs, dirs: scan.dirs, listings: scan.listings, method: scan.method };
+    return { inputs, fresh: [], dirs: scan.dirs, listings: scan.listings, method: scan.method };
   }
 
   /** What the walk needs, or why the walk cannot be used. */

@@ -14,7 +14,7 @@ import type { SearchChains } from './search-probe.js';
 import { WalkScanner, type WalkScanReply, type WalkScanRequest } from './walk-scan.js';
 import type { WalkWorkerRequest } from './walk-worker.js';
 
-export type WalkedInputs = { ok: true; inputs: InputFile[]; dirs: string[] } | { ok: false; reason: string };
+export type WalkedInputs = { ok: true; inputs: InputFile[]; fresh: string[]; dirs: string[] } | { ok: false; reason: string };
 
 function workerScript(): string | undefined {
   const beside = fileURLToPath(new URL('./walk-worker.js', import.meta.url));
@@ -75,7 +75,7 @@ export class WalkThread {
     for (const [hash, size] of reply.stored) await this.store.adoptWritten(hash, size);
     const inputs = new Array<InputFile>(reply.inputs.length);
     for (let i = 0; i < reply.inputs.length; i++) inputs[i] = catalog[reply.inputs[i]!]!;
-    return { ok: true, inputs, dirs: reply.dirs };
+    return { ok: true, inputs, fresh: reply.stored.map(([hash]) => hash), dirs: reply.dirs };
   }
 
   private ask(request: WalkScanRequest): Promise<WalkScanReply> {
