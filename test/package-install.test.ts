@@ -116,6 +116,18 @@ describe('the package, packed and installed with npm install -g', () => {
     expect(r.stdout).toBe(`${VERSION}\n`);
   });
 
+  it('the installed agent serves its monitor page and the page script from the package', async () => {
+    const r = spawnSync(meshcc, ['monitor', '--no-open'], { env: { ...plainEnv, MESHCC_HOME: home }, encoding: 'utf8', timeout: 30_000 });
+    expect(r.stderr).toBe('');
+    const page = new URL(r.stdout.trim().split('\n')[0]!);
+    const html = await fetch(page);
+    expect(html.status).toBe(200);
+    expect(await html.text()).toContain('src="app.js"');
+    const script = await fetch(new URL('app.js', page));
+    expect(script.status).toBe(200);
+    expect(script.headers.get('content-type')).toMatch(/javascript/);
+  });
+
   it("the README's make quickstart with the installed meshcc on PATH: zlib's objects identical to a plain build", async () => {
     const { dir, objects: plain } = await plainBuild;
     expect(plain.size).toBeGreaterThan(0);
