@@ -250,6 +250,7 @@ export class AdvertService {
     }
     this.inbound.add(stream);
     const decoder = new FrameDecoder(ADVERT_LIMITS.frameBytes);
+    // One log line per stream, however it ends.
     try {
       for await (const chunk of stream) {
         const bytes = chunk instanceof Uint8Array ? chunk : chunk.subarray();
@@ -264,6 +265,7 @@ export class AdvertService {
           if (!known) this.log.info({ peer, name: advert.nodeName }, 'peer joined the view');
         }
       }
+      if (this.running) this.log.debug({ peer }, 'advert stream ended');
     } catch (err) {
       if (err instanceof ProtocolError) {
         this.log.warn({ peer, err: err.message }, 'malformed advert; closing that stream');
@@ -273,6 +275,9 @@ export class AdvertService {
       }
     } finally {
       this.inbound.delete(stream);
+      // The sender closed its end (or it broke): close ours, or the half-open stream counts
+      // against the protocol's limit of inbound streams until the connection goes.
+      if (stream.status === 'open') await stream.close().catch((err: Error) => stream.abort(err));
     }
   }
 }

@@ -3,7 +3,8 @@
 // changes; what arrives is merged, so a member learns of every other member (and of every
 // revocation) from whoever it meets, with or without the inviter online.
 import type { Connection, PeerId } from '@libp2p/interface';
-import { MeshccError } from '../../protocol/errors.js';
+import { ZodError } from 'zod';
+import { MeshccError, ProtocolError } from '../../protocol/errors.js';
 import { JOIN_PROTOCOL, JoinAnswer, JoinRequest, MEMBER_LIMITS, MEMBERS_PROTOCOL, MemberList } from '../../protocol/member-messages.js';
 import type { Logger } from '../log.js';
 import { FramedStream } from './framed-stream.js';
@@ -14,6 +15,21 @@ import { dialOrder } from './reachability.js';
 
 const EXCHANGE_TIMEOUT_MS = 10_000;
 const BROADCAST_DELAY_MS = 200;
+
+/** A member sent something that is not a valid message (worth a warning), as opposed to a
+ *  stream that ended or broke before the message was in (peers come and go: debug). */
+function malformed(err: unknown): boolean {
+  return err instanceof ProtocolError || err instanceof ZodError;
+}
+
+/** A zod error's message is its issues as indented JSON: the first issue is enough for a log line. */
+function oneLine(err: unknown): string {
+  if (err instanceof ZodError) {
+    const issue = err.issues[0];
+    return issue ? `invalid ${issue.path.join('.') || 'message'}: ${issue.message}` : 'invalid message';
+  }
+  return (err as Error).message;
+}
 
 export interface MemberExchangeOptions {
   node: MeshNode;
@@ -74,7 +90,8 @@ export class MemberExchange {
         this.broadcast();
       }
     } catch (err) {
-      this.options.log.warn({ err: (err as Error).message }, 'refused a member list');
+      const level = malformed(err) ? 'warn' : 'debug';
+      this.options.log[level]({ err: oneLine(err) }, malformed(err) ? 'refused a member list' : 'a member list did not arrive');
     } finally {
       await framed.close();
     }
@@ -106,7 +123,7 @@ export class MemberExchange {
       this.options.onChanged({ added: [joiner], revoked: [], changed: true });
       this.broadcast();
     } catch (err) {
-      log.warn({ peer: joiner, err: (err as Error).message }, 'a join failed');
+      log[malformed(err) ? 'warn' : 'debug']({ peer: joiner, err: oneLine(err) }, 'a join failed');
     } finally {
       await framed.close();
     }

@@ -153,7 +153,13 @@ export class JobServer {
         }
         void this.serve(channel, connection);
       },
-      onEnd: (ended) => this.sessions.delete(ended),
+      onEnd: (ended) => {
+        this.sessions.delete(ended);
+        this.options.log.debug({ client: connection.remotePeer.toString() }, 'a job session ended');
+        // The client closed its end or spoke garbage: close ours too, or the half-open stream
+        // counts against the protocol's 64 inbound streams until the connection goes.
+        ended.close();
+      },
     });
     this.sessions.add(session);
   }
