@@ -158,6 +158,7 @@ export class Agent {
       remote: this.remote,
       toolchainOf: (compiler) => this.toolchains.refForJob(compiler),
       scanner: new InputScanner(this.spawner, true, this.walkThread),
+      writeOutputs: (outputs, umask) => this.walkThread.writeOutputs(outputs, umask),
       hasher: this.hasher,
       stats: this.stats,
       log,

@@ -7,7 +7,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import path from 'node:path';
 import { MeshccError } from '../protocol/errors.js';
-import type { AgentReply, CompileRequest, InputFile, Job } from '../protocol/messages.js';
+import type { AgentReply, CompileRequest, InputFile, Job, OutputFile } from '../protocol/messages.js';
 import { analyse } from './args/analyse.js';
 import type { AnalysisContext, DistributableJob } from './args/types.js';
 import type { Logger } from './log.js';
@@ -37,6 +37,8 @@ export interface CompileServiceParts {
   toolchainOf: (compiler: string) => Promise<ToolchainRef | undefined>;
   scanner: InputScanner;
   hasher: InputHasher;
+  /** Writes a remote job's outputs (off the event loop where it can); node/outputs.ts by default. */
+  writeOutputs?: (outputs: OutputFile[], umask: number) => Promise<void>;
   stats: Stats;
   log: Logger;
   monitor?: JobMonitor;
@@ -202,7 +204,7 @@ export class CompileService {
     stats.jobRoute.inputFiles += inputs.length;
     stats.jobRoute.inputBytes += inputs.reduce((n, f) => n + f.size, 0);
     if (conn.closed) return where;
-    await writeOutputs(result.outputs, req.umask ?? 0o022);
+    await (this.parts.writeOutputs ?? writeOutputs)(result.outputs, req.umask ?? 0o022);
     conn.reply({ t: 'result', exit: result.exit, stdout: result.stdout, stderr: result.stderr });
     return where;
   }

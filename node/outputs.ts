@@ -26,3 +26,19 @@ export async function writeOutputs(outputs: OutputFile[], umask: number): Promis
     }
   }
 }
+
+/** The same, with synchronous calls: for a worker thread, where they block nothing. */
+export function writeOutputsSync(outputs: OutputFile[], umask: number): void {
+  for (const output of outputs) {
+    const mode = (output.executable ? 0o777 : 0o666) & ~umask;
+    const temp = `${output.path}.meshcc-${randomBytes(4).toString('hex')}`;
+    try {
+      fs.writeFileSync(temp, output.data, { mode });
+      fs.chmodSync(temp, mode);
+      fs.renameSync(temp, output.path);
+    } catch (err) {
+      fs.rmSync(temp, { force: true });
+      throw err;
+    }
+  }
+}

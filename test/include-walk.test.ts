@@ -3,7 +3,7 @@
 // cannot know (computed includes it cannot follow, precompiled headers), and a file it
 // misses anyway must end in a local compile, never in a different object.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -246,6 +246,24 @@ describe('the walk thread (the job route scans and hashes off the event loop)', 
       const after = second.inputs.find((f) => f.path === near)!;
       expect(after.hash).not.toBe(before.hash);
       expect(readFileSync(store.pathOf(after.hash), 'utf8')).toBe('#define NEAR 4\n');
+    } finally {
+      await thread.stop();
+    }
+  });
+
+  it('writes a job\'s outputs in the worker, with the mode the client\'s umask gives, nothing else left', async () => {
+    const dir = tempDir();
+    const store = new Store(path.join(tempDir(), 'store'), 64 * 1024 * 1024);
+    await store.start();
+    const thread = new WalkThread(store);
+    try {
+      const object = Buffer.from('an object');
+      await thread.writeOutputs([{ path: path.join(dir, 'a.o'), data: object, executable: false }, { path: path.join(dir, 'a.out'), data: Buffer.from('#!'), executable: true }], 0o027);
+      expect(readFileSync(path.join(dir, 'a.o'))).toEqual(object);
+      expect(statSync(path.join(dir, 'a.o')).mode & 0o777).toBe(0o640);
+      expect(statSync(path.join(dir, 'a.out')).mode & 0o777).toBe(0o750);
+      expect(readdirSync(dir).sort()).toEqual(['a.o', 'a.out']);
+      await expect(thread.writeOutputs([{ path: path.join(dir, 'missing', 'b.o'), data: object, executable: false }], 0o022)).rejects.toThrow(/ENOENT/);
     } finally {
       await thread.stop();
     }

@@ -25,6 +25,7 @@ import type { FramedStream } from '../mesh/framed-stream.js';
 import type { MeshNode } from '../mesh/node.js';
 import { sha256, type Store } from '../store.js';
 import { JOB_PROTOCOL, type JobChannel, type JobSessions } from './job-session.js';
+import type { FreshFile } from '../scan/walk-scan.js';
 
 /** Why a remote attempt did not produce a result, and what to do about it. */
 export class RemoteFailure extends MeshccError {
@@ -70,8 +71,8 @@ export interface RunOnPeerOptions {
   tables?: Map<string, ClientTable>;
   /** The job session with each peer. */
   sessions: JobSessions;
-  /** Inputs hashed for the first time for this job: sent with the offer. */
-  fresh?: string[];
+  /** Inputs hashed for the first time for this job, with their contents: sent with the offer. */
+  fresh?: FreshFile[];
 }
 
 /** The callback API: no FileHandle (and its finaliser) per file. */
@@ -96,7 +97,7 @@ export async function runOnPeer(options: RunOnPeerOptions): Promise<RemoteAttemp
     const raw = encodeBody(wireJob(job, chunks, encoded?.refs));
     const dictionary = options.offers?.get(peerId);
     const body = await packOffer(raw, dictionary?.body);
-    const blobs = await inlineBlobs(options.store, options.fresh ?? [], options.quality);
+    const blobs = await inlineBlobs(options.fresh ?? [], options.quality);
     const offerBytesBefore = framed.bytesOut;
     await framed.send({
       t: 'job',
@@ -176,15 +177,14 @@ function asRemoteFailure(err: unknown, signal?: AbortSignal): RemoteFailure {
 }
 
 /** The fresh files that fit in an offer, compressed. */
-async function inlineBlobs(store: Store, fresh: string[], quality?: number): Promise<{ hash: string; z: boolean; data: Uint8Array }[]> {
+async function inlineBlobs(fresh: FreshFile[], quality?: number): Promise<{ hash: string; z: boolean; data: Uint8Array }[]> {
   const blobs: { hash: string; z: boolean; data: Uint8Array }[] = [];
   let bytes = 0;
-  for (const hash of fresh) {
-    const size = store.sizeOf(hash);
-    if (size === undefined || size > MESH_JOB_LIMITS.inlineFileBytes || blobs.length >= 64) continue;
-    const packed = await packChunk(await readFile(store.pathOf(hash)), quality);
+  for (const file of fresh) {
+    if (file.data.length > MESH_JOB_LIMITS.inlineFileBytes || blobs.length >= 64) continue;
+    const packed = await packChunk(file.data, quality);
     if (bytes + packed.data.length > MESH_JOB_LIMITS.inlineBlobBytes) break;
-    blobs.push({ hash, ...packed });
+    blobs.push({ hash: file.hash, ...packed });
     bytes += packed.data.length;
   }
   return blobs;

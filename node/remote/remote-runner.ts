@@ -22,6 +22,7 @@ import { LinkModel } from './link-model.js';
 import type { ClientTable } from './offer-table.js';
 import { WarmUp } from './warm-up.js';
 import { JobSessions } from './job-session.js';
+import type { FreshFile } from '../scan/walk-scan.js';
 import { FAR_QUALITY } from '../../protocol/compression.js';
 import type { JobWatch } from '../monitor/monitor.js';
 
@@ -96,7 +97,7 @@ export class RemoteRunner {
 
   /** Runs the job; throws a JobFailure (with the reason) when it must be compiled locally. */
   /** `fresh`: inputs hashed for the first time for this job, sent with the offer. */
-  async run(job: Job, toolchain: ToolchainRef | undefined, watch?: JobWatch, fresh: string[] = []): Promise<RunOutcome> {
+  async run(job: Job, toolchain: ToolchainRef | undefined, watch?: JobWatch, fresh: FreshFile[] = []): Promise<RunOutcome> {
     const { placement, store, stats, log, localSlots } = this.options;
     const hashes = job.inputs.map((f) => f.hash);
     try {
@@ -195,7 +196,7 @@ export class RemoteRunner {
     }
   }
 
-  private async runRemote(peerId: string, job: Job, toolchain: string, watch: JobWatch | undefined, fresh: string[]): Promise<RunOutcome> {
+  private async runRemote(peerId: string, job: Job, toolchain: string, watch: JobWatch | undefined, fresh: FreshFile[]): Promise<RunOutcome> {
     const { stats, executor, localSlots } = this.options;
     const node = this.options.node();
     if (!node) throw new RemoteFailure('no-mesh', 'the mesh is not running', 'local', false);

@@ -12,7 +12,7 @@ import type { InputHasher } from './hasher.js';
 import { LocaleInputs } from './locale-inputs.js';
 import { parseMakeRule, parseSearchDirs } from './make-rule.js';
 import { SearchProbe, type SearchChains } from './search-probe.js';
-import { filesAndDirs, WalkScanner, type WalkScanRequest } from './walk-scan.js';
+import { filesAndDirs, WalkScanner, type FreshFile, type WalkScanRequest } from './walk-scan.js';
 import type { WalkThread } from './walk-thread.js';
 
 export { stepDirectories } from './walk-scan.js';
@@ -32,8 +32,8 @@ export interface ScanOutput {
 /** A scan whose inputs are hashed and in the store: what the job route sends. */
 export interface HashedScan {
   inputs: InputFile[];
-  /** Hashes of the inputs this scan hashed for the first time (no peer can hold them yet). */
-  fresh: string[];
+  /** The inputs this scan hashed for the first time, small ones with their contents (no peer can hold them yet). */
+  fresh: FreshFile[];
   dirs: string[];
   listings: DirListing[];
   method: ScanOutput['method'];

@@ -7,6 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, type BigIntStats } from 'node:fs';
 import path from 'node:path';
+import { MESH_JOB_LIMITS } from '../../protocol/messages.js';
 import { storeObjectPath } from '../store.js';
 import { DirCache } from './dir-cache.js';
 import { IncludeWalker } from './include-walk.js';
@@ -24,6 +25,12 @@ export interface WalkScanRequest {
   localeEnv: Record<string, string>;
 }
 
+/** A file hashed for the first time for a job, with its contents. */
+export interface FreshFile {
+  hash: string;
+  data: Uint8Array;
+}
+
 /** [number, path, sha256 hex, size, executable]: a catalog entry the caller has not seen. */
 export type CatalogEntry = [number, string, string, number, boolean];
 
@@ -38,6 +45,8 @@ export type WalkScanReply =
       /** Objects written into the store by this scan ([sha256, size]): files hashed for the
        *  first time or changed. The caller's store takes them into its index. */
       stored: [string, number][];
+      /** Of those, the small ones' contents (sent with the job's offer: no peer holds them yet). */
+      fresh: FreshFile[];
       /** Directories the compile walks through. */
       dirs: string[];
     };
@@ -125,16 +134,17 @@ export class WalkScanner {
     const inputs: number[] = [];
     const defined: CatalogEntry[] = [];
     const stored: [string, number][] = [];
+    const fresh: FreshFile[] = [];
     for (const file of files) {
       const st = this.dirCache.statFile(file);
       if (!st?.isFile()) return { ok: false, reason: `${file} is not a regular file` };
-      inputs.push(this.numberOf(file, st, defined, stored));
+      inputs.push(this.numberOf(file, st, defined, stored, fresh));
     }
-    return { ok: true, inputs, defined, stored, dirs: [...dirs] };
+    return { ok: true, inputs, defined, stored, fresh, dirs: [...dirs] };
   }
 
   /** The file's catalog number: from the stat cache when unchanged, else read and hashed. */
-  private numberOf(file: string, st: BigIntStats, defined: CatalogEntry[], stored: [string, number][]): number {
+  private numberOf(file: string, st: BigIntStats, defined: CatalogEntry[], stored: [string, number][], fresh: FreshFile[]): number {
     const known = this.stated.get(file);
     if (known && known.dev === st.dev && known.ino === st.ino && known.size === st.size && known.mtimeNs === st.mtimeNs && known.ctimeNs === st.ctimeNs) return known.entry;
     const data = readFileSync(file);
@@ -150,6 +160,8 @@ export class WalkScanner {
     // Stored each time it is read here (the store may have evicted an earlier copy).
     this.store(hash, data);
     stored.push([hash, data.length]);
+    // Larger files are asked for by the peer, as any input.
+    if (data.length <= MESH_JOB_LIMITS.inlineFileBytes) fresh.push({ hash, data });
     if (BigInt(Date.now()) * 1_000_000n - st.mtimeNs > SETTLE_NS && data.length === Number(st.size)) {
       this.stated.set(file, { dev: st.dev, ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, entry });
     } else {

@@ -7,14 +7,15 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { InputFile } from '../../protocol/messages.js';
+import type { InputFile, OutputFile } from '../../protocol/messages.js';
+import { writeOutputs } from '../outputs.js';
 import { PACKAGE_ROOT } from '../paths.js';
 import type { Store } from '../store.js';
 import type { SearchChains } from './search-probe.js';
-import { WalkScanner, type WalkScanReply, type WalkScanRequest } from './walk-scan.js';
+import { WalkScanner, type FreshFile, type WalkScanReply, type WalkScanRequest } from './walk-scan.js';
 import type { WalkWorkerRequest } from './walk-worker.js';
 
-export type WalkedInputs = { ok: true; inputs: InputFile[]; fresh: string[]; dirs: string[] } | { ok: false; reason: string };
+export type WalkedInputs = { ok: true; inputs: InputFile[]; fresh: FreshFile[]; dirs: string[] } | { ok: false; reason: string };
 
 function workerScript(): string | undefined {
   const beside = fileURLToPath(new URL('./walk-worker.js', import.meta.url));
@@ -27,6 +28,7 @@ export class WalkThread {
   private worker?: Worker;
   private here?: WalkScanner;
   private readonly pending = new Map<number, (reply: WalkScanReply) => void>();
+  private readonly writes = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
   private nextId = 0;
   /** Input files by catalog number; a new catalog (a new worker) starts a new array. */
   private catalog: InputFile[] = [];
@@ -45,10 +47,17 @@ export class WalkThread {
   private startWorker(script: string): void {
     const worker = new Worker(script, { workerData: { storeDir: this.store.dir } });
     worker.unref();
-    worker.on('message', (m: { id: number; reply: WalkScanReply }) => {
+    worker.on('message', (m: { id: number; reply?: WalkScanReply; written?: boolean; message?: string; code?: string }) => {
+      if (m.written !== undefined) {
+        const write = this.writes.get(m.id);
+        this.writes.delete(m.id);
+        if (m.written) write?.resolve();
+        else write?.reject(Object.assign(new Error(m.message), { code: m.code }));
+        return;
+      }
       const resolve = this.pending.get(m.id);
       this.pending.delete(m.id);
-      resolve?.(m.reply);
+      resolve?.(m.reply!);
     });
     const failed = (why: string) => {
       // Its catalog is gone with it: scan here from now on, with a catalog of our own.
@@ -59,6 +68,8 @@ export class WalkThread {
       this.chainNumbers = new Map();
       for (const resolve of this.pending.values()) resolve({ ok: false, reason: why });
       this.pending.clear();
+      for (const write of this.writes.values()) write.reject(new Error(why));
+      this.writes.clear();
     };
     worker.on('error', (err) => failed(`the walk thread failed: ${err.message}`));
     worker.on('exit', (code) => failed(`the walk thread exited (${code})`));
@@ -75,7 +86,7 @@ export class WalkThread {
     for (const [hash, size] of reply.stored) await this.store.adoptWritten(hash, size);
     const inputs = new Array<InputFile>(reply.inputs.length);
     for (let i = 0; i < reply.inputs.length; i++) inputs[i] = catalog[reply.inputs[i]!]!;
-    return { ok: true, inputs, fresh: reply.stored.map(([hash]) => hash), dirs: reply.dirs };
+    return { ok: true, inputs, fresh: reply.fresh, dirs: reply.dirs };
   }
 
   private ask(request: WalkScanRequest): Promise<WalkScanReply> {
@@ -84,10 +95,20 @@ export class WalkThread {
     let chainsId = this.chainNumbers.get(request.chains);
     const known = chainsId !== undefined;
     if (chainsId === undefined) this.chainNumbers.set(request.chains, (chainsId = this.chainNumbers.size));
-    const message: WalkWorkerRequest = { id, chainsId, scan: { ...request, chains: known ? undefined : request.chains } };
+    const message: WalkWorkerRequest = { id, op: 'scan', chainsId, scan: { ...request, chains: known ? undefined : request.chains } };
     return new Promise((resolve) => {
       this.pending.set(id, resolve);
       this.worker!.postMessage(message);
+    });
+  }
+
+  /** Writes a job's outputs where the plain command writes them (node/outputs.ts), in the worker. */
+  writeOutputs(outputs: OutputFile[], umask: number): Promise<void> {
+    if (!this.worker) return writeOutputs(outputs, umask);
+    const id = ++this.nextId;
+    return new Promise((resolve, reject) => {
+      this.writes.set(id, { resolve, reject });
+      this.worker!.postMessage({ id, op: 'write', outputs, umask } satisfies WalkWorkerRequest);
     });
   }
 
