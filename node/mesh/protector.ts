@@ -3,8 +3,9 @@
 //
 // However a connection ends during either step, protect() rejects once (the upgrader awaits
 // that) and the connection is aborted; no other promise is left rejecting with nobody
-// waiting. An agent died of exactly that with @libp2p/pnet: its nonce read was started, then
-// resume() threw on a relayed stream reset right behind the knock, and the read's rejection
+// waiting. An agent died of exactly that when this protector wrapped @libp2p/pnet's: pnet's
+// nonce read was started, then resume() threw on a relayed stream reset right behind the
+// knock, and the read's rejection
 // ("stream closed after reading 0/24 bytes") was an unhandled rejection, which ends a Node
 // process. Here every read is one awaited promise, and the stream is built only once both
 // nonces are in.
