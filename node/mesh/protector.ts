@@ -5,10 +5,9 @@
 // that) and the connection is aborted; no other promise is left rejecting with nobody
 // waiting. An agent died of exactly that when this protector wrapped @libp2p/pnet's: pnet's
 // nonce read was started, then resume() threw on a relayed stream reset right behind the
-// knock, and the read's rejection
-// ("stream closed after reading 0/24 bytes") was an unhandled rejection, which ends a Node
-// process. Here every read is one awaited promise, and the stream is built only once both
-// nonces are in.
+// knock, and the read's rejection ("stream closed after reading 0/24 bytes") was an unhandled
+// rejection, which ends a Node process. Here every read is one awaited promise, and the
+// stream is built only once both nonces are in.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AbortOptions, ConnectionProtector, MessageStream, MultiaddrConnection, StreamMessageEvent } from '@libp2p/interface';
 import { MeshccError } from '../../protocol/errors.js';
