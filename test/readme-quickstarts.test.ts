@@ -49,6 +49,8 @@ describe.skipIf(!avail.ok)('the README quickstarts, run from the README', () => 
   /** a `meshcc` on PATH, as `npm link` would give */
   const bin = tempDir('meshcc-qs-bin-');
 
+  let agentLog = '';
+
   beforeAll(async () => {
     writeFileSync(path.join(bin, 'meshcc'), `#!/bin/sh\nexec ${process.execPath} ${MESHCC_BIN} "$@"\n`);
     chmodSync(path.join(bin, 'meshcc'), 0o755);
@@ -58,7 +60,11 @@ describe.skipIf(!avail.ok)('the README quickstarts, run from the README', () => 
       [1, peer, { MESHCC_SLOTS: '2', MESHCC_LOCAL_SLOTS: '0' }],
     ] as const) {
       await setMeshKey(home, KEY);
-      agents.push(mesh.spawn(host, process.execPath, [MESHCC_BIN, 'agent'], { env: { ...plainEnv, MESHCC_HOME: home, MESHCC_LOG_LEVEL: 'warn', MESHCC_SPEED: '1', ...env }, stdio: 'ignore' }));
+      const agent = mesh.spawn(host, process.execPath, [MESHCC_BIN, 'agent'], { env: { ...plainEnv, MESHCC_HOME: home, MESHCC_LOG_LEVEL: 'warn', MESHCC_SPEED: '1', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+      // What an agent says before it is ready, for the error if it never is.
+      agent.stderr!.on('data', (d: Buffer) => (agentLog = (agentLog + `h${host}: ${d.toString()}`).slice(-4000)));
+      agent.once('exit', (code, signal) => (agentLog += `h${host} exited (${code ?? signal})\n`));
+      agents.push(agent);
     }
     const ids = await Promise.all(['gcc', 'g++'].map(async (cc) => hostToolchainId((await run('which', [cc])).stdout.trim())));
     const deadline = Date.now() + 90_000;
@@ -67,7 +73,7 @@ describe.skipIf(!avail.ok)('the README quickstarts, run from the README', () => 
       const self = rows.find((r) => r.self);
       const other = rows.find((r) => !r.self);
       if (other?.slots === 2 && ids.every((id) => self?.toolchains.includes(id) && other.toolchains.includes(id))) break;
-      if (Date.now() > deadline) throw new Error(`the agents never got ready: ${JSON.stringify(rows.map((r) => [r.self, r.slots, r.toolchains.length]))}`);
+      if (Date.now() > deadline) throw new Error(`the agents never got ready: ${JSON.stringify(rows.map((r) => [r.self, r.slots, r.toolchains.length]))}; their log: ${agentLog || 'nothing'}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }, 150_000);
