@@ -3,7 +3,7 @@
 // of what must be undone on any exit, so that the rival tools' modules cannot drift from the
 // setup meshcc is measured with, and a failure or Ctrl-C in any of them leaves nothing behind.
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { readdirSync, rmSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,8 +11,9 @@ import { fileURLToPath } from 'node:url';
 export const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const MESHCC_BIN = path.join(repo, 'bin', 'meshcc.js');
 export const FETCH = path.join(repo, 'bench', 'fetch-project.sh');
-/** Every build happens at this path (objects record it: DW_AT_comp_dir, __FILE__). */
-export const BUILD_ROOT = '/tmp/meshcc-bench-build';
+/** Every build happens at this path (objects record it: DW_AT_comp_dir, __FILE__);
+ *  MESHCC_BENCH_BUILD_ROOT gives another, for two runs at once (each compares its own builds). */
+export const BUILD_ROOT = process.env.MESHCC_BENCH_BUILD_ROOT ?? '/tmp/meshcc-bench-build';
 export const CORES = os.availableParallelism();
 
 export function say(line: string): void {
@@ -102,6 +103,39 @@ export const tempDirs: string[] = [];
 export const undoOnExit: (() => void)[] = [];
 export const cleanupOptions = { keepTrees: false };
 
+/**
+ * BUILD_ROOT is one fixed path (objects record it), so two runs at once would delete each
+ * other's trees: a run claims it with a lock file holding its PID, and takes over only a lock
+ * whose process is gone.
+ */
+const BUILD_ROOT_LOCK = `${BUILD_ROOT}.lock`;
+let holdsBuildRoot = false;
+
+export function claimBuildRoot(): void {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(BUILD_ROOT_LOCK, 'wx');
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      holdsBuildRoot = true;
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const owner = Number(readFileSync(BUILD_ROOT_LOCK, 'utf8').trim());
+    let alive = false;
+    try {
+      process.kill(owner, 0);
+      alive = true;
+    } catch (err) {
+      alive = (err as NodeJS.ErrnoException).code === 'EPERM';
+    }
+    if (alive) throw new Error(`another mesh-build run (pid ${owner}) is using ${BUILD_ROOT}; wait for it (lock ${BUILD_ROOT_LOCK})`);
+    rmSync(BUILD_ROOT_LOCK, { force: true }); // left by a run that died without cleaning up
+  }
+  throw new Error(`cannot claim ${BUILD_ROOT_LOCK}`);
+}
+
 export function cleanupSync(): void {
   for (const child of running) {
     if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) continue;
@@ -123,5 +157,8 @@ export function cleanupSync(): void {
       // best effort
     }
   }
+  if (!holdsBuildRoot) return;
   if (!cleanupOptions.keepTrees) rmSync(BUILD_ROOT, { recursive: true, force: true });
+  rmSync(BUILD_ROOT_LOCK, { force: true });
+  holdsBuildRoot = false;
 }
