@@ -194,25 +194,31 @@ describe('the include walk', () => {
 });
 
 describe('the walk thread (the job route scans and hashes off the event loop)', () => {
+  /** Files younger than 2 s are hashed again on every scan (they may still be written): age them. */
   const settle = (dir: string) => {
-    // Files younger than 2 s are hashed again on every scan (they may still be written).
     const old = new Date(Date.now() - 60_000);
-    for (const d of ['src', 'inc', 'quote', 'wrap', 'gen']) for (const f of ['near.h', 'main.c', 'lib.h', 'detail.h', 'q.h', 'limits.h', 'chosen.h', 'config.h', 'from-d.h', 'optional.h', 'probe.h']) {
-      try {
-        utimesSync(path.join(dir, d, f), old, old);
-      } catch {
-        // not in that directory
-      }
+    for (const relative of readdirSync(dir, { recursive: true, encoding: 'utf8' })) {
+      const file = path.join(dir, relative);
+      if (statSync(file).isFile()) utimesSync(file, old, old);
+    }
+  };
+
+  /** A walk thread over a fresh store, stopped after `use`. */
+  const withThread = async (use: (thread: WalkThread, store: Store) => Promise<void>) => {
+    const store = new Store(path.join(tempDir(), 'store'), 64 * 1024 * 1024);
+    await store.start();
+    const thread = new WalkThread(store);
+    try {
+      await use(thread, store);
+    } finally {
+      await thread.stop();
     }
   };
 
   it('gives the inputs the in-process walk and the hasher give, each object in the store', async () => {
     const dir = project();
     settle(dir);
-    const store = new Store(path.join(tempDir(), 'store'), 64 * 1024 * 1024);
-    await store.start();
-    const thread = new WalkThread(store);
-    try {
+    await withThread(async (thread, store) => {
       const scanner = new InputScanner(undefined, true, thread);
       const hashed = await scanner.scanHashed(request(dir, '/usr/bin/gcc'), new InputHasher(store));
       expect(hashed.method).toBe('walk');
@@ -225,18 +231,13 @@ describe('the walk thread (the job route scans and hashes off the event loop)', 
       // Unchanged files are the same objects in the next job (the offer tables know them by identity).
       const again = await scanner.scanHashed(request(dir, '/usr/bin/gcc'), new InputHasher(store));
       expect(again.inputs.every((f) => hashed.inputs.includes(f))).toBe(true);
-    } finally {
-      await thread.stop();
-    }
+    });
   });
 
   it('sees a header change: new content, new hash, in the store', async () => {
     const dir = project();
     settle(dir);
-    const store = new Store(path.join(tempDir(), 'store'), 64 * 1024 * 1024);
-    await store.start();
-    const thread = new WalkThread(store);
-    try {
+    await withThread(async (thread, store) => {
       const scanner = new InputScanner(undefined, true, thread);
       const first = await scanner.scanHashed(request(dir, '/usr/bin/gcc'), new InputHasher(store));
       const near = path.join(dir, 'src', 'near.h');
@@ -246,17 +247,12 @@ describe('the walk thread (the job route scans and hashes off the event loop)', 
       const after = second.inputs.find((f) => f.path === near)!;
       expect(after.hash).not.toBe(before.hash);
       expect(readFileSync(store.pathOf(after.hash), 'utf8')).toBe('#define NEAR 4\n');
-    } finally {
-      await thread.stop();
-    }
+    });
   });
 
   it('writes a job\'s outputs in the worker, with the mode the client\'s umask gives, nothing else left', async () => {
     const dir = tempDir();
-    const store = new Store(path.join(tempDir(), 'store'), 64 * 1024 * 1024);
-    await store.start();
-    const thread = new WalkThread(store);
-    try {
+    await withThread(async (thread, store) => {
       const object = Buffer.from('an object');
       await thread.writeOutputs([{ path: path.join(dir, 'a.o'), data: object, executable: false }, { path: path.join(dir, 'a.out'), data: Buffer.from('#!'), executable: true }], 0o027);
       expect(readFileSync(path.join(dir, 'a.o'))).toEqual(object);
@@ -264,23 +260,16 @@ describe('the walk thread (the job route scans and hashes off the event loop)', 
       expect(statSync(path.join(dir, 'a.out')).mode & 0o777).toBe(0o750);
       expect(readdirSync(dir).sort()).toEqual(['a.o', 'a.out']);
       await expect(thread.writeOutputs([{ path: path.join(dir, 'missing', 'b.o'), data: object, executable: false }], 0o022)).rejects.toThrow(/ENOENT/);
-    } finally {
-      await thread.stop();
-    }
+    });
   });
 
   it('a walk the thread cannot make falls back to the compiler\'s -M scan', async () => {
     const dir = project();
     writeFileSync(path.join(dir, 'src', 'main.c'), '#define NAME(x) #x\n#include NAME(near.h)\nint main(void) { return NEAR; }\n');
-    const store = new Store(path.join(tempDir(), 'store'), 64 * 1024 * 1024);
-    await store.start();
-    const thread = new WalkThread(store);
-    try {
+    await withThread(async (thread, store) => {
       const hashed = await new InputScanner(undefined, true, thread).scanHashed(request(dir, '/usr/bin/gcc'), new InputHasher(store));
       expect(hashed.method).toBe('compiler');
       expect(hashed.inputs.map((f) => f.path)).toContain(path.join(dir, 'src', 'near.h'));
-    } finally {
-      await thread.stop();
-    }
+    });
   });
 });
