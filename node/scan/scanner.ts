@@ -15,8 +15,6 @@ import { SearchProbe, type SearchChains } from './search-probe.js';
 import { filesAndDirs, WalkScanner, type FreshFile, type WalkScanRequest } from './walk-scan.js';
 import type { WalkThread } from './walk-thread.js';
 
-export { stepDirectories } from './walk-scan.js';
-
 export interface ScanOutput {
   /** Absolute, lexically normalised paths of every file the compile reads. */
   files: string[];
