@@ -1,6 +1,7 @@
-// The client side of a job on a peer's job session (job-session.ts): offer one job, send
-// exactly the store files it asks for, and read back the result and the output files. Every way this can go wrong
-// ends in a RemoteFailure that says whether to try another peer, go local, or blame the peer.
+// The client side of a job on a peer's job session (job-session.ts): offer one job (with the
+// files no peer can hold yet), send exactly the store files it asks for, and read back the
+// result and the output files. Every way this can go wrong ends in a RemoteFailure that says
+// whether to try another peer, go local, or blame the peer.
 import { readFile as readFileCallback } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { promisify } from 'node:util';
