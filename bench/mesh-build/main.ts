@@ -35,7 +35,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { FAR_LINK, makeFar } from '../../test/helpers/link-shape.js';
 import { createNetnsMesh, netnsAvailable } from '../../test/helpers/netns.js';
-import { baseEnv, BUILD_ROOT, cleanupOptions, cleanupSync, CORES, FETCH, filesUnder, freshTree, MESHCC_BIN, say, secs } from './common.js';
+import { baseEnv, BUILD_ROOT, claimBuildRoot, cleanupOptions, cleanupSync, CORES, FETCH, filesUnder, freshTree, MESHCC_BIN, say, secs } from './common.js';
 import { logPath, type BenchContext } from './context.js';
 import { clkTck, machineCpuS } from './cpu.js';
 import { runDistcc } from './distcc.js';
@@ -115,6 +115,7 @@ async function main(): Promise<void> {
   }
   process.on('exit', cleanupSync);
 
+  claimBuildRoot();
   say(`fetching ${name}`);
   const source = execFileSync('bash', [FETCH, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
 

@@ -114,7 +114,12 @@ export function printRivalReport(plain: PlainOutcome, mesh: MeshOutcome | undefi
     `${pad('objects identical')} ${r.objects.identical} identical, ${r.objects.differing.length} differing` +
       (dbg.checked ? `; ${dbg.identicalStripped} of ${dbg.checked} differing are identical once objcopy --strip-debug removed both sides' debug sections` : ''),
   );
-  if (dbg.producers) say(`  compiler recorded in ${dbg.producers.object} (DW_AT_producer): plain '${dbg.producers.plain}', ${tool} '${dbg.producers.other}'`);
+  const first = dbg.first;
+  if (first) {
+    const attributes = [...first.attributes].map(([a, n]) => `${a} ×${n}`).join(', ');
+    say(`  ${first.object} differs in ${first.sections.join(', ') || 'no section'}${attributes ? `; in its DWARF info: ${attributes}` : ''}`);
+    if (first.producers) say(`  compiler recorded there (DW_AT_producer): plain '${first.producers.plain}', ${tool} '${first.producers.other}'`);
+  }
   if (r.objects.differing.length) {
     say(`  (${tool} compiles preprocessed text in h1, so with -g an object may differ from the plain build's: expected; meshcc's must be identical)`);
     for (const d of r.objects.differing.slice(0, 5)) say(`  differs: ${d}`);
@@ -132,9 +137,9 @@ export function printRivalReport(plain: PlainOutcome, mesh: MeshOutcome | undefi
 
 export function printSideBySide(ctx: BenchContext, plain: PlainOutcome, mesh: MeshOutcome | undefined, rivals: RivalOutcome[], far: boolean): void {
   const plainCpu = plain.run.cpuS;
-  type Row = { tool: string; run: BuildResult; clientCpu: number; busy: number; steal: number; objects: string; deps: string; remote: string; fallback: string; sent: string };
+  type Row = { tool: string; run: BuildResult; clientCpu: number; busy: number; steal: number; others?: number; objects: string; deps: string; remote: string; fallback: string; sent: string };
   const rows: Row[] = [
-    { tool: 'plain', run: plain.run, clientCpu: plainCpu, busy: plain.machine.busy, steal: plain.machine.steal, objects: `${plain.objects} (itself)`, deps: '', remote: '', fallback: '', sent: '' },
+    { tool: 'plain', run: plain.run, clientCpu: plainCpu, busy: plain.machine.busy, steal: plain.machine.steal, others: plain.machine.busy - plainCpu, objects: `${plain.objects} (itself)`, deps: '', remote: '', fallback: '', sent: '' },
   ];
   if (mesh) {
     rows.push({
@@ -158,7 +163,10 @@ export function printSideBySide(ctx: BenchContext, plain: PlainOutcome, mesh: Me
       clientCpu: m.run.cpuS + m.clientDaemonCpuS,
       busy: m.machine.busy,
       steal: m.machine.steal,
-      objects: `${m.objects.identical}/${m.objects.identical + m.objects.differing.length}`,
+      others: m.machine.busy - m.run.cpuS - m.clientDaemonCpuS - m.machine.serverOwn - m.machine.serverReaped - m.machine.helpers.reduce((sum, h) => sum + h.cpuS, 0),
+      objects:
+        `${m.objects.identical}/${m.objects.identical + m.objects.differing.length}` +
+        (m.debugOnly.checked ? ` (${m.objects.identical + m.debugOnly.identicalStripped} without debug info)` : ''),
       deps: `${m.deps.identical}/${m.deps.identical + m.deps.differing.length}`,
       remote: String(r.remote),
       fallback: String(r.fallbacks),
@@ -166,7 +174,7 @@ export function printSideBySide(ctx: BenchContext, plain: PlainOutcome, mesh: Me
     });
   }
   const table = [
-    ['build', 'wall', '/plain', 'client CPU', '% of plain', 'machine busy', 'stolen', 'identical .o', 'identical .d', 'in h1', 'fallbacks', 'h0 sent'],
+    ['build', 'wall', '/plain', 'client CPU', '% of plain', 'machine busy', "others' CPU", 'stolen', 'identical .o', 'identical .d', 'in h1', 'fallbacks', 'h0 sent'],
     ...rows.map((r) => [
       r.tool,
       secs(r.run.wallMs),
@@ -174,6 +182,7 @@ export function printSideBySide(ctx: BenchContext, plain: PlainOutcome, mesh: Me
       `${r.clientCpu.toFixed(1)} s`,
       pct(r.clientCpu, plainCpu),
       pct(r.busy, coreSeconds(r.run)),
+      r.others === undefined ? 'n/a' : `${r.others.toFixed(1)} s`,
       `${r.steal.toFixed(1)} s`,
       r.objects,
       r.deps,
@@ -187,5 +196,9 @@ export function printSideBySide(ctx: BenchContext, plain: PlainOutcome, mesh: Me
   say(`== side by side: ${ctx.name}, ${ctx.compileUnits} compile units; plain make -j${CORES}; the others make -j${ctx.jobs} in h0, compiles in h1 (2 slots${far ? `, ${2 * FAR_LINK.delayMs} ms away at ${FAR_LINK.rateMbit} Mbit/s` : ''}), one after the other in this run`);
   for (const row of table) say(`  ${row.map((cell, col) => (col === 0 ? cell.padEnd(widths[col]!) : cell.padStart(widths[col]!))).join('  ')}`);
   say(`  client CPU: make and everything under it (bash's times) + the client-side daemon's process tree (/proc): meshcc's client agent, icecream's iceccd in h0; plain distcc has no client-side daemon`);
-  say(`  identical: byte for byte against the plain build's; fallbacks: compiles that went local after trying to go to h1 (meshcc: its counts.fallback; distcc/icecream: client warnings + scheduler hand-backs)`);
+  say(
+    `  others' CPU: the machine's busy time none of the build's processes account for (other work on this shared machine, kernel threads): what the wall ratios are at the mercy of;` +
+      ` n/a for meshcc, whose peer runs the compiles in bubblewrap PID namespaces /proc does not attribute to it`,
+  );
+  say(`  identical: byte for byte against the plain build's (without debug info: both objects through objcopy --strip-debug); fallbacks: compiles that went local after trying to go to h1 (meshcc: its counts.fallback; distcc/icecream: client warnings + scheduler hand-backs)`);
 }
