@@ -1,7 +1,8 @@
-// The peer side of the job sessions (job-session.ts): take a job offered by another agent of the mesh if a slot
-// is free and the toolchain is here (when it is not: start fetching it and refuse this job),
-// fetch only the store files this agent lacks, run the job in the sandbox over the toolchain,
-// and send back the result and every output file. Anything that stops the job from running
+// The peer side of the job sessions (job-session.ts): take a job offered by another agent of
+// the mesh if a slot is free and the toolchain is here (when it is not: start fetching it and
+// refuse this job), store the files that came with the offer, fetch only the store files this
+// agent still lacks, run the job in the sandbox over the toolchain, and send back the result
+// and every output file. Anything that stops the job from running
 // faithfully is answered with `failed`, so the client can try elsewhere; the peer keeps serving.
 import { performance } from 'node:perf_hooks';
 import type { JobWatch } from '../monitor/monitor.js';
