@@ -69,5 +69,13 @@ describe('warming a far peer', () => {
     for (let job = 0; job < 25; job++) warm.warm(peerId);
     await waitFor('the newly hot files', async () => (files.slice(30, 35).every((f) => peer.store.has(f.hash)) ? true : undefined), 10_000);
     expect(files.slice(20, 30).filter((f) => peer.store.has(f.hash))).toEqual([]);
+
+    // Jobs that come while a warm-up is on its way count: the next one follows it.
+    for (let job = 0; job < 2; job++) warm.noteJob(files.slice(35, 38));
+    for (let job = 0; job < 2; job++) warm.noteJob(files.slice(38, 40));
+    for (let job = 0; job < 25; job++) warm.warm(peerId);
+    for (let job = 0; job < 2; job++) warm.noteJob(files.slice(20, 22));
+    for (let job = 0; job < 25; job++) warm.warm(peerId);
+    await waitFor('the files hot during a warm-up', async () => (files.slice(20, 22).every((f) => peer.store.has(f.hash)) ? true : undefined), 10_000);
   }, 30_000);
 });

@@ -59,11 +59,16 @@ export class WarmUp {
   /** A job goes to a far peer: warm it (in the background) with the hot files it was not
    *  offered yet, at its first job and again every few jobs as more become hot. */
   warm(peer: string): void {
-    const node = this.options.node();
-    if (!node) return;
     let state = this.peers.get(peer);
-    if (!state) this.peers.set(peer, (state = { offered: new Set(), inFlight: false, jobsSince: REWARM_EVERY_JOBS }));
-    if (state.inFlight || ++state.jobsSince < REWARM_EVERY_JOBS) return;
+    if (!state) this.peers.set(peer, (state = { offered: new Set(), inFlight: false, jobsSince: REWARM_EVERY_JOBS - 1 }));
+    // Jobs count while a warm-up is on its way too: when it ends, the next may be due.
+    state.jobsSince++;
+    this.maybeSend(peer, state);
+  }
+
+  private maybeSend(peer: string, state: PeerWarmth): void {
+    const node = this.options.node();
+    if (!node || state.inFlight || state.jobsSince < REWARM_EVERY_JOBS || this.peers.get(peer) !== state) return;
     const offered = state.offered;
     const files = [...this.uses.entries()]
       .filter(([hash, u]) => u.count >= MIN_USES && !offered.has(hash) && this.options.store.has(hash))
@@ -82,7 +87,10 @@ export class WarmUp {
     state.jobsSince = 0;
     state.inFlight = true;
     for (const [hash] of chosen) offered.add(hash);
-    void this.send(node, peer, chosen, bytes).finally(() => (state.inFlight = false));
+    void this.send(node, peer, chosen, bytes).finally(() => {
+      state.inFlight = false;
+      this.maybeSend(peer, state);
+    });
   }
 
   forget(peer: string): void {
