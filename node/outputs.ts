@@ -12,10 +12,14 @@ const chmod = promisify(fs.chmod);
 const rename = promisify(fs.rename);
 const rm = promisify(fs.rm);
 
+/** Where an output is written first (beside its target), and the mode it gets. */
+function staging(output: OutputFile, umask: number): { temp: string; mode: number } {
+  return { temp: `${output.path}.meshcc-${randomBytes(4).toString('hex')}`, mode: (output.executable ? 0o777 : 0o666) & ~umask };
+}
+
 export async function writeOutputs(outputs: OutputFile[], umask: number): Promise<void> {
   for (const output of outputs) {
-    const mode = (output.executable ? 0o777 : 0o666) & ~umask;
-    const temp = `${output.path}.meshcc-${randomBytes(4).toString('hex')}`;
+    const { temp, mode } = staging(output, umask);
     try {
       await writeFile(temp, output.data, { mode });
       await chmod(temp, mode);
@@ -30,8 +34,7 @@ export async function writeOutputs(outputs: OutputFile[], umask: number): Promis
 /** The same, with synchronous calls: for a worker thread, where they block nothing. */
 export function writeOutputsSync(outputs: OutputFile[], umask: number): void {
   for (const output of outputs) {
-    const mode = (output.executable ? 0o777 : 0o666) & ~umask;
-    const temp = `${output.path}.meshcc-${randomBytes(4).toString('hex')}`;
+    const { temp, mode } = staging(output, umask);
     try {
       fs.writeFileSync(temp, output.data, { mode });
       fs.chmodSync(temp, mode);

@@ -15,9 +15,8 @@ export class FramedStream {
   private readonly queued: { value: unknown; bytes: number }[] = [];
   private readonly source: AsyncIterator<unknown>;
   private ended = false;
-  /** Frames queued by sendSoon, the promises waiting for them, and whether a flush is under way. */
+  /** Frames queued by sendSoon, the promises waiting for them, and the flush under way. */
   private soon: Buffer[] = [];
-  private soonBytes = 0;
   private soonWaiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
   private flushing?: Promise<void>;
   bytesIn = 0;
@@ -50,10 +49,7 @@ export class FramedStream {
   /** Frames already encoded, sent like sendSoon. */
   sendSoonEncoded(frames: Buffer[]): Promise<void> {
     if (this.stream.writeStatus !== 'writable') return Promise.reject(new MeshccError('stream-closed', 'the stream closed before the message was sent'));
-    for (const frame of frames) {
-      this.soon.push(frame);
-      this.soonBytes += frame.length;
-    }
+    this.soon.push(...frames);
     const written = new Promise<void>((resolve, reject) => this.soonWaiters.push({ resolve, reject }));
     if (!this.flushing) this.flushing = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flushSoon());
     return written;
@@ -66,7 +62,6 @@ export class FramedStream {
         let bytes = 0;
         while (count < this.soon.length && (count === 0 || bytes + this.soon[count]!.length <= SOON_BATCH_BYTES)) bytes += this.soon[count++]!.length;
         const batch = this.soon.splice(0, count);
-        this.soonBytes -= bytes;
         // Every waiter so far is answered by this write, or by an earlier one.
         const waiters = this.soon.length === 0 ? this.soonWaiters.splice(0) : [];
         try {
@@ -74,7 +69,6 @@ export class FramedStream {
         } catch (err) {
           for (const w of [...waiters, ...this.soonWaiters.splice(0)]) w.reject(err as Error);
           this.soon = [];
-          this.soonBytes = 0;
           return;
         }
         for (const w of waiters) w.resolve();
