@@ -1,7 +1,9 @@
 // libp2p 3 calls Promise.withResolvers (Node 22+). On Node 20 every inbound connection
 // dies in the encrypter without it. Import this module before anything from libp2p.
-// It also brings the fix of a dependency's flaw that ends the process (xsalsa20-memory.ts).
+// It also brings the fix of a dependency's flaw that ends the process (xsalsa20-memory.ts),
+// and one that halves the frames a stream of small messages costs (yamux-window.ts).
 import './xsalsa20-memory.js';
+import './yamux-window.js';
 
 type Resolvers<T> = {
   promise: Promise<T>;
