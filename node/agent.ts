@@ -37,6 +37,7 @@ import { activityOf, MonitorModel } from './monitor/model.js';
 import { MonitorServer, monitorToken } from './monitor/http-server.js';
 import { loadOrCreateMeshKey, setMeshKey } from './mesh/keys.js';
 import { PACKAGE_ROOT } from './paths.js';
+import { ResultCache } from './cache/result-cache.js';
 
 export class Agent {
   readonly stats = new Stats();
@@ -67,6 +68,7 @@ export class Agent {
   private readonly monitorModel: MonitorModel;
   private monitorServer?: MonitorServer;
   private readonly membershipAdmin: MembershipAdmin;
+  readonly cache: ResultCache;
 
   constructor(
     readonly config: AgentConfig,
@@ -152,6 +154,19 @@ export class Agent {
       avoid: () => this.mesh?.unusableForJobs() ?? [],
       peers: () => this.mesh?.peers() ?? [],
     });
+    this.cache = new ResultCache({
+      config: config.cache,
+      dir: path.join(config.home, 'cache'),
+      store: this.store,
+      executor: this.executor,
+      spawner: this.spawner,
+      log,
+      verifyRate: config.verifyRate,
+      selfId: () => this.mesh?.peerId,
+      members: () => (this.mesh?.peers() ?? []).map((p) => p.peerId),
+      admitted: (peer) => peer === this.mesh?.peerId || !(this.mesh?.membership?.isRevoked(peer) ?? true),
+      exclude: (peer, why) => this.placement.exclude(peer, why),
+    });
     const compile = new CompileService({
       localSlots: this.localSlots,
       placement: this.placement,
@@ -163,6 +178,7 @@ export class Agent {
       stats: this.stats,
       log,
       monitor: this.jobMonitor,
+      cache: this.cache,
     });
     this.socket = new ClientSocketServer({
       socketPath: config.socketPath,
@@ -195,6 +211,7 @@ export class Agent {
     try {
       if (this.config.meshKeyHex) await setMeshKey(this.config.home, this.config.meshKeyHex);
       await this.store.start();
+      await this.cache.start();
       await this.executor.start();
       this.speed = this.config.speed ?? measureSpeed();
       await this.socket.start();
@@ -230,6 +247,7 @@ export class Agent {
     this.spawner.stop();
     this.remote.stop();
     await this.walkThread.stop();
+    this.cache.stop();
     await this.lock?.release();
     this.log.info('agent stopped');
   }
@@ -303,9 +321,11 @@ export class Agent {
       watchServed: (id, source, client) => this.jobMonitor.served(id, source, client),
     });
     await this.jobServer.start();
+    await this.cache.startMesh(this.mesh.meshNode!);
   }
 
   private async stopMesh(): Promise<void> {
+    await this.cache.stopMesh();
     await this.jobServer?.stop();
     await this.toolchainTransfer?.stop();
     this.schedulerClient.stop();
@@ -391,6 +411,7 @@ export class Agent {
       hashing: this.hasher.stats,
       inputFiles: this.stats.inputFiles,
       store: this.store.stats,
+      cache: this.cache.stats(),
       placements: this.stats.placements,
       toolchains: { ...this.stats.toolchains, cached: this.toolchainSupply.cache.list().length, cachedBytes: this.toolchainSupply.cache.totalBytes },
       slots: {

@@ -7,7 +7,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import path from 'node:path';
 import { MeshccError } from '../protocol/errors.js';
-import type { AgentReply, CompileRequest, InputFile, Job, OutputFile } from '../protocol/messages.js';
+import type { AgentReply, CompileRequest, InputFile, Job, JobResult, OutputFile } from '../protocol/messages.js';
 import { analyse } from './args/analyse.js';
 import type { AnalysisContext, DistributableJob } from './args/types.js';
 import type { Logger } from './log.js';
@@ -20,6 +20,8 @@ import type { Slots } from './slots.js';
 import type { Stats } from './stats.js';
 import type { ToolchainRef } from './toolchains.js';
 import type { JobMonitor, JobWatch } from './monitor/monitor.js';
+import type { ResultCache } from './cache/result-cache.js';
+import type { CommandIdentity } from './cache/key.js';
 import { sourceOf } from './monitor/job-log.js';
 
 export interface ClientConnection {
@@ -42,6 +44,8 @@ export interface CompileServiceParts {
   stats: Stats;
   log: Logger;
   monitor?: JobMonitor;
+  /** The mesh-wide result cache (node/cache/): looked up before a job is placed. */
+  cache?: ResultCache;
 }
 
 const UNWATCHED: JobWatch = { placed() {}, ranHere() {}, phase() {}, verified() {}, end() {} };
@@ -79,6 +83,10 @@ function reachedThroughSymlink(req: CompileRequest): boolean {
   }
 }
 
+function isSchedulerLocal(err: unknown): boolean {
+  return err instanceof MeshccError && err.code === 'scheduler-local';
+}
+
 export class CompileService {
   constructor(private readonly parts: CompileServiceParts) {}
 
@@ -100,26 +108,37 @@ export class CompileService {
       return;
     }
     const watch = monitor?.compile(id, analysis.source) ?? UNWATCHED;
-    if (localSlots.tryAcquire()) return this.runLocally(conn, 'local', 'local-slot', started, watch);
+    const cache = this.parts.cache?.active ? this.parts.cache : undefined;
+    if (!cache && localSlots.tryAcquire()) return this.runLocally(conn, 'local', 'local-slot', started, watch);
     const toolchain = await this.parts.toolchainOf(req.compiler);
+    // With the cache, a unit is looked up first; a miss a local slot could take is compiled in
+    // this agent's sandbox (so that its result can be kept), holding that slot.
+    const cached = cache && toolchain && this.outputDirsExist(analysis, req.cwd) && !reachedThroughSymlink(req);
+    const here = cached && localSlots.tryAcquire();
+    if (!cached && cache && localSlots.tryAcquire()) return this.runLocally(conn, 'local', 'local-slot', started, watch);
     // Offload only when a candidate could take the job now, or when nothing local ever could.
-    const offload = placement.hasCandidates(toolchain, new Set(), localSlots.total === 0);
+    const offload = cached || placement.hasCandidates(toolchain, new Set(), localSlots.total === 0);
     if (offload && this.outputDirsExist(analysis, req.cwd) && !reachedThroughSymlink(req)) {
       try {
-        const where = await this.viaJobRoute(id, req, analysis, toolchain, conn, watch);
+        const where = await this.viaJobRoute(id, req, analysis, toolchain, conn, watch, here || undefined);
+        if (here) localSlots.release();
         const ms = performance.now() - started;
-        const [route, reason] = where === SELF ? (['job', 'executed'] as const) : where === 'hedge' ? (['job', 'hedged-straggler'] as const) : (['remote', 'peer'] as const);
+        if (where === 'cache') return watch.end('local', 'cache-hit', ms);
+        const [route, reason] = where === SELF ? (['job', 'executed'] as const) : where === 'hedge' ? (['job', 'hedged-straggler'] as const) : where === 'here' ? (['job', 'cache-miss'] as const) : (['remote', 'peer'] as const);
         stats.record(route, reason, ms);
         watch.end(route, reason, ms);
         return;
       } catch (err) {
         const code = err instanceof MeshccError ? err.code : err instanceof ScanFailed ? 'scan-failed' : 'internal-error';
-        const level = code === 'scan-failed' || code === 'scheduler-local' ? 'debug' : 'warn';
+        const level = code === 'scan-failed' || code === 'scheduler-local' || code === 'cache-miss' ? 'debug' : 'warn';
         log[level]({ job: id, reason: code, err: (err as Error).message }, 'job route failed: compiling locally');
-        if (conn.closed) return;
-        await localSlots.acquire();
+        if (conn.closed) {
+          if (here) localSlots.release();
+          return;
+        }
+        if (!here) await localSlots.acquire();
         // The scheduler's choice, not a failure: a local slot would finish it first.
-        if (code === 'scheduler-local') return this.runLocally(conn, 'local', 'scheduler-local', started, watch);
+        if (code === 'scheduler-local' || code === 'cache-miss') return this.runLocally(conn, 'local', code, started, watch);
         return this.runLocally(conn, 'fallback', code, started, watch);
       }
     }
@@ -140,6 +159,24 @@ export class CompileService {
       watch.phase('compile', now - compileStarted);
       watch.end(route, reason, now - started);
     }
+  }
+
+  /** The scheduler placed a miss on this machine: compiled in the sandbox so that it can be kept. */
+  private async compileHere(job: Job): Promise<{ result: JobResult; where: string }> {
+    await this.parts.localSlots.acquire();
+    try {
+      return { result: await this.parts.cache!.runHere(job), where: 'here' };
+    } finally {
+      this.parts.localSlots.release();
+    }
+  }
+
+  /** Answers from a cache entry: its outputs written where the command writes them, its diagnostics and exit code. */
+  private async replyCached(entry: { exit: number; stdout: Uint8Array; stderr: Uint8Array }, outputs: OutputFile[], req: CompileRequest, conn: ClientConnection): Promise<string> {
+    if (conn.closed) return 'cache';
+    await (this.parts.writeOutputs ?? writeOutputs)(outputs, req.umask ?? 0o022);
+    conn.reply({ t: 'result', exit: entry.exit, stdout: entry.stdout, stderr: entry.stderr });
+    return 'cache';
   }
 
   /** The inputs with every object in the store: one the store evicted since its file was
@@ -174,8 +211,16 @@ export class CompileService {
     toolchain: ToolchainRef | undefined,
     conn: ClientConnection,
     watch: JobWatch,
+    /** A local slot is held for it: a miss is compiled in this agent's sandbox. */
+    here?: true,
   ): Promise<string> {
-    const { scanner, hasher, remote, stats } = this.parts;
+    const { scanner, hasher, remote, stats, cache } = this.parts;
+    const argv = withClientColour(analysis.argv, req);
+    const identity: CommandIdentity | undefined = cache?.active && toolchain ? { toolchain: toolchain.id, argv, cwd: req.cwd, env: req.env } : undefined;
+    const source = path.resolve(req.cwd, analysis.source);
+    const direct = identity && (await cache!.direct(identity, source));
+    if (direct) return this.replyCached(direct.hit.entry, direct.hit.outputs, req, conn);
+    const scanStartedMs = Date.now();
     const t0 = performance.now();
     const scan = await scanner.scanHashed(
       { compiler: req.compiler, scanArgv: analysis.scanArgv, cwd: req.cwd, env: req.env, source: analysis.source, language: analysis.language },
@@ -187,7 +232,7 @@ export class CompileService {
     const job: Job = {
       id,
       compiler: req.compiler,
-      argv: withClientColour(analysis.argv, req),
+      argv,
       cwd: req.cwd,
       env: req.env,
       inputs,
@@ -196,7 +241,16 @@ export class CompileService {
       outputs: analysis.outputs.map((o) => path.resolve(req.cwd, o)),
     };
     watch.phase('scan', t2 - t0);
-    const { result, where } = await remote.run(job, toolchain, watch, scan.fresh);
+    const looked = identity && (await cache!.lookup(identity, job));
+    const probe = { compiler: req.compiler, scanArgv: analysis.scanArgv, cwd: req.cwd, env: req.env, source: analysis.source, language: analysis.language };
+    if (looked) cache!.remember(identity!, source, looked.key, job, probe, scanStartedMs);
+    if (looked && looked.hit) return this.replyCached(looked.hit.entry, looked.hit.outputs, req, conn);
+    // A miss this agent may not publish (read-only) is compiled by the client, as without the cache.
+    if (here && !cache!.canRunHere) throw new MeshccError('cache-miss', 'not in the cache: compiled by the client');
+    const { result, where } = here
+      ? { result: await cache!.runHere(job), where: 'here' }
+      : await remote.run(job, toolchain, watch, scan.fresh).catch((err: unknown) => (looked && isSchedulerLocal(err) && cache!.canRunHere ? this.compileHere(job) : Promise.reject(err)));
+    if (looked) cache!.publish(looked.key, result);
     const t3 = performance.now();
     stats.jobRoute.scanMs += t1 - t0;
     stats.jobRoute.hashMs += t2 - t1;

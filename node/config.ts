@@ -1,5 +1,6 @@
 // The agent's knobs: environment variables with working defaults, so no config file is needed.
 import { createHash } from 'node:crypto';
+import { cacheConfig, type CacheConfig } from './cache/policy.js';
 import { accessSync, constants, statfsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -40,6 +41,8 @@ export interface AgentConfig {
   speed?: number;
   /** Fraction of remote jobs also compiled locally and compared (MESHCC_VERIFY_RATE, 0..1). */
   verifyRate: number;
+  /** The mesh-wide result cache (MESHCC_CACHE, MESHCC_CACHE_MB): node/cache/policy.ts. */
+  cache: CacheConfig;
   /** How long a peer that failed twice in a row gets no jobs (MESHCC_BACKOFF_S). */
   backoffMs: number;
   /** A remote job is hedged locally only after running at least this long (MESHCC_HEDGE_MIN_S). */
@@ -176,6 +179,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
     relayedJobs: flag(env, 'MESHCC_RELAYED_JOBS', false),
     speed: env.MESHCC_SPEED ? wholeNumber(env, 'MESHCC_SPEED', 0) : undefined,
     verifyRate: fraction(env, 'MESHCC_VERIFY_RATE', 0),
+    cache: cacheConfig(env, wholeNumber(env, 'MESHCC_STORE_MB', 2048) * 1024 * 1024),
     backoffMs: wholeNumber(env, 'MESHCC_BACKOFF_S', 30) * 1000,
     hedgeMinMs: wholeNumber(env, 'MESHCC_HEDGE_MIN_S', 5) * 1000,
     http: httpConfig(env),

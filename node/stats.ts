@@ -1,6 +1,7 @@
 // What the agent did with every compile, for `meshcc stats`: where each ran (locally, in this
 // agent's executor, on a peer, or locally after a remote failure) and why, the bytes that
 // crossed the mesh, each peer's share, hedges and verifications.
+import type { CacheStats } from './cache/result-cache.js';
 
 export type Route = 'local' | 'job' | 'remote' | 'fallback';
 
@@ -64,6 +65,8 @@ export interface StatsSnapshot {
   /** Input files of remote jobs, and those sent because the peer's store lacked them. */
   inputFiles: { total: number; sent: number; offerBytes: number };
   store: { files: number; bytes: number; maxBytes: number };
+  /** The mesh-wide result cache, as this agent used and served it (node/cache/). */
+  cache?: CacheStats;
   /** Where this agent's jobs were placed and why: by the elected scheduler or by itself. */
   placements: PlacementStats;
   /** Toolchains shipped to this agent and by it, and the jobs it ran for peers on each kind. */

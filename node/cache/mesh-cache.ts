@@ -1,0 +1,123 @@
+// The result cache across the mesh: serves this agent's entries to members that ask
+// (/meshcc/cache/1) and takes entries members hand it, and asks other agents for theirs.
+// Only members reach this handler at all (the mesh's private network and knock); a revoked
+// member is refused, and what anyone sends is checked against its hashes before it is kept.
+import type { Connection, Stream } from '@libp2p/interface';
+import { MeshccError } from '../../protocol/errors.js';
+import { parseMessage } from '../../protocol/messages.js';
+import { FramedStream } from '../mesh/framed-stream.js';
+import type { MeshNode } from '../mesh/node.js';
+import type { Logger } from '../log.js';
+import { sha256 } from '../store.js';
+import type { CacheEntry } from './entry.js';
+import type { CachedResult, LocalEntries } from './local-entries.js';
+import { CACHE_FRAME_BYTES, CACHE_PROTOCOL, CacheReply, CacheRequest } from './protocol.js';
+
+export interface MeshCacheOptions {
+  node: MeshNode;
+  entries: LocalEntries;
+  /** Whether a peer may read and write here now (a member, not revoked). */
+  admitted: (peerId: string) => boolean;
+  /** Whether entries written by this peer may be kept (not revoked, not caught lying). */
+  trustedWriter: (peerId: string) => boolean;
+  /** Takes entries from others (an agent with MESHCC_CACHE=off holds none). */
+  holds: boolean;
+  log: Logger;
+  onServed: (hit: boolean, bytes: number) => void;
+  onStored: (bytes: number) => void;
+}
+
+const ANSWER_MS = 10_000;
+
+export class MeshCache {
+  private readonly open = new Set<Stream>();
+
+  constructor(private readonly options: MeshCacheOptions) {}
+
+  async start(): Promise<void> {
+    await this.options.node.libp2p.handle(CACHE_PROTOCOL, (stream, connection) => void this.serve(stream, connection), { maxInboundStreams: 1024 });
+  }
+
+  async stop(): Promise<void> {
+    for (const stream of this.open) stream.abort(new MeshccError('stopped', 'the agent is stopping'));
+    if (this.options.node.started) await this.options.node.libp2p.unhandle(CACHE_PROTOCOL).catch(() => undefined);
+  }
+
+  /** The entry from `peerId`, its outputs checked against their hashes; undefined on a miss or any failure. */
+  async get(peerId: string, key: string, timeoutMs: number): Promise<CachedResult | undefined> {
+    const reply = await this.ask(peerId, { t: 'get', key }, timeoutMs);
+    if (reply?.t !== 'hit') return undefined;
+    const { entry, data } = reply;
+    if (entry.key !== key || data.length !== entry.outputs.length) return undefined;
+    // Bytes altered on the holder (or on the way) are never used.
+    for (let i = 0; i < data.length; i++) {
+      if (data[i]!.length !== entry.outputs[i]!.size || sha256(data[i]!) !== entry.outputs[i]!.hash) {
+        this.options.log.error({ peer: peerId, key: key.slice(0, 12), output: entry.outputs[i]!.path }, 'cache: an entry from a peer does not match its hashes; not used');
+        return undefined;
+      }
+    }
+    if (!this.options.trustedWriter(entry.writer)) return undefined;
+    return { entry, outputs: entry.outputs.map((o, i) => ({ path: o.path, data: data[i]!, executable: o.executable })) };
+  }
+
+  /** Hands an entry to an owner; false when it was not stored. */
+  async put(peerId: string, entry: CacheEntry, data: Uint8Array[], timeoutMs: number): Promise<boolean> {
+    return (await this.ask(peerId, { t: 'put', entry, data }, timeoutMs))?.t === 'stored';
+  }
+
+  private async ask(peerId: string, request: CacheRequest, timeoutMs: number): Promise<CacheReply | undefined> {
+    const signal = AbortSignal.timeout(timeoutMs);
+    let framed: FramedStream | undefined;
+    try {
+      framed = new FramedStream(await this.options.node.openStream(peerId, CACHE_PROTOCOL, { signal }), CACHE_FRAME_BYTES);
+      await framed.send(request);
+      return parseMessage(CacheReply, await framed.receive(timeoutMs, signal));
+    } catch (err) {
+      this.options.log.debug({ peer: peerId, t: request.t, err: (err as Error).message }, 'cache: no answer from a peer');
+      return undefined;
+    } finally {
+      if (framed) void framed.close().catch(() => undefined);
+    }
+  }
+
+  private async serve(stream: Stream, connection: Connection): Promise<void> {
+    const { entries, log } = this.options;
+    const peer = connection.remotePeer.toString();
+    const framed = new FramedStream(stream, CACHE_FRAME_BYTES);
+    this.open.add(stream);
+    try {
+      const request = parseMessage(CacheRequest, await framed.receive(ANSWER_MS));
+      if (!this.options.admitted(peer)) {
+        await framed.send({ t: 'refused', reason: 'not a member' });
+        return;
+      }
+      if (request.t === 'get') {
+        const found = await entries.get(request.key);
+        if (found && this.options.trustedWriter(found.entry.writer)) {
+          const data = found.outputs.map((o) => o.data);
+          await framed.send({ t: 'hit', entry: found.entry, data });
+          this.options.onServed(true, data.reduce((n, d) => n + d.length, 0));
+        } else {
+          await framed.send({ t: 'miss' });
+          this.options.onServed(false, 0);
+        }
+        return;
+      }
+      if (!this.options.holds || !this.options.trustedWriter(peer)) {
+        await framed.send({ t: 'refused', reason: 'this agent keeps no entries from that writer' });
+        return;
+      }
+      // The writer is who sent it, whatever the entry says.
+      const entry: CacheEntry = { ...request.entry, writer: peer };
+      await entries.put(entry, request.data);
+      this.options.onStored(request.data.reduce((n, d) => n + d.length, 0));
+      await framed.send({ t: 'stored' });
+    } catch (err) {
+      log.debug({ peer, err: (err as Error).message }, 'cache: a request failed');
+      await framed.send({ t: 'refused', reason: (err as Error).message.slice(0, 200) }).catch(() => undefined);
+    } finally {
+      this.open.delete(stream);
+      await framed.close().catch(() => undefined);
+    }
+  }
+}

@@ -1,0 +1,270 @@
+// The mesh-wide result cache with real agents and real gcc: every change that can reach a
+// compile's output (a header's content, a header shadowing another, -D, the working
+// directory with -g, SOURCE_DATE_EPOCH, the diagnostics' locale) is a miss that gives the
+// plain compile's bytes; a hit replays the compile's warnings exactly; direct mode answers
+// without a scan and never past a new shadowing header; entries travel to a member with an
+// empty home; altered bytes are never used; a revoked member's entries go from every agent;
+// an agent of another mesh can neither read nor write.
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { query } from '../node/cli/query.js';
+import { setMeshKey } from '../node/mesh/keys.js';
+import type { StatsSnapshot } from '../node/stats.js';
+import type { AgentStatus } from '../node/mesh/mesh-service.js';
+import type { CacheStats } from '../node/cache/result-cache.js';
+import { MASQUERADE, startAgentProcess, type AgentProcess } from './helpers/agent.js';
+import { tempDir } from './helpers/tmp.js';
+import { hostToolchainId } from './helpers/toolchain-id.js';
+import { waitFor } from './helpers/wait.js';
+
+const KEY = 'ca'.repeat(32);
+const OTHER_KEY = 'cb'.repeat(32);
+
+async function cacheOf(agent: AgentProcess): Promise<CacheStats> {
+  return ((await query(agent.socketPath, { t: 'stats', v: 1 })).stats as StatsSnapshot).cache!;
+}
+
+async function selfOf(agent: AgentProcess): Promise<AgentStatus> {
+  return waitFor('the agent in the mesh', async () => ((await query(agent.socketPath, { t: 'status', v: 1 })).agents as AgentStatus[]).find((r) => r.self), 15_000);
+}
+
+const address = (row: AgentStatus) => row.addresses.find((a) => a.startsWith('/ip4/127.0.0.1/'))!;
+
+let gccId: Promise<string> | undefined;
+
+async function startMember(env: Record<string, string>, key = KEY): Promise<AgentProcess> {
+  const home = tempDir('meshcc-home-');
+  await setMeshKey(home, key);
+  const agent = await startAgentProcess({ MESHCC_CACHE: 'read-write', MESHCC_SLOTS: '0', MESHCC_LOCAL_SLOTS: '2', ...env }, home);
+  // Compiles are cached once their compiler is identified.
+  const gcc = await (gccId ??= hostToolchainId(spawnSync('which', ['gcc'], { encoding: 'utf8' }).stdout.trim()));
+  await waitFor('gcc identified', async () => ((await selfOf(agent)).toolchains.includes(gcc) ? true : undefined), 60_000);
+  return agent;
+}
+
+interface Compiled {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  outputs: Record<string, Buffer>;
+}
+
+function run(args: string[], cwd: string, env: NodeJS.ProcessEnv, outputs: string[]): Promise<Compiled> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('gcc', args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', reject);
+    child.on('close', (status) => {
+      const read: Record<string, Buffer> = {};
+      for (const o of outputs) {
+        try {
+          read[o] = readFileSync(path.resolve(cwd, o));
+        } catch {
+          // not written
+        }
+      }
+      resolve({ status, stdout, stderr, outputs: read });
+    });
+  });
+}
+
+const baseEnv = (): NodeJS.ProcessEnv => {
+  const env: NodeJS.ProcessEnv = { ...process.env, LANG: 'C' };
+  for (const k of Object.keys(env)) if (k.startsWith('MESHCC_') || k.startsWith('LC_')) delete env[k];
+  return env;
+};
+
+/** The plain compile, then the same through the agent: both results, and what the cache did. */
+async function plainAndMeshed(agent: AgentProcess, args: string[], cwd: string, extraEnv: Record<string, string> = {}, outputs = ['out.o', 'out.d']) {
+  const env = { ...baseEnv(), ...extraEnv };
+  const plain = await run(args, cwd, env, outputs);
+  const before = await cacheOf(agent);
+  const meshed = await run(args, cwd, { ...env, MESHCC_HOME: agent.home, PATH: `${MASQUERADE}:${env.PATH}` }, outputs);
+  const after = await cacheOf(agent);
+  return { plain, meshed, hits: after.hits - before.hits, misses: after.misses - before.misses, direct: after.directHits - before.directHits, published: after.published - before.published };
+}
+
+function expectSame(plain: Compiled, meshed: Compiled): void {
+  expect(meshed.status).toBe(plain.status);
+  expect(meshed.stderr).toBe(plain.stderr);
+  expect(meshed.stdout).toBe(plain.stdout);
+  expect(Object.keys(meshed.outputs).sort()).toEqual(Object.keys(plain.outputs).sort());
+  for (const [name, data] of Object.entries(plain.outputs)) expect(meshed.outputs[name]!.equals(data), `${name} differs`).toBe(true);
+}
+
+describe('the result cache on one agent', () => {
+  let agent: AgentProcess;
+  let project: string;
+  const args = ['-O2', '-g', '-MD', '-Wall', '-Iinc1', '-Iinc2', '-c', 'src/unit.c', '-o', 'out.o'];
+
+  beforeAll(async () => {
+    agent = await startMember({});
+    project = tempDir('meshcc-cache-project-');
+    mkdirSync(path.join(project, 'src'));
+    mkdirSync(path.join(project, 'inc1'));
+    mkdirSync(path.join(project, 'inc2'));
+    writeFileSync(path.join(project, 'inc2', 'config.h'), '#define LEVEL 2\n');
+    writeFileSync(
+      path.join(project, 'src', 'unit.c'),
+      '#include <stdio.h>\n#include "config.h"\nint level(void) { int unused; return LEVEL + FLAVOUR; }\nconst char *when(void) { return __DATE__ " " __TIME__; }\n',
+    );
+  }, 60_000);
+  afterAll(async () => {
+    await agent?.stop();
+  });
+
+  it('a miss gives the plain bytes; the same compile again is a hit that replays the warnings exactly, then a direct hit', async () => {
+    const first = await plainAndMeshed(agent, [...args, '-DFLAVOUR=1'], project, { SOURCE_DATE_EPOCH: '1700000000' });
+    expect(first.plain.stderr).toContain('warning: unused variable');
+    expectSame(first.plain, first.meshed);
+    expect([first.misses, first.published]).toEqual([1, 1]);
+    const second = await plainAndMeshed(agent, [...args, '-DFLAVOUR=1'], project, { SOURCE_DATE_EPOCH: '1700000000' });
+    expectSame(second.plain, second.meshed);
+    expect(second.hits).toBe(1);
+    const third = await plainAndMeshed(agent, [...args, '-DFLAVOUR=1'], project, { SOURCE_DATE_EPOCH: '1700000000' });
+    expectSame(third.plain, third.meshed);
+    expect([third.hits, third.direct]).toEqual([1, 1]);
+  }, 60_000);
+
+  it('a changed header, a shadowing header, -D, SOURCE_DATE_EPOCH and the locale are misses with the plain bytes', async () => {
+    const env = { SOURCE_DATE_EPOCH: '1700000000' };
+    // Warm: the entry and its manifest exist.
+    await plainAndMeshed(agent, [...args, '-DFLAVOUR=1'], project, env);
+    const cases: [string, () => void, string[], Record<string, string>][] = [
+      ['header content', () => writeFileSync(path.join(project, 'inc2', 'config.h'), '#define LEVEL 3\n'), [...args, '-DFLAVOUR=1'], env],
+      ['shadowing header', () => writeFileSync(path.join(project, 'inc1', 'config.h'), '#define LEVEL 4\n'), [...args, '-DFLAVOUR=1'], env],
+      ['-D', () => undefined, [...args, '-DFLAVOUR=7'], env],
+      ['SOURCE_DATE_EPOCH', () => undefined, [...args, '-DFLAVOUR=7'], { SOURCE_DATE_EPOCH: '1600000000' }],
+      ['locale', () => undefined, [...args, '-DFLAVOUR=7'], { SOURCE_DATE_EPOCH: '1600000000', LC_ALL: 'C.UTF-8' }],
+    ];
+    for (const [what, change, argv, extra] of cases) {
+      // Past the "too new" window, so that direct mode would trust stat data it recorded.
+      change();
+      const r = await plainAndMeshed(agent, argv, project, extra);
+      expectSame(r.plain, r.meshed);
+      expect([what, r.hits, r.misses]).toEqual([what, 0, 1]);
+    }
+    const locale = await plainAndMeshed(agent, [...args, '-DFLAVOUR=7'], project, { SOURCE_DATE_EPOCH: '1600000000', LC_ALL: 'C.UTF-8' });
+    expect(locale.plain.stderr).toContain('‘unused’');
+    expectSame(locale.plain, locale.meshed);
+    expect(locale.hits).toBe(1);
+  }, 120_000);
+
+  it('a changed working directory with -g is a miss with the plain bytes', async () => {
+    const abs = ['-O2', '-g', '-c', path.join(project, 'src', 'unit.c'), '-I', path.join(project, 'inc1'), '-DFLAVOUR=1', '-o', path.join(project, 'abs.o')];
+    const elsewhere = tempDir('meshcc-cache-cwd-');
+    const a = await plainAndMeshed(agent, abs, project, {}, [path.join(project, 'abs.o')]);
+    const b = await plainAndMeshed(agent, abs, elsewhere, {}, [path.join(project, 'abs.o')]);
+    expectSame(a.plain, a.meshed);
+    expectSame(b.plain, b.meshed);
+    expect(a.plain.outputs[path.join(project, 'abs.o')]!.equals(b.plain.outputs[path.join(project, 'abs.o')]!)).toBe(false);
+    expect(b.misses).toBe(1);
+  }, 60_000);
+
+  it('a compile error is not cached', async () => {
+    writeFileSync(path.join(project, 'src', 'broken.c'), 'int f(void) { return missing; }\n');
+    const argv = ['-c', 'src/broken.c', '-o', 'broken.o'];
+    for (let i = 0; i < 2; i++) {
+      const r = await plainAndMeshed(agent, argv, project, {}, ['broken.o']);
+      expectSame(r.plain, r.meshed);
+      expect(r.plain.status).not.toBe(0);
+      expect([r.hits, r.published]).toEqual([0, 0]);
+    }
+  }, 60_000);
+});
+
+/** Flips the last byte of every ELF object in an agent's store: what a tampered member would hand out. */
+function alterObjects(agent: AgentProcess): number {
+  const store = path.join(agent.home, 'store');
+  let altered = 0;
+  for (const prefix of readdirSync(store).filter((p) => /^[0-9a-f]{2}$/.test(p))) {
+    for (const name of readdirSync(path.join(store, prefix))) {
+      const file = path.join(store, prefix, name);
+      const data = readFileSync(file);
+      if (data.subarray(0, 4).toString('latin1') !== '\x7fELF') continue;
+      chmodSync(file, 0o644);
+      data[data.length - 1] = data[data.length - 1]! ^ 0xff;
+      writeFileSync(file, data);
+      altered++;
+    }
+  }
+  return altered;
+}
+
+const viewSize = async (agent: AgentProcess) => ((await query(agent.socketPath, { t: 'status', v: 1 })).agents as AgentStatus[]).length;
+
+describe('the result cache across the mesh', () => {
+  const agents: AgentProcess[] = [];
+  let project: string;
+  const args = ['-O2', '-g', '-MD', '-Wall', '-c', 'unit.c', '-o', 'out.o'];
+
+  async function member(key = KEY): Promise<AgentProcess> {
+    const peers: Record<string, string> = agents.length ? { MESHCC_PEERS: address(await selfOf(agents[0]!)) } : {};
+    const agent = await startMember(peers, key);
+    agents.push(agent);
+    return agent;
+  }
+
+  beforeAll(() => {
+    project = tempDir('meshcc-cache-mesh-');
+    writeFileSync(path.join(project, 'unit.c'), '#include <string.h>\nint f(const char *s) { int unused; return strlen(s); }\n');
+    writeFileSync(path.join(project, 'other.c'), '#include <stdlib.h>\nint g(const char *s) { int unused; return atoi(s); }\n');
+  });
+  afterAll(async () => {
+    for (const agent of agents.reverse()) await agent.stop();
+  });
+
+  it('a fresh member hits what another wrote; a non-member neither reads nor writes; a revoked writer\'s entries go from every agent; altered bytes are never used', async () => {
+    const holder = await member();
+    const writer = await member();
+    await waitFor('the writer sees the holder', async () => ((await viewSize(writer)) === 2 ? true : undefined), 15_000);
+    const first = await plainAndMeshed(writer, args, project);
+    expectSame(first.plain, first.meshed);
+    expect(first.published).toBe(1);
+    await waitFor('the holder keeps the entry', async () => ((await cacheOf(holder)).entries === 1 ? true : undefined), 10_000);
+
+    // A member with an empty home gets it from the mesh, and keeps a copy.
+    const fresh = await member();
+    await waitFor('the fresh member sees both', async () => ((await viewSize(fresh)) === 3 ? true : undefined), 15_000);
+    const hit = await plainAndMeshed(fresh, args, project);
+    expectSame(hit.plain, hit.meshed);
+    expect(hit.hits).toBe(1);
+    expect((await cacheOf(fresh)).meshHits).toBe(1);
+    await waitFor('the fresh member keeps a copy', async () => ((await cacheOf(fresh)).entries === 1 ? true : undefined), 10_000);
+
+    // An agent of another mesh cannot reach the members: it neither reads nor writes there.
+    const heldBefore = await cacheOf(holder);
+    const stranger = await member(OTHER_KEY);
+    const strange = await plainAndMeshed(stranger, args, project);
+    expectSame(strange.plain, strange.meshed);
+    expect([strange.hits, strange.misses, strange.published]).toEqual([0, 1, 1]);
+    const heldAfter = await cacheOf(holder);
+    expect([heldAfter.served, heldAfter.stored, heldAfter.entries]).toEqual([heldBefore.served, heldBefore.stored, heldBefore.entries]);
+
+    // The writer revoked: its entries go from the holder and from the member that copied one.
+    const writerId = (await selfOf(writer)).peerId;
+    const revoked = await query(holder.socketPath, { t: 'members', v: 1, op: 'revoke', peer: writerId });
+    expect(revoked.t).toBe('members');
+    await waitFor('the revoked writer\'s entries dropped everywhere', async () => ((await cacheOf(holder)).entries === 0 && (await cacheOf(fresh)).entries === 0 ? true : undefined), 20_000);
+    const after = await plainAndMeshed(fresh, args, project);
+    expectSame(after.plain, after.meshed);
+    expect(after.hits).toBe(0);
+
+    // A new entry (now written by `fresh`), altered on every member that holds it: never used.
+    const other = ['-O2', '-c', 'other.c', '-o', 'other.o'];
+    const written = await plainAndMeshed(fresh, other, project, {}, ['other.o']);
+    expect(written.published).toBe(1);
+    await waitFor('the holder keeps the new entry', async () => ((await cacheOf(holder)).entries === 1 ? true : undefined), 10_000);
+    expect(alterObjects(holder) + alterObjects(fresh)).toBeGreaterThanOrEqual(2);
+    const third = await member();
+    await waitFor('the third member sees the others', async () => ((await viewSize(third)) >= 3 ? true : undefined), 15_000);
+    const poisoned = await plainAndMeshed(third, other, project, {}, ['other.o']);
+    expectSame(poisoned.plain, poisoned.meshed);
+    expect([poisoned.hits, poisoned.misses]).toEqual([0, 1]);
+  }, 240_000);
+});
