@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Builds the agent's image from the npm package, installed as a user installs it: builds and packs
+# this checkout (`npm run build`, `npm pack`; or takes the tarball in MESHCC_TARBALL), installs
+# that with `npm install -g` into a build context of its own, and builds Containerfile there with
+# docker (CONTAINER_ENGINE=podman for podman). Its arguments go to the engine's build:
+#   deploy/container/build.sh -t your.registry/meshcc:1
+#   deploy/container/build.sh -t meshcc --build-arg BASE=your-node-24-bookworm-image
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+engine=${CONTAINER_ENGINE:-docker}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir "$work/context" "$work/pack"
+
+tarball=${MESHCC_TARBALL:-}
+if [ -z "$tarball" ]; then
+  (cd "$repo" && npm run build >&2)
+  name=$(cd "$repo" && npm pack --ignore-scripts --json --pack-destination "$work/pack" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s)[0].filename))')
+  tarball="$work/pack/$name"
+fi
+npm install -g --prefix "$work/prefix" --prefer-offline --no-audit --no-fund --loglevel=error "$tarball" >/dev/null
+mv "$work/prefix/lib/node_modules/meshcc" "$work/context/meshcc"
+cp "$here/Containerfile" "$work/context/Containerfile"
+"$engine" build -f "$work/context/Containerfile" "$@" "$work/context"

@@ -1,0 +1,156 @@
+// Debian's podman for tests, as root, with configuration of the test's own: containers.conf
+// (runc, since crun fails on this machine's hybrid cgroup layout; the cgroupfs manager, no
+// systemd here; no default ulimits, which root's podman cannot raise here), image and container
+// storage in a temporary directory, no registry (none is reachable: base images are made here,
+// by debootstrap from the machine's own apt mirror), and CNI networks configured in that
+// directory too. Nothing of the machine's own podman set-up is read or changed.
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { plainEnv, REPO } from './agent.js';
+import { tempDir } from './tmp.js';
+
+export interface PodmanResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Why podman tests cannot run here, or '' when they can. */
+export function podmanUnavailable(): string {
+  if (process.getuid?.() !== 0) return 'podman tests run as root';
+  for (const tool of ['podman', 'runc', 'debootstrap']) {
+    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `${tool} is missing (apt-get install podman runc debootstrap)`;
+  }
+  return '';
+}
+
+export class Podman {
+  readonly dir = tempDir('meshcc-podman-');
+  readonly env: Record<string, string>;
+
+  constructor() {
+    const storage = path.join(this.dir, 'storage');
+    const cni = path.join(this.dir, 'cni');
+    mkdirSync(cni);
+    mkdirSync(path.join(this.dir, 'tmp'));
+    writeFileSync(
+      path.join(this.dir, 'containers.conf'),
+      [
+        '[containers]',
+        'default_ulimits = []',
+        '[engine]',
+        'cgroup_manager = "cgroupfs"',
+        'runtime = "runc"',
+        'events_logger = "file"',
+        `tmp_dir = "${path.join(this.dir, 'tmp')}"`,
+        '[network]',
+        'network_backend = "cni"',
+        `network_config_dir = "${cni}"`,
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(path.join(this.dir, 'storage.conf'), `[storage]\ndriver = "overlay"\ngraphroot = "${storage}/graph"\nrunroot = "${storage}/run"\n`);
+    writeFileSync(path.join(this.dir, 'registries.conf'), 'unqualified-search-registries = []\n');
+    this.env = {
+      ...plainEnv,
+      CONTAINERS_CONF: path.join(this.dir, 'containers.conf'),
+      CONTAINERS_STORAGE_CONF: path.join(this.dir, 'storage.conf'),
+      CONTAINERS_REGISTRIES_CONF: path.join(this.dir, 'registries.conf'),
+    };
+  }
+
+  /** Runs podman to completion; never rejects on a non-zero exit. */
+  run(args: string[], timeoutMs = 120_000): Promise<PodmanResult> {
+    return new Promise((resolve) => {
+      execFile('podman', args, { env: this.env, timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+        const code = err ? ((err as { code?: unknown }).code as number | null) ?? null : 0;
+        resolve({ code: typeof code === 'number' ? code : null, stdout, stderr });
+      });
+    });
+  }
+
+  /** Runs podman and returns its output; throws with what it said when it fails. */
+  async ok(args: string[], timeoutMs?: number): Promise<string> {
+    const r = await this.run(args, timeoutMs);
+    if (r.code !== 0) throw new Error(`podman ${args.slice(0, 3).join(' ')} … exited ${r.code}: ${r.stderr.trim().split('\n').slice(-5).join(' | ')}`);
+    return r.stdout.trim();
+  }
+
+  /** Image size in bytes, as podman counts it (all layers). */
+  async imageSize(image: string): Promise<number> {
+    return Number(await this.ok(['image', 'inspect', '--format', '{{.Size}}', image]));
+  }
+
+  /** Removes every container and network of this instance (its storage goes with its directory). */
+  async destroy(): Promise<void> {
+    await this.run(['rm', '--all', '--force', '--time', '0']);
+    const networks = (await this.run(['network', 'ls', '--format', '{{.Name}} {{.NetworkInterface}}'])).stdout.trim().split('\n').filter(Boolean);
+    for (const line of networks) {
+      const [name, bridge] = line.split(' ');
+      if (name === 'podman') continue;
+      await this.run(['network', 'rm', '--force', name!]);
+      // CNI leaves the bridge behind once its last container is gone.
+      if (bridge) spawnSync('ip', ['link', 'del', bridge]);
+    }
+  }
+}
+
+/** The first URI of this machine's own apt entry for its release's main archive (never a host
+ *  named here): test/projects/deb-src.sh's reading of /etc/apt/sources.list*. */
+export function aptMirror(): string {
+  const script = `source ${JSON.stringify(path.join(REPO, 'test', 'projects', 'deb-src.sh'))} && deb_src_twin`;
+  const twin = execFileSync('bash', ['-c', script], { encoding: 'utf8' });
+  const uri = /^URIs:\s*(\S+)/m.exec(twin)?.[1];
+  if (!uri) throw new Error(`no URI in this machine's apt entry for its release:\n${twin}`);
+  return uri;
+}
+
+/** What a base image holds and how long it took to make. */
+export interface BaseImage {
+  image: string;
+  /** Seconds debootstrap took, or 0 when the root file system came from the cache. */
+  debootstrapSeconds: number;
+}
+
+/** Where made root file systems are kept between runs: this checkout's .cache (gitignored). */
+const BASE_CACHE = path.join(REPO, '.cache', 'container-base');
+
+/**
+ * A Debian bookworm image (debootstrap --variant=minbase, plus `packages`) with this process's
+ * Node at /usr/local/bin/node, as the node:*-bookworm-slim images have it; without apt's
+ * caches, manuals, documentation and translations, as those images are. The root file system is
+ * cached as a tarball in .cache/container-base, keyed by packages and Node version.
+ */
+export async function debianBase(podman: Podman, image: string, packages: string[]): Promise<BaseImage> {
+  const key = `bookworm-minbase-${packages.join('+') || 'none'}-node-${process.version}`;
+  const tarball = path.join(BASE_CACHE, `${key}.tar`);
+  let debootstrapSeconds = 0;
+  if (!existsSync(tarball)) {
+    mkdirSync(path.join(BASE_CACHE, 'debs'), { recursive: true });
+    const root = path.join(tempDir('meshcc-rootfs-'), 'root');
+    const started = Date.now();
+    const include = packages.length ? [`--include=${packages.join(',')}`] : [];
+    await new Promise<void>((resolve, reject) => {
+      execFile(
+        'debootstrap',
+        ['--variant=minbase', ...include, `--cache-dir=${path.join(BASE_CACHE, 'debs')}`, 'bookworm', root, aptMirror()],
+        { timeout: 600_000, maxBuffer: 64 << 20 },
+        (err, _stdout, stderr) => (err ? reject(new Error(`debootstrap failed: ${err.message} ${String(stderr).slice(-2000)}`)) : resolve()),
+      );
+    });
+    debootstrapSeconds = (Date.now() - started) / 1000;
+    for (const dir of ['var/cache/apt/archives', 'var/lib/apt/lists', 'usr/share/doc', 'usr/share/man', 'usr/share/info', 'usr/share/locale']) {
+      rmSync(path.join(root, dir), { recursive: true, force: true });
+      mkdirSync(path.join(root, dir), { recursive: true });
+    }
+    mkdirSync(path.join(root, 'var/cache/apt/archives/partial'), { recursive: true });
+    cpSync(process.execPath, path.join(root, 'usr/local/bin/node'));
+    const partial = `${tarball}.${process.pid}`;
+    execFileSync('tar', ['-C', root, '--numeric-owner', '-cf', partial, '.']);
+    renameSync(partial, tarball);
+    rmSync(root, { recursive: true, force: true });
+  }
+  await podman.ok(['import', '--quiet', tarball, image]);
+  return { image, debootstrapSeconds };
+}
