@@ -1,8 +1,8 @@
 // bench/monitor-overhead: does watching the mesh slow the agent's job path?
 //
 // One agent on loopback; a second process runs PEERS (default 99) real libp2p members of its
-// mesh whose adverts change every second (slots filling, load, activity counters growing by
-// RATE jobs per second across the mesh), so the agent holds a view of a 100-agent mesh. This
+// mesh (members of the membership protocol, node/mesh/membership/bare-member.ts), so the agent
+// holds a view of a 100-agent mesh. This
 // process sends RATE (default 500) compile requests per second to the agent's socket, open
 // loop: each is a job event on the agent (it goes through analysis, the job log, the metrics)
 // and its latency (request sent → the agent's answer) is the job path measured. Phases
@@ -22,9 +22,9 @@ import { pino } from 'pino';
 import { openSession, query } from '../node/cli/query.js';
 import { socketAnswers } from '../node/instance-lock.js';
 import { loadOrCreateMeshKey } from '../node/mesh/keys.js';
-import { AdvertService } from '../node/mesh/adverts.js';
+import { joinThrough, startBareMember } from '../node/mesh/membership/bare-member.js';
 import { createMeshNode } from '../node/mesh/node.js';
-import { PROTOCOL_VERSION, type Advert } from '../protocol/messages.js';
+import { PROTOCOL_VERSION } from '../protocol/messages.js';
 import { percentile, processCpuMs } from './measure.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -44,37 +44,16 @@ async function simulatePeers(count: number, meshKeyHex: string, agentAddress: st
   });
   for (let i = 0; i < count; i++) {
     const node = await createMeshNode({ privateKey: await generateKeyPair('Ed25519'), meshKey: Buffer.from(meshKeyHex, 'hex'), listen: ['/ip4/127.0.0.1/tcp/0'], log });
-    const advert = (): Advert => {
-      const seconds = (Date.now() - started) / 1000;
-      const jobs = Math.floor((seconds * rate) / count);
-      return {
-        t: 'advert',
-        nodeName: `sim-${String(i).padStart(3, '0')}`,
-        peerId: node.peerId.toString(),
-        addresses: node.addresses(),
-        cores: 8,
-        // Busy slots that change every second; none free, so the agent never sends them a job.
-        slots: 4,
-        slotsUsed: 4,
-        load: 2 + Math.sin(seconds + i),
-        freeMemoryBytes: 1 << 30,
-        speed: 1,
-        os: 'linux',
-        arch: process.arch,
-        libc: 'glibc',
-        toolchains: [],
-        protocolVersion: PROTOCOL_VERSION,
-        sentAt: Date.now(),
-        activity: { jobs, remote: jobs, served: jobs, bytesSent: jobs * 9000, bytesReceived: jobs * 20000 },
-      };
-    };
-    const adverts = new AdvertService({ node, localAdvert: advert, log });
-    await adverts.start();
-    setInterval(() => adverts.notifyChanged(), 1000).unref();
+    const member = await startBareMember(
+      node,
+      // Busy slots, so the agent never sends them a job.
+      { name: `sim-${String(i).padStart(3, '0')}`, cores: 8, slots: 0, speed: 1, os: 'linux', arch: process.arch, libc: 'glibc', toolchains: [] },
+      log,
+    );
     // libp2p admits a few new connections per second from one host.
     for (let attempt = 1; ; attempt++) {
       try {
-        await node.dial(agentAddress);
+        await joinThrough(member, agentAddress);
         break;
       } catch (err) {
         if (attempt >= 40) throw err;

@@ -12,6 +12,7 @@ import { Executor } from './executor/executor.js';
 import { acquireInstanceLock, type InstanceLock } from './instance-lock.js';
 import type { Logger } from './log.js';
 import { lostPeerStatus, MeshService } from './mesh/mesh-service.js';
+import { peerAdvert } from './mesh/view.js';
 import { MembershipAdmin } from './membership-admin.js';
 import { JobServer } from './remote/job-server.js';
 import { Placement } from './remote/placement.js';
@@ -184,7 +185,7 @@ export class Agent {
       socketPath: config.socketPath,
       compile,
       statsSnapshot: () => this.snapshot(),
-      meshStatus: () => this.mesh?.status() ?? [],
+      meshStatus: () => this.mesh?.statusFresh() ?? [],
       toolchains: (request) => this.toolchainAdmin.run(request),
       monitor: (listen) => this.openMonitor(listen),
       members: (request) => this.membershipAdmin.run(request),
@@ -280,14 +281,14 @@ export class Agent {
     this.schedulerService = new SchedulerService({
       node: mesh.meshNode!,
       log: this.log,
-      selfAdvert: () => mesh.localAdvert(),
+      selfAdvert: () => peerAdvert(mesh.card(), mesh.load()),
       peers: () => mesh.peers(),
       isScheduler: () => mesh.scheduler().scheduler === mesh.peerId,
       scheduler: () => mesh.scheduler(),
     });
     await this.schedulerService.start();
     this.schedulerService.electionChanged();
-    const view = mesh.peerView!;
+    const view = mesh.peerView;
     view.on('removed', (peer, _why, last) => {
       this.monitorModel.peerLost(lostPeerStatus(last));
       this.remote.peerLost(peer);

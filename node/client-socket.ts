@@ -14,7 +14,7 @@ export interface ClientSocketParts {
   socketPath: string;
   compile: CompileService;
   statsSnapshot: () => unknown;
-  meshStatus: () => unknown[];
+  meshStatus: () => unknown[] | Promise<unknown[]>;
   toolchains: (request: ToolchainOp) => Promise<ToolchainOpResult>;
   /** The monitor's addresses (after opening it on one more address) and its token. */
   monitor: (listen?: { host: string; port: number }) => Promise<{ urls: { url: string; open: boolean }[]; token: string }>;
@@ -125,8 +125,13 @@ export class ClientSocketServer {
         conn.end();
         return;
       case 'status':
-        conn.reply({ t: 'status', agents: this.parts.meshStatus() });
-        conn.end();
+        // A member asks the scheduler for the mesh's loads first.
+        void Promise.resolve(this.parts.meshStatus())
+          .then((agents) => {
+            conn.reply({ t: 'status', agents });
+            conn.end();
+          })
+          .catch((err: Error) => conn.fail('status-failed', err.message));
         return;
       case 'toolchains': {
         const op: ToolchainOp | undefined =

@@ -170,73 +170,7 @@ export function parseMessage<T>(schema: z.ZodType<T>, value: unknown): T {
   throw new ProtocolError('bad-message', `invalid ${where}: ${issue.message}`);
 }
 
-// ---- mesh: adverts (agent → every connected peer, on /meshcc/advert/1) -------------
-
-export const ADVERT_LIMITS = {
-  /** Largest advert frame accepted from a peer. */
-  frameBytes: 64 * 1024,
-  addresses: 32,
-  addressBytes: 512,
-  toolchains: 256,
-  nameBytes: 256,
-} as const;
-
-const shortText = z.string().max(ADVERT_LIMITS.nameBytes);
-const count = z.number().int().nonnegative().max(1_000_000);
-
-/** What an agent tells its peers about itself: who it is, where, and how much it can take. */
-export const Advert = z.object({
-  t: z.literal('advert'),
-  nodeName: shortText.min(1),
-  peerId: z.string().min(1).max(128),
-  addresses: z.array(z.string().min(1).max(ADVERT_LIMITS.addressBytes)).max(ADVERT_LIMITS.addresses),
-  cores: count,
-  /** Jobs this agent accepts from peers at once (0 when it cannot execute). */
-  slots: count,
-  slotsUsed: count,
-  /** 1-minute load average. */
-  load: z.number().nonnegative().finite(),
-  freeMemoryBytes: z.number().int().nonnegative(),
-  /** Relative compile speed (higher is faster). */
-  speed: z.number().nonnegative().finite(),
-  os: shortText,
-  arch: shortText,
-  libc: shortText,
-  /** Toolchain ids (sha256) this agent holds. */
-  toolchains: z.array(shortText).max(ADVERT_LIMITS.toolchains),
-  protocolVersion: z.number().int().nonnegative(),
-  /** Sender's clock, ms since the epoch. */
-  sentAt: z.number().int().nonnegative(),
-  /** Why this agent offers no slots (e.g. bubblewrap cannot run), if it offers none. */
-  executorUnavailable: z.string().max(1024).optional(),
-  /** When the agent started (its clock, ms since the epoch): the longest-running agent ranks first for scheduler. */
-  startedAt: z.number().int().nonnegative().optional(),
-  /** Who the sender follows as scheduler, in which term; `leaseMs` > 0 only from the
-   *  scheduler itself: how long its lease runs from when this advert arrives. */
-  election: z
-    .object({
-      term: z.number().int().nonnegative(),
-      scheduler: z.string().max(128),
-      leaseMs: z.number().int().nonnegative().max(60_000),
-    })
-    .optional(),
-  /** Whether other members could dial the sender back (absent while it does not know yet). */
-  reachable: z.boolean().optional(),
-  /** Whether the sender offers circuit relay v2 to members. */
-  relay: z.boolean().optional(),
-  /** What the sender has done since it started, for the mesh-wide counters of the monitor:
-   *  its own compiles, those of them run on peers, jobs it ran for peers, bytes over the mesh. */
-  activity: z
-    .object({
-      jobs: z.number().int().nonnegative(),
-      remote: z.number().int().nonnegative(),
-      served: z.number().int().nonnegative(),
-      bytesSent: z.number().int().nonnegative(),
-      bytesReceived: z.number().int().nonnegative(),
-    })
-    .optional(),
-});
-export type Advert = z.infer<typeof Advert>;
+// Membership (who is alive, their cards) and loads (to the scheduler only): swim-messages.ts.
 
 // ---- mesh: remote jobs (client agent ⇄ peer agent, one /meshcc/job/2 stream per client and
 // peer, the job session: node/remote/job-session.ts) ----------------------------------------

@@ -5,7 +5,8 @@ import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProtocolError } from '../protocol/errors.js';
 import { encodeFrame, FrameDecoder } from '../protocol/framing.js';
-import { Advert, ADVERT_LIMITS, ClientMessage, LIMITS, parseMessage } from '../protocol/messages.js';
+import { ClientMessage, LIMITS, parseMessage } from '../protocol/messages.js';
+import { SWIM_LIMITS, SwimRequest } from '../protocol/swim-messages.js';
 import { exchange, frame, startAgentInProcess } from './helpers/agent.js';
 
 /** A small deterministic PRNG (mulberry32), so a failure can be replayed from its seed. */
@@ -23,8 +24,10 @@ const validFrames = [
   encodeFrame({ t: 'done', exit: 0 }),
   encodeFrame({ t: 'stats', v: 1 }),
   encodeFrame({
-    t: 'advert', nodeName: 'box', peerId: '12D3KooWxyz', addresses: ['/ip4/10.0.0.1/tcp/4001'], cores: 8, slots: 8, slotsUsed: 1,
-    load: 0.5, freeMemoryBytes: 1e9, speed: 10, os: 'linux', arch: 'x64', libc: 'glibc 2.36', toolchains: [], protocolVersion: 1, sentAt: 1,
+    t: 'ping', leader: { term: 3, peerId: '12D3KooWabc' },
+    updates: [{ peerId: '12D3KooWxyz', state: 'alive', incarnation: 7, card: {
+      peerId: '12D3KooWxyz', name: 'box', addresses: ['/ip4/10.0.0.1/tcp/4001'], startedAt: 1, protocolVersion: 1, cores: 8, slots: 8,
+      speed: 10, os: 'linux', arch: 'x64', libc: 'glibc 2.36', toolchains: [] } }],
   }),
 ];
 
@@ -52,7 +55,7 @@ function decodeAll(bytes: Buffer, maxFrame: number): { decoded: number; rejected
   let rejected = 0;
   try {
     for (const value of decoder.push(bytes)) {
-      for (const schema of [ClientMessage, Advert] as const) {
+      for (const schema of [ClientMessage, SwimRequest] as const) {
         try {
           parseMessage(schema as never, value);
           decoded++;
@@ -79,7 +82,7 @@ describe('protocol fuzzing', () => {
     for (let i = 0; i < 100_000; i++) {
       const base = validFrames[i % validFrames.length]!;
       const input = i % 10 === 0 ? Buffer.from(Array.from({ length: Math.floor(random() * 40) }, () => Math.floor(random() * 256))) : mutate(base, random);
-      const r = decodeAll(input, i % 2 ? LIMITS.clientFrameBytes : ADVERT_LIMITS.frameBytes);
+      const r = decodeAll(input, i % 2 ? LIMITS.clientFrameBytes : SWIM_LIMITS.frameBytes);
       decoded += r.decoded;
       rejected += r.rejected;
     }

@@ -2,19 +2,18 @@
 // would have to fetch it only when no holder has a slot (and then not again while it fetches),
 // never a peer of another machine type, and its own executor before any peer.
 import { describe, expect, it } from 'vitest';
-import { PROTOCOL_VERSION, type Advert } from '../protocol/messages.js';
-import type { PeerViewEntry } from '../node/mesh/view.js';
+import { PROTOCOL_VERSION } from '../protocol/messages.js';
+import type { PeerAdvert, PeerViewEntry } from '../node/mesh/view.js';
 import { Placement, SELF } from '../node/remote/placement.js';
 
 const GCC = { id: 'a'.repeat(64), arch: 'x64', os: 'linux' };
 
-function peer(id: string, advert: Partial<Advert>): PeerViewEntry {
+function peer(id: string, advert: Partial<PeerAdvert>): PeerViewEntry {
   return {
     peerId: id,
     lastSeen: Date.now(),
     rttMs: 1,
     advert: {
-      t: 'advert',
       nodeName: id,
       peerId: id,
       addresses: [],
@@ -29,7 +28,7 @@ function peer(id: string, advert: Partial<Advert>): PeerViewEntry {
       libc: 'glibc',
       toolchains: [],
       protocolVersion: PROTOCOL_VERSION,
-      sentAt: Date.now(),
+      startedAt: Date.now(),
       ...advert,
     },
   };

@@ -11,12 +11,13 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { query } from '../node/cli/query.js';
-import { AdvertService } from '../node/mesh/adverts.js';
+import { startBareMember } from '../node/mesh/membership/bare-member.js';
+import type { SwimService } from '../node/mesh/membership/swim-service.js';
 import { FramedStream } from '../node/mesh/framed-stream.js';
 import { meshId } from '../node/mesh/keys.js';
 import { createMeshNode, type MeshNode } from '../node/mesh/node.js';
 import type { AgentProcess } from './helpers/agent.js';
-import { advertOf, firstMessages } from './helpers/first-messages.js';
+import { cardOf, firstMessages } from './helpers/first-messages.js';
 import { startMeshAgent, statusOf } from './helpers/mesh-agents.js';
 import { inPool } from './helpers/raw-connections.js';
 import { LengthPrefixedReader, RelayStatus, statusOf as relayStatus } from './helpers/relay-wire.js';
@@ -26,7 +27,7 @@ const KEY = randomBytes(32);
 let agent: AgentProcess;
 let agentId: string;
 let member: MeshNode;
-let adverts: AdvertService;
+let swim: SwimService;
 let connection: Connection;
 let messages: Map<string, Buffer>;
 /** Log lines each protocol's truncated streams cost the agent. */
@@ -68,17 +69,18 @@ beforeAll(async () => {
   const started = await startMeshAgent(Buffer.from(KEY).toString('hex'), { MESHCC_LOG_LEVEL: 'debug', MESHCC_SLOTS: '1' });
   agent = started.agent;
   agentId = started.peerId;
-  // A proper member: it advertises itself and takes the member lists the agent sends it. (It
+  // A proper member: it answers probes and takes the member lists the agent sends it. (It
   // does not answer dial-back requests: the agent's one probe fails at once, not 10 s into
   // some protocol's count of log lines.)
   member = await createMeshNode({ privateKey: await generateKeyPair('Ed25519'), meshKey: KEY, listen: ['/ip4/127.0.0.1/tcp/0'], log: pino({ level: 'silent' }), relay: false });
-  adverts = new AdvertService({ node: member, localAdvert: () => advertOf(sender()), log: pino({ level: 'silent' }) });
-  await adverts.start();
+  const { peerId: _p, addresses: _a, startedAt: _s, protocolVersion: _v, candidate: _c, ...card } = cardOf(sender());
+  swim = await startBareMember(member, card, pino({ level: 'silent' }));
   await member.libp2p.handle('/meshcc/members/1', async (stream) => {
     for await (const _ of stream) void _;
     await stream.close();
   });
   connection = await member.libp2p.dial(multiaddr(started.address));
+  await swim.join(agentId, [started.address]);
   messages = firstMessages(sender());
   await waitFor('the agent to list the member', async () => ((await statusOf(agent)).some((r) => r.peerId === member.peerId.toString()) ? true : undefined), 10_000);
   // Its start-up (compilers identified, first exchanges with the member) is logged before the streams begin.
@@ -86,7 +88,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await adverts?.stop();
+  await swim?.stop();
   await member?.stop();
   await agent?.stop();
   console.log(`log lines per protocol (lines/truncated streams): ${JSON.stringify(linesPerProtocol)}`);
@@ -164,12 +166,12 @@ async function expectAnswered(protocol: string, message: Buffer): Promise<void> 
     if (protocol.startsWith('/meshcc/')) {
       const framed = new FramedStream(stream, 1 << 20);
       const expected: Record<string, string | undefined> = {
-        '/meshcc/join/1': 'refused', '/meshcc/dialback/1': 'dialed', '/meshcc/toolchain/1': 'refused', '/meshcc/warm/1': 'need', '/meshcc/job/2': 'refused',
+        '/meshcc/join/1': 'refused', '/meshcc/dialback/1': 'dialed', '/meshcc/swim/1': 'ack', '/meshcc/report/1': 'lease', '/meshcc/toolchain/1': 'refused', '/meshcc/warm/1': 'need', '/meshcc/job/2': 'refused',
       };
       if (protocol === '/meshcc/schedule/1') expect(['placed', 'not-scheduler']).toContain((await framed.receive(5000) as { t: string }).t);
       else if (expected[protocol]) expect(await framed.receive(10_000)).toMatchObject({ t: expected[protocol] });
       else {
-        // Adverts and member lists are taken without an answer: the agent keeps or closes the stream.
+        // Member lists are taken without an answer: the agent keeps or closes the stream.
         await stream.close();
       }
     } else if (protocol === '/ipfs/ping/1.0.0') {

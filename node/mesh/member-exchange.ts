@@ -1,7 +1,8 @@
 // Peer exchange of the member list (/meshcc/members/1) and admission with an invitation
-// (/meshcc/join/1). Every agent sends its list to each new connection and to everyone when it
-// changes; what arrives is merged, so a member learns of every other member (and of every
-// revocation) from whoever it meets, with or without the inviter online.
+// (/meshcc/join/1). Who is alive travels with the membership protocol (membership/); this list
+// is what an agent remembers to find its way back, and the revocations: it goes to the peers
+// connected now when it changes (the scheduler is connected to every member, so a change
+// reaches everyone through it), and what arrives is merged and passed on.
 import type { Connection, PeerId } from '@libp2p/interface';
 import { ZodError } from 'zod';
 import { MeshccError, ProtocolError } from '../../protocol/errors.js';
@@ -41,7 +42,6 @@ export interface MemberExchangeOptions {
 
 export class MemberExchange {
   private broadcastTimer?: NodeJS.Timeout;
-  private readonly onConnect = (evt: CustomEvent<PeerId>) => void this.sendTo(evt.detail);
 
   constructor(private readonly options: MemberExchangeOptions) {}
 
@@ -49,12 +49,10 @@ export class MemberExchange {
     const libp2p = this.options.node.libp2p;
     await libp2p.handle(MEMBERS_PROTOCOL, (stream) => void this.receive(new FramedStream(stream, MEMBER_LIMITS.frameBytes)), { runOnLimitedConnection: true });
     await libp2p.handle(JOIN_PROTOCOL, (stream, connection) => void this.admit(new FramedStream(stream, 64 * 1024), connection), { runOnLimitedConnection: true });
-    libp2p.addEventListener('peer:connect', this.onConnect);
   }
 
   stop(): void {
     clearTimeout(this.broadcastTimer);
-    if (this.options.node.started) this.options.node.libp2p.removeEventListener('peer:connect', this.onConnect);
   }
 
   /** Tells every connected peer soon (changes arrive in bursts). */

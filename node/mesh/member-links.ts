@@ -1,15 +1,17 @@
-// The connections a member keeps to the rest of its mesh beyond LAN discovery: it dials the
-// members it learned of (from peers or from its member list on disk) by their last addresses,
-// tries a direct connection now and then to members it reaches only through a relay, and,
-// when it cannot be dialled itself, keeps a reservation on a relay.
+// How a member finds its way back to the rest of its mesh beyond LAN discovery: it joins
+// through members it remembers (its member list on disk) that the membership does not list,
+// one at a time (a partition heals, a restarted agent rejoins); it tries a direct connection
+// now and then to members it reaches only through a relay; and, when it cannot be dialled
+// itself, keeps a reservation on a relay.
 import type { Logger } from '../log.js';
 import type { Membership } from './membership.js';
 import type { MeshNode } from './node.js';
 import { dialOrder, type Reachability } from './reachability.js';
 import type { PeerViewEntry } from './view.js';
 
-/** A known member that did not answer is dialled again after this long. */
+/** A remembered member is tried again after this long (one per tick while alone, else one a minute). */
 const MEMBER_REDIAL_MS = 10_000;
+const REJOIN_EVERY_MS = 60_000;
 /** A peer reached only through a relay is offered a direct connection again after this long. */
 const UPGRADE_EVERY_MS = 15_000;
 
@@ -18,6 +20,8 @@ export interface MemberLinksOptions {
   membership: Membership;
   reachability: Reachability;
   peers: () => PeerViewEntry[];
+  /** Whether the membership lists this peer now. */
+  listed: (peerId: string) => boolean;
   /** Dials a peer by the first of these addresses that answers (shared with discovery). */
   connect: (peerId: string, addresses: string[]) => void;
   /** Peers being dialled now (shared with discovery). */
@@ -28,6 +32,7 @@ export interface MemberLinksOptions {
 export class MemberLinks {
   private readonly lastMemberDial = new Map<string, number>();
   private readonly lastUpgrade = new Map<string, number>();
+  private lastRejoin = 0;
 
   constructor(private readonly options: MemberLinksOptions) {}
 
@@ -36,22 +41,24 @@ export class MemberLinks {
     this.keepRelay();
   }
 
-  /** Dials members learned from others (or from the file) that have no connection now. */
+  /** Joins through one remembered member the membership does not list: every tick while this
+   *  agent lists nobody, else once a minute (constant work, whatever the mesh's size). */
   private dialMembers(): void {
-    const membership = this.options.membership;
+    const { membership, node, listed } = this.options;
     const now = Date.now();
-    const links = this.options.node.links();
-    for (const record of membership.dialable(now)) {
-      const link = links.get(record.peerId);
-      if (link === 'direct') continue;
-      if (link === 'relayed') {
-        this.upgrade(record.peerId, record.addresses, now);
-        continue;
-      }
-      if (now - (this.lastMemberDial.get(record.peerId) ?? 0) < MEMBER_REDIAL_MS) continue;
-      this.lastMemberDial.set(record.peerId, now);
-      this.options.connect(record.peerId, dialOrder(record.addresses, record.reachable));
+    const links = node.links();
+    for (const [peerId, link] of links) {
+      if (link !== 'relayed') continue;
+      const record = membership.others().find((m) => m.peerId === peerId);
+      if (record) this.upgrade(peerId, record.addresses, now);
     }
+    const alone = this.options.peers().length === 0;
+    if (!alone && now - this.lastRejoin < REJOIN_EVERY_MS) return;
+    const record = membership.dialable(now).find((m) => !listed(m.peerId) && !links.has(m.peerId) && now - (this.lastMemberDial.get(m.peerId) ?? 0) >= MEMBER_REDIAL_MS);
+    if (!record) return;
+    this.lastRejoin = now;
+    this.lastMemberDial.set(record.peerId, now);
+    this.options.connect(record.peerId, dialOrder(record.addresses, record.reachable));
   }
 
   /** A peer reached through a relay is tried directly now and then; on success the relayed

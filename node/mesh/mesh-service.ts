@@ -1,31 +1,40 @@
-// The agent's place in the mesh: its libp2p node (identity and mesh key from MESHCC_HOME),
-// its adverts and view of the peers, LAN discovery, and the peers named by address.
+// The agent's place in the mesh: its libp2p node (identity and mesh key from MESHCC_HOME), the
+// membership (SWIM: who is alive, with their cards), the election and the report stream to the
+// scheduler (leadership), LAN discovery, and the peers named by address.
 // Started and stopped by the composition root (node/agent.ts).
 import os from 'node:os';
-import { MeshccError } from '../../protocol/errors.js';
-import { ADVERT_LIMITS, PROTOCOL_VERSION, type Advert } from '../../protocol/messages.js';
-import type { Logger } from '../log.js';
-import { AdvertService } from './adverts.js';
-import { LanDiscovery } from './discovery.js';
-import { DnsPeers } from './dns-peers.js';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import type { PrivateKey } from '@libp2p/interface';
+import { MeshccError } from '../../protocol/errors.js';
+import { PROTOCOL_VERSION } from '../../protocol/messages.js';
+import { SWIM_LIMITS, type Activity, type LoadReport, type LoadRow, type MemberCard } from '../../protocol/swim-messages.js';
+import type { Logger } from '../log.js';
+import { Leadership } from '../scheduler/leadership.js';
+import type { ElectionState } from '../scheduler/election.js';
+import { LanDiscovery } from './discovery.js';
+import { DnsPeers } from './dns-peers.js';
 import { loadOrCreateIdentity, loadOrCreateMeshKey, meshId } from './keys.js';
 import { createMeshNode, type MeshNode } from './node.js';
 import { createInvitation, type Invitation } from './invite-token.js';
 import { MemberExchange } from './member-exchange.js';
 import { Membership } from './membership.js';
 import { MemberLinks } from './member-links.js';
+import { SwimService } from './membership/swim-service.js';
+import type { Member } from './membership/table.js';
+import { toStatus, type AgentStatus } from './mesh-status.js';
 import { Reachability } from './reachability.js';
-import { Election, type ElectionState } from '../scheduler/election.js';
+import { PeerView, peerAdvert, type PeerViewEntry } from './view.js';
+import { PortMapper } from '../nat/port-mapper.js';
+import { describeReach, linksThroughMappings } from '../nat/reach.js';
+import { publicInterfaceAddresses } from '../nat/addresses.js';
 
-const ADDRESS_CACHE_MS = 5_000;
-import type { PeerView, PeerViewEntry } from './view.js';
+export type { AgentStatus } from './mesh-status.js';
+export { lostPeerStatus } from './mesh-status.js';
 
 export interface MeshOptions {
   home: string;
   listen: string[];
-  /** Multiaddrs (with /p2p/…) of peers to keep connected to, for networks without multicast. */
+  /** Multiaddrs (with /p2p/…) of agents to join the mesh through, for networks without multicast. */
   staticPeers: string[];
   mdns: boolean;
   /** A DNS name (NAME[:PORT]) whose addresses are agents to dial, looked up again and again. */
@@ -34,51 +43,33 @@ export interface MeshOptions {
   /** The name other agents show for this one (default: the host name). */
   name?: string;
   log: Logger;
-  /** What this agent offers right now (read for every advert: keep it cheap). */
+  /** What this agent offers right now (read often: keep it cheap). */
   capacity: () => { slots: number; slotsUsed: number; toolchains: string[]; unavailable?: string };
-  /** What this agent has done, for the mesh-wide counters of monitors (read for every advert). */
-  activity?: () => Advert['activity'];
+  /** What this agent has done, for the mesh-wide counters of monitors (sent to the scheduler). */
+  activity?: () => Activity;
   /** The scheduler or the term changed. */
   onScheduler?: (state: ElectionState) => void;
   /** Offer circuit relay v2 to members (default true). */
   relay?: boolean;
   /** Send jobs to peers reached only through a relay (default false: relays are for signalling). */
   relayedJobs?: boolean;
+  /** Ask the home router to map the listening port, by NAT-PMP or UPnP IGD (default true). */
+  portMapping?: boolean;
+  /** The membership's probe period (ms); benchmarks' simulated members probe less often. */
+  probeIntervalMs?: number;
+  /** Whether this agent may become the scheduler (default true). */
+  candidate?: boolean;
 }
 
-/** How often the election looks again without news (leases run out between adverts). */
-const ELECTION_TICK_MS = 250;
-
-/** One row of `meshcc status`: the stable shape scripts rely on (`--json`). */
-export interface AgentStatus {
-  name: string;
-  peerId: string;
-  self: boolean;
-  addresses: string[];
-  cores: number;
-  slots: number;
-  slotsUsed: number;
-  load: number;
-  speed: number;
-  toolchains: string[];
-  rttMs: number | null;
-  role: 'member' | 'scheduler';
-  /** How this agent reaches it: itself, a direct connection, only a relayed one, or none right now. */
-  link: 'self' | 'direct' | 'relayed' | 'none';
-  /** Whether members could dial it back (undefined while unknown). */
-  reachable?: boolean;
-  /** What it has done since it started (its own compiles, run on peers, run for peers, bytes), as it advertised. */
-  activity?: Advert['activity'];
-  os: string;
-  arch: string;
-  libc: string;
-  freeMemoryBytes: number;
-  /** Why the agent offers no slots, when it offers none because it cannot sandbox. */
-  executorUnavailable?: string;
-}
-
+const ADDRESS_CACHE_MS = 5_000;
 const REDIAL_MS = 2000;
 const MAX_ADVERTISED_ADDRESSES = 16;
+/** Changes of slots in use reach the scheduler at most this often. */
+const LOAD_COALESCE_MS = 250;
+/** Load average and free memory drift: looked at this often (sent only when they moved). */
+const LOAD_CHECK_MS = 5000;
+/** The mesh's loads, asked of the scheduler, are reused this long (status, top, the monitor). */
+const MESH_LOADS_MS = 1000;
 
 function libcName(): string {
   const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
@@ -92,21 +83,25 @@ function isLoopback(address: string): boolean {
 export class MeshService {
   private node?: MeshNode;
   private addressCache?: { at: number; addresses: string[] };
-  private adverts?: AdvertService;
   private discovery?: LanDiscovery;
   private dnsPeers?: DnsPeers;
   private redial?: NodeJS.Timeout;
+  private loadTimer?: NodeJS.Timeout;
+  private loadSoon?: NodeJS.Timeout;
   private readonly dialing = new Set<string>();
   private readonly libc = libcName();
   private readonly startedAt = Date.now();
-  private election?: Election;
-  private electionTimer?: NodeJS.Timeout;
   private identity?: PrivateKey;
   private meshKey?: Uint8Array;
   private membership_?: Membership;
   private exchange?: MemberExchange;
   private reachability?: Reachability;
   private memberLinks?: MemberLinks;
+  private portMapper?: PortMapper;
+  private swim?: SwimService;
+  private leadership?: Leadership;
+  private readonly view = new PeerView();
+  private meshLoads?: { at: number; rows: Map<string, LoadRow>; asking?: Promise<void> };
 
   constructor(private readonly options: MeshOptions) {}
 
@@ -123,13 +118,18 @@ export class MeshService {
     return this.node;
   }
 
-  /** The live view of peers, with added/updated/removed events; undefined before start. */
-  get peerView(): PeerView | undefined {
-    return this.adverts?.peerView;
+  /** The live view of peers, with added/updated/removed events. */
+  get peerView(): PeerView {
+    return this.view;
+  }
+
+  /** The membership protocol (its table, counters and health), once started. */
+  get membershipProtocol(): SwimService | undefined {
+    return this.swim;
   }
 
   peers(): PeerViewEntry[] {
-    return this.adverts?.view() ?? [];
+    return this.view.list();
   }
 
   async start(): Promise<void> {
@@ -137,10 +137,16 @@ export class MeshService {
     const [privateKey, meshKey] = await Promise.all([loadOrCreateIdentity(home), loadOrCreateMeshKey(home)]);
     this.identity = privateKey;
     this.meshKey = meshKey;
-    const membership = (this.membership_ = await Membership.load(home, meshId(meshKey), peerIdFromPrivateKey(privateKey).toString(), log));
+    const self = peerIdFromPrivateKey(privateKey).toString();
+    const membership = (this.membership_ = await Membership.load(home, meshId(meshKey), self, log));
     this.node = await createMeshNode({ privateKey, meshKey, listen, log, relay: this.options.relay, denied: (peer) => membership.isRevoked(peer) });
     this.reachability = new Reachability({ node: this.node, log, onChange: () => this.changed() });
     await this.reachability.start();
+    const port = Number(/^\/ip4\/[^/]+\/tcp\/(\d+)/.exec(this.node.addresses().find((a) => a.startsWith('/ip4/')) ?? '')?.[1] ?? 0);
+    if (this.options.portMapping !== false && port > 0) {
+      this.portMapper = new PortMapper({ port, log, onChange: () => this.addressesChanged() });
+      this.portMapper.start();
+    }
     this.exchange = new MemberExchange({
       node: this.node,
       membership,
@@ -150,25 +156,43 @@ export class MeshService {
       },
     });
     await this.exchange.start();
-    this.election = new Election({ peerId: this.node.peerId.toString(), protocolVersion: PROTOCOL_VERSION, startedAt: this.startedAt });
-    this.adverts = new AdvertService({ node: this.node, localAdvert: () => this.localAdvert(), log });
-    await this.adverts.start();
-    const view = this.adverts.peerView;
-    for (const event of ['added', 'updated', 'removed'] as const) view.on(event, () => this.elect());
-    for (const event of ['added', 'updated'] as const) {
-      view.on(event, (entry) => {
-        const { advert } = entry;
-        const changed = membership.seen({ peerId: advert.peerId, name: advert.nodeName, addresses: advert.addresses, ...(advert.reachable === undefined ? {} : { reachable: advert.reachable }) });
-        if (changed) this.exchange?.broadcast();
-      });
-    }
-    this.electionTimer = setInterval(() => this.elect(), ELECTION_TICK_MS);
-    this.electionTimer.unref();
-    this.elect();
+    const swim = (this.swim = new SwimService({
+      node: this.node,
+      card: () => this.card(),
+      leader: () => this.leadership?.leader() ?? { term: 0, peerId: '' },
+      onLeader: (claim) => this.leadership?.heard(claim),
+      admit: (peer) => !membership.isRevoked(peer),
+      keep: (peer) => this.keepConnected(peer),
+      log,
+      ...(this.options.probeIntervalMs ? { probeIntervalMs: this.options.probeIntervalMs } : {}),
+    }));
+    swim.table.on('joined', (m) => this.memberSeen(m, true));
+    swim.table.on('changed', (m) => this.memberSeen(m, false));
+    swim.table.on('left', (m) => {
+      if (this.view.remove(m.card.peerId, 'dead')) log.info({ peer: m.card.peerId, name: m.card.name }, 'peer left the view');
+      this.leadership?.loads.delete(m.card.peerId);
+    });
+    this.leadership = new Leadership({
+      node: this.node,
+      swim,
+      self: { peerId: self, protocolVersion: PROTOCOL_VERSION, startedAt: this.startedAt },
+      candidate: this.options.candidate !== false,
+      log,
+      load: () => this.load(),
+      onChanged: (state) => {
+        this.refreshViewLoads();
+        this.options.onScheduler?.(state);
+      },
+      onLoad: (peer) => this.refreshPeer(peer),
+    });
+    await swim.start();
+    await this.leadership.start();
+    this.loadTimer = setInterval(() => this.leadership?.loadChanged(), LOAD_CHECK_MS);
+    this.loadTimer.unref();
     if (this.options.mdns) {
       this.discovery = new LanDiscovery({
         meshId: this.node.meshId,
-        peerId: this.node.peerId.toString(),
+        peerId: self,
         addresses: () => this.advertisedAddresses(),
         onPeer: (peer) => this.connect(peer.peerId, peer.addresses),
         log,
@@ -179,8 +203,12 @@ export class MeshService {
       const node = this.node;
       this.dnsPeers = new DnsPeers({
         target: this.options.peersDns,
-        dial: async (address) => (await node.dial(address)).toString(),
-        connected: (peerId) => this.connected(peerId),
+        dial: async (address) => {
+          const peer = (await node.dial(address)).toString();
+          this.connect(peer, [address]);
+          return peer;
+        },
+        connected: (peerId) => this.swim?.table.get(peerId) !== undefined,
         selfId: () => this.peerId,
         selfAddresses: () => node.addresses(),
         log,
@@ -193,6 +221,7 @@ export class MeshService {
       membership,
       reachability: this.reachability,
       peers: () => this.peers(),
+      listed: (peerId) => this.swim?.table.get(peerId) !== undefined,
       connect: (peerId, addresses) => this.connect(peerId, addresses),
       dialing: this.dialing,
       log,
@@ -207,44 +236,130 @@ export class MeshService {
 
   /** The scheduler this agent follows, and the term. */
   scheduler(): ElectionState {
-    return this.election?.state() ?? { term: 0 };
-  }
-
-  private elect(): void {
-    if (!this.election || !this.adverts) return;
-    const changed = this.election.update(this.adverts.view(), Date.now());
-    if (!changed) return;
-    const state = this.election.state();
-    this.options.log.info({ term: state.term, scheduler: state.scheduler, self: this.election.isScheduler }, this.election.isScheduler ? 'this agent is the scheduler' : state.scheduler ? 'following a scheduler' : 'no scheduler');
-    this.changed();
-    this.options.onScheduler?.(state);
+    return this.leadership?.election.state() ?? { term: 0 };
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.electionTimer);
     clearInterval(this.redial);
+    clearInterval(this.loadTimer);
+    clearTimeout(this.loadSoon);
     this.exchange?.stop();
     await this.membership_?.flush().catch(() => undefined);
     this.dnsPeers?.stop();
     await this.discovery?.stop();
-    await this.adverts?.stop();
+    await this.leadership?.stop();
+    await this.swim?.stop();
+    this.view.clear();
+    await this.portMapper?.stop();
     await this.node?.stop();
   }
 
-  /** Tell peers now (throttled) rather than at the next heartbeat. */
+  /** Something this agent offers changed: the card (rare) goes out with the next probe, the load
+   *  to the scheduler, coalesced. */
   changed(): void {
-    this.adverts?.notifyChanged();
+    if (this.loadSoon) return;
+    this.loadSoon = setTimeout(() => {
+      this.loadSoon = undefined;
+      this.swim?.cardChanged();
+      this.leadership?.loadChanged();
+    }, LOAD_COALESCE_MS);
+    this.loadSoon.unref();
   }
 
+  /** A port mapping came or went: the addresses we advertise change now, not in 5 s. */
+  private addressesChanged(): void {
+    this.addressCache = undefined;
+    this.changed();
+  }
+
+  /** The rows of `meshcc status` with the mesh's loads as the scheduler last told (asked again
+   *  in the background when older than a second: the monitor calls this once a frame). */
   status(): AgentStatus[] {
-    if (!this.node || !this.adverts) return [];
-    const self = this.localAdvert();
-    const rows = [toStatus(self, true, 0, 'self')];
+    if (!this.node || !this.swim) return [];
+    this.askMeshLoads();
+    const reachability = this.reachability;
+    const reach = describeReach({
+      state: reachability?.state ?? 'unknown',
+      publicAddresses: publicInterfaceAddresses(),
+      ...(this.portMapper?.mapping ? { mapping: this.portMapper.mapping } : {}),
+      confirmed: [...(reachability?.confirmed ?? [])],
+      ...(reachability?.relay ? { relay: reachability.relay } : {}),
+    });
+    const selfCard = this.card();
+    const rows: AgentStatus[] = [{ ...toStatus(peerAdvert(selfCard, this.load()), true, 0, 'self'), reach }];
     const links = this.node.links();
-    for (const entry of this.adverts.view()) rows.push(toStatus(entry.advert, false, entry.rttMs ?? null, links.get(entry.peerId) ?? 'none'));
+    const view = this.view.list();
+    const mapped = linksThroughMappings(this.node.libp2p.getConnections(), (peer) => this.view.get(peer)?.advert.mapped, this.portMapper?.mapping);
+    const loads = this.leadership?.election.isScheduler ? undefined : this.meshLoads?.rows;
+    for (const entry of view) {
+      const link = links.get(entry.peerId) ?? (entry.advert.addresses.some((a) => !a.includes('/p2p-circuit')) ? 'direct' : entry.advert.addresses.length ? 'relayed' : 'none');
+      const row = loads?.get(entry.peerId);
+      const advert = row ? { ...entry.advert, slots: row.slots, slotsUsed: row.slotsUsed, load: row.load, freeMemoryBytes: row.freeMemoryBytes, ...(row.activity ? { activity: row.activity } : {}) } : entry.advert;
+      rows.push({ ...toStatus(advert, false, entry.rttMs ?? null, link), ...(link === 'direct' && mapped.has(entry.peerId) ? { mapped: true } : {}) });
+    }
     const { scheduler } = this.scheduler();
     for (const row of rows) if (row.peerId === scheduler) row.role = 'scheduler';
     return rows;
+  }
+
+  /** `meshcc status`: the rows once the scheduler answered (or 3 s passed). */
+  async statusFresh(): Promise<AgentStatus[]> {
+    this.askMeshLoads();
+    await this.meshLoads?.asking;
+    return this.status();
+  }
+
+  private askMeshLoads(): void {
+    const leadership = this.leadership;
+    if (!leadership || leadership.election.isScheduler) return;
+    if (this.meshLoads && (this.meshLoads.asking || Date.now() - this.meshLoads.at < MESH_LOADS_MS)) return;
+    const state = (this.meshLoads ??= { at: 0, rows: new Map<string, LoadRow>() } as { at: number; rows: Map<string, LoadRow>; asking?: Promise<void> });
+    state.asking = leadership
+      .meshLoads()
+      .then((rows) => {
+        state.rows = new Map(rows.map((r) => [r.peerId, r]));
+      })
+      .catch((err: Error) => this.options.log.debug({ err: err.message }, 'the scheduler did not give the mesh loads'))
+      .finally(() => {
+        state.at = Date.now();
+        state.asking = undefined;
+      });
+  }
+
+  /** Membership and election counters (the benchmark, debugging). */
+  membershipStats(): { members: number; health: number; followers: number; probes: number; suspected: number; served: number } {
+    return { members: this.swim?.table.size ?? 0, health: this.swim?.health.score ?? 0, followers: this.leadership?.followers ?? 0, ...(this.swim?.counts ?? { probes: 0, suspected: 0, served: 0, indirect: 0 }) };
+  }
+
+  private memberSeen(member: Member, joined: boolean): void {
+    const card = member.card;
+    const entry = this.view.update(card.peerId, peerAdvert(card, this.loadOf(card.peerId), member.state === 'suspect' ? 'suspect' : 'alive'), Date.now(), member.rttMs);
+    if (joined) this.options.log.info({ peer: card.peerId, name: card.name }, 'peer joined the view');
+    void entry;
+    this.membership_?.seen({ peerId: card.peerId, name: card.name, addresses: card.addresses.slice(0, SWIM_LIMITS.addresses), ...(card.reachable === undefined ? {} : { reachable: card.reachable }) });
+  }
+
+  /** A member's load arrived at this scheduler (or its report stream ended). */
+  private refreshPeer(peerId: string): void {
+    const member = this.swim?.table.get(peerId);
+    if (member) this.view.update(peerId, peerAdvert(member.card, this.loadOf(peerId), member.state === 'suspect' ? 'suspect' : 'alive'), Date.now(), member.rttMs);
+  }
+
+  /** Taking or leaving office: loads come from our own table, or from the cards again. */
+  private refreshViewLoads(): void {
+    for (const member of this.swim?.table.live() ?? []) this.refreshPeer(member.card.peerId);
+  }
+
+  private loadOf(peerId: string): LoadReport | undefined {
+    if (!this.leadership?.election.isScheduler) return undefined;
+    const row = this.leadership.loads.get(peerId);
+    // A member whose report stream ended counts as busy until it reports again.
+    return row?.gone ? { ...row, slotsUsed: row.slots } : row;
+  }
+
+  /** Idle connections are closed, except to the scheduler (the report stream) and to our relay. */
+  private keepConnected(peerId: string): boolean {
+    return peerId === this.scheduler().scheduler || peerId === this.reachability?.relay;
   }
 
   /** Adverts go out several times a second under load, and each address listing asks the
@@ -254,39 +369,49 @@ export class MeshService {
     if (this.addressCache && now - this.addressCache.at < ADDRESS_CACHE_MS) return this.addressCache.addresses;
     const all = this.node?.addresses() ?? [];
     const outward = all.filter((a) => !isLoopback(a));
+    const mapping = this.portMapper?.mapping;
+    // The router's mapping first: it works from anywhere, and members try addresses in order.
+    if (mapping) outward.unshift(`/ip4/${mapping.externalAddress}/tcp/${mapping.externalPort}/p2p/${this.peerId}`);
     // Addresses members reached us on (a NAT's port forward) first: they work from afar.
     const confirmed = [...(this.reachability?.confirmed ?? [])].map((a) => `${a}/p2p/${this.peerId}`).filter((a) => !all.includes(a));
-    const addresses = [...confirmed, ...(outward.length ? outward : all)].slice(0, MAX_ADVERTISED_ADDRESSES);
+    const addresses = [...new Set([...confirmed, ...(outward.length ? outward : all)])].slice(0, MAX_ADVERTISED_ADDRESSES);
     if (addresses.length > 0) this.addressCache = { at: now, addresses };
     return addresses;
   }
 
-  /** This agent's advert as peers get it now. */
-  localAdvert(): Advert {
+  /** This agent's card: what every member knows of it. */
+  card(): MemberCard {
     const capacity = this.options.capacity();
     return {
-      t: 'advert',
-      nodeName: (this.options.name || os.hostname()).slice(0, 255) || 'unknown',
       peerId: this.node!.peerId.toString(),
+      name: (this.options.name || os.hostname()).slice(0, 255) || 'unknown',
       addresses: this.advertisedAddresses(),
+      startedAt: this.startedAt,
+      protocolVersion: PROTOCOL_VERSION,
+      ...(this.options.candidate === false ? { candidate: false } : {}),
       cores: os.availableParallelism(),
       slots: capacity.slots,
-      slotsUsed: capacity.slotsUsed,
-      load: os.loadavg()[0] ?? 0,
-      freeMemoryBytes: os.freemem(),
       speed: this.options.speed,
       os: process.platform,
       arch: process.arch,
       libc: this.libc,
-      toolchains: capacity.toolchains.slice(0, ADVERT_LIMITS.toolchains),
-      protocolVersion: PROTOCOL_VERSION,
-      sentAt: Date.now(),
-      startedAt: this.startedAt,
-      ...(this.election ? { election: this.election.advertised(Date.now()) } : {}),
+      toolchains: capacity.toolchains.slice(0, SWIM_LIMITS.toolchains),
       ...(capacity.unavailable ? { executorUnavailable: capacity.unavailable.slice(0, 1024) } : {}),
-      ...(this.options.activity ? { activity: this.options.activity() } : {}),
       ...(this.reachability && this.reachability.state !== 'unknown' ? { reachable: this.reachability.state === 'reachable' } : {}),
       relay: this.node!.relaying,
+      ...(this.portMapper?.mapping ? { mapped: `/ip4/${this.portMapper.mapping.externalAddress}/tcp/${this.portMapper.mapping.externalPort}` } : {}),
+    };
+  }
+
+  /** This agent's load: what the scheduler needs. */
+  load(): LoadReport {
+    const capacity = this.options.capacity();
+    return {
+      slots: capacity.slots,
+      slotsUsed: capacity.slotsUsed,
+      load: os.loadavg()[0] ?? 0,
+      freeMemoryBytes: os.freemem(),
+      ...(this.options.activity ? { activity: this.options.activity() } : {}),
     };
   }
 
@@ -294,7 +419,10 @@ export class MeshService {
   unusableForJobs(): Set<string> {
     const unusable = new Set<string>();
     if (this.options.relayedJobs || !this.node) return unusable;
-    for (const [peer, link] of this.node.links()) if (link === 'relayed') unusable.add(peer);
+    const links = this.node.links();
+    for (const [peer, link] of links) if (link === 'relayed') unusable.add(peer);
+    // A member with no connection now and only relayed addresses would be reached through a relay too.
+    for (const entry of this.view.list()) if (!links.has(entry.peerId) && !entry.advert.addresses.some((a) => !a.includes('/p2p-circuit'))) unusable.add(entry.peerId);
     return unusable;
   }
 
@@ -305,7 +433,7 @@ export class MeshService {
       meshKey: this.meshKey,
       identity: this.identity,
       inviter: this.node.peerId.toString(),
-      name: this.localAdvert().nodeName,
+      name: this.card().name,
       addresses: this.advertisedAddresses(),
       expiresAt,
     });
@@ -314,7 +442,7 @@ export class MeshService {
   /** Presents an invitation to the mesh it is for (this service must run with that mesh's key). */
   async presentInvitation(token: string, invitation: Invitation): Promise<void> {
     if (!this.exchange) throw new MeshccError('mesh-not-started', 'the mesh is not running');
-    await this.exchange.presentInvitation(token, invitation, this.localAdvert().nodeName);
+    await this.exchange.presentInvitation(token, invitation, this.card().name);
   }
 
   /** Removes a member for everyone (signed by this agent), and hangs up on it. */
@@ -322,29 +450,19 @@ export class MeshService {
     if (!this.membership_ || !this.identity || !this.node) throw new MeshccError('mesh-not-started', 'the mesh is not running');
     await this.membership_.revoke(peerId, this.identity);
     await this.node.dropDenied();
+    this.swim?.table.declareDead(peerId);
     this.exchange?.broadcast();
   }
 
-  private connected(peerId: string): boolean {
-    return this.node!.connectedPeers().some((p) => p.toString() === peerId);
-  }
-
-  /** Dials a peer of our mesh by the first of its addresses that answers. */
+  /** Joins the mesh through an agent (discovered, named, or remembered) unless it is listed already. */
   private connect(peerId: string, addresses: string[]): void {
-    if (!this.node || peerId === this.peerId || this.connected(peerId) || this.dialing.has(peerId)) return;
+    if (!this.swim || peerId === this.peerId || this.swim.table.get(peerId) || this.dialing.has(peerId)) return;
     this.dialing.add(peerId);
-    void (async () => {
-      for (const raw of addresses) {
-        const address = raw.includes('/p2p/') ? raw : `${raw}/p2p/${peerId}`;
-        try {
-          await this.node!.dial(address, { signal: AbortSignal.timeout(5000) });
-          this.options.log.debug({ peer: peerId, address }, 'connected to peer');
-          return;
-        } catch (err) {
-          this.options.log.debug({ peer: peerId, address, err: (err as Error).message }, 'dial failed');
-        }
-      }
-    })().finally(() => this.dialing.delete(peerId));
+    this.swim
+      .join(peerId, addresses)
+      .then(() => this.options.log.debug({ peer: peerId }, 'joined through a peer'))
+      .catch((err: Error) => this.options.log.debug({ peer: peerId, err: err.message }, 'could not join through a peer'))
+      .finally(() => this.dialing.delete(peerId));
   }
 
   private dialStaticPeers(): void {
@@ -354,34 +472,4 @@ export class MeshService {
       else this.options.log.warn({ address }, 'a --peer address must end in /p2p/<peer id>; ignored');
     }
   }
-}
-
-/** The status row of a peer as last known, once it has no connection. */
-export function lostPeerStatus(entry: PeerViewEntry): AgentStatus {
-  return toStatus(entry.advert, false, entry.rttMs ?? null, 'none');
-}
-
-function toStatus(advert: Advert, self: boolean, rttMs: number | null, link: AgentStatus['link']): AgentStatus {
-  return {
-    name: advert.nodeName,
-    peerId: advert.peerId,
-    self,
-    addresses: advert.addresses,
-    cores: advert.cores,
-    slots: advert.slots,
-    slotsUsed: advert.slotsUsed,
-    load: advert.load,
-    speed: advert.speed,
-    toolchains: advert.toolchains,
-    rttMs,
-    role: 'member',
-    link,
-    ...(advert.reachable === undefined ? {} : { reachable: advert.reachable }),
-    ...(advert.activity ? { activity: advert.activity } : {}),
-    os: advert.os,
-    arch: advert.arch,
-    libc: advert.libc,
-    freeMemoryBytes: advert.freeMemoryBytes,
-    ...(advert.executorUnavailable ? { executorUnavailable: advert.executorUnavailable } : {}),
-  };
 }

@@ -1,12 +1,40 @@
-// What this agent knows about its peers: their latest advert, when it was heard, and the
-// measured round-trip time. A peer that has been silent too long is dropped.
+// What this agent knows about its peers: the members the membership lists (alive or suspect),
+// each with its card and the last load known here. Loads are fresh on the scheduler (every
+// member reports to it); elsewhere they are what the card says (slots) or what the scheduler
+// answered last. Parts of the agent listen to its events (added, updated, removed).
 import { EventEmitter } from 'node:events';
-import type { Advert } from '../../protocol/messages.js';
+import type { Activity, LoadReport, MemberCard } from '../../protocol/swim-messages.js';
+
+/** A peer as placement, the scheduler and the status see it. */
+export interface PeerAdvert {
+  nodeName: string;
+  peerId: string;
+  addresses: string[];
+  cores: number;
+  slots: number;
+  slotsUsed: number;
+  load: number;
+  freeMemoryBytes: number;
+  speed: number;
+  os: string;
+  arch: string;
+  libc: string;
+  toolchains: string[];
+  protocolVersion: number;
+  startedAt: number;
+  executorUnavailable?: string;
+  reachable?: boolean;
+  relay?: boolean;
+  mapped?: string;
+  activity?: Activity;
+  /** 'suspect' while the membership has not heard from it lately (it stays listed). */
+  state?: 'alive' | 'suspect';
+}
 
 export interface PeerViewEntry {
   peerId: string;
-  advert: Advert;
-  /** Local clock (ms since the epoch) when the latest advert arrived. */
+  advert: PeerAdvert;
+  /** Local clock (ms since the epoch) of the latest news of it. */
   lastSeen: number;
   /** Latest measured round-trip time, if any. */
   rttMs?: number;
@@ -16,19 +44,42 @@ export interface PeerViewEvents {
   added: [PeerViewEntry];
   updated: [PeerViewEntry];
   /** the peer, why, and what was known of it last */
-  removed: [string, 'silent' | 'disconnected' | 'stopped', PeerViewEntry];
+  removed: [string, 'dead' | 'stopped', PeerViewEntry];
+}
+
+/** A card and a load, as one peer summary. */
+export function peerAdvert(card: MemberCard, load: LoadReport | undefined, state: 'alive' | 'suspect' = 'alive'): PeerAdvert {
+  return {
+    nodeName: card.name,
+    peerId: card.peerId,
+    addresses: card.addresses,
+    cores: card.cores,
+    slots: load?.slots ?? card.slots,
+    slotsUsed: load?.slotsUsed ?? 0,
+    load: load?.load ?? 0,
+    freeMemoryBytes: load?.freeMemoryBytes ?? 0,
+    speed: card.speed,
+    os: card.os,
+    arch: card.arch,
+    libc: card.libc,
+    toolchains: card.toolchains,
+    protocolVersion: card.protocolVersion,
+    startedAt: card.startedAt,
+    ...(card.executorUnavailable ? { executorUnavailable: card.executorUnavailable } : {}),
+    ...(card.reachable === undefined ? {} : { reachable: card.reachable }),
+    ...(card.relay === undefined ? {} : { relay: card.relay }),
+    ...(card.mapped ? { mapped: card.mapped } : {}),
+    ...(load?.activity ? { activity: load.activity } : {}),
+    state,
+  };
 }
 
 export class PeerView extends EventEmitter<PeerViewEvents> {
   private readonly peers = new Map<string, PeerViewEntry>();
 
-  constructor(readonly silenceMs = 3000) {
-    super();
-  }
-
-  update(peerId: string, advert: Advert, now = Date.now()): PeerViewEntry {
+  update(peerId: string, advert: PeerAdvert, now = Date.now(), rttMs?: number): PeerViewEntry {
     const existing = this.peers.get(peerId);
-    const entry: PeerViewEntry = { peerId, advert, lastSeen: now, rttMs: existing?.rttMs };
+    const entry: PeerViewEntry = { peerId, advert, lastSeen: now, rttMs: rttMs ?? existing?.rttMs };
     this.peers.set(peerId, entry);
     this.emit(existing ? 'updated' : 'added', entry);
     return entry;
@@ -47,22 +98,12 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
     return this.peers.has(peerId);
   }
 
-  remove(peerId: string, why: 'silent' | 'disconnected' | 'stopped' = 'disconnected'): boolean {
+  remove(peerId: string, why: 'dead' | 'stopped' = 'dead'): boolean {
     const entry = this.peers.get(peerId);
     if (!entry) return false;
     this.peers.delete(peerId);
     this.emit('removed', peerId, why, entry);
     return true;
-  }
-
-  /** Drop every peer not heard from for silenceMs; returns their ids. */
-  expire(now = Date.now()): string[] {
-    const dropped: string[] = [];
-    for (const [peerId, entry] of this.peers) {
-      if (now - entry.lastSeen > this.silenceMs) dropped.push(peerId);
-    }
-    for (const peerId of dropped) this.remove(peerId, 'silent');
-    return dropped;
   }
 
   clear(): void {

@@ -1,21 +1,18 @@
-// Which agent is the scheduler, decided by every agent alike from the adverts it holds
-// (DESIGN.md: deterministic over live membership, with leases and terms).
+// Which agent is the scheduler: the rules every agent applies alike (the moves that carry them
+// out, over the report stream and the membership protocol, are in leadership.ts).
 //
-// - Rank: the highest protocol version first, then the longest-running agent (its advert's
-//   startedAt), then the smallest peer id. Only agents whose adverts speak of elections count.
-// - The scheduler claims a term in its own advert with a lease (LEASE_MS, renewed by every
-//   advert it sends: heartbeats come each second). Everyone follows the valid claim with the
-//   highest term; between equal terms (a partition healing) the better-ranked claimant wins
-//   and the other steps down, so the mesh ends with one scheduler again.
-// - Without a valid claim (the scheduler left the view or its lease ran out), the best-ranked
-//   live agent claims the next term (one above the highest term anyone reported). If it does
-//   not claim in time (it cannot see the others, say), the next one in rank does.
-// - Terms only go up. A claim is never preempted by a better-ranked newcomer: stability.
-import type { Advert } from '../../protocol/messages.js';
-
-export const LEASE_MS = 2500;
-/** How long the best candidate has to claim before the next one in rank does. */
-const CLAIM_GRACE_MS = 1500;
+// - Rank: the highest protocol version first, then the longest-running agent (its card's
+//   startedAt), then the smallest peer id. Every member may become scheduler.
+// - A claim is (term, peer). Everyone follows the claim with the highest term; between equal
+//   terms (a partition healing, two lone agents meeting) the better-ranked claimant wins and
+//   the other steps down. Claims travel with every membership message and every lease.
+// - A scheduler is deposed only by one who could not reach it: its connection closed and a
+//   fresh dial failed, its leases stopped for far longer than they usually take, or the
+//   membership declared it dead. That claim is then remembered as lost, so old news of it
+//   is not followed again.
+// - Without a scheduler, the best-ranked member that answers claims the next term; the
+//   others follow it. Terms only go up; a claim is never preempted by a better-ranked newcomer.
+import type { Leader } from '../../protocol/swim-messages.js';
 
 export interface Candidate {
   peerId: string;
@@ -36,84 +33,89 @@ export function compareRank(a: Candidate, b: Candidate): number {
   return a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0;
 }
 
-interface Claim {
-  candidate: Candidate;
-  term: number;
-  /** local clock */
-  until: number;
-}
-
-export interface LivePeer {
-  advert: Advert;
-  /** local clock when its latest advert arrived */
-  lastSeen: number;
-}
+const LOST_REMEMBERED = 64;
 
 export class Election {
   private term = 0;
   private scheduler: string | undefined;
-  /** our own lease, when we are the scheduler */
-  private leaseUntil = 0;
-  private leaderlessSince: number | undefined;
+  private readonly lost: string[] = [];
 
-  constructor(private readonly self: Candidate) {}
+  /** `candidates`: the members listed now (this agent not included). */
+  constructor(
+    private readonly self: Candidate,
+    /** whether this agent may claim; one that may not ranks below everyone */
+    private readonly eligible: boolean,
+    private readonly candidates: () => Candidate[],
+  ) {}
 
   state(): ElectionState {
     return { term: this.term, ...(this.scheduler ? { scheduler: this.scheduler } : {}) };
+  }
+
+  leader(): Leader {
+    return { term: this.term, peerId: this.scheduler ?? '' };
   }
 
   get isScheduler(): boolean {
     return this.scheduler === this.self.peerId;
   }
 
-  /** What our advert says: the term we follow, and our lease if we are the scheduler. */
-  advertised(now: number): NonNullable<Advert['election']> {
-    return { term: this.term, scheduler: this.scheduler ?? '', leaseMs: this.isScheduler ? Math.max(0, Math.round(this.leaseUntil - now)) : 0 };
+  /** A claim heard from someone; true when this agent now follows it. */
+  observe(claim: Leader): boolean {
+    if (!claim.peerId || claim.term < this.term || this.lost.includes(key(claim))) return false;
+    if (claim.peerId === this.scheduler) {
+      if (claim.term === this.term) return false;
+    } else if (claim.term === this.term && this.scheduler) {
+      const claimant = this.candidate(claim.peerId);
+      const current = this.candidate(this.scheduler);
+      // A claimant we know nothing of yet cannot be ranked: wait for its card.
+      if (!claimant || (current && compareRank(claimant, current) >= 0)) return false;
+    }
+    this.term = claim.term;
+    this.scheduler = claim.peerId;
+    return true;
   }
 
-  /**
-   * Re-decides from the live peers (their latest adverts); returns true when the scheduler
-   * or the term changed (our advert should go out at once).
-   */
-  update(peers: readonly LivePeer[], now: number): boolean {
-    const before = `${this.term} ${this.scheduler}`;
-    const candidates: Candidate[] = [this.self];
-    const claims: Claim[] = [];
-    let highestTerm = this.term;
-    for (const { advert, lastSeen } of peers) {
-      if (!advert.election || advert.startedAt === undefined) continue;
-      const candidate = { peerId: advert.peerId, protocolVersion: advert.protocolVersion, startedAt: advert.startedAt };
-      candidates.push(candidate);
-      highestTerm = Math.max(highestTerm, advert.election.term);
-      const e = advert.election;
-      if (e.scheduler === advert.peerId && e.leaseMs > 0 && lastSeen + e.leaseMs > now) claims.push({ candidate, term: e.term, until: lastSeen + e.leaseMs });
-    }
-    if (this.isScheduler) {
-      // Renewed here: every advert we send carries the lease from now.
-      this.leaseUntil = now + LEASE_MS;
-      claims.push({ candidate: this.self, term: this.term, until: this.leaseUntil });
-    }
-    claims.sort((a, b) => b.term - a.term || compareRank(a.candidate, b.candidate));
-    const winner = claims[0];
-    if (winner) {
-      this.term = Math.max(this.term, winner.term);
-      this.scheduler = winner.candidate.peerId;
-      this.leaderlessSince = undefined;
-    } else {
-      this.scheduler = undefined;
-      this.leaderlessSince ??= now;
-      candidates.sort(compareRank);
-      // The best candidate claims; if it has not after a grace period, the next one may, and so on.
-      const passed = Math.floor((now - this.leaderlessSince) / CLAIM_GRACE_MS);
-      const turn = candidates[Math.min(passed, candidates.length - 1)]!;
-      const mine = turn.peerId === this.self.peerId || candidates.slice(0, passed + 1).some((c) => c.peerId === this.self.peerId);
-      if (mine) {
-        this.term = highestTerm + 1;
-        this.scheduler = this.self.peerId;
-        this.leaseUntil = now + LEASE_MS;
-        this.leaderlessSince = undefined;
-      }
-    }
-    return before !== `${this.term} ${this.scheduler}`;
+  /** The scheduler we followed cannot be reached: forget it (and never follow that claim again). */
+  lose(claim: Leader): boolean {
+    if (!claim.peerId || claim.peerId === this.self.peerId) return false;
+    this.lost.push(key(claim));
+    if (this.lost.length > LOST_REMEMBERED) this.lost.shift();
+    if (this.scheduler !== claim.peerId || this.term !== claim.term) return false;
+    this.scheduler = undefined;
+    return true;
   }
+
+  /** Whether a claim was given up as lost. */
+  isLost(claim: Leader): boolean {
+    return this.lost.includes(key(claim));
+  }
+
+  /** Takes the next term. */
+  claim(): void {
+    this.term += 1;
+    this.scheduler = this.self.peerId;
+  }
+
+  /** A claim with a higher term, or an equal one by a better-ranked member, exists: step down to it. */
+  stepDown(claim: Leader): boolean {
+    return this.isScheduler && this.observe(claim);
+  }
+
+  /** Members ranked above this agent, best first, except the one whose claim at this term was lost. */
+  betterRanked(): Candidate[] {
+    const lostNow = new Set(this.lost.filter((k) => Number(k.slice(0, k.indexOf(' '))) >= this.term).map((k) => k.slice(k.indexOf(' ') + 1)));
+    return this.candidates()
+      .filter((c) => (!this.eligible || compareRank(c, this.self) < 0) && !lostNow.has(c.peerId))
+      .sort(compareRank);
+  }
+
+  private candidate(peerId: string): Candidate | undefined {
+    if (peerId === this.self.peerId) return this.self;
+    return this.candidates().find((c) => c.peerId === peerId);
+  }
+}
+
+function key(claim: Leader): string {
+  return `${claim.term} ${claim.peerId}`;
 }

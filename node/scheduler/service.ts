@@ -1,6 +1,7 @@
 // The scheduler's side of /meshcc/schedule/1. Every agent handles the protocol; only the
 // elected one places jobs (the others answer not-scheduler and the client looks again). Its
-// view of the mesh is the adverts it already holds, its own included; it polls nobody.
+// view of the mesh is the members' cards with the loads they report to it on their report
+// streams (node/scheduler/leadership.ts), its own included; it polls nobody.
 import type { Connection, Stream } from '@libp2p/interface';
 import { MeshccError } from '../../protocol/errors.js';
 import { parseMessage, PROTOCOL_VERSION } from '../../protocol/messages.js';
@@ -8,8 +9,7 @@ import { ClientToScheduler, SCHEDULE_LIMITS, SCHEDULE_PROTOCOL } from '../../pro
 import type { Logger } from '../log.js';
 import { FramedStream } from '../mesh/framed-stream.js';
 import type { MeshNode } from '../mesh/node.js';
-import type { PeerViewEntry } from '../mesh/view.js';
-import type { Advert } from '../../protocol/messages.js';
+import type { PeerAdvert, PeerViewEntry } from '../mesh/view.js';
 import { SchedulerCore, type Decision, type PeerInfo, type Placed, type PlacementRequest } from './core.js';
 
 /** A request waits at most this long for a slot; then the client places it itself. */
@@ -19,15 +19,15 @@ const IDLE_CLIENT_MS = 10 * 60_000;
 export interface SchedulerServiceOptions {
   node: MeshNode;
   log: Logger;
-  /** this agent's own advert (its executor is a candidate like any peer's) */
-  selfAdvert: () => Advert;
+  /** this agent's own card and load (its executor is a candidate like any peer's) */
+  selfAdvert: () => PeerAdvert;
   peers: () => PeerViewEntry[];
   /** whether this agent is the elected scheduler, and who is */
   isScheduler: () => boolean;
   scheduler: () => { term: number; scheduler?: string };
 }
 
-export function peerInfo(advert: Advert, rttMs?: number): PeerInfo {
+export function peerInfo(advert: PeerAdvert, rttMs?: number): PeerInfo {
   return {
     id: advert.peerId,
     slots: advert.slots,

@@ -1,12 +1,12 @@
-// Misbehaving members of a mesh, for fault tests: real libp2p nodes with the mesh key that
-// advertise free slots and a toolchain, then answer jobs with garbage, with silence, or
+// Misbehaving members of a mesh, for fault tests: real libp2p nodes with the mesh key, members
+// whose cards offer free slots and a toolchain, then answer jobs with garbage, with silence, or
 // with outputs that differ from a real compile.
 import { randomBytes } from 'node:crypto';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { pino } from 'pino';
 import { decodeBody } from '../../protocol/framing.js';
-import { JobOffer, Job, parseMessage, PROTOCOL_VERSION, type Advert } from '../../protocol/messages.js';
-import { AdvertService } from '../../node/mesh/adverts.js';
+import { JobOffer, Job, parseMessage } from '../../protocol/messages.js';
+import { joinThrough, startBareMember } from '../../node/mesh/membership/bare-member.js';
 import { createMeshNode } from '../../node/mesh/node.js';
 import { JOB_PROTOCOL, JobSession } from '../../node/remote/job-session.js';
 import { unpackOffer } from '../../protocol/compression.js';
@@ -19,7 +19,7 @@ export interface FakePeer {
   /** Every address it listens on (with a 0.0.0.0 listener: one per interface). */
   addresses: string[];
   jobsSeen: number;
-  /** Connects to an agent (which then lists it from its adverts) by multiaddr with /p2p/…. */
+  /** Joins the mesh through an agent (which then lists it as a member) by multiaddr with /p2p/…. */
   dial(address: string): Promise<void>;
   stop(): Promise<void>;
 }
@@ -32,37 +32,31 @@ export async function startFakePeer(options: { meshKeyHex: string; toolchains: s
     listen: [options.listen ?? '/ip4/127.0.0.1/tcp/0'],
     log,
   });
-  const localAdvert = (): Advert => ({
-    t: 'advert',
-    nodeName: `fake-${options.behaviour}`,
-    peerId: node.peerId.toString(),
-    addresses: node.addresses(),
-    cores: 64,
-    slots: 64,
-    slotsUsed: 0,
-    load: 0,
-    freeMemoryBytes: 1 << 30,
-    // Faster than anyone: the client prefers it.
-    speed: 1_000_000,
-    os: 'linux',
-    arch: process.arch,
-    libc: 'glibc',
-    toolchains: options.toolchains,
-    protocolVersion: PROTOCOL_VERSION,
-    sentAt: Date.now(),
-  });
-  const adverts = new AdvertService({ node, localAdvert, log });
-  await adverts.start();
+  const member = await startBareMember(
+    node,
+    {
+      name: `fake-${options.behaviour}`,
+      cores: 64,
+      slots: 64,
+      // Faster than anyone: the client prefers it.
+      speed: 1_000_000,
+      os: 'linux',
+      arch: process.arch,
+      libc: 'glibc',
+      toolchains: options.toolchains,
+    },
+    log,
+  );
   const fake: FakePeer = {
     peerId: node.peerId.toString(),
     address: node.addresses()[0]!,
     addresses: node.addresses(),
     jobsSeen: 0,
     dial: async (address) => {
-      await node.dial(address);
+      await joinThrough(member, address);
     },
     stop: async () => {
-      await adverts.stop();
+      await member.stop();
       await node.stop();
     },
   };

@@ -5,7 +5,8 @@ import { randomBytes } from 'node:crypto';
 import type { z } from 'zod';
 import { encodeFrame } from '../../protocol/framing.js';
 import { DialbackRequest, JoinRequest, MemberList } from '../../protocol/member-messages.js';
-import { Advert, JobOffer, parseMessage, PROTOCOL_VERSION, WarmOffer } from '../../protocol/messages.js';
+import { JobOffer, parseMessage, PROTOCOL_VERSION, WarmOffer } from '../../protocol/messages.js';
+import { MemberCard, ReportFromMember, SwimRequest } from '../../protocol/swim-messages.js';
 import { PlaceRequest } from '../../protocol/schedule-messages.js';
 import { ToolchainGet } from '../../protocol/toolchain-messages.js';
 import { hopReserve, lengthPrefixed, stopConnect, varint } from './relay-wire.js';
@@ -18,15 +19,18 @@ export interface Sender {
   meshId: string;
 }
 
+function frameCard(sender: Sender): MemberCard {
+  return parseMessage(MemberCard, cardOf(sender));
+}
+
 function frame<T>(schema: z.ZodType<T>, value: T): Buffer {
   return encodeFrame(parseMessage(schema, value));
 }
 
-export function advertOf(sender: Sender): Advert {
+export function cardOf(sender: Sender): MemberCard {
   return {
-    t: 'advert', nodeName: 'truncation-test', peerId: sender.peerId, addresses: sender.addresses, cores: 2, slots: 0, slotsUsed: 0,
-    load: 0, freeMemoryBytes: 1 << 30, speed: 1, os: 'linux', arch: process.arch, libc: 'glibc', toolchains: [],
-    protocolVersion: PROTOCOL_VERSION, sentAt: Date.now(),
+    peerId: sender.peerId, name: 'truncation-test', addresses: sender.addresses, startedAt: Date.now(), protocolVersion: PROTOCOL_VERSION, candidate: false,
+    cores: 2, slots: 0, speed: 1, os: 'linux', arch: process.arch, libc: 'glibc', toolchains: [],
   };
 }
 
@@ -34,7 +38,8 @@ export function advertOf(sender: Sender): Advert {
 export function firstMessages(sender: Sender): Map<string, Buffer> {
   const toolchain = randomBytes(32).toString('hex');
   return new Map<string, Buffer>([
-    ['/meshcc/advert/1', frame(Advert, advertOf(sender))],
+    ['/meshcc/swim/1', frame(SwimRequest, { t: 'ping', leader: { term: 0, peerId: '' }, updates: [{ peerId: sender.peerId, state: 'alive', incarnation: 1, card: frameCard(sender) }] })],
+    ['/meshcc/report/1', frame(ReportFromMember, { t: 'hello', term: 0 })],
     ['/meshcc/members/1', frame(MemberList, { t: 'members', mesh: sender.meshId, members: [{ peerId: sender.peerId, name: 'truncation-test', addresses: sender.addresses.slice(0, 2), seenAt: Date.now() }], revoked: [] })],
     ['/meshcc/join/1', frame(JoinRequest, { t: 'join', token: 'meshcc-invite-not-a-real-one', name: 'truncation-test' })],
     ['/meshcc/dialback/1', frame(DialbackRequest, { t: 'dialback', port: 9 })],

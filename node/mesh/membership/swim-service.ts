@@ -1,0 +1,305 @@
+// SWIM over libp2p streams (/meshcc/swim/1): each probe period this agent pings one member
+// (round robin over a shuffled list), asks INDIRECT others to ping it before suspecting it,
+// and piggybacks the table's news and the scheduler's claim on every message. The work per
+// period is constant whatever the mesh's size; connections are opened when a probe needs one
+// and closed once idle. Table rules: table.ts; timeouts and self-doubt: health.ts.
+import { performance } from 'node:perf_hooks';
+import type { Connection, Stream } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { multiaddr } from '@multiformats/multiaddr';
+import { ZodError } from 'zod';
+import { MeshccError, ProtocolError } from '../../../protocol/errors.js';
+import { parseMessage } from '../../../protocol/messages.js';
+import { SWIM_LIMITS, SWIM_PROTOCOL, SwimAnswer, SwimRequest, type Leader, type MemberCard, type MemberUpdate } from '../../../protocol/swim-messages.js';
+import type { Logger } from '../../log.js';
+import { FramedStream } from '../framed-stream.js';
+import type { MeshNode } from '../node.js';
+import { dialOrder } from '../reachability.js';
+import { LocalHealth } from './health.js';
+import { SwimTable } from './table.js';
+
+const PROBE_INTERVAL_MS = 1000;
+const INDIRECT = 3;
+const PIGGYBACK = 12;
+/** A connection without streams this long is closed (unless kept). */
+const IDLE_MS = 30_000;
+/** Full syncs with a random member, scaled by log10(n) (memberlist's push-pull). */
+const SYNC_EVERY_MS = 30_000;
+const SERVE_TIMEOUT_MS = 10_000;
+
+export interface SwimServiceOptions {
+  node: MeshNode;
+  /** This agent's card now (cheap; compared to the last one sent each period). */
+  card: () => MemberCard;
+  /** The scheduler this agent follows (sent with every message). */
+  leader: () => Leader;
+  /** A claim heard from a member. */
+  onLeader: (leader: Leader, from: string) => void;
+  /** Whether a peer may be listed (revoked members may not). */
+  admit: (peerId: string) => boolean;
+  /** Connections kept even when idle (the scheduler, a relay). */
+  keep: (peerId: string) => boolean;
+  log: Logger;
+  probeIntervalMs?: number;
+  idleMs?: number;
+}
+
+function oneLine(err: unknown): string {
+  if (err instanceof ZodError) return `invalid ${err.issues[0]?.path.join('.') || 'message'}: ${err.issues[0]?.message ?? ''}`;
+  return (err as Error).message;
+}
+
+export class SwimService {
+  readonly table: SwimTable;
+  readonly health = new LocalHealth();
+  private readonly intervalMs: number;
+  private readonly idleMs: number;
+  private timer?: NodeJS.Timeout;
+  private running = false;
+  private order: string[] = [];
+  private lastCard: string;
+  private lastSync = Date.now();
+  private readonly lastBusy = new Map<string, number>();
+  private readonly streams = new Set<Stream>();
+  /** Messages exchanged, for the benchmark and the logs. */
+  readonly counts = { probes: 0, indirect: 0, suspected: 0, served: 0 };
+
+  constructor(private readonly options: SwimServiceOptions) {
+    this.intervalMs = options.probeIntervalMs ?? PROBE_INTERVAL_MS;
+    this.idleMs = options.idleMs ?? IDLE_MS;
+    this.table = new SwimTable(options.card, this.intervalMs);
+    this.lastCard = JSON.stringify(options.card());
+    this.table.on('refuted', () => this.health.refuted());
+  }
+
+  async start(): Promise<void> {
+    await this.options.node.libp2p.handle(SWIM_PROTOCOL, (stream, connection) => void this.serve(stream, connection), {
+      maxInboundStreams: 64,
+      maxOutboundStreams: 64,
+      runOnLimitedConnection: true,
+    });
+    this.running = true;
+    this.schedule();
+  }
+
+  /** Says goodbye to a few members (they spread it), then stops. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    clearTimeout(this.timer);
+    const goodbye = this.table.goodbye();
+    const told = this.pick(INDIRECT, new Set());
+    await Promise.all(told.map((m) => this.exchange(m.card.peerId, m.card.addresses, { t: 'ping', leader: this.options.leader(), updates: [goodbye] }, 500).catch(() => undefined)));
+    for (const stream of this.streams) stream.abort(new MeshccError('stopped', 'membership stopped'));
+    this.table.clear();
+    if (this.options.node.started) await this.options.node.libp2p.unhandle(SWIM_PROTOCOL).catch(() => undefined);
+  }
+
+  /** Our card may have changed: if so, a new incarnation carries it. */
+  cardChanged(): void {
+    const card = JSON.stringify(this.options.card());
+    if (card === this.lastCard) return;
+    this.lastCard = card;
+    this.table.selfChanged();
+  }
+
+  /** Joins through a member (or any agent of the mesh at these addresses): both send their whole table. */
+  async join(peerId: string, addresses: string[]): Promise<void> {
+    const answer = await this.exchange(peerId, addresses, { t: 'sync', leader: this.options.leader(), members: this.table.snapshot() }, 10_000);
+    if (answer.t === 'sync') this.absorb(answer.members, peerId);
+  }
+
+  /** One direct probe: its round trip, or undefined without an answer in time. */
+  async ping(peerId: string, timeoutMs = this.health.probeTimeoutMs(), addresses?: string[]): Promise<number | undefined> {
+    const member = this.table.get(peerId);
+    const started = performance.now();
+    try {
+      await this.exchange(peerId, member?.card.addresses ?? addresses ?? [], { t: 'ping', leader: this.options.leader(), updates: this.table.piggyback(PIGGYBACK) }, timeoutMs);
+      const ms = performance.now() - started;
+      this.table.answered(peerId, ms);
+      return ms;
+    } catch (err) {
+      this.options.log.debug({ peer: peerId, timeoutMs: Math.round(timeoutMs), err: (err as Error).message }, 'probe unanswered');
+      return undefined;
+    }
+  }
+
+  // ---- the probe period ---------------------------------------------------------------
+
+  private schedule(): void {
+    if (!this.running) return;
+    const delay = this.intervalMs * this.health.multiplier;
+    const due = Date.now() + delay;
+    this.timer = setTimeout(() => {
+      this.health.timerLate(Date.now() - due);
+      void this.period().finally(() => this.schedule());
+    }, delay);
+    this.timer.unref();
+  }
+
+  private async period(): Promise<void> {
+    try {
+      this.cardChanged();
+      const target = this.nextTarget();
+      if (target) await this.probe(target);
+      for (const peerId of this.table.expire(Date.now(), this.health.multiplier)) this.options.log.info({ peer: peerId }, 'member declared dead (suspicion timed out)');
+      this.pruneIdle();
+      await this.antiEntropy();
+    } catch (err) {
+      this.options.log.debug({ err: (err as Error).message }, 'probe period failed');
+    }
+  }
+
+  private nextTarget(): string | undefined {
+    while (this.order.length > 0) {
+      const next = this.order.pop()!;
+      if (this.table.get(next)) return next;
+    }
+    const ids = this.table.live().map((m) => m.card.peerId);
+    for (let i = ids.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [ids[i], ids[j]] = [ids[j]!, ids[i]!];
+    }
+    this.order = ids;
+    return this.order.pop();
+  }
+
+  private async probe(peerId: string): Promise<void> {
+    this.counts.probes++;
+    const started = performance.now();
+    const timeout = this.health.probeTimeoutMs();
+    const rtt = await this.ping(peerId, timeout);
+    if (rtt !== undefined) {
+      this.health.probeAnswered(rtt);
+      return;
+    }
+    const target = this.table.get(peerId);
+    if (!target) return;
+    const helpers = this.pick(INDIRECT, new Set([peerId]));
+    this.counts.indirect++;
+    const answers = await Promise.all(
+      helpers.map((h) =>
+        this.exchange(h.card.peerId, h.card.addresses, { t: 'ping-req', target: peerId, addresses: target.card.addresses, leader: this.options.leader(), updates: this.table.piggyback(PIGGYBACK) }, timeout * 2)
+          .then((a) => a.t)
+          .catch(() => 'none' as const),
+      ),
+    );
+    if (answers.includes('ack')) {
+      this.health.probeAnswered(performance.now() - started);
+      return;
+    }
+    // Helpers that could not reach it either say so; silence from them means we may be the slow one.
+    if (answers.filter((a) => a === 'nack').length < helpers.length) this.health.missedNacks();
+    this.counts.suspected++;
+    this.options.log.info({ peer: peerId, helpers: helpers.length, health: this.health.score }, 'member suspected (no ack, directly or through others)');
+    this.table.suspect(peerId);
+  }
+
+  /** Up to `count` random alive members, not those excluded. */
+  private pick(count: number, exclude: Set<string>) {
+    const alive = this.table.live().filter((m) => m.state === 'alive' && !exclude.has(m.card.peerId));
+    for (let i = alive.length - 1; i > 0 && alive.length - i <= count; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [alive[i], alive[j]] = [alive[j]!, alive[i]!];
+    }
+    return alive.slice(-count);
+  }
+
+  private async antiEntropy(): Promise<void> {
+    const every = SYNC_EVERY_MS * Math.max(1, Math.log10(this.table.size + 1));
+    if (Date.now() - this.lastSync < every) return;
+    this.lastSync = Date.now();
+    const [peer] = this.pick(1, new Set());
+    if (peer) await this.join(peer.card.peerId, peer.card.addresses).catch((err: Error) => this.options.log.debug({ peer: peer.card.peerId, err: err.message }, 'sync failed'));
+  }
+
+  /** Closes connections that carried no stream for idleMs (libp2p keeps them otherwise). */
+  private pruneIdle(): void {
+    const now = Date.now();
+    const seen = new Set<string>();
+    for (const connection of this.options.node.libp2p.getConnections()) {
+      seen.add(connection.id);
+      const peer = connection.remotePeer.toString();
+      if (connection.streams.length > 0 || this.options.keep(peer) || !this.lastBusy.has(connection.id)) {
+        this.lastBusy.set(connection.id, now);
+        continue;
+      }
+      if (now - this.lastBusy.get(connection.id)! > this.idleMs) {
+        this.lastBusy.delete(connection.id);
+        void connection.close().catch((err: Error) => connection.abort(err));
+      }
+    }
+    for (const id of this.lastBusy.keys()) if (!seen.has(id)) this.lastBusy.delete(id);
+  }
+
+  // ---- messages -------------------------------------------------------------------------
+
+  private absorb(updates: MemberUpdate[], from: string): void {
+    for (const update of updates) {
+      if (update.card && update.card.peerId !== update.peerId) continue;
+      if (update.peerId !== this.table.selfId && !this.options.admit(update.peerId)) continue;
+      this.table.apply(update, from);
+    }
+  }
+
+  private async open(peerId: string, addresses: string[], signal: AbortSignal): Promise<Stream> {
+    const libp2p = this.options.node.libp2p;
+    const id = peerIdFromString(peerId);
+    if (libp2p.getConnections(id).length > 0 || addresses.length === 0) return libp2p.dialProtocol(id, SWIM_PROTOCOL, { signal, runOnLimitedConnection: true });
+    const member = this.table.get(peerId);
+    const targets = dialOrder(addresses, member?.card.reachable).map((a) => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${peerId}`));
+    const connection = await libp2p.dial(targets, { signal });
+    return connection.newStream(SWIM_PROTOCOL, { signal, runOnLimitedConnection: true });
+  }
+
+  private async exchange(peerId: string, addresses: string[], request: SwimRequest, timeoutMs: number): Promise<SwimAnswer> {
+    const started = Date.now();
+    timeoutMs = Math.max(1, Math.round(timeoutMs));
+    const signal = AbortSignal.timeout(timeoutMs);
+    const framed = new FramedStream(await this.open(peerId, addresses, signal), SWIM_LIMITS.frameBytes);
+    try {
+      await framed.send(request);
+      const answer = parseMessage(SwimAnswer, await framed.receive(Math.max(1, timeoutMs - (Date.now() - started)), signal));
+      this.options.onLeader(answer.leader, peerId);
+      if (answer.t === 'sync') return answer;
+      this.absorb(answer.updates, peerId);
+      return answer;
+    } catch (err) {
+      framed.abort(err as Error);
+      throw err;
+    } finally {
+      await framed.close();
+    }
+  }
+
+  private async serve(stream: Stream, connection: Connection): Promise<void> {
+    const from = connection.remotePeer.toString();
+    const framed = new FramedStream(stream, SWIM_LIMITS.frameBytes);
+    this.streams.add(stream);
+    try {
+      const request = parseMessage(SwimRequest, await framed.receive(SERVE_TIMEOUT_MS));
+      if (!this.running) return;
+      this.counts.served++;
+      this.options.onLeader(request.leader, from);
+      if (request.t === 'sync') {
+        this.absorb(request.members, from);
+        await framed.send({ t: 'sync', leader: this.options.leader(), members: this.table.snapshot() });
+        return;
+      }
+      this.absorb(request.updates, from);
+      let answer: 'ack' | 'nack' = 'ack';
+      if (request.t === 'ping-req') {
+        const rtt = await this.ping(request.target, this.health.probeTimeoutMs(), request.addresses);
+        if (rtt === undefined) answer = 'nack';
+      }
+      await framed.send({ t: answer, leader: this.options.leader(), updates: this.table.piggyback(PIGGYBACK) });
+    } catch (err) {
+      if (err instanceof ProtocolError || err instanceof ZodError) this.options.log.warn({ peer: from, err: oneLine(err) }, 'malformed membership message; closing that stream');
+      else this.options.log.debug({ peer: from, err: oneLine(err) }, 'membership stream ended');
+      framed.abort(err as Error);
+    } finally {
+      this.streams.delete(stream);
+      await framed.close();
+    }
+  }
+}

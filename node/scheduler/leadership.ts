@@ -1,0 +1,262 @@
+// The election's moves (its rules: election.ts). A follower keeps one report stream to its
+// scheduler; when that stream ends it dials once more, and only when that fails too does it
+// give the scheduler up and look for the best-ranked member that answers. That member claims
+// the next term (it lost the scheduler too) and the others follow it: after a SIGKILL every
+// follower's connection closes at once, so the mesh agrees within a few round trips, without
+// waiting for any timeout. Claims also travel with every membership message, so a partition
+// that heals, or a lone agent that joins, ends with the better claim.
+import type { LoadReport, Leader } from '../../protocol/swim-messages.js';
+import type { Logger } from '../log.js';
+import type { SwimService } from '../mesh/membership/swim-service.js';
+import type { MeshNode } from '../mesh/node.js';
+import { Election, type Candidate, type ElectionState } from './election.js';
+import { ReportLink } from './report-link.js';
+import { ReportServer } from './report-server.js';
+import { LoadTable } from './load-table.js';
+
+const SEEK_PING_MS = 1000;
+const RESEEK_MS = 250;
+/** How long a candidate asked during a failover waits for the election to settle before answering. */
+const HELLO_SETTLE_MS = 2000;
+const LINK_TIMEOUT_MS = 3000;
+
+export interface LeadershipOptions {
+  node: MeshNode;
+  swim: SwimService;
+  self: Candidate;
+  /** Whether this agent may claim (a member that may not only follows). */
+  candidate: boolean;
+  log: Logger;
+  /** This agent's load now. */
+  load: () => LoadReport;
+  /** The scheduler or the term changed. */
+  onChanged: (state: ElectionState) => void;
+  /** A member's load arrived, or its report stream ended (this agent is the scheduler). */
+  onLoad: (peerId: string) => void;
+}
+
+export class Leadership {
+  readonly election: Election;
+  readonly loads = new LoadTable();
+  private readonly server: ReportServer;
+  private link?: ReportLink;
+  private seeking = false;
+  private running = false;
+  private reseek?: NodeJS.Timeout;
+  private lastSentLoad?: LoadReport;
+
+  constructor(private readonly options: LeadershipOptions) {
+    const { swim } = options;
+    this.election = new Election(options.self, options.candidate, () =>
+      swim.table
+        .live()
+        .filter((m) => m.card.candidate !== false)
+        .map((m) => ({ peerId: m.card.peerId, protocolVersion: m.card.protocolVersion, startedAt: m.card.startedAt })),
+    );
+    this.server = new ReportServer({
+      node: options.node,
+      log: options.log,
+      answer: (hello, from) => this.answer(hello, from),
+      onLoad: (peerId, report) => {
+        this.loads.set(peerId, report);
+        options.onLoad(peerId);
+      },
+      onGone: (peerId) => {
+        this.loads.gone(peerId);
+        options.onLoad(peerId);
+      },
+      rows: () => this.loads.rows(),
+    });
+    swim.table.on('left', (member) => {
+      const state = this.election.state();
+      if (member.card.peerId === state.scheduler) this.lose('the membership declared it dead');
+    });
+  }
+
+  async start(): Promise<void> {
+    this.running = true;
+    await this.server.start();
+    this.reconcile();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    clearTimeout(this.reseek);
+    this.link?.close();
+    await this.server.stop();
+  }
+
+  get followers(): number {
+    return this.server.followerCount;
+  }
+
+  leader(): Leader {
+    return this.election.leader();
+  }
+
+  /** A claim heard with a membership message. */
+  heard(claim: Leader): void {
+    if (this.election.observe(claim)) this.changed();
+  }
+
+  /** This agent's load changed: the scheduler hears of it (coalesced by the caller). */
+  loadChanged(): void {
+    const load = this.options.load();
+    if (this.election.isScheduler) {
+      this.loads.set(this.options.self.peerId, load);
+      return;
+    }
+    if (this.lastSentLoad && sameLoad(this.lastSentLoad, load)) return;
+    if (this.link?.leased) {
+      this.link.sendLoad(load);
+      this.lastSentLoad = load;
+    }
+  }
+
+  /** Every member's last load: this agent's own table when it is the scheduler, else the scheduler's. */
+  async meshLoads(): Promise<ReturnType<LoadTable['rows']>> {
+    if (this.election.isScheduler) {
+      this.loads.set(this.options.self.peerId, this.options.load());
+      return this.loads.rows();
+    }
+    if (!this.link?.leased) return [];
+    return this.link.loads();
+  }
+
+  private changed(): void {
+    const state = this.election.state();
+    this.options.log.info({ term: state.term, scheduler: state.scheduler, self: this.election.isScheduler }, this.election.isScheduler ? 'this agent is the scheduler' : state.scheduler ? 'following a scheduler' : 'no scheduler');
+    if (this.election.isScheduler) {
+      this.loads.set(this.options.self.peerId, this.options.load());
+      this.server.lead(state.term, () => this.leaseEveryMs());
+    } else this.server.dismiss();
+    this.options.onChanged(state);
+    this.reconcile();
+  }
+
+  /** Leases are rarer in a large mesh: the scheduler's writes stay bounded. */
+  private leaseEveryMs(): number {
+    return Math.min(5000, Math.max(1000, this.server.followerCount * 2));
+  }
+
+  private reconcile(): void {
+    if (!this.running) return;
+    const { scheduler } = this.election.state();
+    if (this.election.isScheduler) {
+      this.link?.close();
+      this.link = undefined;
+      return;
+    }
+    if (scheduler) {
+      if (this.link?.target !== scheduler) this.follow(scheduler, false);
+      return;
+    }
+    void this.seek();
+  }
+
+  /** Opens the report stream to a scheduler (or, tentatively, to the candidate that should become one). */
+  private follow(target: string, tentative: boolean, retry = false): void {
+    this.link?.close();
+    const claim = this.election.leader();
+    const member = this.options.swim.table.get(target);
+    const link: ReportLink = new ReportLink(
+      target,
+      this.options.node,
+      {
+        lease: (term) => {
+          if (this.link !== link) return;
+          this.lastSentLoad = undefined;
+          if (this.election.observe({ term, peerId: target })) this.changed();
+          else if (this.election.state().scheduler !== target) this.reconcile();
+          this.loadChanged();
+        },
+        redirect: (leader) => {
+          if (this.link !== link) return;
+          this.link = undefined;
+          if (leader.peerId && leader.peerId !== this.options.self.peerId && this.election.observe(leader)) this.changed();
+          else this.later();
+        },
+        closed: (why) => {
+          if (this.link !== link) return;
+          this.link = undefined;
+          if (tentative || this.election.state().scheduler !== target) return this.later();
+          if (!retry) return this.follow(target, false, true);
+          this.lose(why);
+        },
+      },
+      () => this.options.swim.health.multiplier,
+      this.options.log,
+    );
+    this.link = link;
+    const lost = tentative ? this.lostClaim : undefined;
+    link.open(member?.card.addresses ?? [], { t: 'hello', term: claim.term, ...(lost ? { lost } : {}) }, LINK_TIMEOUT_MS);
+  }
+
+  private lostClaim?: Leader;
+
+  /** The scheduler cannot be reached: give it up and find the next. */
+  private lose(why: string): void {
+    const claim = this.election.leader();
+    if (!this.election.lose(claim)) return;
+    this.lostClaim = claim;
+    this.options.log.info({ scheduler: claim.peerId, term: claim.term, why }, 'lost the scheduler');
+    this.link?.close();
+    this.link = undefined;
+    this.changed();
+  }
+
+  private later(): void {
+    clearTimeout(this.reseek);
+    if (!this.running) return;
+    this.reseek = setTimeout(() => this.reconcile(), RESEEK_MS);
+    this.reseek.unref();
+  }
+
+  /** Without a scheduler: claim if no better-ranked member answers, else ask the best that does. */
+  private async seek(): Promise<void> {
+    if (this.seeking || !this.running) return;
+    this.seeking = true;
+    try {
+      const better = this.election.betterRanked().slice(0, 8);
+      const answers = await Promise.all(better.map((c) => this.options.swim.ping(c.peerId, Math.round(SEEK_PING_MS * this.options.swim.health.multiplier))));
+      if (this.election.state().scheduler || !this.running) return this.reconcile();
+      const best = better.find((_, i) => answers[i] !== undefined);
+      if (!best) {
+        if (!this.options.candidate) return this.later();
+        this.election.claim();
+        this.changed();
+        return;
+      }
+      this.follow(best.peerId, true);
+    } finally {
+      this.seeking = false;
+    }
+  }
+
+  /** A member asks this agent to lead (or to say who does). */
+  private async answer(hello: { term: number; lost?: Leader }, from: string): Promise<{ lease: number } | { redirect: Leader }> {
+    const deadline = Date.now() + HELLO_SETTLE_MS;
+    for (;;) {
+      const state = this.election.state();
+      if (this.election.isScheduler) return { lease: state.term };
+      if (!this.options.candidate && !state.scheduler) return { redirect: { term: state.term, peerId: '' } };
+      const lostSame = hello.lost && hello.lost.peerId === state.scheduler && hello.lost.term === state.term;
+      // It lost our scheduler while our own link to it still holds: send it back there.
+      if (state.scheduler && (!lostSame || this.link?.leased)) return { redirect: this.election.leader() };
+      if (lostSame && state.scheduler && !this.link?.leased) this.lose(`${from} could not reach it`);
+      if (!state.scheduler) void this.seek();
+      if (Date.now() > deadline) return { redirect: { term: state.term, peerId: '' } };
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+function sameLoad(a: LoadReport, b: LoadReport): boolean {
+  return (
+    a.slots === b.slots &&
+    a.slotsUsed === b.slotsUsed &&
+    Math.abs(a.load - b.load) < 0.5 &&
+    Math.abs(a.freeMemoryBytes - b.freeMemoryBytes) < a.freeMemoryBytes * 0.1 &&
+    JSON.stringify(a.activity) === JSON.stringify(b.activity)
+  );
+}
