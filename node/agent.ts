@@ -189,6 +189,7 @@ export class Agent {
       toolchains: (request) => this.toolchainAdmin.run(request),
       monitor: (listen) => this.openMonitor(listen),
       members: (request) => this.membershipAdmin.run(request),
+      cache: async () => this.cache.clear(),
       log,
     });
     this.membershipAdmin = new MembershipAdmin({

@@ -5,6 +5,7 @@ import net from 'node:net';
 import { promises as fs } from 'node:fs';
 import { MeshccError } from '../protocol/errors.js';
 import { encodeFrame, FrameDecoder } from '../protocol/framing.js';
+import { CacheQuery } from './cache/cli.js';
 import { ClientMessage, LIMITS, parseMessage, PROTOCOL_VERSION, type AgentReply, type MembersQuery } from '../protocol/messages.js';
 import type { ClientConnection, CompileService } from './compile-service.js';
 import type { Logger } from './log.js';
@@ -19,6 +20,8 @@ export interface ClientSocketParts {
   /** The monitor's addresses (after opening it on one more address) and its token. */
   monitor: (listen?: { host: string; port: number }) => Promise<{ urls: { url: string; open: boolean }[]; token: string }>;
   members: (request: MembersQuery) => Promise<Record<string, unknown>>;
+  /** `meshcc cache clear` (node/cache/cli.ts). */
+  cache?: (request: CacheQuery) => Promise<Record<string, unknown>>;
   log: Logger;
 }
 
@@ -91,6 +94,11 @@ export class ClientSocketServer {
     socket.on('data', (chunk) => {
       try {
         for (const value of decoder.push(chunk)) {
+          if ((value as { t?: unknown } | null)?.t === 'cache' && !started) {
+            started = true;
+            this.answerCache(parseMessage(CacheQuery, value), conn);
+            continue;
+          }
           const message = parseMessage(ClientMessage, value);
           if (message.t === 'done') {
             conn.done(message.exit);
@@ -107,6 +115,20 @@ export class ClientSocketServer {
         conn.fail(code, (err as Error).message);
       }
     });
+  }
+
+  private answerCache(request: CacheQuery, conn: SocketConnection): void {
+    if (request.v !== PROTOCOL_VERSION || !this.parts.cache) {
+      conn.fail(this.parts.cache ? 'version-mismatch' : 'no-cache', this.parts.cache ? `client speaks protocol ${request.v}` : 'this agent has no result cache');
+      return;
+    }
+    this.parts.cache(request).then(
+      (result) => {
+        conn.reply({ t: 'cache', ...result } as unknown as AgentReply);
+        conn.end();
+      },
+      (err: Error) => conn.fail(err instanceof MeshccError ? err.code : 'internal-error', err.message),
+    );
   }
 
   private dispatch(message: Exclude<ClientMessage, { t: 'done' }>, conn: SocketConnection): void {

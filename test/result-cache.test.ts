@@ -14,7 +14,7 @@ import { setMeshKey } from '../node/mesh/keys.js';
 import type { StatsSnapshot } from '../node/stats.js';
 import type { AgentStatus } from '../node/mesh/mesh-service.js';
 import type { CacheStats } from '../node/cache/result-cache.js';
-import { MASQUERADE, startAgentProcess, type AgentProcess } from './helpers/agent.js';
+import { MASQUERADE, MESHCC_BIN, startAgentProcess, type AgentProcess } from './helpers/agent.js';
 import { tempDir } from './helpers/tmp.js';
 import { hostToolchainId } from './helpers/toolchain-id.js';
 import { waitFor } from './helpers/wait.js';
@@ -89,12 +89,12 @@ async function plainAndMeshed(agent: AgentProcess, args: string[], cwd: string, 
   return { plain, meshed, hits: after.hits - before.hits, misses: after.misses - before.misses, direct: after.directHits - before.directHits, published: after.published - before.published };
 }
 
-function expectSame(plain: Compiled, meshed: Compiled): void {
-  expect(meshed.status).toBe(plain.status);
+function expectSame(plain: Compiled, meshed: Compiled, label = ''): void {
+  expect(meshed.status, `${label} ${meshed.stderr}`).toBe(plain.status);
   expect(meshed.stderr).toBe(plain.stderr);
   expect(meshed.stdout).toBe(plain.stdout);
   expect(Object.keys(meshed.outputs).sort()).toEqual(Object.keys(plain.outputs).sort());
-  for (const [name, data] of Object.entries(plain.outputs)) expect(meshed.outputs[name]!.equals(data), `${name} differs`).toBe(true);
+  for (const [name, data] of Object.entries(plain.outputs)) expect(meshed.outputs[name]!.equals(data), `${label} ${name} differs`).toBe(true);
 }
 
 describe('the result cache on one agent', () => {
@@ -156,14 +156,40 @@ describe('the result cache on one agent', () => {
   }, 120_000);
 
   it('a changed working directory with -g is a miss with the plain bytes', async () => {
-    const abs = ['-O2', '-g', '-c', path.join(project, 'src', 'unit.c'), '-I', path.join(project, 'inc1'), '-DFLAVOUR=1', '-o', path.join(project, 'abs.o')];
+    const abs = ['-O2', '-g', '-c', path.join(project, 'src', 'unit.c'), '-I', path.join(project, 'inc2'), '-DFLAVOUR=1', '-o', path.join(project, 'abs.o')];
     const elsewhere = tempDir('meshcc-cache-cwd-');
-    const a = await plainAndMeshed(agent, abs, project, {}, [path.join(project, 'abs.o')]);
-    const b = await plainAndMeshed(agent, abs, elsewhere, {}, [path.join(project, 'abs.o')]);
-    expectSame(a.plain, a.meshed);
-    expectSame(b.plain, b.meshed);
+    const epoch = { SOURCE_DATE_EPOCH: '1700000000' };
+    const a = await plainAndMeshed(agent, abs, project, epoch, [path.join(project, 'abs.o')]);
+    const b = await plainAndMeshed(agent, abs, elsewhere, epoch, [path.join(project, 'abs.o')]);
+    expectSame(a.plain, a.meshed, 'in the project:');
+    expectSame(b.plain, b.meshed, 'elsewhere:');
     expect(a.plain.outputs[path.join(project, 'abs.o')]!.equals(b.plain.outputs[path.join(project, 'abs.o')]!)).toBe(false);
     expect(b.misses).toBe(1);
+  }, 60_000);
+
+  it('meshcc cache stats counts what happened; meshcc cache clear drops every entry, and the next compile misses', async () => {
+    const cli = (...args: string[]) => spawnSync(process.execPath, [MESHCC_BIN, ...args], { env: { ...baseEnv(), MESHCC_HOME: agent.home }, encoding: 'utf8' });
+    const shown = cli('cache', 'stats');
+    expect(shown.status, shown.stderr).toBe(0);
+    const held = (await cacheOf(agent)).entries;
+    expect(held).toBeGreaterThan(0);
+    expect(shown.stdout).toMatch(new RegExp(`result cache \\(read-write\\): ${(await cacheOf(agent)).hits} hits`));
+    expect(shown.stdout).toContain(`held ${held} entries`);
+    const cleared = cli('cache', 'clear');
+    expect(cleared.stdout).toContain(`dropped ${held} entries`);
+    const after = await plainAndMeshed(agent, [...args, '-DFLAVOUR=1'], project, { SOURCE_DATE_EPOCH: '1700000000' });
+    expectSame(after.plain, after.meshed);
+    expect([after.hits, after.misses]).toEqual([0, 1]);
+  }, 60_000);
+
+  it('a unit that uses __DATE__ and __TIME__ without SOURCE_DATE_EPOCH is never cached', async () => {
+    for (let i = 0; i < 2; i++) {
+      const before = await cacheOf(agent);
+      const r = await plainAndMeshed(agent, [...args, '-DFLAVOUR=1'], project);
+      const after = await cacheOf(agent);
+      expect(r.meshed.status).toBe(0);
+      expect([r.hits, r.published, after.uncacheable - before.uncacheable]).toEqual([0, 0, 1]);
+    }
   }, 60_000);
 
   it('a compile error is not cached', async () => {

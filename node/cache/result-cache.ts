@@ -17,6 +17,7 @@ import { SearchProbe } from '../scan/search-probe.js';
 import type { LeanSpawner } from '../spawner/lean-spawn.js';
 import type { Store } from '../store.js';
 import { sha256 } from '../store.js';
+import { ClockMacros } from './clock-macros.js';
 import { MAX_DIAGNOSTIC_BYTES, type CacheEntry } from './entry.js';
 import { manifestKey, resultKey, type CommandIdentity } from './key.js';
 import { LocalEntries, type CachedResult } from './local-entries.js';
@@ -50,6 +51,8 @@ export interface CacheStats {
   directHits: number;
   meshHits: number;
   misses: number;
+  /** compiles whose result depends on the time they run (__DATE__, __TIME__, __TIMESTAMP__): never cached */
+  uncacheable: number;
   /** bytes of outputs and diagnostics handed to this agent's clients from the cache */
   hitBytes: number;
   published: number;
@@ -81,12 +84,13 @@ export class ResultCache {
   private readonly entries: LocalEntries;
   private readonly manifests: Manifests;
   private readonly probe: SearchProbe;
+  private readonly clock: ClockMacros;
   private mesh?: MeshCache;
   private sweepTimer?: NodeJS.Timeout;
   /** Writers caught with results that differ from a compile here. */
   private readonly liars = new Set<string>();
   private readonly counts = {
-    hits: 0, directHits: 0, meshHits: 0, misses: 0, hitBytes: 0, published: 0, publishedBytes: 0,
+    hits: 0, directHits: 0, uncacheable: 0, meshHits: 0, misses: 0, hitBytes: 0, published: 0, publishedBytes: 0,
     stored: 0, storedBytes: 0, served: 0, servedMisses: 0, servedBytes: 0, lookupMs: 0, verified: 0, verifyMismatches: 0, droppedWriters: 0,
   };
 
@@ -94,6 +98,7 @@ export class ResultCache {
     this.entries = new LocalEntries(path.join(options.dir, 'entries'), options.store, options.config.maxBytes, options.log);
     this.manifests = new Manifests(path.join(options.dir, 'manifests'));
     this.probe = new SearchProbe(options.spawner);
+    this.clock = new ClockMacros((hash) => options.store.pathOf(hash));
   }
 
   /** Whether compiles are looked up at all (read-write or read-only). */
@@ -150,9 +155,14 @@ export class ResultCache {
     return { key, hit: found };
   }
 
-  /** The result of this compile from the cache (this agent, then the owners), or the key to publish it under. */
-  async lookup(id: CommandIdentity, job: Job): Promise<Lookup> {
+  /** The result of this compile from the cache (this agent, then the owners), or the key to
+   *  publish it under; undefined when its result depends on the time it runs (never cached). */
+  async lookup(id: CommandIdentity, job: Job): Promise<Lookup | undefined> {
     const started = performance.now();
+    if (this.clock.dependsOnClock(id.argv, id.env, job.inputs)) {
+      this.counts.uncacheable++;
+      return undefined;
+    }
     const key = resultKey(id, job);
     const found = await this.fetch(key);
     this.counts.lookupMs += performance.now() - started;

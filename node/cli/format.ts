@@ -1,6 +1,7 @@
 // What the CLI prints for people: `meshcc stats` and `meshcc status`.
 import type { AgentStatus } from '../mesh/mesh-service.js';
 import type { StatsSnapshot } from '../stats.js';
+import { formatCacheStats } from '../cache/cli.js';
 
 function kib(bytes: number): string {
   return `${(bytes / 1024).toFixed(1)} KiB`;
@@ -33,6 +34,7 @@ export function formatStats(s: StatsSnapshot): string {
   lines.push(
     `hashing: ${s.hashing.filesHashed} files hashed (${(s.hashing.bytesHashed / 1048576).toFixed(1)} MiB), ${s.hashing.cacheHits} stat-cache hits`,
   );
+  if (s.cache) lines.push(...formatCacheStats(s.cache));
   lines.push(`store: ${s.store.files} files, ${(s.store.bytes / 1048576).toFixed(1)} of ${(s.store.maxBytes / 1048576).toFixed(0)} MiB`);
   lines.push(`mesh: ${kib(s.bytesSent)} sent, ${kib(s.bytesReceived)} received for our jobs; ran ${s.served.results} jobs for peers`);
   for (const [peer, p] of Object.entries(s.perPeer).sort((a, b) => b[1].jobs - a[1].jobs)) {

@@ -11,6 +11,7 @@ import { addToolchainCommands } from './toolchain-command.js';
 import { addMonitorCommands } from './monitor-command.js';
 import { addServiceCommands } from './service-command.js';
 import { addMemberCommands } from './member-command.js';
+import { addCacheCommands } from '../cache/cli.js';
 
 export function buildProgram(setExitCode: (code: number) => void): Command {
   const program = new Command('meshcc')
@@ -126,6 +127,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
   addMonitorCommands(program);
   addServiceCommands(program);
   addMemberCommands(program);
+  addCacheCommands(program);
 
   program.command('cc').description('compile through the agent from Node: meshcc cc gcc -c a.c');
   return program;

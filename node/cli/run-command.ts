@@ -46,7 +46,8 @@ function mib(bytes: number): string {
 }
 
 export function summaryLine(s: StatsSnapshot, wallMs: number, cores: number): string {
-  const compiles = s.counts.local + s.counts.job + s.counts.remote + s.counts.fallback;
+  const hits = s.cache?.hits ?? 0;
+  const compiles = s.counts.local + s.counts.job + s.counts.remote + s.counts.fallback + hits;
   const fallback = Object.entries(s.fallbackByReason).map(([k, v]) => `${k} ${v}`).join(', ');
   // Why compiles stayed here, beyond a free local slot (not distributable, the scheduler's choice, …).
   const localWhy = Object.entries(s.routes.local.byReason)
@@ -56,7 +57,7 @@ export function summaryLine(s: StatsSnapshot, wallMs: number, cores: number): st
   const peers = Object.values(s.perPeer).filter((p) => p.jobs > 0).length;
   const remoteMs = s.routes.remote.ms;
   return (
-    `meshcc: ${compiles} compiles: ${s.counts.remote} remote, ${s.counts.local + s.counts.job} local${localWhy ? ` (${localWhy})` : ''}, ${s.counts.fallback} fallback${fallback ? ` (${fallback})` : ''}; ` +
+    `meshcc: ${compiles} compiles: ${s.cache && s.cache.mode !== 'off' ? `${hits} cache hits, ` : ''}${s.counts.remote} remote, ${s.counts.local + s.counts.job} local${localWhy ? ` (${localWhy})` : ''}, ${s.counts.fallback} fallback${fallback ? ` (${fallback})` : ''}; ` +
     `${peers} peer${peers === 1 ? '' : 's'} used; ${mib(s.bytesSent)} sent, ${mib(s.bytesReceived)} received; ${seconds(wallMs)}` +
     (remoteMs > 0 ? `; peers compiled for ${seconds(remoteMs)} (about ${seconds(remoteMs / cores)} of this machine's ${cores} cores)` : '')
   );
