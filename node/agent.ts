@@ -265,6 +265,7 @@ export class Agent {
       mdns: this.config.mdns,
       relay: this.config.relay,
       relayedJobs: this.config.relayedJobs,
+      portMapping: this.config.portMapping,
       speed: this.speed,
       name: this.config.name,
       onScheduler: () => this.schedulerService?.electionChanged(),

@@ -60,6 +60,8 @@ export interface AgentConfig {
   /** Send jobs to peers reached only through a relay (MESHCC_RELAYED_JOBS=1; default off: a job
    *  over a relay is slow and costs the relay's owner). */
   relayedJobs: boolean;
+  /** Ask the home router to map the mesh port by NAT-PMP or UPnP IGD (MESHCC_PORT_MAPPING=0 turns it off). */
+  portMapping: boolean;
 }
 
 export const DEFAULT_HTTP_PORT = 7625;
@@ -177,6 +179,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
     mdns: env.MESHCC_MDNS !== '0',
     relay: flag(env, 'MESHCC_RELAY', true),
     relayedJobs: flag(env, 'MESHCC_RELAYED_JOBS', false),
+    portMapping: flag(env, 'MESHCC_PORT_MAPPING', true),
     speed: env.MESHCC_SPEED ? wholeNumber(env, 'MESHCC_SPEED', 0) : undefined,
     verifyRate: fraction(env, 'MESHCC_VERIFY_RATE', 0),
     cache: cacheConfig(env, wholeNumber(env, 'MESHCC_STORE_MB', 2048) * 1024 * 1024),

@@ -76,7 +76,7 @@ export function formatStatus(agents: AgentStatus[]): string {
     a.load.toFixed(2),
     a.speed.toFixed(1),
     a.rttMs === null ? '-' : `${a.rttMs.toFixed(1)} ms`,
-    a.link,
+    a.mapped ? 'mapped' : a.link,
     a.role,
     String(a.toolchains.length),
     a.addresses.join(' '),
@@ -84,5 +84,7 @@ export function formatStatus(agents: AgentStatus[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
   const why = agents.filter((a) => a.executorUnavailable).map((a) => `${a.name} (…${a.peerId.slice(-8)}) runs no jobs: ${a.executorUnavailable}`);
-  return `${[line(header), ...rows.map(line), ...why].join('\n')}\n`;
+  // "mapped": a direct link through a router's port mapping (NAT-PMP or UPnP IGD).
+  const reach = agents.filter((a) => a.self && a.reach).map((a) => `this agent: ${a.reach}`);
+  return `${[line(header), ...rows.map(line), ...why, ...reach].join('\n')}\n`;
 }

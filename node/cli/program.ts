@@ -36,6 +36,17 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     });
 
   program
+    .command('relay')
+    .description('run a relay for a mesh without a reachable member (a small public machine): circuit relay v2 and the member list for members, no jobs; listens on tcp/7624')
+    .option('--pretty', 'readable log lines instead of JSON')
+    .option('--log-level <level>', 'trace, debug, info, warn or error', process.env.MESHCC_LOG_LEVEL ?? 'info')
+    .option('--listen <multiaddr...>', 'where it listens (default /ip4/0.0.0.0/tcp/7624)')
+    .action(async (opts: { pretty?: boolean; logLevel: string; listen?: string[] }) => {
+      const { runRelay } = await import('./run-relay.js');
+      await runRelay({ pretty: opts.pretty, level: opts.logLevel, listen: opts.listen });
+    });
+
+  program
     .command('status')
     .description('one row per agent of the mesh, this one included')
     .option('--json', 'a JSON array of objects (name, peerId, self, addresses, cores, slots, slotsUsed, load, speed, toolchains, rttMs, link, role, activity)')

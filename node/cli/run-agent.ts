@@ -1,11 +1,12 @@
 // `meshcc agent`: start, log, and stop cleanly on SIGINT/SIGTERM.
 import { Agent } from '../agent.js';
-import { loadConfig } from '../config.js';
+import { loadConfig, type AgentConfig } from '../config.js';
 import { createLogger } from '../log.js';
 
-export async function runAgent(options: { pretty?: boolean; level?: string; listen?: string[]; peer?: string[]; peersDns?: string }): Promise<void> {
+export async function runAgent(options: { pretty?: boolean; level?: string; listen?: string[]; peer?: string[]; peersDns?: string }, adjust?: (config: AgentConfig) => void): Promise<void> {
   const log = createLogger(options);
   const config = loadConfig();
+  adjust?.(config);
   if (options.listen?.length) config.listen = options.listen;
   if (options.peer?.length) config.peers = [...config.peers, ...options.peer];
   if (options.peersDns) config.peersDns = options.peersDns;

@@ -16,6 +16,7 @@ import { MeshccError } from '../../protocol/errors.js';
 import type { Logger } from '../log.js';
 import { meshId } from './keys.js';
 import { meshProtector } from './protector.js';
+import { isPublicIPv4 } from '../nat/addresses.js';
 
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/0'];
 
@@ -24,7 +25,7 @@ export type MeshServices = { identify: Identify; ping: Ping; transports: Transpo
 /** libp2p gives its internal components only to services: this one keeps the transport manager,
  *  which is how a node starts listening on a relay it chose (there is no public API for it). */
 interface TransportAccess {
-  transportManager: { listen(addresses: Multiaddr[]): Promise<void> };
+  transportManager: { listen(addresses: Multiaddr[]): Promise<void>; getAddrs(): Multiaddr[] };
 }
 function transportAccess() {
   return (components: TransportAccess): TransportAccess => ({ transportManager: components.transportManager });
@@ -124,9 +125,18 @@ export class MeshNode {
     await node.stop();
   }
 
-  /** The multiaddrs this node listens on, each ending in /p2p/<peer id>. */
+  /** The multiaddrs this node listens on, each ending in /p2p/<peer id>; public interface
+   *  addresses first (libp2p leaves them out until something verified them, and an agent on a
+   *  public machine must give them in its invitations from the start: dial-backs verify them). */
   addresses(): string[] {
-    return this.node ? this.node.getMultiaddrs().map((a) => a.toString()) : [];
+    if (!this.node) return [];
+    const own = `/p2p/${this.peerId.toString()}`;
+    const publicOnes = this.node.services.transports.transportManager
+      .getAddrs()
+      .map((a) => a.toString())
+      .filter((a) => isPublicIPv4(/^\/ip4\/([^/]+)\/tcp\//.exec(a)?.[1] ?? ''))
+      .map((a) => `${a}${own}`);
+    return [...new Set([...publicOnes, ...this.node.getMultiaddrs().map((a) => a.toString())])];
   }
 
   /** Connect to a peer by multiaddr (with or without /p2p/…); resolves with its peer id. */
