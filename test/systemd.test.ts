@@ -27,9 +27,10 @@ function installedUnit(scope: 'user' | 'system'): string {
 }
 
 describe.skipIf(why !== '')('systemd units', () => {
-  it('deploy/systemd and the units meshcc service install writes pass systemd-analyze verify', () => {
+  it('deploy/systemd (the relay unit too) and the units meshcc service install writes pass systemd-analyze verify', () => {
     const dir = tempDir('meshcc-units-');
-    for (const [file, user] of [[path.join(REPO, 'deploy/systemd/meshcc.service'), false], [path.join(REPO, 'deploy/systemd/meshcc-user.service'), true]] as const) {
+    const units = [['meshcc.service', false], ['meshcc-user.service', true], ['meshcc-relay.service', false]] as const;
+    for (const [file, user] of units.map(([name, user]) => [path.join(REPO, 'deploy/systemd', name), user] as const)) {
       const r = verify(file, user);
       expect(r.status, r.output).toBe(0);
     }
