@@ -47,10 +47,12 @@ describe('include directives', () => {
       'include_next:<next.h',
       'import:"objc.h',
     ]);
-    expect(read.computed).toEqual([{ kind: 'include', macro: 'HEADER' }]);
+    expect(read.computed).toEqual([{ kind: 'include', expression: 'HEADER' }]);
     expect(read.opaque).toBe(false);
     expect(read.defines.get('HEADER')).toEqual(['"via-macro.h"']);
-    expect(readDirectives('#include MAKE_NAME(x)\n').opaque).toBe(true);
+    const functionLike = readDirectives('#define MAKE_NAME(x, rest...) #x /* why */\n#include MAKE_NAME(x) // a call\n');
+    expect(functionLike.computed).toEqual([{ kind: 'include', expression: 'MAKE_NAME(x)' }]);
+    expect(functionLike.functions.get('MAKE_NAME')).toEqual([{ params: ['x', 'rest...'], body: '#x' }]);
   });
 });
 
@@ -82,10 +84,36 @@ function project() {
       '#if 0',
       '#include "does-not-exist.h"',
       '#endif',
-      'int main(void) { return NEAR + DETAIL + Q + WRAPPED + CHOSEN + FROM_D; }',
+      // the kernel's tracepoints: an include computed by function-like macros, twice
+      '#define TRACE_SYSTEM sched',
+      '#include "trace.h"',
+      '#undef TRACE_SYSTEM',
+      '#define TRACE_SYSTEM local',
+      '#define TRACE_INCLUDE_PATH ../src',
+      '#include "trace.h"',
+      'int main(void) { return NEAR + DETAIL + Q + WRAPPED + CHOSEN + FROM_D + SCHED_EVENTS + LOCAL_EVENTS; }',
     ].join('\n'),
   );
   writeFileSync(path.join(dir, 'gen', 'from-d.h'), '#define FROM_D 5\n');
+  writeFileSync(
+    path.join(dir, 'inc', 'trace.h'),
+    [
+      '#define __stringify_1(x...) #x',
+      '#define __stringify(x...) __stringify_1(x)',
+      '#undef __TRACE_INCLUDE',
+      '#ifndef TRACE_INCLUDE_PATH',
+      '# define __TRACE_INCLUDE(system) <events/system.h>',
+      '#else',
+      '# define __TRACE_INCLUDE(system) __stringify(TRACE_INCLUDE_PATH/system.h)',
+      '#endif',
+      '#define TRACE_INCLUDE(system) __TRACE_INCLUDE(system)',
+      '#include TRACE_INCLUDE(TRACE_SYSTEM)',
+      '',
+    ].join('\n'),
+  );
+  mkdirSync(path.join(dir, 'inc', 'events'));
+  writeFileSync(path.join(dir, 'inc', 'events', 'sched.h'), '#define SCHED_EVENTS 6\n');
+  writeFileSync(path.join(dir, 'src', 'local.h'), '#define LOCAL_EVENTS 7\n');
   // asked about but never included: the job root must show it exists
   writeFileSync(path.join(dir, 'inc', 'optional.h'), '#error not to be included\n');
   writeFileSync(path.join(dir, 'inc', 'probe.h'), '#if __has_include(<optional.h>) && !__has_include("absent.h")\n#define HAVE_OPTIONAL 1\n#endif\n');
@@ -106,7 +134,7 @@ describe('the include walk', () => {
       expect(walked.method).toBe('walk');
       expect(exact.method).toBe('compiler');
       expect(exact.files.filter((f) => !walked.files.includes(f))).toEqual([]);
-      for (const f of ['src/near.h', 'src/chosen.h', 'gen/from-d.h', 'quote/q.h', 'wrap/limits.h', 'inc/detail.h']) {
+      for (const f of ['src/near.h', 'src/chosen.h', 'gen/from-d.h', 'quote/q.h', 'wrap/limits.h', 'inc/detail.h', 'inc/events/sched.h', 'src/local.h']) {
         expect(walked.files).toContain(path.join(dir, f));
       }
       expect(walked.files.some((f) => f.endsWith('does-not-exist.h'))).toBe(false);
@@ -117,13 +145,16 @@ describe('the include walk', () => {
     });
   }
 
-  it('asks the compiler where it cannot follow: a macro expression, a precompiled header', async () => {
+  it('asks the compiler where it cannot follow: a name the compiler may predefine, a precompiled header', async () => {
     const dir = project();
-    writeFileSync(path.join(dir, 'inc', 'detail.h'), '#define NAME(x) #x\n#include NAME(q.h)\n');
+    // In GNU modes `linux` is a predefined macro (1): "1/q.h", which no file defines.
+    writeFileSync(path.join(dir, 'inc', 'detail.h'), '#define NAME_(x) #x\n#define NAME(x) NAME_(x)\n#include NAME(linux/q.h)\n');
+    mkdirSync(path.join(dir, 'inc', '1'));
+    writeFileSync(path.join(dir, 'inc', '1', 'q.h'), '\n');
     const scanner = new InputScanner();
     const scan = await scanner.scan(request(dir, '/usr/bin/gcc'));
     expect(scan.method).toBe('compiler');
-    expect([...scanner.counts.reasons.keys()][0]).toMatch(/macro expression/);
+    expect([...scanner.counts.reasons.keys()][0]).toMatch(/linux may be predefined/);
 
     const other = project();
     writeFileSync(path.join(other, 'inc', 'lib.h.gch'), 'not really a PCH');
@@ -265,11 +296,13 @@ describe('the walk thread (the job route scans and hashes off the event loop)', 
 
   it('a walk the thread cannot make falls back to the compiler\'s -M scan', async () => {
     const dir = project();
-    writeFileSync(path.join(dir, 'src', 'main.c'), '#define NAME(x) #x\n#include NAME(near.h)\nint main(void) { return NEAR; }\n');
+    writeFileSync(path.join(dir, 'src', 'main.c'), '#define S_(x) #x\n#define S(x) S_(x)\n#include S(linux/near.h)\nint main(void) { return NEAR; }\n');
+    mkdirSync(path.join(dir, 'src', '1'));
+    writeFileSync(path.join(dir, 'src', '1', 'near.h'), '#define NEAR 3\n');
     await withThread(async (thread, store) => {
       const hashed = await new InputScanner(undefined, true, thread).scanHashed(request(dir, '/usr/bin/gcc'), new InputHasher(store));
       expect(hashed.method).toBe('compiler');
-      expect(hashed.inputs.map((f) => f.path)).toContain(path.join(dir, 'src', 'near.h'));
+      expect(hashed.inputs.map((f) => f.path)).toContain(path.join(dir, 'src', '1', 'near.h'));
     });
   });
 });

@@ -23,10 +23,13 @@ export class JobRootPool {
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
   private turn = 0;
+  /** Why the pool can take no more work (a worker failed to start or died). */
+  private broken?: Error;
 
   constructor(private readonly size: number) {}
 
   start(): void {
+    this.broken = undefined;
     const script = workerScript();
     for (let i = 0; i < this.size; i++) {
       const worker = new Worker(script);
@@ -37,8 +40,15 @@ export class JobRootPool {
         if (m.ok) p?.resolve(m.value);
         else p?.reject(Object.assign(new Error(m.message), m.code ? { code: m.code } : {}));
       });
+      // A dead worker would leave every later call waiting for ever: fail them instead.
       worker.on('error', (err) => {
+        this.broken ??= err;
         for (const p of this.pending.values()) p.reject(err);
+        this.pending.clear();
+      });
+      worker.on('exit', (code) => {
+        this.broken ??= new Error(`a job root worker ended (exit code ${code})`);
+        for (const p of this.pending.values()) p.reject(this.broken);
         this.pending.clear();
       });
       this.workers.push(worker);
@@ -50,6 +60,7 @@ export class JobRootPool {
   }
 
   private call(body: RequestBody): Promise<unknown> {
+    if (this.broken) return Promise.reject(this.broken);
     const id = ++this.nextId;
     const worker = this.workers[this.turn++ % this.workers.length]!;
     return new Promise((resolve, reject) => {

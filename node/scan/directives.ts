@@ -1,8 +1,9 @@
 // The include directives of one file, read as text: every #include, #include_next, #import
 // and #embed in the file, whatever #if branch or comment block it sits in. Reading all of
 // them (not evaluating conditionals) makes the file set a superset of what the compiler
-// opens, which is what a job root needs; a directive whose operand is a macro (a computed
-// include) cannot be followed this way, and the caller asks the compiler instead.
+// opens, which is what a job root needs. A directive whose operand is a macro expression (a
+// computed include) is kept with the file's macro definitions, for macro-expand.ts.
+import type { FunctionMacro } from './macro-expand.js';
 
 export type DirectiveKind = 'include' | 'include_next' | 'import' | 'embed';
 
@@ -15,38 +16,48 @@ export interface Directive {
 
 export interface ComputedDirective {
   kind: DirectiveKind;
-  /** The macro named as the operand (`#include SOME_HEADER`). */
-  macro: string;
+  /** The operand, a macro expression (`SOME_HEADER`, `TRACE_INCLUDE(TRACE_INCLUDE_FILE)`). */
+  expression: string;
 }
 
 export interface FileDirectives {
   directives: Directive[];
-  /** Directives whose operand is one macro name: followed through its definitions. */
+  /** Directives whose operand is a macro expression: followed through the definitions. */
   computed: ComputedDirective[];
-  /** An operand that is neither a literal nor one macro name: only the preprocessor can tell. */
+  /** A __has_include of a macro: only the preprocessor can tell. */
   opaque: boolean;
   /** Object-like macro definitions, `#define NAME body` (bodies trimmed). */
   defines: Map<string, string[]>;
+  /** Function-like macro definitions, `#define NAME(params) body`. */
+  functions: Map<string, FunctionMacro[]>;
   /** The files `__has_include(…)` and `__has_include_next(…)` ask about, on any directive line. */
   probes: Directive[];
 }
 
 const DIRECTIVE = /^(?:#|%:)[ \t]*(include_next|include|import|embed)\b(.*)$/;
 const DEFINE = /^(?:#|%:)[ \t]*define[ \t]+([A-Za-z_]\w*)(?:[ \t]+(.*))?$/;
+const DEFINE_FUNCTION = /^(?:#|%:)[ \t]*define[ \t]+([A-Za-z_]\w*)\(([^)]*)\)(.*)$/;
 const SPACE = new Set([0x20, 0x09, 0x0d, 0x0c, 0x0b]);
 
 export function readDirectives(text: string): FileDirectives {
   // Line splices can fall anywhere inside a directive; most files have none.
   const source = text.includes('\\\n') || text.includes('\\\r\n') ? text.replace(/\\\r?\n/g, '') : text;
-  const result: FileDirectives = { directives: [], computed: [], opaque: false, defines: new Map(), probes: [] };
+  const result: FileDirectives = { directives: [], computed: [], opaque: false, defines: new Map(), functions: new Map(), probes: [] };
   for (const line of directiveLines(source)) {
     if (line.includes('__has_include')) readProbes(line, result);
     const definition = DEFINE.exec(line);
     if (definition) {
-      const body = (definition[2] ?? '').replace(/\/\*.*?\*\//g, ' ').replace(/\/\/.*$/, '').trim();
       const bodies = result.defines.get(definition[1]!);
-      if (bodies) bodies.push(body);
-      else result.defines.set(definition[1]!, [body]);
+      if (bodies) bodies.push(withoutComments(definition[2] ?? ''));
+      else result.defines.set(definition[1]!, [withoutComments(definition[2] ?? '')]);
+      continue;
+    }
+    const fn = DEFINE_FUNCTION.exec(line);
+    if (fn) {
+      const macro = { params: functionParams(fn[2]!), body: withoutComments(fn[3]!) };
+      const known = result.functions.get(fn[1]!);
+      if (known) known.push(macro);
+      else result.functions.set(fn[1]!, [macro]);
       continue;
     }
     const match = DIRECTIVE.exec(line);
@@ -60,13 +71,20 @@ export function readDirectives(text: string): FileDirectives {
       result.directives.push({ kind, quoted: open === '"', name: operand.slice(1, end) });
       continue;
     }
-    const rest = operand.replace(/\/\/.*$/, '').trim();
-    if (/^[A-Za-z_]\w*$/.test(rest)) result.computed.push({ kind, macro: rest });
-    // Anything else starting like a macro expression needs the preprocessor; other text is
-    // no valid directive (the compiler rejects it) and opens nothing.
-    else if (/^[A-Za-z_]/.test(rest)) result.opaque = true;
+    const rest = withoutComments(operand);
+    // Other text is no valid directive (the compiler rejects it) and opens nothing.
+    if (/^[A-Za-z_]/.test(rest)) result.computed.push({ kind, expression: rest });
   }
   return result;
+}
+
+function withoutComments(text: string): string {
+  return text.replace(/\/\*.*?\*\//g, ' ').replace(/\/\/.*$/, '').trim();
+}
+
+/** `a, b, ...` → ['a', 'b', '...']; GNU's `rest...` stays one name with its dots. */
+export function functionParams(list: string): string[] {
+  return list.split(',').map((p) => p.replace(/\s+/g, '')).filter((p) => p !== '');
 }
 
 const PROBE = /__has_include(_next)?(?:__)?\s*(\()?\s*(?:"([^"]+)"|<([^>]+)>)?/g;

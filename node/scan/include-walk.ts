@@ -1,15 +1,17 @@
 // The files a compile may read, found without running the compiler: from the source and the
 // implicit files, follow every include directive (all #if branches) through the search
 // chains, first match wins as in the compiler; #include_next takes every match further on.
-// The result is a superset of what the compiler opens. Where it cannot be (a computed
-// include, a precompiled header beside a header), the walk gives up and the caller asks the
-// compiler. A file the walk missed is never silently wrong in a job: a job root's
+// Computed includes are followed through every definition of their macros in the files found
+// (macro-expand.ts). The result is a superset of what the compiler opens. Where it cannot be
+// (a computed include that cannot be bounded, a precompiled header beside a header), the walk
+// gives up and the caller asks the compiler. A file the walk missed is never silently wrong in a job: a job root's
 // placeholder for a listed-but-unsent file stops the compile with an error, which sends the
 // job back to a local compile.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { literalOperand, readDirectives, type DirectiveKind, type FileDirectives } from './directives.js';
+import { functionParams, readDirectives, type DirectiveKind, type FileDirectives } from './directives.js';
 import type { DirCache } from './dir-cache.js';
+import { expandIncludeOperand, type FunctionMacro, type MacroDefinitions } from './macro-expand.js';
 import type { SearchChains } from './search-probe.js';
 
 export interface WalkResult {
@@ -35,9 +37,6 @@ const SETTLE_NS = 2_000_000_000n;
 /** Files bigger than this are not read for directives (a generated table is no header). */
 const MAX_PARSED_BYTES = 16 * 1024 * 1024;
 
-/** Nested macro names followed before a computed include is given up on. */
-const MAX_MACRO_DEPTH = 8;
-
 export class IncludeWalker {
   private readonly parsed = new Map<string, CachedDirectives>();
 
@@ -52,14 +51,7 @@ export class IncludeWalker {
     const found = new Map<string, string>();
     const queue: string[] = [];
     const read = new Map<string, FileDirectives>();
-    const definitionsOf = (macro: string): string[] => {
-      const bodies: string[] = [];
-      const onCommand = commandDefines.get(macro);
-      if (onCommand !== undefined) bodies.push(onCommand);
-      for (const directives of read.values()) bodies.push(...(directives.defines.get(macro) ?? []));
-      return bodies;
-    };
-    const computed: { kind: DirectiveKind; macro: string; here: string }[] = [];
+    const computed: { kind: DirectiveKind; expression: string; here: string }[] = [];
     const add = (absolute: string, raw: string) => {
       if (found.has(absolute)) return;
       found.set(absolute, raw);
@@ -123,10 +115,13 @@ export class IncludeWalker {
       }
       // Computed includes once the files found so far are read: their definitions may be anywhere.
       // Later files may add definitions, so every one is expanded again on each round.
+      if (computed.length === 0) continue;
+      const definitions = allDefinitions(commandDefines, read.values());
+      const definitionsOf = (name: string) => definitions.get(name);
       for (const c of computed) {
-        const operands = expand(c.macro, definitionsOf, 0);
-        if (typeof operands === 'string') return { ok: false, reason: operands };
-        for (const o of operands) {
+        const expanded = expandIncludeOperand(c.expression, definitionsOf);
+        if ('failed' in expanded) return { ok: false, reason: expanded.failed };
+        for (const o of expanded.names) {
           const failed = follow(c.kind, o.quoted, o.name, c.here);
           if (failed) return { ok: false, reason: failed };
         }
@@ -145,7 +140,7 @@ export class IncludeWalker {
     if (!st?.isFile()) return undefined;
     const cached = this.parsed.get(file);
     if (cached && cached.ino === st.ino && cached.size === st.size && cached.mtimeNs === st.mtimeNs && cached.ctimeNs === st.ctimeNs) return cached.parsed;
-    if (Number(st.size) > MAX_PARSED_BYTES) return { directives: [], computed: [], opaque: true, defines: new Map(), probes: [] };
+    if (Number(st.size) > MAX_PARSED_BYTES) return { directives: [], computed: [], opaque: true, defines: new Map(), functions: new Map(), probes: [] };
     let parsed: FileDirectives;
     try {
       parsed = readDirectives(readFileSync(file, 'latin1'));
@@ -157,21 +152,25 @@ export class IncludeWalker {
   }
 }
 
-/** The file names a macro may stand for, or why that cannot be known. An undefined macro
- *  names no file: a compile that reaches the #include fails the same way everywhere. */
-function expand(macro: string, definitionsOf: (macro: string) => string[], depth: number): { quoted: boolean; name: string }[] | string {
-  if (depth > MAX_MACRO_DEPTH) return `#include ${macro}: macros nested too deep`;
-  const operands: { quoted: boolean; name: string }[] = [];
-  for (const body of new Set(definitionsOf(macro))) {
-    const literal = literalOperand(body);
-    if (literal) operands.push(literal);
-    else if (/^[A-Za-z_]\w*$/.test(body)) {
-      const inner = expand(body, definitionsOf, depth + 1);
-      if (typeof inner === 'string') return inner;
-      operands.push(...inner);
-    } else return `#include ${macro}, defined as ${body.slice(0, 80)}`;
+/** Every macro definition of the command and of the files read, by name. */
+function allDefinitions(commandDefines: Map<string, string>, files: Iterable<FileDirectives>): Map<string, MacroDefinitions> {
+  const all = new Map<string, { objects: string[]; functions: FunctionMacro[] }>();
+  const entry = (name: string) => {
+    let e = all.get(name);
+    if (!e) all.set(name, (e = { objects: [], functions: [] }));
+    return e;
+  };
+  for (const [name, body] of commandDefines) {
+    const call = /^([A-Za-z_]\w*)\(([^)]*)\)$/.exec(name);
+    if (call) entry(call[1]!).functions.push({ params: functionParams(call[2]!), body });
+    else entry(name).objects.push(body);
   }
-  return operands;
+  for (const file of files) {
+    for (const [name, bodies] of file.defines) entry(name).objects.push(...bodies);
+    for (const [name, macros] of file.functions) entry(name).functions.push(...macros);
+  }
+  for (const e of all.values()) e.objects = [...new Set(e.objects)];
+  return all;
 }
 
 /** Whether `dir/name` may not be normal already (dir is absolute and normal). */
