@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { functionParams, readDirectives, type DirectiveKind, type FileDirectives } from './directives.js';
 import type { DirCache } from './dir-cache.js';
-import { expandIncludeOperand, type FunctionMacro, type MacroDefinitions } from './macro-expand.js';
+import { expandIncludeOperand, type DefinitionsOf, type FunctionMacro, type MacroDefinitions } from './macro-expand.js';
 import type { SearchChains } from './search-probe.js';
 
 export interface WalkResult {
@@ -39,6 +39,10 @@ const MAX_PARSED_BYTES = 16 * 1024 * 1024;
 
 export class IncludeWalker {
   private readonly parsed = new Map<string, CachedDirectives>();
+  /** Macro name → the kept files' directives that define it: a computed include looks up a
+   *  few names among thousands of definitions, on every walk. */
+  private readonly definers = new Map<string, Set<FileDirectives>>();
+  private readonly indexed = new WeakSet<FileDirectives>();
 
   constructor(private readonly dirs: DirCache) {}
 
@@ -116,8 +120,7 @@ export class IncludeWalker {
       // Computed includes once the files found so far are read: their definitions may be anywhere.
       // Later files may add definitions, so every one is expanded again on each round.
       if (computed.length === 0) continue;
-      const definitions = allDefinitions(commandDefines, read.values());
-      const definitionsOf = (name: string) => definitions.get(name);
+      const definitionsOf = this.definitionsIn(commandDefines, read);
       for (const c of computed) {
         const expanded = expandIncludeOperand(c.expression, definitionsOf);
         if ('failed' in expanded) return { ok: false, reason: expanded.failed };
@@ -147,29 +150,64 @@ export class IncludeWalker {
     } catch {
       return undefined;
     }
-    if (BigInt(Date.now()) * 1_000_000n - st.mtimeNs > SETTLE_NS) this.parsed.set(file, { ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, parsed });
+    if (BigInt(Date.now()) * 1_000_000n - st.mtimeNs > SETTLE_NS) {
+      if (cached) this.index(cached.parsed, false);
+      this.parsed.set(file, { ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, parsed });
+      this.index(parsed, true);
+    }
     return parsed;
+  }
+
+  private index(directives: FileDirectives, add: boolean): void {
+    if (add) this.indexed.add(directives);
+    else this.indexed.delete(directives);
+    for (const name of [...directives.defines.keys(), ...directives.functions.keys()]) {
+      let files = this.definers.get(name);
+      if (add) {
+        if (!files) this.definers.set(name, (files = new Set()));
+        files.add(directives);
+      } else if (files) {
+        files.delete(directives);
+        if (files.size === 0) this.definers.delete(name);
+      }
+    }
+  }
+
+  /** The definitions of the command and of the files read in this walk, by name (looked up once each). */
+  private definitionsIn(commandDefines: Map<string, string>, read: Map<string, FileDirectives>): DefinitionsOf {
+    const readNow = new Set(read.values());
+    // Files read but not kept (too young to trust their stat) are not in the index.
+    const unindexed = [...read.values()].filter((d) => !this.indexed.has(d) && (d.defines.size > 0 || d.functions.size > 0));
+    const onCommand = commandDefinitions(commandDefines);
+    const memo = new Map<string, MacroDefinitions | undefined>();
+    return (name) => {
+      if (memo.has(name)) return memo.get(name);
+      const objects = new Set<string>(onCommand.get(name)?.objects ?? []);
+      const functions: FunctionMacro[] = [...(onCommand.get(name)?.functions ?? [])];
+      const take = (d: FileDirectives) => {
+        for (const body of d.defines.get(name) ?? []) objects.add(body);
+        functions.push(...(d.functions.get(name) ?? []));
+      };
+      for (const d of this.definers.get(name) ?? []) if (readNow.has(d)) take(d);
+      for (const d of unindexed) take(d);
+      const found = objects.size > 0 || functions.length > 0 ? { objects: [...objects], functions } : undefined;
+      memo.set(name, found);
+      return found;
+    };
   }
 }
 
-/** Every macro definition of the command and of the files read, by name. */
-function allDefinitions(commandDefines: Map<string, string>, files: Iterable<FileDirectives>): Map<string, MacroDefinitions> {
+/** The -D definitions of a command, by name (`-D'F(x)=…'` defines a function-like macro). */
+function commandDefinitions(commandDefines: Map<string, string>): Map<string, { objects: string[]; functions: FunctionMacro[] }> {
   const all = new Map<string, { objects: string[]; functions: FunctionMacro[] }>();
-  const entry = (name: string) => {
-    let e = all.get(name);
-    if (!e) all.set(name, (e = { objects: [], functions: [] }));
-    return e;
-  };
   for (const [name, body] of commandDefines) {
     const call = /^([A-Za-z_]\w*)\(([^)]*)\)$/.exec(name);
-    if (call) entry(call[1]!).functions.push({ params: functionParams(call[2]!), body });
-    else entry(name).objects.push(body);
+    const key = call ? call[1]! : name;
+    let e = all.get(key);
+    if (!e) all.set(key, (e = { objects: [], functions: [] }));
+    if (call) e.functions.push({ params: functionParams(call[2]!), body });
+    else e.objects.push(body);
   }
-  for (const file of files) {
-    for (const [name, bodies] of file.defines) entry(name).objects.push(...bodies);
-    for (const [name, macros] of file.functions) entry(name).functions.push(...macros);
-  }
-  for (const e of all.values()) e.objects = [...new Set(e.objects)];
   return all;
 }
 
