@@ -1,9 +1,10 @@
 // The agent's container image, built and run by a real engine (Debian's podman; see
 // helpers/podman.ts for its configuration):
-//   1. deploy/container/build.sh builds deploy/container/Containerfile from this checkout's
-//      package (packed here, installed with npm install -g into the build context) on a base
-//      image this test makes (debootstrap of bookworm plus this process's Node, cached in
-//      .cache/container-base): no registry is reachable here, and the build fetches nothing.
+//   1. The README's build block (deploy/container/build.sh) builds deploy/container/Containerfile
+//      from this checkout's package (packed here, installed with npm install -g into the build
+//      context) on a base image this test makes (debootstrap of bookworm plus this process's
+//      Node, cached in .cache/container-base): no registry is reachable here, and the build
+//      fetches nothing. The agent's start-up probe in the image tells a masked /proc apart.
 //   2. Three containers of the image, run as the DaemonSet runs its pods (its arguments, its
 //      environment with the mesh key as the Secret gives it, read-only root, no capabilities,
 //      seccomp unconfined, /proc unmasked for bubblewrap), on a podman network, find each other
@@ -81,9 +82,13 @@ describe.skipIf(why !== '')('the container image, built and run with podman', ()
     const packed = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', pack], { cwd: REPO });
     const tarball = path.join(pack, (JSON.parse(packed) as { filename: string }[])[0]!.filename);
     const buildStarted = Date.now();
-    await run(path.join(REPO, 'deploy', 'container', 'build.sh'), ['--format', 'docker', '--pull=never', '--build-arg', `BASE=${agentBase.image}`, '-t', IMAGE], {
-      env: { ...podman.env, CONTAINER_ENGINE: 'podman', MESHCC_TARBALL: tarball, npm_config_update_notifier: 'false' },
+    // The README's build block as it stands (its tag then also named as the CI block copies from).
+    const build = readmeBlock('container', 'build');
+    await run('bash', ['-euo', 'pipefail', '-c', build], {
+      cwd: REPO,
+      env: { ...podman.env, CONTAINER_ENGINE: 'podman', BASE: agentBase.image, MESHCC_TARBALL: tarball, npm_config_update_notifier: 'false' },
     });
+    await podman.ok(['tag', /-t (\S+)/.exec(build)![1]!, IMAGE]);
     const size = await podman.imageSize(IMAGE);
     const baseSize = await podman.imageSize(agentBase.image);
     figures.push(`image: ${mb(size)} (base ${mb(baseSize)}, meshcc ${mb(size - baseSize)}), built in ${((Date.now() - buildStarted) / 1000).toFixed(0)} s`);
@@ -139,6 +144,17 @@ describe.skipIf(why !== '')('the container image, built and run with podman', ()
     const text = await (await fetch(`http://${subnet}.${10 + agent}:7625/metrics?key=${KEY}`)).text();
     return text.split('\n').filter((l) => l.startsWith(name) && l.includes(labels)).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
   }
+
+  it("an agent in a container with /proc masked (the engines' default) says at start that it cannot sandbox jobs", async () => {
+    // The agent's own start-up probe, as the image runs it: without the unmask, bubblewrap cannot
+    // mount the fresh /proc every job gets, so the agent must take no jobs rather than fail each.
+    const probe = 'import("/opt/meshcc/dist/node/executor/sandbox.js").then((m) => console.log(JSON.stringify(m.probeBubblewrap([]))))';
+    const masked = await podman.run(['run', '--rm', '--network', 'none', '--security-opt', 'seccomp=unconfined', '--entrypoint', 'node', IMAGE, '-e', probe]);
+    expect(masked.code, masked.stderr).toBe(0);
+    expect(JSON.parse(masked.stdout)).toEqual({ ok: false, reason: expect.stringMatching(/^bubblewrap cannot create a sandbox here: bwrap: Can't mount proc/) });
+    const unmasked = await podman.run(['run', '--rm', '--network', 'none', '--security-opt', 'seccomp=unconfined', '--security-opt', 'unmask=/proc/*', '--entrypoint', 'node', IMAGE, '-e', probe]);
+    expect(JSON.parse(unmasked.stdout)).toEqual({ ok: true });
+  });
 
   it('three agents of the image form one mesh, and a fourth container builds zlib on them: objects identical to a plain build', async () => {
     // One mesh: each agent's monitor (beyond loopback: with the mesh key) lists the three, up.

@@ -55,6 +55,8 @@ describe('the repository', () => {
       }
     };
     expect(grep(['-E', '^(URIs:|deb(-src)? ) *https?://'])).toBe('');
-    expect(grep(['-E', 'deb\\.debian\\.org|archive\\.ubuntu\\.com|security\\.debian\\.org'])).toBe('');
+    expect(grep(['-E', 'deb\\.debian\\.org|archive\\.ubuntu\\.com|security\\.debian\\.org|snapshot\\.debian\\.org'])).toBe('');
+    // npm's registry (package-lock.json without `resolved` URLs: .npmrc), Node's downloads, image registries
+    expect(grep(['-E', 'registry\\.npmjs\\.org|registry\\.yarnpkg\\.com|nodejs\\.org/dist|docker\\.io|quay\\.io'])).toBe('');
   });
 });

@@ -19,8 +19,8 @@ function runners(kind: string, name: string): string[] {
 }
 
 describe('the README blocks', () => {
-  it('are marked, the set-up, build, service, CI, Kubernetes and friend blocks among them', () => {
-    expect(new Set(markers.map((m) => m.kind))).toEqual(new Set(['setup', 'quickstart', 'service', 'ci', 'kubernetes', 'friend']));
+  it('are marked, the set-up, build, service, CI, container, Kubernetes and friend blocks among them', () => {
+    expect(new Set(markers.map((m) => m.kind))).toEqual(new Set(['setup', 'quickstart', 'service', 'ci', 'container', 'kubernetes', 'friend']));
   });
 
   for (const { kind, name } of markers) {

@@ -2,9 +2,10 @@
 # Builds the agent's image from the npm package, installed as a user installs it: builds and packs
 # this checkout (`npm run build`, `npm pack`; or takes the tarball in MESHCC_TARBALL), installs
 # that with `npm install -g` into a build context of its own, and builds Containerfile there with
-# docker (CONTAINER_ENGINE=podman for podman). Its arguments go to the engine's build:
+# docker (CONTAINER_ENGINE=podman for podman) on BASE (default node:20-bookworm-slim; any
+# Debian image with Node at /usr/local/bin/node). Its arguments go to the engine's build:
 #   deploy/container/build.sh -t your.registry/meshcc:1
-#   deploy/container/build.sh -t meshcc --build-arg BASE=your-node-24-bookworm-image
+#   BASE=node:24-bookworm-slim deploy/container/build.sh -t meshcc:node24
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -22,4 +23,8 @@ fi
 npm install -g --prefix "$work/prefix" --prefer-offline --no-audit --no-fund --loglevel=error "$tarball" >/dev/null
 mv "$work/prefix/lib/node_modules/meshcc" "$work/context/meshcc"
 cp "$here/Containerfile" "$work/context/Containerfile"
-"$engine" build -f "$work/context/Containerfile" "$@" "$work/context"
+options=()
+[ -n "${BASE:-}" ] && options+=(--build-arg "BASE=$BASE")
+# podman writes OCI images by default, which have no HEALTHCHECK
+[ "$(basename "$engine")" = podman ] && options+=(--format docker)
+"$engine" build -f "$work/context/Containerfile" "${options[@]}" "$@" "$work/context"

@@ -91,7 +91,9 @@ function finish(args: string[], job: Job, statusFd: number): string[] {
 
 /** Whether bubblewrap can build a sandbox here under prlimit's limits; the reason when it cannot. */
 export function probeBubblewrap(limitArgs: string[]): { ok: true } | { ok: false; reason: string } {
-  const sandbox = ['--unshare-all', '--die-with-parent', '--ro-bind', '/', '/', 'true'];
+  // A fresh /proc and /dev, as every job gets: in a container whose /proc is masked (the
+  // engines' default) the kernel refuses that mount, and only that.
+  const sandbox = ['--unshare-all', '--die-with-parent', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', 'true'];
   const limited = spawnSync('prlimit', [...limitArgs, 'bwrap', ...sandbox], { encoding: 'utf8', timeout: 10_000 });
   if (limited.status === 0) return { ok: true };
   // Only on failure: which of the two is at fault.
