@@ -142,7 +142,8 @@ export class MeshService {
     this.node = await createMeshNode({ privateKey, meshKey, listen, log, relay: this.options.relay, denied: (peer) => membership.isRevoked(peer) });
     this.reachability = new Reachability({ node: this.node, log, onChange: () => this.changed() });
     await this.reachability.start();
-    const port = Number(/^\/ip4\/[^/]+\/tcp\/(\d+)/.exec(this.node.addresses().find((a) => a.startsWith('/ip4/')) ?? '')?.[1] ?? 0);
+    // An agent listening on loopback only asks no router: nobody could come in through it.
+    const port = Number(/^\/ip4\/[^/]+\/tcp\/(\d+)/.exec(this.node.addresses().find((a) => a.startsWith('/ip4/') && !a.startsWith('/ip4/127.')) ?? '')?.[1] ?? 0);
     if (this.options.portMapping !== false && port > 0) {
       this.portMapper = new PortMapper({ port, log, onChange: () => this.addressesChanged() });
       this.portMapper.start();
