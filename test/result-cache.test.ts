@@ -6,7 +6,8 @@
 // empty home; altered bytes are never used; a revoked member's entries go from every agent;
 // an agent of another mesh can neither read nor write.
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { query } from '../node/cli/query.js';
@@ -285,7 +286,9 @@ describe('the result cache across the mesh', () => {
     const other = ['-O2', '-c', 'other.c', '-o', 'other.o'];
     const written = await plainAndMeshed(fresh, other, project, {}, ['other.o']);
     expect(written.published).toBe(1);
-    await waitFor('the holder keeps the new entry', async () => ((await cacheOf(holder)).entries === 1 ? true : undefined), 10_000);
+    const objectHash = createHash('sha256').update(written.plain.outputs['other.o']!).digest('hex');
+    const held = (agent: AgentProcess) => existsSync(path.join(agent.home, 'store', objectHash.slice(0, 2), objectHash));
+    await waitFor('the holder keeps the new entry', () => (held(holder) && held(fresh) ? true : undefined), 10_000);
     expect(alterObjects(holder) + alterObjects(fresh)).toBeGreaterThanOrEqual(2);
     const third = await member();
     await waitFor('the third member sees the others', async () => ((await viewSize(third)) >= 3 ? true : undefined), 15_000);

@@ -20,6 +20,8 @@ export interface MeshCacheOptions {
   admitted: (peerId: string) => boolean;
   /** Whether entries written by this peer may be kept (not revoked, not caught lying). */
   trustedWriter: (peerId: string) => boolean;
+  /** The addresses a member advertises (to reach one this agent never connected to). */
+  addressesOf: (peerId: string) => string[];
   /** Takes entries from others (an agent with MESHCC_CACHE=off holds none). */
   holds: boolean;
   log: Logger;
@@ -30,7 +32,7 @@ export interface MeshCacheOptions {
 const ANSWER_MS = 10_000;
 
 export class MeshCache {
-  private readonly open = new Set<Stream>();
+  private readonly serving = new Set<Stream>();
 
   constructor(private readonly options: MeshCacheOptions) {}
 
@@ -39,7 +41,7 @@ export class MeshCache {
   }
 
   async stop(): Promise<void> {
-    for (const stream of this.open) stream.abort(new MeshccError('stopped', 'the agent is stopping'));
+    for (const stream of this.serving) stream.abort(new MeshccError('stopped', 'the agent is stopping'));
     if (this.options.node.started) await this.options.node.libp2p.unhandle(CACHE_PROTOCOL).catch(() => undefined);
   }
 
@@ -69,7 +71,7 @@ export class MeshCache {
     const signal = AbortSignal.timeout(timeoutMs);
     let framed: FramedStream | undefined;
     try {
-      framed = new FramedStream(await this.options.node.openStream(peerId, CACHE_PROTOCOL, { signal }), CACHE_FRAME_BYTES);
+      framed = new FramedStream(await this.open(peerId, signal), CACHE_FRAME_BYTES);
       await framed.send(request);
       return parseMessage(CacheReply, await framed.receive(timeoutMs, signal));
     } catch (err) {
@@ -80,11 +82,31 @@ export class MeshCache {
     }
   }
 
+  /** A stream to a member: over the connection libp2p has or can dial, else through the addresses it advertises. */
+  private async open(peerId: string, signal: AbortSignal): Promise<Stream> {
+    const { node } = this.options;
+    try {
+      return await node.openStream(peerId, CACHE_PROTOCOL, { signal });
+    } catch (err) {
+      const addresses = this.options.addressesOf(peerId);
+      if (signal.aborted || addresses.length === 0) throw err;
+      for (const address of addresses) {
+        try {
+          await node.dial(address.includes('/p2p/') ? address : `${address}/p2p/${peerId}`, { signal });
+          return await node.openStream(peerId, CACHE_PROTOCOL, { signal });
+        } catch {
+          // the next address
+        }
+      }
+      throw err;
+    }
+  }
+
   private async serve(stream: Stream, connection: Connection): Promise<void> {
     const { entries, log } = this.options;
     const peer = connection.remotePeer.toString();
     const framed = new FramedStream(stream, CACHE_FRAME_BYTES);
-    this.open.add(stream);
+    this.serving.add(stream);
     try {
       const request = parseMessage(CacheRequest, await framed.receive(ANSWER_MS));
       if (!this.options.admitted(peer)) {
@@ -116,7 +138,7 @@ export class MeshCache {
       log.debug({ peer, err: (err as Error).message }, 'cache: a request failed');
       await framed.send({ t: 'refused', reason: (err as Error).message.slice(0, 200) }).catch(() => undefined);
     } finally {
-      this.open.delete(stream);
+      this.serving.delete(stream);
       await framed.close().catch(() => undefined);
     }
   }

@@ -39,6 +39,8 @@ export interface ResultCacheOptions {
   selfId: () => string | undefined;
   /** The members that may hold entries now, this agent included or not. */
   members: () => string[];
+  /** The addresses a member advertises. */
+  addressesOf: (peerId: string) => string[];
   /** Whether a peer is a member that may read and write (not revoked). */
   admitted: (peerId: string) => boolean;
   /** A writer whose results differed from a compile here: no jobs either. */
@@ -123,6 +125,7 @@ export class ResultCache {
       entries: this.entries,
       admitted: this.options.admitted,
       trustedWriter: (peer) => this.trusted(peer),
+      addressesOf: this.options.addressesOf,
       holds: this.active,
       log: this.options.log,
       onServed: (hit, bytes) => {
@@ -207,12 +210,10 @@ export class ResultCache {
     const bytes = data.reduce((n, d) => n + d.length, 0);
     this.counts.published++;
     this.counts.publishedBytes += bytes;
-    const owners = ownersOf(key, [writer, ...this.options.members()]);
+    // The writer keeps its own copy, and hands one to each of the highest-ranked others: the
+    // owners any other member asks (ownersOf over the members but itself) overlap these.
     void this.entries.put(entry, data).catch((err: Error) => this.options.log.warn({ err: err.message }, 'cache: could not keep an entry'));
-    for (const owner of owners) {
-      if (owner === writer) continue;
-      void this.mesh?.put(owner, entry, data, 30_000);
-    }
+    for (const owner of ownersOf(key, this.options.members().filter((m) => m !== writer))) void this.mesh?.put(owner, entry, data, 30_000);
   }
 
   /** Runs a job in this agent's sandbox under a local slot the caller holds (a miss to publish). */
@@ -249,7 +250,9 @@ export class ResultCache {
     const self = this.options.selfId();
     const mesh = this.mesh;
     if (!mesh) return undefined;
-    const owners = ownersOf(key, [...(self ? [self] : []), ...this.options.members()]).filter((o) => o !== self);
+    // The highest-ranked others: when this agent is itself an owner (it joined after the entry
+    // was written, say), the next one is asked in its place, in the same round trip.
+    const owners = ownersOf(key, this.options.members().filter((m) => m !== self));
     if (owners.length === 0) return undefined;
     const found = await firstDefined(owners.map((o) => mesh.get(o, key, this.options.config.lookupTimeoutMs)));
     if (!found) return undefined;
