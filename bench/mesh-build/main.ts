@@ -24,7 +24,8 @@
 // (tc netem + tbf on both directions), what bench/wire-bytes runs; all three tools see it.
 //
 //   node dist/bench/mesh-build.js [--project git|zlib|linux] [-j N] [--far] [--no-gzip-e]
-//                                 [--no-distcc] [--no-icecream] [--header PATH] [--keep]
+//                                 [--no-distcc] [--no-icecream] [--header PATH] [--keep] [--cache]
+//   --cache: the result cache's three builds (cache.ts) after the plain one, instead of the rest
 //   env: MESHCC_BENCH_PROJECT, MESHCC_BENCH_JOBS, MESHCC_BENCH_SKIP_E=1 (same meanings),
 //        MESHCC_BENCH_NODE_ARGS (node options for both agents, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p")
 // Needs root (network namespaces). The project is fetched by bench/fetch-project.sh;
@@ -42,12 +43,13 @@ import { runDistcc } from './distcc.js';
 import { runIcecream } from './icecream.js';
 import { runMake, startHere } from './make.js';
 import { runMeshcc } from './meshcc.js';
+import { runCacheBench } from './cache.js';
 import { capturePass, type GzipE } from './preprocessed.js';
 import { PROJECTS } from './projects.js';
 import { printMeshReport, printRivalReport, printSideBySide, type PlainOutcome } from './report.js';
 import type { RivalOutcome } from './rival.js';
 
-const USAGE = 'node dist/bench/mesh-build.js [--project git|zlib|linux] [-j N] [--far] [--no-gzip-e] [--no-distcc] [--no-icecream] [--header PATH] [--keep]';
+const USAGE = 'node dist/bench/mesh-build.js [--project git|zlib|linux] [-j N] [--far] [--no-gzip-e] [--no-distcc] [--no-icecream] [--header PATH] [--keep] [--cache]';
 
 const { values: opts } = parseArgs({
   args: process.env.MESHCC_BENCH_ARGS !== undefined ? process.env.MESHCC_BENCH_ARGS.split(' ').filter(Boolean) : process.argv.slice(2),
@@ -60,6 +62,7 @@ const { values: opts } = parseArgs({
     'no-icecream': { type: 'boolean', default: false },
     header: { type: 'string' },
     keep: { type: 'boolean', default: false },
+    cache: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -171,6 +174,8 @@ async function main(): Promise<void> {
       const how = await makeFar(mesh, mesh.hosts[1]!, FAR_LINK);
       say(`  h1 is far: ${2 * FAR_LINK.delayMs} ms round trip, ${FAR_LINK.rateMbit} Mbit/s (${how})`);
     }
+    // --cache: the result cache's builds (cache.ts) instead of the mesh build and the rivals.
+    if (opts.cache) return await runCacheBench(ctx, mesh, plain);
     const meshOutcome = await runMeshcc(ctx, mesh, bindir, header);
     const rivalOutcomes: RivalOutcome[] = [];
     const rivalFailures: string[] = [];

@@ -67,6 +67,24 @@ export class Metrics {
       set({ outcome: 'hit' }, s.total - s.sent);
       set({ outcome: 'sent' }, s.sent);
     });
+    counter('meshcc_cache_lookups_total', 'result cache lookups of this agent: hits (direct mode, from the mesh, or its own store) and misses', ['outcome'], (set) => {
+      const c = stats().cache;
+      if (!c) return;
+      set({ outcome: 'hit-direct' }, c.directHits);
+      set({ outcome: 'hit-mesh' }, c.meshHits);
+      set({ outcome: 'hit-own' }, c.hits - c.directHits - c.meshHits);
+      set({ outcome: 'miss' }, c.misses);
+      set({ outcome: 'uncacheable' }, c.uncacheable);
+    });
+    counter('meshcc_cache_bytes_total', 'result cache bytes: handed to clients from hits, published, served to members, taken from members', ['kind'], (set) => {
+      const c = stats().cache;
+      if (!c) return;
+      set({ kind: 'hit' }, c.hitBytes);
+      set({ kind: 'published' }, c.publishedBytes);
+      set({ kind: 'served' }, c.servedBytes);
+      set({ kind: 'stored' }, c.storedBytes);
+    });
+    gauge('meshcc_cache_entries_bytes', 'bytes of result cache entries held by this agent', [], (set) => set({}, stats().cache?.bytes ?? 0));
     gauge('meshcc_store_bytes', 'bytes in the content-addressed store', [], (set) => set({}, stats().store.bytes));
     gauge('meshcc_store_files', 'files in the content-addressed store', [], (set) => set({}, stats().store.files));
     counter('meshcc_hash_cache_hits_total', 'input files whose hash was known from an earlier job', [], (set) => set({}, stats().hashing.cacheHits));

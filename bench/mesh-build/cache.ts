@@ -1,0 +1,114 @@
+// The result cache's part of the benchmark (--cache): a peer agent in h1 (2 slots) and a client
+// agent in h0 (no slots), both with MESHCC_CACHE=read-write. Build 1: a mesh build with an empty
+// cache. `make clean`. Build 2: `meshcc run -- make` in h0 from a fresh client (an empty HOME
+// and agent home, as on a CI runner), which finds the first build's results in the mesh.
+// `make clean`. Build 3: the first client agent again, which has direct-mode manifests: its CPU
+// per compile, with no scan. Every build's objects and .d files are compared with the plain
+// build's. Figures are ratios measured side by side on one machine; nothing passes or fails.
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { socketAnswers } from '../../node/instance-lock.js';
+import { setMeshKey } from '../../node/mesh/keys.js';
+import type { NetnsMesh } from '../../test/helpers/netns.js';
+import { at, numAt, statsOf, statusOf, type Json } from './agent-stats.js';
+import { bytes, freshTree, MESHCC_BIN, pct, say, secs, shq, stopChild, tempDirs, until } from './common.js';
+import { compareTrees } from './compare.js';
+import { logPath, type BenchContext } from './context.js';
+import { clkTck, processTreeCpuS } from './cpu.js';
+import { runMake, type BuildResult } from './make.js';
+import type { PlainOutcome } from './report.js';
+
+const d = (before: Json | undefined, after: Json | undefined, key: string) => (numAt(after, key) ?? 0) - (numAt(before, key) ?? 0);
+
+function startAgent(ctx: BenchContext, mesh: NetnsMesh, host: number, home: string, extra: NodeJS.ProcessEnv): ChildProcess {
+  const fd = openSync(logPath(ctx, `cache-agent-h${host}.log`), 'a');
+  const child = mesh.spawn(host, process.execPath, [MESHCC_BIN, 'agent'], { env: { ...ctx.env, MESHCC_HOME: home, MESHCC_LOG_LEVEL: 'warn', MESHCC_CACHE: 'read-write', ...extra }, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  return child;
+}
+
+function compared(ctx: BenchContext, label: string): string {
+  const objects = compareTrees(ctx.plainTree, ctx.tree, ctx.project.objectExts, label);
+  const deps = compareTrees(ctx.plainTree, ctx.tree, ['.d'], label);
+  const show = (c: typeof objects) => `${c.identical} identical${c.differing.length ? `, ${c.differing.length} DIFFER (${c.differing.slice(0, 3).join(', ')})` : ''}`;
+  return `objects ${show(objects)}; .d ${show(deps)}`;
+}
+
+export async function runCacheBench(ctx: BenchContext, mesh: NetnsMesh, plain: PlainOutcome): Promise<void> {
+  const homes = [0, 1].map(() => mkdtempSync(path.join(os.tmpdir(), 'meshcc-bench-home-')));
+  tempDirs.push(...homes);
+  const [clientHome, peerHome] = homes as [string, string];
+  const key = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('hex');
+  for (const home of homes) await setMeshKey(home, key);
+  const peer = startAgent(ctx, mesh, 1, peerHome, { MESHCC_SLOTS: '2', MESHCC_LOCAL_SLOTS: '0' });
+  const client = startAgent(ctx, mesh, 0, clientHome, { MESHCC_SLOTS: '0', MESHCC_LOCAL_SLOTS: '0' });
+  const tck = clkTck();
+  try {
+    for (const home of homes) await until(async () => socketAnswers(path.join(home, 'agent.sock')), 30_000, 'the agents to answer');
+    await until(async () => (await statusOf(clientHome)).length === 2, 30_000, 'the client to list 2 agents');
+    await until(async () => (await statusOf(clientHome)).every((a) => a.toolchains.length > 0), 60_000, 'both agents to identify their toolchains');
+    const peerRow = (await statusOf(peerHome)).find((a) => a.self)!;
+    const peerAddress = peerRow.addresses.find((a) => a.includes(`/${mesh.hosts[1]!.address}/`)) ?? peerRow.addresses[0]!;
+    const bindirEnv = (bindir: string) => ({ ...ctx.env, MESHCC_HOME: clientHome, PATH: `${bindir}:${ctx.env.PATH ?? '/usr/bin:/bin'}` });
+    const inH0 = (env: NodeJS.ProcessEnv) => (cmd: string, args: string[]) => mesh.spawn(0, cmd, args, { cwd: ctx.tree, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const noProgress = async () => '';
+    const makeClean = async (label: string) => {
+      await runMake(`${label} (make clean)`, ctx.tree, 1, ['clean'], logPath(ctx, `cache-${label}-clean.log`), inH0(ctx.env), noProgress);
+    };
+    const bindir = execFileSync(process.execPath, [MESHCC_BIN, 'bindir'], { encoding: 'utf8', env: ctx.env }).trim();
+
+    // --- build 1: the mesh, cache empty
+    say(`cache, build 1: make -j${ctx.jobs} in h0 through the client agent, the cache empty`);
+    freshTree(ctx.template, ctx.tree);
+    const s0 = await statsOf(clientHome);
+    const cpu0 = processTreeCpuS(client.pid!, tck);
+    const first = await runMake('cache-1', ctx.tree, ctx.jobs, ctx.project.makeArgs, logPath(ctx, 'cache-1.log'), inH0(bindirEnv(bindir)), noProgress);
+    const cpu1 = processTreeCpuS(client.pid!, tck);
+    const s1 = await statsOf(clientHome);
+    say(`  build 1: ${secs(first.wallMs)} wall (${(first.wallMs / plain.run.wallMs).toFixed(2)}× plain), client side ${(first.cpuS + cpu1 - cpu0).toFixed(1)} s CPU; ` +
+      `misses ${d(s0, s1, 'cache.misses')}, published ${d(s0, s1, 'cache.published')} (${bytes(d(s0, s1, 'cache.publishedBytes'))}), remote ${d(s0, s1, 'counts.remote')}, fallback ${d(s0, s1, 'counts.fallback')}`);
+    say(`  ${compared(ctx, 'cache-1')}`);
+
+    // --- build 2: a fresh `meshcc run` client
+    await makeClean('cache-2');
+    const freshHome = mkdtempSync(path.join(os.tmpdir(), 'meshcc-bench-ci-home-'));
+    tempDirs.push(freshHome);
+    const runEnv: NodeJS.ProcessEnv = { ...ctx.env, HOME: freshHome, MESHCC_MESH_KEY: key, MESHCC_CACHE: 'read-write', MESHCC_LOCAL_SLOTS: '0', MESHCC_LOG_LEVEL: 'warn' };
+    delete runEnv.XDG_CACHE_HOME;
+    say(`cache, build 2: make clean; \`meshcc run --peer … -- make -j${ctx.jobs}\` in h0 with an empty HOME (a CI runner's client)`);
+    const viaRun = (env: NodeJS.ProcessEnv) => (cmd: string, args: string[]) => {
+      // runMake's script starts with `make`: the same make, under meshcc run.
+      const script = args[1]!.replace(/^make /, `${shq(process.execPath)} ${shq(MESHCC_BIN)} run --peer ${shq(peerAddress)} -- make `);
+      return inH0(env)(cmd, [args[0]!, script]);
+    };
+    const second: BuildResult = await runMake('cache-2', ctx.tree, ctx.jobs, ctx.project.makeArgs, logPath(ctx, 'cache-2.log'), viaRun(runEnv), noProgress);
+    const summary = readFileSync(logPath(ctx, 'cache-2.log'), 'utf8').split('\n').filter((l) => l.startsWith('meshcc: ')).pop() ?? '(no summary line)';
+    say(`  build 2: ${secs(second.wallMs)} wall = ${pct(second.wallMs, plain.run.wallMs)} of plain; client CPU (meshcc run's agent + make tree) ${second.cpuS.toFixed(1)} s = ${pct(second.cpuS, plain.run.cpuS)} of plain's ${plain.run.cpuS.toFixed(1)} s`);
+    say(`  ${summary}`);
+    const hits = Number(/(\d+) cache hits/.exec(summary)?.[1] ?? NaN);
+    const compiles = Number(/meshcc: (\d+) compiles/.exec(summary)?.[1] ?? NaN);
+    say(`  hits ${hits} of ${compiles} compiles (${pct(hits, compiles)})`);
+    say(`  ${compared(ctx, 'cache-2')}`);
+
+    // --- build 3: the first client again, nothing changed: direct mode
+    await makeClean('cache-3');
+    say(`cache, build 3: make clean; make -j${ctx.jobs} through the first client agent again (direct mode: manifests from build 1)`);
+    const s2 = await statsOf(clientHome);
+    const cpu2 = processTreeCpuS(client.pid!, tck);
+    const third = await runMake('cache-3', ctx.tree, ctx.jobs, ctx.project.makeArgs, logPath(ctx, 'cache-3.log'), inH0(bindirEnv(bindir)), noProgress);
+    const cpu3 = processTreeCpuS(client.pid!, tck);
+    const s3 = await statsOf(clientHome);
+    const direct = d(s2, s3, 'cache.directHits');
+    const agentMs = (cpu3 - cpu2) * 1000;
+    const looked = d(s2, s3, 'cache.hits') + d(s2, s3, 'cache.misses');
+    say(`  build 3: ${secs(third.wallMs)} wall (${pct(third.wallMs, plain.run.wallMs)} of plain); direct hits ${direct} of ${looked} lookups; client agent CPU ${agentMs.toFixed(0)} ms = ${(agentMs / Math.max(1, looked)).toFixed(2)} ms a compile; ` +
+      `scan time ${d(s2, s3, 'jobRoute.scanMs').toFixed(0)} ms; files hashed on a stat change ${d(s2, s3, 'cache.manifests.rehashed')}`);
+    say(`  ${compared(ctx, 'cache-3')}`);
+    const peerStats = await statsOf(peerHome);
+    say(`  peer: ${JSON.stringify(at(peerStats, 'cache'))}`);
+  } finally {
+    await Promise.all([client, peer].map((child) => stopChild(child)));
+  }
+}
