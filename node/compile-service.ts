@@ -123,7 +123,7 @@ export class CompileService {
         const where = await this.viaJobRoute(id, req, analysis, toolchain, conn, watch, here || undefined);
         if (here) localSlots.release();
         const ms = performance.now() - started;
-        if (where === 'cache') return watch.end('local', 'cache-hit', ms);
+        if (where === 'cache') return watch.end('cache', 'hit', ms);
         const [route, reason] = where === SELF ? (['job', 'executed'] as const) : where === 'hedge' ? (['job', 'hedged-straggler'] as const) : where === 'here' ? (['job', 'cache-miss'] as const) : (['remote', 'peer'] as const);
         stats.record(route, reason, ms);
         watch.end(route, reason, ms);

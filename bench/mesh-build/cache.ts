@@ -68,7 +68,7 @@ export async function runCacheBench(ctx: BenchContext, mesh: NetnsMesh, plain: P
     const cpu1 = processTreeCpuS(client.pid!, tck);
     const s1 = await statsOf(clientHome);
     say(`  build 1: ${secs(first.wallMs)} wall (${(first.wallMs / plain.run.wallMs).toFixed(2)}× plain), client side ${(first.cpuS + cpu1 - cpu0).toFixed(1)} s CPU; ` +
-      `misses ${d(s0, s1, 'cache.misses')}, published ${d(s0, s1, 'cache.published')} (${bytes(d(s0, s1, 'cache.publishedBytes'))}), remote ${d(s0, s1, 'counts.remote')}, fallback ${d(s0, s1, 'counts.fallback')}`);
+      `misses ${d(s0, s1, 'cache.misses')} (lookup ${(d(s0, s1, 'cache.lookupMs') / Math.max(1, d(s0, s1, 'cache.misses'))).toFixed(2)} ms of wall each: this agent's entries, then 2 owners in one round trip), published ${d(s0, s1, 'cache.published')} (${bytes(d(s0, s1, 'cache.publishedBytes'))}), remote ${d(s0, s1, 'counts.remote')}, fallback ${d(s0, s1, 'counts.fallback')}`);
     say(`  ${compared(ctx, 'cache-1')}`);
 
     // --- build 2: a fresh `meshcc run` client

@@ -61,7 +61,7 @@ export function renderTop(state: TopState, columns: number, rows: number, now = 
   lines.push('');
   const reasons = Object.entries(s.fallbackByReason).map(([k, v]) => `${k} ${v}`).join(', ');
   lines.push(
-    `THIS AGENT  jobs ${s.jobs}: local ${s.local}, remote ${s.remote}, own executor ${s.job}, fallback ${s.fallback}${reasons ? ` (${reasons})` : ''}; ` +
+    `THIS AGENT  jobs ${s.jobs}: local ${s.local}, remote ${s.remote}, own executor ${s.job}, cache hits ${s.cacheHits ?? 0}, fallback ${s.fallback}${reasons ? ` (${reasons})` : ''}; ` +
       `run for peers ${s.served}`,
   );
   lines.push(

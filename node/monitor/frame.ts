@@ -37,6 +37,8 @@ export interface SelfCounters {
   remote: number;
   fallback: number;
   fallbackByReason: Record<string, number>;
+  /** compiles answered from the result cache (node/cache/) */
+  cacheHits: number;
   served: number;
   bytesSent: number;
   bytesReceived: number;

@@ -6,7 +6,7 @@ import type { BuildWindow } from './frame.js';
 
 /** Where a job ended up: the client ran it (local), this agent's executor (job), a peer
  *  (remote), the client after a failure (fallback), or this agent for a peer (served). */
-export type JobOutcome = 'local' | 'job' | 'remote' | 'fallback' | 'served';
+export type JobOutcome = 'local' | 'job' | 'remote' | 'fallback' | 'served' | 'cache';
 
 export interface JobRecord {
   /** Changes whenever the record does: a reader asks for what changed after the last seq it saw. */
@@ -43,7 +43,7 @@ export class JobLog {
   private buildJobs: JobRecord[] = [];
   private changed: JobRecord[] = [];
   /** jobs ended since the agent started: started, and by outcome */
-  readonly totals: Record<JobOutcome, number> = { local: 0, job: 0, remote: 0, fallback: 0, served: 0 };
+  readonly totals: Record<JobOutcome, number> = { local: 0, job: 0, remote: 0, fallback: 0, served: 0, cache: 0 };
 
   constructor(private readonly now: () => number = Date.now) {}
 

@@ -131,12 +131,13 @@ function tileOf(row: AgentStatus): AgentTile {
 }
 
 function selfCounters(s: StatsSnapshot): SelfCounters {
-  const jobs = s.counts.local + s.counts.job + s.counts.remote + s.counts.fallback;
+  const jobs = s.counts.local + s.counts.job + s.counts.remote + s.counts.fallback + (s.cache?.hits ?? 0);
   return {
     jobs,
     jobsPerSec: 0,
     ...s.counts,
     fallbackByReason: s.fallbackByReason,
+    cacheHits: s.cache?.hits ?? 0,
     served: s.served.results,
     bytesSent: s.bytesSent + s.served.bytesSent,
     bytesReceived: s.bytesReceived + s.served.bytesReceived,

@@ -11,6 +11,7 @@ const ROUTE_COLOURS: Record<string, string> = {
   local: '#6cc070',
   fallback: '#ff8a3d',
   served: '#e0c050',
+  cache: '#2ec4b6',
 };
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -75,6 +76,7 @@ function drawCounters(f: Frame): void {
     ['self-local', 'local', String(s.local)],
     ['self-remote', 'remote', String(s.remote)],
     ['self-job', 'own executor', String(s.job)],
+    ['self-cache', 'cache hits', String(s.cacheHits ?? 0)],
     ['self-fallback', reasons ? `fallback (${reasons})` : 'fallback', String(s.fallback)],
     ['self-served', 'run for peers', String(s.served)],
     ['self-sent', 'sent', bytes(s.bytesSent)],
