@@ -1,4 +1,39 @@
+import path from 'node:path';
 import { defineConfig } from 'vitest/config';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
+
+/** The files that take longest (builds of real projects, namespaces, containers), longest first. */
+const SLOWEST = [
+  'readme-quickstarts',
+  'identical-builds',
+  'container-image',
+  'internet',
+  'mesh-builds',
+  'run-and-dns',
+  'home-routers',
+  'election',
+  'remote',
+  'service-quickstart',
+  'kubernetes',
+  'connection-chaos',
+  'stream-truncation',
+  'toolchain-shipping',
+].map((name) => `${name}.test.ts`);
+
+/** Starts the slowest files first, so that the two workers end together. Without a record of
+ *  earlier runs (a fresh clone, CI) vitest starts the biggest files first, and most of the
+ *  slowest are small files that then start late (on the per-file durations of one full run,
+ *  replayed on two workers: 1390 s in vitest's order, 1302 s in this one). */
+class SlowestFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const rank = (f: TestSpecification) => {
+      const i = SLOWEST.indexOf(path.basename(f.moduleId));
+      return i < 0 ? SLOWEST.length : i;
+    };
+    const sorted = await super.sort(files);
+    return sorted.map((f, i) => ({ f, i })).sort((a, b) => rank(a.f) - rank(b.f) || a.i - b.i).map(({ f }) => f);
+  }
+}
 
 export default defineConfig({
   test: {
@@ -9,5 +44,6 @@ export default defineConfig({
     // Two files at a time: most of the suite waits on compilers, sockets and namespaces, and
     // one at a time (the default on 2 cores) takes over 15 minutes.
     maxWorkers: 2,
+    sequence: { sequencer: SlowestFirst },
   },
 });

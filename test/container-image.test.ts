@@ -71,16 +71,17 @@ describe.skipIf(why !== '')('the container image, built and run with podman', ()
   beforeAll(async () => {
     podman = new Podman();
     const started = Date.now();
+    // The package, packed from this checkout's dist/ (`npm test` builds it; prepack would
+    // rebuild it under the other test files), while the bases are made.
+    const pack = tempDir('meshcc-image-pack-');
+    const packed = run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', pack], { cwd: REPO });
+    packed.catch(() => undefined); // awaited below
     // The two bases (the agents' and the build image's) one after the other: they share debootstrap's package cache.
     const agentBase = await debianBase(podman, 'localhost/meshcc-test-base:bookworm', ['bubblewrap', 'ca-certificates']);
     const buildBase = await debianBase(podman, 'localhost/meshcc-test-build-base:bookworm', ['bubblewrap', 'ca-certificates', 'gcc', 'libc6-dev', 'make']);
     const debootstrap = agentBase.debootstrapSeconds + buildBase.debootstrapSeconds;
     figures.push(`base images: ${debootstrap ? `debootstrap ${debootstrap.toFixed(0)} s` : 'from .cache/container-base'}, ${((Date.now() - started) / 1000).toFixed(0)} s in all`);
-
-    // The package, packed from this checkout's dist/ (`npm test` builds it; prepack would rebuild it under the other test files).
-    const pack = tempDir('meshcc-image-pack-');
-    const packed = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', pack], { cwd: REPO });
-    const tarball = path.join(pack, (JSON.parse(packed) as { filename: string }[])[0]!.filename);
+    const tarball = path.join(pack, (JSON.parse(await packed) as { filename: string }[])[0]!.filename);
     const buildStarted = Date.now();
     // The README's build block as it stands (its tag then also named as the CI block copies from).
     const build = readmeBlock('container', 'build');
@@ -94,13 +95,6 @@ describe.skipIf(why !== '')('the container image, built and run with podman', ()
     figures.push(`image: ${mb(size)} (base ${mb(baseSize)}, meshcc ${mb(size - baseSize)}), built in ${((Date.now() - buildStarted) / 1000).toFixed(0)} s`);
     // The package's layer: compiled JavaScript and production dependencies, no compiler, no dev dependencies.
     expect(size - baseSize).toBeLessThan(100e6);
-
-    // The build image, as the README's CI block makes one: /opt/meshcc from the agents' image into one with the compilers.
-    const recipe = readmeBlock('ci', 'docker').split('\n').filter((l) => /^(COPY --from=meshcc|RUN ln -s)/.test(l));
-    expect(recipe).toHaveLength(2);
-    const buildContext = tempDir('meshcc-build-image-');
-    writeFileSync(path.join(buildContext, 'Containerfile'), [`FROM ${buildBase.image}`, ...recipe, ''].join('\n'));
-    await podman.ok(['build', '--pull=never', '--quiet', '-t', 'localhost/meshcc-test-build:latest', buildContext]);
 
     // The network, its DNS name for the agents (a headless Service's, in a cluster), the agents.
     subnet = freeSubnet();
@@ -125,6 +119,13 @@ describe.skipIf(why !== '')('the container image, built and run with podman', ()
         ...envArgs, IMAGE, 'agent', ...pod.args,
       ]);
     }
+
+    // While the agents start, the build image, as the README's CI block makes one: /opt/meshcc from the agents' image into one with the compilers.
+    const recipe = readmeBlock('ci', 'docker').split('\n').filter((l) => /^(COPY --from=meshcc|RUN ln -s)/.test(l));
+    expect(recipe).toHaveLength(2);
+    const buildContext = tempDir('meshcc-build-image-');
+    writeFileSync(path.join(buildContext, 'Containerfile'), [`FROM ${buildBase.image}`, ...recipe, ''].join('\n'));
+    await podman.ok(['build', '--pull=never', '--quiet', '-t', 'localhost/meshcc-test-build:latest', buildContext]);
   }, 900_000);
 
   afterAll(async () => {

@@ -41,6 +41,21 @@ const CASES: { quickstart: string; project: ProjectName; plain: string; objects:
   { quickstart: 'ccache', project: 'zlib', plain: './configure && make -j2', objects: /\.o$/ },
 ];
 
+/** Each project's plain build, once for every quickstart that builds it (zlib: make and ccache),
+ *  with the path it was built at: the quickstarts build that project there again. */
+const plainBuilds = new Map<string, Promise<{ dir: string; objects: Map<string, Buffer> }>>();
+function plainBuild(c: (typeof CASES)[number]): Promise<{ dir: string; objects: Map<string, Buffer> }> {
+  const key = `${c.project}: ${c.plain}`;
+  if (!plainBuilds.has(key)) {
+    plainBuilds.set(key, (async () => {
+      const dir = copyProject(c.project);
+      await run('bash', ['-euo', 'pipefail', '-c', c.plain], { cwd: dir, env: plainEnv, maxBuffer: 64 << 20 });
+      return { dir, objects: collect(dir, c.objects) };
+    })());
+  }
+  return plainBuilds.get(key)!;
+}
+
 describe.skipIf(!avail.ok)('the README quickstarts, run from the README', () => {
   let mesh: NetnsMesh;
   const client = tempDir('meshcc-qs-client-');
@@ -90,9 +105,7 @@ describe.skipIf(!avail.ok)('the README quickstarts, run from the README', () => 
     it(`${c.quickstart} on ${c.project}: builds through the mesh, objects identical to a plain build`, async () => {
       const block = quickstarts().get(c.quickstart);
       expect(block, `README.md has no quickstart '${c.quickstart}'`).toBeDefined();
-      const dir = copyProject(c.project);
-      await run('bash', ['-euo', 'pipefail', '-c', c.plain], { cwd: dir, env: plainEnv, maxBuffer: 64 << 20 });
-      const plain = collect(dir, c.objects);
+      const { dir, objects: plain } = await plainBuild(c);
       expect(plain.size).toBeGreaterThan(0);
       // The same tree at the same path (objects with debug info record it), as it was unpacked.
       rmSync(dir, { recursive: true, force: true });
