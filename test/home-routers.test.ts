@@ -11,7 +11,8 @@
 //     link goes through A's mapping (B dials it); with miniupnpd stopped on both the link is
 //     relayed; builds succeed each time;
 //   - with no agent in the public namespace but `meshcc relay`, two fresh homes invited by the
-//     relay find each other through it and link directly through their mappings.
+//     relay find each other through it and link directly through their mappings (B's router
+//     speaks only UPnP IGD there, so B maps by UPnP and removes that mapping when it stops).
 import { execFile, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -191,9 +192,9 @@ describe.skipIf(why !== '')('friends behind home routers: port mappings, relayed
     await Promise.all([stop(sites.a), stop(sites.b), stop(sites.pub)]);
   }, 240_000);
 
-  it('with only `meshcc relay` in the public namespace, two fresh homes invited by it find each other through it and link directly through their mappings', async () => {
+  it("with only `meshcc relay` in the public namespace, two fresh homes invited by it find each other through it and link directly through their mappings (B's router speaks only UPnP IGD)", async () => {
     await Promise.all(Object.values(sites).map(stop));
-    await Promise.all([routerA.start(), routerB.start()]);
+    await Promise.all([routerA.start(), routerB.start({ natPmp: false })]);
     const relay: Site = { ...sites.pub, name: 'relay', home: tempDir('meshcc-relay-'), command: 'relay', env: {}, log: '' };
     sites.pub = relay;
     sites.a = { ...sites.a, home: tempDir('meshcc-homea2-'), log: '' };
@@ -216,7 +217,11 @@ describe.skipIf(why !== '')('friends behind home routers: port mappings, relayed
     expect(listed.stdout).toMatch(/^\s+homea\s/m);
     expect(listed.stdout).toMatch(/^\s+homeb\s/m);
     expect(listed.stdout).toMatch(/^this agent: reachable: public address 11\.77\.0\.1$/m);
+    expect((await selfRow(sites.b)).reach).toBe('reachable: mapped by the router (UPnP IGD) at 11.77.0.3:7624');
     await buildOn(sites.a, sites.b);
     expect((await statsOf(relay)).served.results).toBe(0);
+    await Promise.all([stop(sites.a), stop(sites.b)]);
+    expect(await routerA.mappings()).toEqual([]);
+    expect(await routerB.mappings()).toEqual([]);
   }, 180_000);
 });

@@ -24,7 +24,7 @@ import type { Member } from './membership/table.js';
 import { toStatus, type AgentStatus } from './mesh-status.js';
 import { Reachability } from './reachability.js';
 import { PeerView, peerAdvert, type PeerViewEntry } from './view.js';
-import { PortMapper } from '../nat/port-mapper.js';
+import { PortMapper, type PortMapping } from '../nat/port-mapper.js';
 import { describeReach, linksThroughMappings } from '../nat/reach.js';
 import { publicInterfaceAddresses } from '../nat/addresses.js';
 
@@ -98,6 +98,7 @@ export class MeshService {
   private reachability?: Reachability;
   private memberLinks?: MemberLinks;
   private portMapper?: PortMapper;
+  private announcedMapping?: PortMapping;
   private swim?: SwimService;
   private leadership?: Leadership;
   private readonly view = new PeerView();
@@ -145,7 +146,7 @@ export class MeshService {
     // An agent listening on loopback only asks no router: nobody could come in through it.
     const port = Number(/^\/ip4\/[^/]+\/tcp\/(\d+)/.exec(this.node.addresses().find((a) => a.startsWith('/ip4/') && !a.startsWith('/ip4/127.')) ?? '')?.[1] ?? 0);
     if (this.options.portMapping !== false && port > 0) {
-      this.portMapper = new PortMapper({ port, log, onChange: () => this.addressesChanged() });
+      this.portMapper = new PortMapper({ port, log, onChange: () => this.mappingChanged() });
       this.portMapper.start();
     }
     this.exchange = new MemberExchange({
@@ -267,10 +268,20 @@ export class MeshService {
     this.loadSoon.unref();
   }
 
-  /** A port mapping came or went: the addresses we advertise change now, not in 5 s. */
-  private addressesChanged(): void {
+  /** A port mapping came, was renewed or went: libp2p announces it (identify: peers dial us
+   *  there by peer id), our card says it now rather than in 5 s, and members dial us back again. */
+  private mappingChanged(): void {
+    const mapping = this.portMapper?.mapping;
+    const announced = this.announcedMapping;
+    if (announced && (announced.externalAddress !== mapping?.externalAddress || announced.externalPort !== mapping?.externalPort)) {
+      this.node?.withdrawMapping(announced.internalAddress, announced.internalPort, announced.externalAddress, announced.externalPort);
+    }
+    if (mapping) this.node?.announceMapping(mapping.internalAddress, mapping.internalPort, mapping.externalAddress, mapping.externalPort);
+    const news = announced?.externalAddress !== mapping?.externalAddress || announced?.externalPort !== mapping?.externalPort;
+    this.announcedMapping = mapping;
     this.addressCache = undefined;
     this.changed();
+    if (news) this.reachability?.recheck();
   }
 
   /** The rows of `meshcc status` with the mesh's loads as the scheduler last told (asked again
@@ -296,7 +307,9 @@ export class MeshService {
       const link = links.get(entry.peerId) ?? (entry.advert.addresses.some((a) => !a.includes('/p2p-circuit')) ? 'direct' : entry.advert.addresses.length ? 'relayed' : 'none');
       const row = loads?.get(entry.peerId);
       const advert = row ? { ...entry.advert, slots: row.slots, slotsUsed: row.slotsUsed, load: row.load, freeMemoryBytes: row.freeMemoryBytes, ...(row.activity ? { activity: row.activity } : {}) } : entry.advert;
-      rows.push({ ...toStatus(advert, false, entry.rttMs ?? null, link), ...(link === 'direct' && mapped.has(entry.peerId) ? { mapped: true } : {}) });
+      // Not connected now (idle links close): the next dial goes to its mapping, advertised first.
+      const throughMapping = mapped.has(entry.peerId) || (!links.has(entry.peerId) && entry.advert.mapped !== undefined);
+      rows.push({ ...toStatus(advert, false, entry.rttMs ?? null, link), ...(link === 'direct' && throughMapping ? { mapped: true } : {}) });
     }
     const { scheduler } = this.scheduler();
     for (const row of rows) if (row.peerId === scheduler) row.role = 'scheduler';

@@ -26,10 +26,17 @@ export type MeshServices = { identify: Identify; ping: Ping; transports: Transpo
  *  which is how a node starts listening on a relay it chose (there is no public API for it). */
 interface TransportAccess {
   transportManager: { listen(addresses: Multiaddr[]): Promise<void>; getAddrs(): Multiaddr[] };
+  addressManager: {
+    addPublicAddressMapping(internalIp: string, internalPort: number, externalIp: string, externalPort?: number, protocol?: 'tcp'): void;
+    removePublicAddressMapping(internalIp: string, internalPort: number, externalIp: string, externalPort?: number, protocol?: 'tcp'): void;
+    confirmObservedAddr(address: Multiaddr, options?: { type?: 'transport' | 'ip-mapping'; ttl?: number }): void;
+  };
 }
 function transportAccess() {
-  return (components: TransportAccess): TransportAccess => ({ transportManager: components.transportManager });
+  return (components: TransportAccess): TransportAccess => ({ transportManager: components.transportManager, addressManager: components.addressManager });
 }
+/** How long libp2p keeps announcing an address we confirmed (renewed with every renewal of a mapping). */
+const ANNOUNCED_MS = 24 * 3_600_000;
 export type MeshLibp2p = Libp2p<MeshServices>;
 
 export interface MeshNodeOptions {
@@ -137,6 +144,18 @@ export class MeshNode {
       .filter((a) => isPublicIPv4(/^\/ip4\/([^/]+)\/tcp\//.exec(a)?.[1] ?? ''))
       .map((a) => `${a}${own}`);
     return [...new Set([...publicOnes, ...this.node.getMultiaddrs().map((a) => a.toString())])];
+  }
+
+  /** Announces (in identify, so peers dial us there by peer id) the address at which a router
+   *  forwards to us by a port mapping; again at every renewal. */
+  announceMapping(internalIp: string, internalPort: number, externalIp: string, externalPort: number): void {
+    const addresses = this.libp2p.services.transports.addressManager;
+    addresses.addPublicAddressMapping(internalIp, internalPort, externalIp, externalPort, 'tcp');
+    addresses.confirmObservedAddr(multiaddr(`/ip4/${externalIp}/tcp/${externalPort}`), { type: 'ip-mapping', ttl: ANNOUNCED_MS });
+  }
+
+  withdrawMapping(internalIp: string, internalPort: number, externalIp: string, externalPort: number): void {
+    this.node?.services.transports.addressManager.removePublicAddressMapping(internalIp, internalPort, externalIp, externalPort, 'tcp');
   }
 
   /** Connect to a peer by multiaddr (with or without /p2p/…); resolves with its peer id. */

@@ -73,6 +73,14 @@ export class Reachability {
     return undefined;
   }
 
+  /** Forgets the answers and asks the peers we are directly connected to again: a router
+   *  began (or stopped) forwarding to us, so what they found may have changed. */
+  recheck(): void {
+    this.asked.clear();
+    this.answers.clear();
+    for (const connection of this.options.node.libp2p.getConnections()) void this.probe(connection);
+  }
+
   /** Asks a newly connected peer to dial us back (each peer once, a few peers in all). */
   private async probe(connection: Connection): Promise<void> {
     // Cheapest checks first: this runs for every new connection.

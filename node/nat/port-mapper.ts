@@ -17,6 +17,8 @@ export interface PortMapping {
   /** The router's external address and the port it forwards to us. */
   externalAddress: string;
   externalPort: number;
+  /** Our address on the router's network, and the port the router forwards to. */
+  internalAddress: string;
   internalPort: number;
 }
 
@@ -24,7 +26,7 @@ export interface PortMapperOptions {
   /** The TCP port the agent listens on. */
   port: number;
   log: Logger;
-  /** A mapping was made, lost or removed. */
+  /** A mapping was made, renewed, lost or removed. */
   onChange: () => void;
   /** Which protocols to try, in order (default both, NAT-PMP first). */
   methods?: MappingMethod[];
@@ -98,12 +100,14 @@ export class PortMapper {
   }
 
   private async mapByNatPmp(gateway: string): Promise<PortMapping> {
+    const internalAddress = addressTowards(gateway);
+    if (!internalAddress) throw new Error(`no address of ours on ${gateway}'s network`);
     const client = (this.pmp = new NatPmpClient(gateway));
     const lifetime = this.options.lifetime ?? NAT_PMP_LIFETIME_S;
     const granted = await client.map(this.options.port, lifetime, this.stopping.signal);
     const externalAddress = await client.externalAddress(this.stopping.signal);
     this.scheduleRenewal(client, granted.lifetime);
-    return { method: 'nat-pmp', externalAddress, externalPort: granted.externalPort, internalPort: this.options.port };
+    return { method: 'nat-pmp', externalAddress, externalPort: granted.externalPort, internalAddress, internalPort: this.options.port };
   }
 
   /** Renews at half the lifetime the router granted; a refusal drops the mapping and asks again later. */
@@ -112,7 +116,7 @@ export class PortMapper {
       void (async () => {
         try {
           const granted = await client.map(this.options.port, this.options.lifetime ?? NAT_PMP_LIFETIME_S, AbortSignal.timeout(10_000), this.current?.externalPort);
-          if (this.current && granted.externalPort !== this.current.externalPort) {
+          if (this.current) {
             this.current = { ...this.current, externalPort: granted.externalPort };
             this.options.onChange();
           }
@@ -138,7 +142,7 @@ export class PortMapper {
       if (found.host !== gateway) continue;
       const mapping = await found.map(this.options.port, internalHost, { protocol: 'tcp', signal });
       this.upnp = found;
-      return { method: 'upnp', externalAddress: mapping.externalHost, externalPort: mapping.externalPort, internalPort: this.options.port };
+      return { method: 'upnp', externalAddress: mapping.externalHost, externalPort: mapping.externalPort, internalAddress: internalHost, internalPort: this.options.port };
     }
     throw new Error(`${gateway} did not answer an UPnP IGD search`);
   }

@@ -31,8 +31,9 @@ export interface UpnpRouter {
   lan: number;
   /** Its config, lease file (`leases`) and pid file. */
   dir: string;
-  /** Starts miniupnpd (again); resolves once it answers NAT-PMP. */
-  start(): Promise<void>;
+  /** Starts miniupnpd (again), with NAT-PMP on unless told otherwise (UPnP IGD is always on);
+   *  resolves once it listens. */
+  start(options?: { natPmp?: boolean }): Promise<void>;
   /** Stops miniupnpd (SIGTERM: it removes its mappings as it goes) and waits for it. */
   stop(): Promise<void>;
   /** The port mappings miniupnpd holds now, as `TCP:<external port>:<internal host>:<internal port>`. */
@@ -59,24 +60,21 @@ export async function upnpRouter(mesh: NetnsMesh, router: NetnsHost, lan: number
   await run('ip', ['netns', 'exec', router.ns, 'nft', '-f', tables]);
   const leases = path.join(dir, 'leases');
   const conf = path.join(dir, 'miniupnpd.conf');
-  writeFileSync(
-    conf,
-    [
-      `ext_ifname=${router.iface}`,
-      `listening_ip=lan${lan}`,
-      'port=0',
-      'enable_natpmp=yes',
-      'enable_upnp=yes',
-      'secure_mode=yes',
-      'system_uptime=yes',
-      `lease_file=${leases}`,
-      'uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07' + String(lan % 10),
-      'min_lifetime=60',
-      `allow 1024-65535 192.168.${lan}.0/24 1024-65535`,
-      'deny 0-65535 0.0.0.0/0 0-65535',
-      '',
-    ].join('\n'),
-  );
+  const config = (natPmp: boolean) => [
+    `ext_ifname=${router.iface}`,
+    `listening_ip=lan${lan}`,
+    'port=0',
+    `enable_natpmp=${natPmp ? 'yes' : 'no'}`,
+    'enable_upnp=yes',
+    'secure_mode=yes',
+    'system_uptime=yes',
+    `lease_file=${leases}`,
+    'uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07' + String(lan % 10),
+    'min_lifetime=60',
+    `allow 1024-65535 192.168.${lan}.0/24 1024-65535`,
+    'deny 0-65535 0.0.0.0/0 0-65535',
+    '',
+  ].join('\n');
   let child: ChildProcess | undefined;
   let output = '';
   const pidFile = path.join(dir, 'miniupnpd.pid');
@@ -84,8 +82,11 @@ export async function upnpRouter(mesh: NetnsMesh, router: NetnsHost, lan: number
     router,
     lan,
     dir,
-    async start() {
+    async start(options = {}) {
       if (child && child.exitCode === null && child.signalCode === null) return;
+      const natPmp = options.natPmp ?? true;
+      writeFileSync(conf, config(natPmp));
+      output = '';
       child = mesh.spawn(router, 'miniupnpd', ['-f', conf, '-d', '-P', pidFile], { stdio: ['ignore', 'pipe', 'pipe'] });
       child.stdout!.setEncoding('utf8').on('data', (d: string) => (output = (output + d).slice(-50_000)));
       child.stderr!.setEncoding('utf8').on('data', (d: string) => (output = (output + d).slice(-50_000)));
@@ -93,7 +94,7 @@ export async function upnpRouter(mesh: NetnsMesh, router: NetnsHost, lan: number
       // Listening on its HTTP port and NAT-PMP's: the log line comes after both are bound.
       await waitFor(`miniupnpd on ${router.name}`, async () => {
         if (started.exitCode !== null) throw new Error(`miniupnpd on ${router.name} exited: ${output.slice(-2000)}`);
-        return /HTTP listening on port \d+/.test(output) && /Listening for NAT-PMP/.test(output) ? true : undefined;
+        return /HTTP listening on port \d+/.test(output) && (!natPmp || /Listening for NAT-PMP/.test(output)) ? true : undefined;
       }, 10_000);
     },
     async stop() {
