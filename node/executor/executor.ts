@@ -1,6 +1,5 @@
 // The executor: runs jobs in bubblewrap over a job root built from the store, bounded by
 // this agent's slots. Capacity is enforced here, by the one who does the work.
-import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -13,7 +12,7 @@ import { LeanSpawner } from '../spawner/lean-spawn.js';
 import { JobRootPool } from './job-root-pool.js';
 import { PLACEHOLDER_MARK } from './job-root.js';
 import { DEFAULT_JOB_MEMORY_BYTES, DEFAULT_JOB_OUTPUT_FILE_BYTES, prlimitArgs, resourceLimitHit, type ResourceLimits } from './resource-limits.js';
-import { bwrapArgs, detectHostBinds, probeBubblewrap, type HostBinds } from './sandbox.js';
+import { bwrapArgs, detectHostBinds, mountDestinations, probeBubblewrap, type HostBinds } from './sandbox.js';
 import type { ToolchainMounts } from './toolchain-mounts.js';
 
 /** Bound of the link cache (on the job roots' tmpfs, so memory): a big build's headers fit. */
@@ -161,14 +160,19 @@ export class Executor {
     } catch (err) {
       throw new JobFailure('missing-store-object', (err as Error).message);
     }
-    const root = path.join(workDir, `${job.id}-${randomBytes(4).toString('hex')}`);
+    let root: string | undefined;
+    let mounts: string[] = [];
     try {
       const t0 = performance.now();
-      const { before, cachedBytes } = await this.roots.build(job, store.dir, root, this.linkCache);
+      const built = await this.roots.take(job, store.dir, path.join(workDir, 'roots'), this.linkCache);
+      const { before, cachedBytes, root: taken } = built;
+      root = taken;
       this.boundLinkCache(cachedBytes);
       const t1 = performance.now();
       signal?.throwIfAborted();
-      const run = await inSlot(() => this.sandboxed(job, root, signal, toolchain));
+      const sandbox = bwrapArgs(job, taken, this.binds, 3, toolchain);
+      mounts = mountDestinations(sandbox);
+      const run = await inSlot(() => this.sandboxed(job, sandbox, signal));
       const t2 = performance.now();
       // Not the compile's own failure: another executor (or the client) must run it.
       if (run.exit !== 0 && DISK_FULL.test(run.stderr.toString())) {
@@ -177,7 +181,7 @@ export class Executor {
       if (run.exit !== 0 && (MISSING_INPUT.test(run.stderr.toString()) || run.stderr.includes(PLACEHOLDER_MARK))) {
         throw new JobFailure('missing-input', `the compile read a file the scan did not list: ${lineMatching(run.stderr, MISSING_INPUT, PLACEHOLDER_MARK)}`);
       }
-      const outputs = await this.roots.collect(job, root, before, LIMITS.outputBytes);
+      const outputs = await this.roots.collect(job, taken, before, LIMITS.outputBytes);
       const ms = (a: number, b: number) => Math.round(b - a);
       log.debug(
         { job: job.id, exit: run.exit, outputs: outputs.length, rootMs: ms(t0, t1), runMs: ms(t1, t2), collectMs: ms(t2, performance.now()) },
@@ -186,16 +190,17 @@ export class Executor {
       return { id: job.id, exit: run.exit, stdout: run.stdout, stderr: run.stderr, outputs };
     } finally {
       store.unpin(hashes);
-      this.removeTree(root);
+      const taken = root;
+      if (taken) this.roots.release(taken, mounts).catch(() => this.removeTree(taken));
     }
   }
 
-  private async sandboxed(job: Job, root: string, signal?: AbortSignal, toolchain?: ToolchainMounts): Promise<{ exit: number; stdout: Buffer; stderr: Buffer }> {
+  private async sandboxed(job: Job, sandbox: string[], signal?: AbortSignal): Promise<{ exit: number; stdout: Buffer; stderr: Buffer }> {
     const timeoutMs = job.timeoutMs ?? this.options.timeoutMs;
     const limits = this.limitsFor(timeoutMs);
     const run = await this.spawner.run({
       file: 'prlimit',
-      args: [...prlimitArgs(limits), 'bwrap', ...bwrapArgs(job, root, this.binds, 3, toolchain)],
+      args: [...prlimitArgs(limits), 'bwrap', ...sandbox],
       captureFd3: true,
       outputLimit: LIMITS.diagnosticsBytes,
       timeoutMs,
@@ -229,6 +234,8 @@ export class Executor {
     if (!this.linkCache || this.linkCacheBytes <= LINK_CACHE_BYTES) return;
     const retired = `${this.linkCache}-retired-${++this.linkCacheGeneration}`;
     this.linkCacheBytes = 0;
+    // Kept roots link into the retired cache: they would keep its space.
+    void this.roots.drop().catch(() => undefined);
     fs.rename(this.linkCache, retired).then(
       () => this.removeTree(retired),
       () => undefined,

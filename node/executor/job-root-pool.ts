@@ -1,5 +1,7 @@
 // A small pool of worker threads that build job roots and collect outputs, so that the
-// thousands of small file operations of a job never block the agent's event loop.
+// thousands of small file operations of a job never block the agent's event loop. Each
+// worker keeps the roots of its finished jobs for the next ones (warm-roots.ts): a root is
+// taken from, collected by and released to the same worker.
 import { Worker } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -56,24 +58,44 @@ export class JobRootPool {
   }
 
   async stop(): Promise<void> {
+    this.holders.clear();
     await Promise.all(this.workers.splice(0).map((w) => w.terminate()));
   }
 
-  private call(body: RequestBody): Promise<unknown> {
+  /** Which worker holds each root taken and not yet released. */
+  private readonly holders = new Map<string, Worker>();
+
+  private call(body: RequestBody, worker = this.workers[this.turn++ % this.workers.length]): Promise<unknown> {
     if (this.broken) return Promise.reject(this.broken);
+    if (!worker) return Promise.reject(new Error('the job root pool is not running'));
     const id = ++this.nextId;
-    const worker = this.workers[this.turn++ % this.workers.length]!;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       worker.postMessage({ id, ...body });
     });
   }
 
-  build(job: Job, storeDir: string, root: string, linkCache?: string): Promise<BuiltRoot> {
-    return this.call({ op: 'build', args: [rootPlan(job), storeDir, root, linkCache] }) as Promise<BuiltRoot>;
+  /** A root for the job under `rootsDir` (a kept one brought up to date, or a new one). */
+  async take(job: Job, storeDir: string, rootsDir: string, linkCache?: string): Promise<BuiltRoot & { root: string }> {
+    const worker = this.workers[this.turn++ % this.workers.length];
+    const built = (await this.call({ op: 'take', args: [rootPlan(job), storeDir, rootsDir, linkCache] }, worker)) as BuiltRoot & { root: string };
+    this.holders.set(built.root, worker!);
+    return built;
   }
 
   collect(job: Job, root: string, before: Record<string, string[]>, maxBytes: number): Promise<CollectedOutput[]> {
-    return this.call({ op: 'collect', args: [job.outputs, root, before, maxBytes] }) as Promise<CollectedOutput[]>;
+    return this.call({ op: 'collect', args: [job.outputs, root, before, maxBytes] }, this.holders.get(root)) as Promise<CollectedOutput[]>;
+  }
+
+  /** The job is over: the root is kept for another job if the compile left it as it was, else removed. */
+  release(root: string, sandboxMounts: string[]): Promise<boolean> {
+    const worker = this.holders.get(root);
+    this.holders.delete(root);
+    return this.call({ op: 'release', args: [root, sandboxMounts] }, worker) as Promise<boolean>;
+  }
+
+  /** Every kept root removed (their files point into a retired link cache). */
+  async drop(): Promise<void> {
+    await Promise.all(this.workers.map((w) => this.call({ op: 'drop', args: [] }, w)));
   }
 }

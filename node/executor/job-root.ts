@@ -119,45 +119,63 @@ function planInputs(plan: RootPlan): { path: string; hash: string }[] {
   return paths.map((p, i) => ({ path: p, hash: plan.inputHashes.slice(64 * i, 64 * i + 64) }));
 }
 
-/** Builds the root; `linkCache`: a directory on the root's file system when the store is not on it. */
-export function buildJobRoot(plan: RootPlan, storeDir: string, root: string, linkCache?: string): BuiltRoot {
-  const job = { ...plan, inputs: planInputs(plan) };
-  const inputPaths = new Set(job.inputs.map((f) => f.path));
-  const dirs = new Set<string>(job.dirs);
-  for (const f of job.inputs) dirs.add(path.dirname(f.path));
-  for (const l of job.listings) dirs.add(l.path);
-  for (const o of job.outputs) dirs.add(path.dirname(o));
-  dirs.add(job.cwd);
+/** What a root holds for a plan: inputs by path, placeholders, directories. */
+export interface RootContents {
+  files: Map<string, string>;
+  placeholders: Set<string>;
+  dirs: Set<string>;
+}
+
+export function rootContents(plan: RootPlan): RootContents {
+  const inputs = planInputs(plan);
+  const files = new Map(inputs.map((f) => [f.path, f.hash]));
+  const dirs = new Set<string>(plan.dirs);
+  for (const f of inputs) dirs.add(path.dirname(f.path));
+  for (const l of plan.listings) dirs.add(l.path);
+  for (const o of plan.outputs) dirs.add(path.dirname(o));
+  dirs.add(plan.cwd);
   dirs.add('/tmp');
-  const placeholders: string[] = [];
-  for (const listing of job.listings) {
+  const placeholders = new Set<string>();
+  for (const listing of plan.listings) {
     for (const entry of listing.entries) {
       const full = path.join(listing.path, entry.name);
-      if (inputPaths.has(full)) continue;
+      if (files.has(full)) continue;
       if (entry.dir) dirs.add(full);
-      else placeholders.push(full);
+      else placeholders.add(full);
     }
   }
+  for (const d of dirs) placeholders.delete(d);
+  return { files, placeholders, dirs };
+}
+
+export function writePlaceholder(target: string): void {
+  try {
+    writeFileSync(target, PLACEHOLDER, { flag: 'wx' });
+  } catch {
+    // a name listed twice: it exists already
+  }
+}
+
+/** Places one input from the store; returns the bytes it added to the link cache. */
+export function placeInput(storeDir: string, hash: string, target: string, linkCache?: string): number {
+  const source = storeObjectPath(storeDir, hash);
+  if (linkCache) return placeThroughCache(source, linkCache, hash, target);
+  placeFile(source, target);
+  return 0;
+}
+
+/** Builds a root from nothing; `linkCache`: a directory on the root's file system when the store is not on it. */
+export function buildJobRoot(plan: RootPlan, storeDir: string, root: string, linkCache?: string): BuiltRoot {
+  const contents = rootContents(plan);
   // Sorted, so that parents come first and each mkdir is one syscall.
-  for (const dir of [...dirs].sort()) mkdirSync(inRoot(root, dir), { recursive: true });
-  for (const p of placeholders) {
-    if (dirs.has(p)) continue;
-    try {
-      writeFileSync(inRoot(root, p), PLACEHOLDER, { flag: 'wx' });
-    } catch {
-      // a name listed twice: it exists already
-    }
-  }
+  for (const dir of [...contents.dirs].sort()) mkdirSync(inRoot(root, dir), { recursive: true });
+  for (const p of contents.placeholders) writePlaceholder(inRoot(root, p));
   let cachedBytes = 0;
-  for (const f of job.inputs) {
-    const source = storeObjectPath(storeDir, f.hash);
-    if (linkCache) cachedBytes += placeThroughCache(source, linkCache, f.hash, inRoot(root, f.path));
-    else placeFile(source, inRoot(root, f.path));
-  }
+  for (const [file, hash] of contents.files) cachedBytes += placeInput(storeDir, hash, inRoot(root, file), linkCache);
   // An output must be a fresh file: never write through a hard link into the store.
-  for (const o of job.outputs) rmSync(inRoot(root, o), { force: true });
+  for (const o of plan.outputs) rmSync(inRoot(root, o), { force: true });
   const before: Record<string, string[]> = {};
-  for (const o of job.outputs) {
+  for (const o of plan.outputs) {
     const dir = path.dirname(o);
     before[dir] ??= readdirSync(inRoot(root, dir));
   }

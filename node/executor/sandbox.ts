@@ -80,6 +80,25 @@ export function bwrapArgs(job: Job, root: string, binds: HostBinds, statusFd: nu
   return finish(args, job, statusFd);
 }
 
+/** Where bubblewrap's arguments mount or link something inside the root (it makes those paths there if missing). */
+export function mountDestinations(args: string[]): string[] {
+  const destinations: string[] = [];
+  for (let i = 0; i < args.length && args[i] !== '--'; i++) {
+    const a = args[i]!;
+    if (a === '--bind' || a === '--ro-bind' || a === '--dev-bind' || a === '--symlink' || a === '--ro-bind-try' || a === '--bind-try') {
+      if (args[i + 2] !== '/') destinations.push(args[i + 2]!);
+      i += 2;
+    } else if (a === '--proc' || a === '--dev' || a === '--tmpfs' || a === '--dir' || a === '--mqueue') {
+      destinations.push(args[++i]!);
+    } else if (a === '--chdir' || a === '--json-status-fd' || a === '--unsetenv' || a === '--perms' || a === '--size') {
+      i += 1;
+    } else if (a === '--setenv' || a === '--chmod') {
+      i += 2;
+    }
+  }
+  return destinations;
+}
+
 function finish(args: string[], job: Job, statusFd: number): string[] {
   args.push('--chdir', job.cwd, '--clearenv');
   for (const [k, v] of Object.entries(job.env)) if (k !== 'TMPDIR') args.push('--setenv', k, v);
