@@ -93,8 +93,9 @@ describe.skipIf(why !== '')('the container image, built and run with podman', ()
     const size = await podman.imageSize(IMAGE);
     const baseSize = await podman.imageSize(agentBase.image);
     figures.push(`image: ${mb(size)} (base ${mb(baseSize)}, meshcc ${mb(size - baseSize)}), built in ${((Date.now() - buildStarted) / 1000).toFixed(0)} s`);
-    // The package's layer: compiled JavaScript and production dependencies, no compiler, no dev dependencies.
-    expect(size - baseSize).toBeLessThan(100e6);
+    // The package's layer: compiled JavaScript and production dependencies (without their
+    // sources, declarations and source maps); no compiler, no dev dependency.
+    expect(size - baseSize).toBeLessThan(50e6);
 
     // The network, its DNS name for the agents (a headless Service's, in a cluster), the agents.
     subnet = freeSubnet();

@@ -22,6 +22,9 @@ if [ -z "$tarball" ]; then
 fi
 npm install -g --prefix "$work/prefix" --prefer-offline --no-audit --no-fund --loglevel=error "$tarball" >/dev/null
 mv "$work/prefix/lib/node_modules/meshcc" "$work/context/meshcc"
+# What Node never loads: the dependencies' TypeScript sources, declarations and source maps
+# (about half of their 80 MB).
+find "$work/context/meshcc/node_modules" -type f \( -name '*.ts' -o -name '*.mts' -o -name '*.cts' -o -name '*.map' \) -delete
 cp "$here/Containerfile" "$work/context/Containerfile"
 options=()
 [ -n "${BASE:-}" ] && options+=(--build-arg "BASE=$BASE")
