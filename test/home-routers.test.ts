@@ -15,6 +15,7 @@
 //     speaks only UPnP IGD there, so B maps by UPnP and removes that mapping when it stops).
 import { execFile, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { query } from '../node/cli/query.js';
@@ -22,7 +23,7 @@ import { socketAnswers } from '../node/instance-lock.js';
 import { readInvitation } from '../node/mesh/invite-token.js';
 import type { AgentStatus } from '../node/mesh/mesh-service.js';
 import type { StatsSnapshot } from '../node/stats.js';
-import { MASQUERADE, MESHCC_BIN, plainEnv } from './helpers/agent.js';
+import { MASQUERADE, MESHCC_BIN, plainEnv, REPO } from './helpers/agent.js';
 import { addHomeBehindNat } from './helpers/nat.js';
 import { createNetnsMesh, netnsAvailable, type NetnsHost, type NetnsMesh } from './helpers/netns.js';
 import { collect, differences, plainZlib, removeOutputs } from './helpers/projects.js';
@@ -224,4 +225,28 @@ describe.skipIf(why !== '')('friends behind home routers: port mappings, relayed
     expect(await routerA.mappings()).toEqual([]);
     expect(await routerB.mappings()).toEqual([]);
   }, 180_000);
+
+  it('renews a NAT-PMP mapping at half its lifetime and removes it on stop', async () => {
+    // The agent's port mapper in a process of its own in home A, with a 2 s lifetime.
+    const mapper = pathToFileURL(path.join(REPO, 'dist', 'node', 'nat', 'port-mapper.js')).href;
+    const script = `
+      const { PortMapper } = await import(${JSON.stringify(mapper)});
+      const log = { info() {}, warn() {} };
+      const m = new PortMapper({ port: 7700, lifetime: 2, methods: ['nat-pmp'], log, onChange() {} });
+      m.start();
+      while (!m.mapping) await new Promise((r) => setTimeout(r, 10));
+      console.log('mapped');
+      await new Promise((r) => setTimeout(r, 4500));
+      console.log(m.mapping ? 'still mapped' : 'lost');
+      await m.stop();`;
+    const renewals = () => (routerA.log().match(/NAT-PMP port mapping request : 7700->192\.168\.10\.2:7700 tcp lifetime=2s/g) ?? []).length;
+    const before = renewals();
+    const child = mesh.exec(sites.a.host, process.execPath, ['--input-type=module', '-e', script], { timeoutMs: 30_000 });
+    await waitFor('the mapping', async () => ((await routerA.mappings()).includes('TCP:7700:192.168.10.2:7700') ? true : undefined), 10_000);
+    const done = await child;
+    expect(done.stdout, done.stderr).toBe('mapped\nstill mapped\n');
+    // One request to map, then one per second for 4.5 s.
+    expect(renewals() - before).toBeGreaterThanOrEqual(4);
+    expect(await routerA.mappings()).toEqual([]);
+  }, 60_000);
 });
