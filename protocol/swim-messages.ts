@@ -14,6 +14,8 @@
 //                          loads?  the whole mesh's loads (status, top, the monitor)
 //     scheduler → member   lease   "still here", as often as the lease asks
 //                          redirect  "not me: follow this one" (or nobody known yet)
+//                          news    members that joined or died, passed on at once (a newcomer
+//                                  is listed by all in a round trip, not after gossip rounds)
 //                          loads   every member's last report
 import { z } from 'zod';
 
@@ -127,5 +129,6 @@ export const ReportFromScheduler = z.discriminatedUnion('t', [
   z.object({ t: z.literal('lease'), term: z.number().int().nonnegative(), everyMs: z.number().int().positive().max(60_000) }),
   z.object({ t: z.literal('redirect'), leader: Leader }),
   z.object({ t: z.literal('loads'), id: count, rows: z.array(LoadRow).max(SWIM_LIMITS.members) }),
+  z.object({ t: z.literal('news'), updates: z.array(MemberUpdate).max(SWIM_LIMITS.members) }),
 ]);
 export type ReportFromScheduler = z.infer<typeof ReportFromScheduler>;

@@ -371,9 +371,10 @@ export class MeshService {
     return row?.gone ? { ...row, slotsUsed: row.slots } : row;
   }
 
-  /** Idle connections are closed, except to the scheduler (the report stream) and to our relay. */
+  /** Idle connections are closed, except to the scheduler (the report stream), to the member
+   *  that would succeed it (a failover needs no handshake), and to our relay. */
   private keepConnected(peerId: string): boolean {
-    return peerId === this.scheduler().scheduler || peerId === this.reachability?.relay;
+    return peerId === this.scheduler().scheduler || peerId === this.leadership?.successor || peerId === this.reachability?.relay;
   }
 
   /** Adverts go out several times a second under load, and each address listing asks the

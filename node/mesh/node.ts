@@ -96,6 +96,11 @@ export class MeshNode {
         connectionEncrypters: [noise()],
         streamMuxers: [yamux()],
         connectionProtector: meshProtector(meshKey, this.options.knockTimeoutMs ?? 2000, log),
+        // Every member keeps a connection to the scheduler, and after a failover all of them
+        // connect to the new one at once (from one address when agents share a host or a NAT):
+        // libp2p's defaults (300 connections, 5 new ones per second per host) would cut or stall
+        // that. Idle connections are closed by the membership (membership/swim-service.ts).
+        connectionManager: { maxConnections: 8192, inboundConnectionThreshold: 1000, maxIncomingPendingConnections: 512 },
         connectionGater: {
           denyInboundEncryptedConnection: (peer) => denied(peer.toString()),
           denyOutboundEncryptedConnection: (peer) => denied(peer.toString()),

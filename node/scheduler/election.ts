@@ -86,6 +86,12 @@ export class Election {
     return true;
   }
 
+  /** Someone who reaches that scheduler vouches for it: it may be followed again. */
+  forgive(claim: Leader): void {
+    const k = key(claim);
+    for (let i = this.lost.indexOf(k); i >= 0; i = this.lost.indexOf(k)) this.lost.splice(i, 1);
+  }
+
   /** Whether a claim was given up as lost. */
   isLost(claim: Leader): boolean {
     return this.lost.includes(key(claim));
@@ -108,6 +114,12 @@ export class Election {
     return this.candidates()
       .filter((c) => (!this.eligible || compareRank(c, this.self) < 0) && !lostNow.has(c.peerId))
       .sort(compareRank);
+  }
+
+  /** Who would lead next: the best-ranked member other than the scheduler (this agent included). */
+  successor(): string | undefined {
+    const all = this.eligible ? [this.self, ...this.candidates()] : this.candidates();
+    return all.filter((c) => c.peerId !== this.scheduler).sort(compareRank)[0]?.peerId;
   }
 
   private candidate(peerId: string): Candidate | undefined {

@@ -5,7 +5,7 @@
 // follower's connection closes at once, so the mesh agrees within a few round trips, without
 // waiting for any timeout. Claims also travel with every membership message, so a partition
 // that heals, or a lone agent that joins, ends with the better claim.
-import type { LoadReport, Leader } from '../../protocol/swim-messages.js';
+import type { LoadReport, Leader, MemberUpdate } from '../../protocol/swim-messages.js';
 import type { Logger } from '../log.js';
 import type { SwimService } from '../mesh/membership/swim-service.js';
 import type { MeshNode } from '../mesh/node.js';
@@ -19,6 +19,12 @@ const RESEEK_MS = 250;
 /** How long a candidate asked during a failover waits for the election to settle before answering. */
 const HELLO_SETTLE_MS = 2000;
 const LINK_TIMEOUT_MS = 3000;
+const NEWS_COALESCE_MS = 100;
+/** A candidate whose hello failed is not asked again for this long. */
+const FAILED_MS = 5000;
+/** Better-ranked members a candidate probes before it claims. */
+const SEEK_ASKED = 3;
+const STANDBY_EVERY_MS = 10_000;
 
 export interface LeadershipOptions {
   node: MeshNode;
@@ -41,9 +47,15 @@ export class Leadership {
   private readonly server: ReportServer;
   private link?: ReportLink;
   private seeking = false;
+  private readonly introduced = new WeakSet<ReportLink>();
+  /** Candidates whose hello failed lately (when): asked again only after FAILED_MS. */
+  private readonly failed = new Map<string, number>();
   private running = false;
   private reseek?: NodeJS.Timeout;
   private lastSentLoad?: LoadReport;
+  private news: MemberUpdate[] = [];
+  private newsTimer?: NodeJS.Timeout;
+  private standbyTimer?: NodeJS.Timeout;
 
   constructor(private readonly options: LeadershipOptions) {
     const { swim } = options;
@@ -64,24 +76,44 @@ export class Leadership {
       onGone: (peerId) => {
         this.loads.gone(peerId);
         options.onLoad(peerId);
+        // A member that crashed refuses the probe: it leaves every view now, not after a suspicion.
+        swim.check(peerId);
       },
       rows: () => this.loads.rows(),
     });
     swim.table.on('left', (member) => {
       const state = this.election.state();
       if (member.card.peerId === state.scheduler) this.lose('the membership declared it dead');
+      this.pass({ peerId: member.card.peerId, state: 'dead', incarnation: member.incarnation });
     });
+    swim.table.on('joined', (member) => this.pass({ peerId: member.card.peerId, state: 'alive', incarnation: member.incarnation, card: member.card }));
   }
 
   async start(): Promise<void> {
     this.running = true;
     await this.server.start();
     this.reconcile();
+    this.standbyTimer = setInterval(() => this.keepStandby(), STANDBY_EVERY_MS);
+    this.standbyTimer.unref();
+  }
+
+  /** The member that would lead next: its connection is kept, so a failover needs no handshakes. */
+  get successor(): string | undefined {
+    return this.election.successor();
+  }
+
+  private keepStandby(): void {
+    const next = this.election.successor();
+    if (!next || next === this.options.self.peerId || !this.election.state().scheduler) return;
+    const connected = this.options.node.connectedPeers().some((p) => p.toString() === next);
+    if (!connected) void this.options.swim.ping(next);
   }
 
   async stop(): Promise<void> {
     this.running = false;
     clearTimeout(this.reseek);
+    clearTimeout(this.newsTimer);
+    clearInterval(this.standbyTimer);
     this.link?.close();
     await this.server.stop();
   }
@@ -121,6 +153,17 @@ export class Leadership {
     }
     if (!this.link?.leased) return [];
     return this.link.loads();
+  }
+
+  /** As the scheduler, passes joins and deaths to every follower, a few at a time. */
+  private pass(update: MemberUpdate): void {
+    if (!this.election.isScheduler) return;
+    this.news.push(update);
+    this.newsTimer ??= setTimeout(() => {
+      this.newsTimer = undefined;
+      const news = this.news.splice(0, this.news.length);
+      if (this.election.isScheduler) this.server.broadcast(news);
+    }, NEWS_COALESCE_MS);
   }
 
   private changed(): void {
@@ -165,23 +208,33 @@ export class Leadership {
       {
         lease: (term) => {
           if (this.link !== link) return;
+          // A new link: one probe of the scheduler carries our card to it (and on to everyone).
+          if (!this.introduced.has(link)) {
+            this.introduced.add(link);
+            void this.options.swim.ping(target);
+          }
           this.lastSentLoad = undefined;
           if (this.election.observe({ term, peerId: target })) this.changed();
           else if (this.election.state().scheduler !== target) this.reconcile();
           this.loadChanged();
         },
+        news: (updates) => this.options.swim.hear(updates, target),
         redirect: (leader) => {
           if (this.link !== link) return;
           this.link = undefined;
+          // It reaches the scheduler we gave up: ours was a bad link, not a dead scheduler.
+          if (leader.peerId && this.election.isLost(leader)) this.election.forgive(leader);
           if (leader.peerId && leader.peerId !== this.options.self.peerId && this.election.observe(leader)) this.changed();
           else this.later();
         },
         closed: (why) => {
           if (this.link !== link) return;
           this.link = undefined;
+          if (tentative) this.failed.set(target, Date.now());
           if (tentative || this.election.state().scheduler !== target) return this.later();
           if (!retry) return this.follow(target, false, true);
           this.lose(why);
+          this.options.swim.check(target);
         },
       },
       () => this.options.swim.health.multiplier,
@@ -189,7 +242,7 @@ export class Leadership {
     );
     this.link = link;
     const lost = tentative ? this.lostClaim : undefined;
-    link.open(member?.card.addresses ?? [], { t: 'hello', term: claim.term, ...(lost ? { lost } : {}) }, LINK_TIMEOUT_MS);
+    link.open(member?.card.addresses ?? [], { t: 'hello', term: claim.term, ...(lost ? { lost } : {}) }, Math.round(LINK_TIMEOUT_MS * this.options.swim.health.multiplier));
   }
 
   private lostClaim?: Leader;
@@ -212,22 +265,28 @@ export class Leadership {
     this.reseek.unref();
   }
 
-  /** Without a scheduler: claim if no better-ranked member answers, else ask the best that does. */
+  /** Without a scheduler. A candidate claims when no better-ranked member answers a probe, else
+   *  asks the best that does; a member that may not lead asks the best-ranked candidate whose
+   *  hello did not fail lately (a dead one refuses at once, and the next is asked). */
   private async seek(): Promise<void> {
     if (this.seeking || !this.running) return;
     this.seeking = true;
     try {
-      const better = this.election.betterRanked().slice(0, 8);
-      const answers = await Promise.all(better.map((c) => this.options.swim.ping(c.peerId, Math.round(SEEK_PING_MS * this.options.swim.health.multiplier))));
-      if (this.election.state().scheduler || !this.running) return this.reconcile();
-      const best = better.find((_, i) => answers[i] !== undefined);
-      if (!best) {
-        if (!this.options.candidate) return this.later();
-        this.election.claim();
-        this.changed();
+      const now = Date.now();
+      for (const [peer, at] of this.failed) if (now - at > FAILED_MS) this.failed.delete(peer);
+      const better = this.election.betterRanked().filter((c) => !this.failed.has(c.peerId));
+      if (!this.options.candidate) {
+        if (better[0]) this.follow(better[0].peerId, true);
+        else this.later();
         return;
       }
-      this.follow(best.peerId, true);
+      const asked = better.slice(0, SEEK_ASKED);
+      const answers = await Promise.all(asked.map((c) => this.options.swim.ping(c.peerId, Math.round(SEEK_PING_MS * this.options.swim.health.multiplier))));
+      if (this.election.state().scheduler || !this.running) return this.reconcile();
+      const best = asked.find((_, i) => answers[i] !== undefined);
+      if (best) return this.follow(best.peerId, true);
+      this.election.claim();
+      this.changed();
     } finally {
       this.seeking = false;
     }

@@ -7,7 +7,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import { MeshccError } from '../../protocol/errors.js';
 import { parseMessage } from '../../protocol/messages.js';
-import { REPORT_PROTOCOL, ReportFromScheduler, SWIM_LIMITS, type Leader, type LoadReport, type LoadRow, type ReportFromMember } from '../../protocol/swim-messages.js';
+import { REPORT_PROTOCOL, ReportFromScheduler, SWIM_LIMITS, type Leader, type LoadReport, type LoadRow, type MemberUpdate, type ReportFromMember } from '../../protocol/swim-messages.js';
 import type { Logger } from '../log.js';
 import { FramedStream } from '../mesh/framed-stream.js';
 import type { MeshNode } from '../mesh/node.js';
@@ -19,6 +19,8 @@ const MIN_OVERDUE_MS = 4_000;
 export interface ReportLinkEvents {
   lease: (term: number) => void;
   redirect: (leader: Leader) => void;
+  /** Members that joined or died, from the scheduler. */
+  news: (updates: MemberUpdate[]) => void;
   /** The stream ended (how: the peer closed it, a dial failed, or its leases stopped). */
   closed: (why: string) => void;
 }
@@ -118,6 +120,8 @@ export class ReportLink {
       this.closed = true;
       this.framed?.close().catch(() => undefined);
       this.events.redirect(message.leader);
+    } else if (message.t === 'news') {
+      this.events.news(message.updates);
     } else {
       this.waiting.get(message.id)?.(message.rows);
       this.waiting.delete(message.id);

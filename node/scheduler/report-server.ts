@@ -7,7 +7,7 @@ import type { Connection, Stream } from '@libp2p/interface';
 import { MeshccError } from '../../protocol/errors.js';
 import { encodeFrame } from '../../protocol/framing.js';
 import { parseMessage } from '../../protocol/messages.js';
-import { REPORT_PROTOCOL, ReportFromMember, SWIM_LIMITS, type Leader, type LoadReport, type LoadRow, type ReportFromMember as FromMember } from '../../protocol/swim-messages.js';
+import { REPORT_PROTOCOL, ReportFromMember, SWIM_LIMITS, type Leader, type LoadReport, type LoadRow, type MemberUpdate, type ReportFromMember as FromMember } from '../../protocol/swim-messages.js';
 import type { Logger } from '../log.js';
 import { FramedStream } from '../mesh/framed-stream.js';
 import type { MeshNode } from '../mesh/node.js';
@@ -65,6 +65,14 @@ export class ReportServer {
       this.timer.unref();
     };
     tick();
+  }
+
+  /** Passes news to every follower but the one it concerns (one encoded frame for all). */
+  broadcast(updates: MemberUpdate[]): void {
+    if (updates.length === 0 || this.followers.size === 0) return;
+    const frame = encodeFrame({ t: 'news', updates });
+    const about = new Set(updates.map((u) => u.peerId));
+    for (const [peer, follower] of this.followers) if (!about.has(peer) || updates.length > 1) follower.framed.sendSoonEncoded([frame]).catch(() => undefined);
   }
 
   /** No longer the scheduler: every follower's stream closes, and they look again. */

@@ -24,8 +24,11 @@ const PIGGYBACK = 12;
 /** A connection without streams this long is closed (unless kept). */
 const IDLE_MS = 30_000;
 /** Full syncs with a random member, scaled by log10(n) (memberlist's push-pull). */
-const SYNC_EVERY_MS = 30_000;
+const SYNC_EVERY_MS = 20_000;
 const SERVE_TIMEOUT_MS = 10_000;
+/** A probe that has to open a connection first (TCP, the knock, the private network, Noise,
+ *  yamux) waits at least this long: on a busy machine the handshakes alone take hundreds of ms. */
+const DIAL_PROBE_MS = 2000;
 
 export interface SwimServiceOptions {
   node: MeshNode;
@@ -42,6 +45,22 @@ export interface SwimServiceOptions {
   log: Logger;
   probeIntervalMs?: number;
   idleMs?: number;
+}
+
+/** Whether a dial failed because nothing listens there (the kernel refused it): a member that is
+ *  only slow never causes that, so it is proof that the member is gone, not a suspicion. */
+export function refused(err: unknown): boolean {
+  const seen = new Set<unknown>();
+  const visit = (e: unknown): boolean => {
+    if (!e || typeof e !== 'object' || seen.has(e)) return false;
+    seen.add(e);
+    const x = e as { code?: string; message?: string; errors?: unknown[]; cause?: unknown };
+    if (x.code === 'ECONNREFUSED' || /ECONNREFUSED/.test(x.message ?? '')) return true;
+    // Several addresses: every one of them must have refused.
+    if (x.errors?.length) return x.errors.every(visit);
+    return visit(x.cause);
+  };
+  return visit(err);
 }
 
 function oneLine(err: unknown): string {
@@ -109,19 +128,33 @@ export class SwimService {
     if (answer.t === 'sync') this.absorb(answer.members, peerId);
   }
 
-  /** One direct probe: its round trip, or undefined without an answer in time. */
+  /** One direct probe: its round trip, or undefined without an answer in time. A member whose
+   *  every address refuses the connection is gone: it is declared dead at once. */
   async ping(peerId: string, timeoutMs = this.health.probeTimeoutMs(), addresses?: string[]): Promise<number | undefined> {
     const member = this.table.get(peerId);
     const started = performance.now();
     try {
-      await this.exchange(peerId, member?.card.addresses ?? addresses ?? [], { t: 'ping', leader: this.options.leader(), updates: this.table.piggyback(PIGGYBACK) }, timeoutMs);
+      await this.exchange(peerId, member?.card.addresses ?? addresses ?? [], { t: 'ping', leader: this.options.leader(), updates: this.table.piggyback(PIGGYBACK, peerId) }, this.connected(peerId) ? timeoutMs : Math.max(timeoutMs, DIAL_PROBE_MS * this.health.multiplier));
       const ms = performance.now() - started;
       this.table.answered(peerId, ms);
       return ms;
     } catch (err) {
       this.options.log.debug({ peer: peerId, timeoutMs: Math.round(timeoutMs), err: (err as Error).message }, 'probe unanswered');
+      if (member && refused(err) && this.table.get(peerId)) {
+        this.options.log.info({ peer: peerId, name: member.card.name }, 'member gone (its address refuses connections)');
+        this.table.declareDead(peerId);
+      }
       return undefined;
     }
+  }
+
+  private connected(peerId: string): boolean {
+    return this.options.node.libp2p.getConnections(peerIdFromString(peerId)).length > 0;
+  }
+
+  /** Probes a member out of turn (its connection to us ended: a crash shows at once). */
+  check(peerId: string): void {
+    if (this.running && this.table.get(peerId)) void this.ping(peerId);
   }
 
   // ---- the probe period ---------------------------------------------------------------
@@ -193,6 +226,8 @@ export class SwimService {
     this.counts.suspected++;
     this.options.log.info({ peer: peerId, helpers: helpers.length, health: this.health.score }, 'member suspected (no ack, directly or through others)');
     this.table.suspect(peerId);
+    // Tell the suspect itself at once (it refutes in its answer if it is only slow).
+    void this.ping(peerId, Math.max(DIAL_PROBE_MS, timeout) * 2);
   }
 
   /** Up to `count` random alive members, not those excluded. */
@@ -233,6 +268,11 @@ export class SwimService {
   }
 
   // ---- messages -------------------------------------------------------------------------
+
+  /** News heard elsewhere (the scheduler passes on joins and deaths to its followers). */
+  hear(updates: MemberUpdate[], from: string): void {
+    this.absorb(updates, from);
+  }
 
   private absorb(updates: MemberUpdate[], from: string): void {
     for (const update of updates) {

@@ -62,6 +62,8 @@ export class SwimTable extends EventEmitter<TableEvents> {
   ) {
     super();
     this.incarnation_ = initialIncarnation(self().startedAt);
+    // Our first messages introduce us to whoever we meet.
+    this.enqueueSelf();
   }
 
   get selfId(): string {
@@ -190,16 +192,20 @@ export class SwimTable extends EventEmitter<TableEvents> {
     return dead;
   }
 
-  /** Updates to piggyback on the next message, least sent first; each counts as one transmission. */
-  piggyback(max: number): MemberUpdate[] {
-    if (this.queue.size === 0) return [];
+  /** Updates to piggyback on the next message, least sent first; each counts as one transmission.
+   *  A message to a suspect carries its suspicion first (Lifeguard's buddy system: it hears it
+   *  from the prober itself, and refutes in its answer, not after gossip found it). */
+  piggyback(max: number, to?: string): MemberUpdate[] {
+    const target = to ? this.members.get(to) : undefined;
+    const buddy: MemberUpdate[] = target?.state === 'suspect' ? [{ peerId: to!, state: 'suspect', incarnation: target.incarnation }] : [];
+    if (this.queue.size === 0) return buddy;
     const limit = RETRANSMIT_MULT * Math.max(1, Math.ceil(Math.log10(this.members.size + 2)));
-    const picked = [...this.queue.values()].sort((a, b) => a.transmits - b.transmits).slice(0, max);
+    const picked = [...this.queue.values()].filter((e) => e.update.peerId !== to || buddy.length === 0).sort((a, b) => a.transmits - b.transmits).slice(0, max - buddy.length);
     for (const entry of picked) {
       entry.transmits++;
       if (entry.transmits >= limit) this.queue.delete(entry.update.peerId);
     }
-    return picked.map((e) => e.update);
+    return [...buddy, ...picked.map((e) => e.update)];
   }
 
   /** Says goodbye: our own death, sent with the last messages. */
