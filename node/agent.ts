@@ -250,7 +250,7 @@ export class Agent {
     this.spawner.stop();
     this.remote.stop();
     await this.walkThread.stop();
-    this.cache.stop();
+    await this.cache.stop();
     await this.lock?.release();
     this.log.info('agent stopped');
   }

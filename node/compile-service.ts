@@ -243,7 +243,7 @@ export class CompileService {
     watch.phase('scan', t2 - t0);
     const looked = identity && (await cache!.lookup(identity, job));
     const probe = { compiler: req.compiler, scanArgv: analysis.scanArgv, cwd: req.cwd, env: req.env, source: analysis.source, language: analysis.language };
-    if (looked) cache!.remember(identity!, source, looked.key, job, probe, scanStartedMs);
+    if (looked) cache!.remember(identity!, source, looked, job, probe, scanStartedMs);
     if (looked && looked.hit) return this.replyCached(looked.hit.entry, looked.hit.outputs, req, conn);
     // A miss this agent may not publish (read-only) is compiled by the client, as without the cache.
     if (here && !cache!.canRunHere) throw new MeshccError('cache-miss', 'not in the cache: compiled by the client');

@@ -73,11 +73,13 @@ export async function runCacheBench(ctx: BenchContext, mesh: NetnsMesh, plain: P
 
     // --- build 2: a fresh `meshcc run` client
     await makeClean('cache-2');
-    const freshHome = mkdtempSync(path.join(os.tmpdir(), 'meshcc-bench-ci-home-'));
-    tempDirs.push(freshHome);
-    const runEnv: NodeJS.ProcessEnv = { ...ctx.env, HOME: freshHome, MESHCC_MESH_KEY: key, MESHCC_CACHE: 'read-write', MESHCC_LOCAL_SLOTS: '0', MESHCC_LOG_LEVEL: 'warn' };
-    delete runEnv.XDG_CACHE_HOME;
-    say(`cache, build 2: make clean; \`meshcc run --peer … -- make -j${ctx.jobs}\` in h0 with an empty HOME (a CI runner's client)`);
+    // meshcc run's agent always starts in an empty home of its own; its compilers' ids and the
+    // native client start from an empty MESHCC_CACHE_DIR too. HOME stays: git's Makefile builds
+    // paths under it into some objects, which must stay comparable with the plain build's.
+    const freshCache = mkdtempSync(path.join(os.tmpdir(), 'meshcc-bench-ci-cache-'));
+    tempDirs.push(freshCache);
+    const runEnv: NodeJS.ProcessEnv = { ...ctx.env, MESHCC_CACHE_DIR: freshCache, MESHCC_MESH_KEY: key, MESHCC_CACHE: 'read-write', MESHCC_LOCAL_SLOTS: '0', MESHCC_LOG_LEVEL: 'warn' };
+    say(`cache, build 2: make clean; \`meshcc run --peer … -- make -j${ctx.jobs}\` in h0 (a CI runner's client: an empty agent home and MESHCC_CACHE_DIR)`);
     const viaRun = (env: NodeJS.ProcessEnv) => (cmd: string, args: string[]) => {
       // runMake's script starts with `make`: the same make, under meshcc run.
       const script = args[1]!.replace(/^make /, `${shq(process.execPath)} ${shq(MESHCC_BIN)} run --peer ${shq(peerAddress)} -- make `);

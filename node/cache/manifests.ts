@@ -8,10 +8,9 @@
 // seconds is not trusted (a file can change twice within one timestamp tick): such a file is
 // hashed at every check; a directory is read at every check.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, type BigIntStats } from 'node:fs';
+import { promises as fs, readdirSync, readFileSync, rmSync, statSync, type BigIntStats } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { decodeBody, encodeBody } from '../../protocol/framing.js';
 import type { InputFile } from '../../protocol/messages.js';
 import { parseMessage } from '../../protocol/messages.js';
 import { sha256 } from '../store.js';
@@ -19,8 +18,12 @@ import { sha256 } from '../store.js';
 const Manifest = z.object({
   result: z.string(),
   files: z.array(z.tuple([z.string(), z.string(), z.string().optional()])),
-  /** [directory, its stat stamp or '' when too new, names that must not appear in it] */
-  dirs: z.array(z.tuple([z.string(), z.string(), z.array(z.string())])),
+  /** Every input's name relative to each search directory that holds it: the names a new file could shadow. */
+  relatives: z.array(z.string()),
+  /** [directory, its stat stamp or '' when too new, the relative name it stands for ('' for a
+   *  base), the names below that prefix that exist there]: any other name below the prefix
+   *  appearing there would shadow an input. */
+  dirs: z.array(z.tuple([z.string(), z.string(), z.string(), z.array(z.string())])),
   /** Paths that must not exist (a search directory the compiler skipped, say). */
   missing: z.array(z.string()),
 });
@@ -34,6 +37,9 @@ export interface ManifestChains {
 }
 
 const SETTLE_NS = 2_000_000_000n;
+
+/** Relative names of inputs, one level per path component. */
+type NameTree = Map<string, NameTree>;
 const KEEP_IN_MEMORY = 100_000;
 
 function stamp(st: BigIntStats): string {
@@ -44,8 +50,36 @@ function statOf(p: string): BigIntStats | undefined {
   return statSync(p, { bigint: true, throwIfNoEntry: false });
 }
 
+/** The relative names as a tree, and the subtree under a prefix ('' for the whole). */
+function nameTree(relatives: readonly string[]): NameTree {
+  const root: NameTree = new Map();
+  for (const rel of relatives) {
+    let node = root;
+    for (const part of rel.split('/')) {
+      let next = node.get(part);
+      if (!next) node.set(part, (next = new Map()));
+      node = next;
+    }
+  }
+  return root;
+}
+
+function subtree(root: NameTree, prefix: string): NameTree | undefined {
+  let node: NameTree | undefined = root;
+  if (prefix) for (const part of prefix.split('/')) node = node?.get(part);
+  return node;
+}
+
+const LISTINGS_KEPT = 20_000;
+const SAVE_AFTER_MS = 2000;
+
 export class Manifests {
   private readonly memory = new Map<string, Manifest>();
+  private readonly unsaved = new Map<string, Manifest>();
+  private flushing?: NodeJS.Timeout;
+  private readonly trees = new WeakMap<Manifest, NameTree>();
+  /** Directory entries read for earlier records, with the directory's stamp then. */
+  private readonly listings = new Map<string, { stamp: string; names: Set<string> }>();
   /** Checks that found a file's stat data changed but its content not: counted, for the figures. */
   readonly counts = { checked: 0, matched: 0, rehashed: 0 };
 
@@ -69,17 +103,22 @@ export class Manifests {
       }
       if (sha256(data) !== hash) return undefined;
     }
-    for (const [dir, known, absent] of manifest.dirs) {
+    for (const [dir, known, prefix, present] of manifest.dirs) {
       const st = statOf(dir);
       if (!st || !st.isDirectory()) return undefined;
       if (known && stamp(st) === known) continue;
-      let names: Set<string>;
+      let entries: string[];
       try {
-        names = new Set(readdirSync(dir));
+        entries = readdirSync(dir);
       } catch {
         return undefined;
       }
-      if (absent.some((n) => names.has(n))) return undefined;
+      let tree = this.trees.get(manifest);
+      if (!tree) this.trees.set(manifest, (tree = nameTree(manifest.relatives)));
+      const watched = subtree(tree, prefix);
+      if (!watched) return undefined;
+      const there = new Set(present);
+      if (entries.some((n) => watched.has(n) && !there.has(n))) return undefined;
     }
     for (const p of manifest.missing) if (statOf(p)) return undefined;
     this.counts.matched++;
@@ -100,76 +139,78 @@ export class Manifests {
     }
     // Every place a new file would shadow an input: its name relative to each search
     // directory that holds it, under every search directory and every includer's directory.
+    // The names form a tree (sys/ → types.h, …), walked once per base against its entries.
     const relatives = new Set<string>();
-    for (const f of inputs) {
-      for (const s of chains.searchDirs) if (f.path.startsWith(s + '/')) relatives.add(f.path.slice(s.length + 1));
-    }
+    for (const f of inputs) for (const s of chains.searchDirs) if (f.path.startsWith(s + '/')) relatives.add(f.path.slice(s.length + 1));
+    const names = nameTree([...relatives]);
     const bases = new Set<string>(chains.searchDirs);
     for (const f of inputs) bases.add(path.dirname(f.path));
-    const listings = new Map<string, Set<string> | undefined>();
-    const listing = (dir: string) => {
-      if (!listings.has(dir)) {
-        let names: Set<string> | undefined;
-        try {
-          names = new Set(readdirSync(dir));
-        } catch {
-          names = undefined;
-        }
-        listings.set(dir, names);
-      }
-      return listings.get(dir);
-    };
-    const absentIn = new Map<string, Set<string>>();
-    const missing = new Set<string>(chains.missingDirs);
-    for (const base of bases) {
-      if (!listing(base)) {
-        missing.add(base);
-        continue;
-      }
-      for (const rel of relatives) {
-        const parts = rel.split('/');
-        let dir = base;
-        for (let i = 0; i < parts.length; i++) {
-          const names = listing(dir);
-          if (!names) break;
-          const name = parts[i]!;
-          const next = path.join(dir, name);
-          if (!names.has(name)) {
-            let set = absentIn.get(dir);
-            if (!set) absentIn.set(dir, (set = new Set()));
-            set.add(name);
-            break;
-          }
-          if (i === parts.length - 1) {
-            // A file there now that the scan did not take: fine if it was there before the scan.
-            if (!inputPaths.has(next)) {
-              const st = statOf(next);
-              if (st && fresh(st)) return false;
-            }
-            break;
-          }
-          dir = next;
-        }
-      }
-    }
     const dirs: Manifest['dirs'] = [];
-    for (const [dir, absent] of absentIn) {
-      const st = statOf(dir);
-      if (!st) return false;
-      // The directory's entries were read just now, after the scan: a name that appeared in
-      // between would be in them; so the read entries must agree with the names checked.
-      dirs.push([dir, fresh(st) ? '' : stamp(st), [...absent].sort()]);
+    const missing = new Set<string>(chains.missingDirs);
+    const visited = new Set<string>();
+    let settled = true;
+    /** Records what shadowing to watch under `dir`; false when it is not a directory. */
+    const walk = (dir: string, tree: NameTree, prefix: string): boolean => {
+      const read = this.listing(dir, fresh);
+      if (!read) {
+        if (prefix === '') missing.add(dir);
+        return false;
+      }
+      if (visited.has(`${dir}\0${prefix}`)) return true;
+      visited.add(`${dir}\0${prefix}`);
+      const present: string[] = [];
+      for (const [name, below] of tree) {
+        if (!read.names.has(name)) continue;
+        const there = dir === '/' ? `/${name}` : `${dir}/${name}`;
+        // A name that should be a directory but is not: any change of this directory is a miss.
+        if (below.size > 0 && !walk(there, below, prefix ? `${prefix}/${name}` : name)) continue;
+        present.push(name);
+        if (below.size === 0 && !inputPaths.has(there)) {
+          // A file there now that the scan did not take: fine if it was there before the scan.
+          const st = statOf(there);
+          if (st && fresh(st)) settled = false;
+        }
+      }
+      if (present.length < tree.size) dirs.push([dir, read.stamp, prefix, present]);
+      return true;
+    };
+    for (const base of bases) {
+      walk(base, names, '');
+      if (!settled) return false;
     }
     for (const p of missing) if (statOf(p)) return false;
-    const manifest: Manifest = { result, files, dirs, missing: [...missing] };
+    const manifest: Manifest = { result, files, relatives: [...relatives], dirs, missing: [...missing] };
     this.remember(key, manifest);
     this.save(key, manifest);
     return true;
   }
 
+  /** A directory's entries and its stamp ('' when too new to trust): read again unless its stamp is the one of the entries kept. */
+  private listing(dir: string, fresh: (st: BigIntStats) => boolean): { stamp: string; names: Set<string> } | undefined {
+    const st = statOf(dir);
+    if (!st || !st.isDirectory()) return undefined;
+    const now = fresh(st) ? '' : stamp(st);
+    const kept = this.listings.get(dir);
+    if (now && kept && kept.stamp === now) return kept;
+    let names: Set<string>;
+    try {
+      names = new Set(readdirSync(dir));
+    } catch {
+      return undefined;
+    }
+    // The entries are read after the stat: a change in between makes the stamp older than them, never newer.
+    const read = { stamp: now, names };
+    if (now) {
+      if (this.listings.size >= LISTINGS_KEPT) this.listings.clear();
+      this.listings.set(dir, read);
+    }
+    return read;
+  }
+
   clear(): number {
     const n = this.memory.size;
     this.memory.clear();
+    this.unsaved.clear();
     rmSync(this.dir, { recursive: true, force: true });
     return n;
   }
@@ -178,7 +219,7 @@ export class Manifests {
     const held = this.memory.get(key);
     if (held) return held;
     try {
-      const manifest = parseMessage(Manifest, decodeBody(readFileSync(this.fileOf(key))));
+      const manifest = parseMessage(Manifest, JSON.parse(readFileSync(this.fileOf(key), 'utf8')));
       this.remember(key, manifest);
       return manifest;
     } catch {
@@ -192,15 +233,29 @@ export class Manifests {
     if (this.memory.size > KEEP_IN_MEMORY) this.memory.delete(this.memory.keys().next().value!);
   }
 
+  /** Written to disk in batches, off the compile's path (a manifest lost in a crash costs one scan). */
   private save(key: string, manifest: Manifest): void {
-    const file = this.fileOf(key);
-    try {
-      mkdirSync(path.dirname(file), { recursive: true });
-      const temp = `${file}.${randomBytes(4).toString('hex')}`;
-      writeFileSync(temp, encodeBody(manifest));
-      renameSync(temp, file);
-    } catch {
-      // Kept in memory; the next agent scans again.
+    this.unsaved.set(key, manifest);
+    if (this.flushing) return;
+    this.flushing = setTimeout(() => void this.flush(), SAVE_AFTER_MS);
+    this.flushing.unref();
+  }
+
+  async flush(): Promise<void> {
+    clearTimeout(this.flushing);
+    this.flushing = undefined;
+    const batch = [...this.unsaved];
+    this.unsaved.clear();
+    for (const [key, manifest] of batch) {
+      const file = this.fileOf(key);
+      try {
+        await fs.mkdir(path.dirname(file), { recursive: true });
+        const temp = `${file}.${randomBytes(4).toString('hex')}`;
+        await fs.writeFile(temp, JSON.stringify(manifest));
+        await fs.rename(temp, file);
+      } catch {
+        // Kept in memory; the next agent scans again.
+      }
     }
   }
 

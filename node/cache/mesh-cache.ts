@@ -30,9 +30,13 @@ export interface MeshCacheOptions {
 }
 
 const ANSWER_MS = 10_000;
+/** An owner that did not answer a lookup in time is not asked for this long (a hung member
+ *  must not cost every compile the lookup timeout). */
+const QUIET_AFTER_TIMEOUT_MS = 30_000;
 
 export class MeshCache {
   private readonly serving = new Set<Stream>();
+  private readonly silentUntil = new Map<string, number>();
 
   constructor(private readonly options: MeshCacheOptions) {}
 
@@ -47,6 +51,7 @@ export class MeshCache {
 
   /** The entry from `peerId`, its outputs checked against their hashes; undefined on a miss or any failure. */
   async get(peerId: string, key: string, timeoutMs: number): Promise<CachedResult | undefined> {
+    if ((this.silentUntil.get(peerId) ?? 0) > Date.now()) return undefined;
     const reply = await this.ask(peerId, { t: 'get', key }, timeoutMs);
     if (reply?.t !== 'hit') return undefined;
     const { entry, data } = reply;
@@ -76,6 +81,10 @@ export class MeshCache {
       return parseMessage(CacheReply, await framed.receive(timeoutMs, signal));
     } catch (err) {
       this.options.log.debug({ peer: peerId, t: request.t, err: (err as Error).message }, 'cache: no answer from a peer');
+      if (request.t === 'get' && signal.aborted) {
+        this.silentUntil.set(peerId, Date.now() + QUIET_AFTER_TIMEOUT_MS);
+        this.options.log.info({ peer: peerId, timeoutMs }, 'cache: a member did not answer a lookup in time; not asked for 30 s');
+      }
       return undefined;
     } finally {
       if (framed) void framed.close().catch(() => undefined);

@@ -25,7 +25,7 @@ export function cacheConfig(env: NodeJS.ProcessEnv, storeBytes: number): CacheCo
     if (!Number.isInteger(mb) || mb < 0) throw new MeshccError('bad-config', `MESHCC_CACHE_MB must be a whole number, got '${env.MESHCC_CACHE_MB}'`);
     maxBytes = mb * 1024 * 1024;
   }
-  const timeout = Number(env.MESHCC_CACHE_LOOKUP_MS ?? 500);
+  const timeout = Number(env.MESHCC_CACHE_LOOKUP_MS ?? 3000);
   if (!Number.isFinite(timeout) || timeout <= 0) throw new MeshccError('bad-config', `MESHCC_CACHE_LOOKUP_MS must be a positive number, got '${env.MESHCC_CACHE_LOOKUP_MS}'`);
   return { mode, maxBytes, lookupTimeoutMs: timeout };
 }

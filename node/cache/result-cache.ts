@@ -81,6 +81,8 @@ export interface Lookup {
 }
 
 const REVOCATION_SWEEP_MS = 1000;
+/** Manifest keys of commands answered by a hit once, without a manifest recorded. */
+const SEEN_KEPT = 100_000;
 
 export class ResultCache {
   private readonly entries: LocalEntries;
@@ -91,6 +93,7 @@ export class ResultCache {
   private sweepTimer?: NodeJS.Timeout;
   /** Writers caught with results that differ from a compile here. */
   private readonly liars = new Set<string>();
+  private readonly seen = new Set<string>();
   private readonly counts = {
     hits: 0, directHits: 0, uncacheable: 0, meshHits: 0, misses: 0, hitBytes: 0, published: 0, publishedBytes: 0,
     stored: 0, storedBytes: 0, served: 0, servedMisses: 0, servedBytes: 0, lookupMs: 0, verified: 0, verifyMismatches: 0, droppedWriters: 0,
@@ -114,8 +117,9 @@ export class ResultCache {
     this.sweepTimer.unref();
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     clearInterval(this.sweepTimer);
+    await this.manifests.flush();
   }
 
   /** Serves and takes entries over the mesh (started with each mesh node). */
@@ -182,12 +186,21 @@ export class ResultCache {
     return { key, hit: checked };
   }
 
-  /** Records what direct mode needs to find `key` again without a scan (off the client's path). */
-  remember(id: CommandIdentity, source: string, key: string, job: Job, probe: ProbeRequest, scanStartedMs: number): void {
+  /** Records what direct mode needs to find `key` again without a scan (after the client has its
+   *  answer). A miss is recorded at once (a compile costs far more); a hit only when the same
+   *  command comes again: a client that lives for one build (a CI runner) records nothing. */
+  remember(id: CommandIdentity, source: string, lookup: Lookup, job: Job, probe: ProbeRequest, scanStartedMs: number): void {
+    const mkey = manifestKey(id, source);
+    if (lookup.hit && !this.seen.has(mkey)) {
+      if (this.seen.size >= SEEN_KEPT) this.seen.clear();
+      this.seen.add(mkey);
+      return;
+    }
+    const key = lookup.key;
     void this.probe
       .chains(probe)
       .then((chains) => {
-        this.manifests.record(manifestKey(id, source), key, job.inputs, { searchDirs: chains.all, missingDirs: chains.ignored }, scanStartedMs);
+        this.manifests.record(mkey, key, job.inputs, { searchDirs: chains.all, missingDirs: chains.ignored }, scanStartedMs);
       })
       .catch((err: Error) => this.options.log.debug({ err: err.message }, 'cache: no manifest recorded'));
   }
