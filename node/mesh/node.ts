@@ -120,6 +120,13 @@ export class MeshNode {
     } catch (err) {
       throw new MeshccError('mesh-start-failed', `the mesh node could not start: ${(err as Error).message}`);
     }
+    // libp2p announces a public interface address only once something verified it (autonat,
+    // which we do not run): an agent on a public machine (a VPS, a relay) gives it in its card,
+    // identify and invitations from the start; members' dial-backs check it.
+    const { transportManager, addressManager } = this.node.services.transports;
+    for (const address of transportManager.getAddrs()) {
+      if (isPublicIPv4(/^\/ip4\/([^/]+)\/tcp\//.exec(address.toString())?.[1] ?? '')) addressManager.confirmObservedAddr(address, { type: 'transport' });
+    }
     this.node.addEventListener('peer:connect', (evt) => log.debug({ peer: evt.detail.toString() }, 'peer connected'));
     this.node.addEventListener('peer:disconnect', (evt) =>
       log.debug({ peer: evt.detail.toString() }, 'peer disconnected'),
@@ -137,18 +144,9 @@ export class MeshNode {
     await node.stop();
   }
 
-  /** The multiaddrs this node listens on, each ending in /p2p/<peer id>; public interface
-   *  addresses first (libp2p leaves them out until something verified them, and an agent on a
-   *  public machine must give them in its invitations from the start: dial-backs verify them). */
+  /** The multiaddrs this node listens on, each ending in /p2p/<peer id>. */
   addresses(): string[] {
-    if (!this.node) return [];
-    const own = `/p2p/${this.peerId.toString()}`;
-    const publicOnes = this.node.services.transports.transportManager
-      .getAddrs()
-      .map((a) => a.toString())
-      .filter((a) => isPublicIPv4(/^\/ip4\/([^/]+)\/tcp\//.exec(a)?.[1] ?? ''))
-      .map((a) => `${a}${own}`);
-    return [...new Set([...publicOnes, ...this.node.getMultiaddrs().map((a) => a.toString())])];
+    return this.node ? this.node.getMultiaddrs().map((a) => a.toString()) : [];
   }
 
   /** Announces (in identify, so peers dial us there by peer id) the address at which a router

@@ -20,12 +20,18 @@ export function isPublicIPv4(address: string): boolean {
   return !NOT_PUBLIC.some(([base, bits]) => ((value ^ word(base)) >>> (32 - bits)) === 0);
 }
 
-/** This machine's public IPv4 interface addresses. */
-export function publicInterfaceAddresses(): string[] {
-  return Object.values(os.networkInterfaces())
+let cached: { at: number; addresses: string[] } | undefined;
+
+/** This machine's public IPv4 interface addresses (looked up again after 5 s: each lookup
+ *  asks the kernel for every interface, and `meshcc status` asks once a monitor frame). */
+export function publicInterfaceAddresses(now = Date.now()): string[] {
+  if (cached && now - cached.at < 5_000) return cached.addresses;
+  const addresses = Object.values(os.networkInterfaces())
     .flat()
     .filter((e) => e !== undefined && e.family === 'IPv4' && !e.internal && isPublicIPv4(e.address))
     .map((e) => e!.address);
+  cached = { at: now, addresses };
+  return addresses;
 }
 
 /** The IPv4 address of ours on `gateway`'s network (what UPnP wants as the internal host). */
