@@ -163,8 +163,9 @@ function electionSuite(size: number): void {
         try {
           for (const m of right) await ip('link', 'set', mesh.hosts[m.host]!.name, 'master', 'br1');
           const [l, r] = await Promise.all([
-            waitFor('the left side to agree', () => agreedScheduler(left, left.length), 20_000),
-            waitFor('the right side to agree', () => agreedScheduler(right, right.length), 20_000),
+            // Each side declares the other dead once its suspicion runs out (it grows with log n).
+            waitFor('the left side to agree', () => agreedScheduler(left, left.length), 45_000),
+            waitFor('the right side to agree', () => agreedScheduler(right, right.length), 45_000),
           ]);
           expect(l).not.toBe(r);
           console.log(`partitioned: ${l.slice(-8)} schedules {h0, h2}, ${r.slice(-8)} schedules {h3, h4}`);
@@ -174,9 +175,10 @@ function electionSuite(size: number): void {
         }
         const healedAt = Date.now();
         // agreedScheduler: every agent lists the 4 and names exactly one scheduler, the same one.
-        const one = await waitFor('one scheduler for all after the heal', () => agreedScheduler(alive, alive.length), 30_000);
+        // The sides find each other again through the members they remember (one every 20 s).
+        const one = await waitFor('one scheduler for all after the heal', () => agreedScheduler(alive, alive.length), 45_000);
         console.log(`healed: all 4 agree on ${one.slice(-8)} ${Date.now() - healedAt} ms after the link came back`);
-      }, 120_000);
+      }, 180_000);
     }
   });
 }

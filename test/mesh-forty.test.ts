@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startAgentProcess, type AgentProcess } from './helpers/agent.js';
 import { compileThrough, statsOf, statusOf } from './helpers/mesh-agents.js';
+import { tempDir } from './helpers/tmp.js';
 import { waitFor } from './helpers/wait.js';
 
 const COUNT = 40;
@@ -52,11 +53,12 @@ afterAll(async () => {
 describe('forty agents on two cores', () => {
   it('settle within 60 s, then stay whole and keep their scheduler for 60 s of a build', async () => {
     const env = { MESHCC_LOG_LEVEL: 'info', MESHCC_SLOTS: '1', MESHCC_HTTP: 'off', MESHCC_PORT_MAPPING: '0', MESHCC_MESH_KEY: 'ab'.repeat(32) };
-    const first = await startAgentProcess(env);
+    // Forty starting on two shared cores: an agent may take a while to answer its socket.
+    const first = await startAgentProcess(env, tempDir('meshcc-home-'), 60_000);
     agents.push(first);
     const self = await waitFor('the first agent in the mesh', async () => (await statusOf(first)).find((r) => r.self && r.addresses.length > 0), 15_000);
     const address = self.addresses.find((a) => a.startsWith('/ip4/127.0.0.1/'))!;
-    for (let i = 1; i < COUNT; i++) agents.push(await startAgentProcess({ ...env, MESHCC_PEERS: address }));
+    for (let i = 1; i < COUNT; i++) agents.push(await startAgentProcess({ ...env, MESHCC_PEERS: address }, tempDir('meshcc-home-'), 60_000));
     const lastStarted = Date.now();
     const ids = await Promise.all(agents.map(async (a) => (await statusOf(a)).find((r) => r.self)!.peerId));
 

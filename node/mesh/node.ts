@@ -101,6 +101,10 @@ export class MeshNode {
         // libp2p's defaults (300 connections, 5 new ones per second per host) would cut or stall
         // that. Idle connections are closed by the membership (membership/swim-service.ts).
         connectionManager: { maxConnections: 8192, inboundConnectionThreshold: 1000, maxIncomingPendingConnections: 512 },
+        // libp2p would ping every connection every 10 s on a stream of its own and abort the
+        // connection when a busy peer answers late (the scheduler's, say): whether a member is
+        // alive is the membership's question (membership/), asked once per period, not per connection.
+        connectionMonitor: { enabled: false },
         connectionGater: {
           denyInboundEncryptedConnection: (peer) => denied(peer.toString()),
           denyOutboundEncryptedConnection: (peer) => denied(peer.toString()),

@@ -179,7 +179,7 @@ export class Leadership {
 
   /** Leases are rarer in a large mesh: the scheduler's writes stay bounded. */
   private leaseEveryMs(): number {
-    return Math.min(5000, Math.max(1000, this.server.followerCount * 2));
+    return Math.min(5000, Math.max(2000, this.server.followerCount * 2));
   }
 
   private reconcile(): void {

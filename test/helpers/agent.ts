@@ -40,13 +40,13 @@ export interface AgentProcess {
 }
 
 /** A real `meshcc agent` process; resolves once its socket answers. */
-export async function startAgentProcess(extraEnv: Record<string, string> = {}, home = tempDir('meshcc-home-')) {
+export async function startAgentProcess(extraEnv: Record<string, string> = {}, home = tempDir('meshcc-home-'), startTimeoutMs = 15_000) {
   const socketPath = path.join(home, 'agent.sock');
   const env = { ...process.env, MESHCC_HOME: home, MESHCC_LOG_LEVEL: 'warn', ...LOOPBACK_AGENT_ENV, ...extraEnv } as Record<string, string>;
   const child = spawn(process.execPath, [MESHCC_BIN, 'agent'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  const deadline = Date.now() + 15_000;
+  const deadline = Date.now() + startTimeoutMs;
   while (!(await socketAnswers(socketPath))) {
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`agent did not start: ${stderr}`);
     await new Promise((r) => setTimeout(r, 50));

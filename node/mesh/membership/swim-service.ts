@@ -18,7 +18,9 @@ import { dialOrder } from '../reachability.js';
 import { LocalHealth } from './health.js';
 import { SwimTable } from './table.js';
 
-const PROBE_INTERVAL_MS = 1000;
+// Two seconds: a crash is seen at once anyway (refused connections, closed report streams);
+// the period only bounds how soon a silent member is suspected, and every message costs CPU.
+const PROBE_INTERVAL_MS = 2000;
 const INDIRECT = 3;
 const PIGGYBACK = 12;
 /** A connection without streams this long is closed (unless kept). */

@@ -93,10 +93,12 @@ export class SwimTable extends EventEmitter<TableEvents> {
     this.enqueueSelf();
   }
 
-  /** The whole table as updates (a sync), ourselves first. */
+  /** The whole table as updates (a sync), ourselves first, the dead last: a member that was
+   *  declared dead on the other side of a partition learns it there, and refutes. */
   snapshot(): MemberUpdate[] {
     const rows: MemberUpdate[] = [{ peerId: this.selfId, state: 'alive', incarnation: this.incarnation_, card: this.self() }];
     for (const m of this.members.values()) rows.push({ peerId: m.card.peerId, state: m.state, incarnation: m.incarnation, card: m.card });
+    for (const [peerId, grave] of this.tombstones) rows.push({ peerId, state: 'dead', incarnation: grave.incarnation });
     return rows;
   }
 
