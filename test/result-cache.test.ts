@@ -230,9 +230,9 @@ describe('the result cache across the mesh', () => {
   let project: string;
   const args = ['-O2', '-g', '-MD', '-Wall', '-c', 'unit.c', '-o', 'out.o'];
 
-  async function member(key = KEY): Promise<AgentProcess> {
+  async function member(key = KEY, extra: Record<string, string> = {}): Promise<AgentProcess> {
     const peers: Record<string, string> = agents.length ? { MESHCC_PEERS: address(await selfOf(agents[0]!)) } : {};
-    const agent = await startMember(peers, key);
+    const agent = await startMember({ ...peers, ...extra }, key);
     agents.push(agent);
     return agent;
   }
@@ -263,6 +263,21 @@ describe('the result cache across the mesh', () => {
     expect(hit.hits).toBe(1);
     expect((await cacheOf(fresh)).meshHits).toBe(1);
     await waitFor('the fresh member keeps a copy', async () => ((await cacheOf(fresh)).entries === 1 ? true : undefined), 10_000);
+
+    // A read-only member (a CI runner for untrusted pull requests) reads, and writes nothing.
+    const reader = await member(KEY, { MESHCC_CACHE: 'read-only' });
+    await waitFor('the reader sees the others', async () => ((await viewSize(reader)) >= 3 ? true : undefined), 15_000);
+    const read = await plainAndMeshed(reader, args, project);
+    expectSame(read.plain, read.meshed);
+    expect(read.hits).toBe(1);
+    writeFileSync(path.join(project, 'untrusted.c'), 'int untrusted(void) { return 42; }\n');
+    const storedBefore = (await cacheOf(holder)).stored;
+    const untrusted = await plainAndMeshed(reader, ['-O2', '-c', 'untrusted.c', '-o', 'untrusted.o'], project, {}, ['untrusted.o']);
+    expectSame(untrusted.plain, untrusted.meshed);
+    expect([untrusted.hits, untrusted.misses, untrusted.published]).toEqual([0, 1, 0]);
+    expect((await cacheOf(holder)).stored).toBe(storedBefore);
+    await reader.stop();
+    agents.splice(agents.indexOf(reader), 1);
 
     // An agent of another mesh cannot reach the members: it neither reads nor writes there.
     const heldBefore = await cacheOf(holder);

@@ -22,7 +22,7 @@ export interface MeshCacheOptions {
   trustedWriter: (peerId: string) => boolean;
   /** The addresses a member advertises (to reach one this agent never connected to). */
   addressesOf: (peerId: string) => string[];
-  /** Takes entries from others (an agent with MESHCC_CACHE=off holds none). */
+  /** Takes and serves entries for others (only a read-write agent does). */
   holds: boolean;
   log: Logger;
   onServed: (hit: boolean, bytes: number) => void;
@@ -123,7 +123,7 @@ export class MeshCache {
         return;
       }
       if (request.t === 'get') {
-        const found = await entries.get(request.key);
+        const found = this.options.holds ? await entries.get(request.key) : undefined;
         if (found && this.options.trustedWriter(found.entry.writer)) {
           const data = found.outputs.map((o) => o.data);
           await framed.send({ t: 'hit', entry: found.entry, data });

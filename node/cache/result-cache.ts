@@ -130,7 +130,9 @@ export class ResultCache {
       admitted: this.options.admitted,
       trustedWriter: (peer) => this.trusted(peer),
       addressesOf: this.options.addressesOf,
-      holds: this.active,
+      // A read-only agent (a CI runner building untrusted code) holds no one's entries: what
+      // it served could not be trusted more than what it compiled.
+      holds: this.options.config.mode === 'read-write',
       log: this.options.log,
       onServed: (hit, bytes) => {
         if (hit) this.counts.served++;
