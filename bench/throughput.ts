@@ -31,6 +31,7 @@ import { query } from '../node/cli/query.js';
 import { socketAnswers } from '../node/instance-lock.js';
 import { setMeshKey } from '../node/mesh/keys.js';
 import type { AgentStatus } from '../node/mesh/mesh-service.js';
+import { walkThreadsFor } from '../node/scan/walk-thread.js';
 import { createNetnsMesh, netnsAvailable, type NetnsMesh } from '../test/helpers/netns.js';
 import { monotonicUs, profilesIn, summariseProfile, topPlaces } from './cpu-profile.js';
 
@@ -147,7 +148,7 @@ function statFields(file: string): string[] | undefined {
 
 /** Milliseconds of CPU: the main thread alone, the whole process (all threads), and the process
  *  with its children, reaped and live (the client's spawner helper and the scans it starts). */
-function cpuOf(pid: number): { main: number; own: number; tree: number } {
+function cpuOf(pid: number): { main: number; own: number; tree: number; threads: Map<string, number> } {
   const ms = (f: string[] | undefined, from: number, to: number) => {
     if (!f) return 0;
     let t = 0;
@@ -163,7 +164,14 @@ function cpuOf(pid: number): { main: number; own: number; tree: number } {
     // no children file
   }
   for (const child of children) tree += cpuOf(Number(child)).tree;
-  return { main: ms(statFields(`/proc/${pid}/task/${pid}/stat`), 11, 12), own: ms(own, 11, 12), tree };
+  // Every thread's, to find the walk worker's (the busiest after the main thread).
+  const threads = new Map<string, number>();
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) if (tid !== String(pid)) threads.set(tid, ms(statFields(`/proc/${pid}/task/${tid}/stat`), 11, 12));
+  } catch {
+    // the process is gone
+  }
+  return { main: ms(statFields(`/proc/${pid}/task/${pid}/stat`), 11, 12), own: ms(own, 11, 12), tree, threads };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -276,6 +284,7 @@ function make(version: Version, agents: Agents, project: Project, targets: strin
 interface Figures {
   jobsPerS: number;
   clientMain: number;
+  clientWalk: number;
   clientAll: number;
   peersMain: number;
   peersAll: number;
@@ -312,13 +321,19 @@ async function measure(version: Version, project: Project, makefile: string | un
     say(`jobs/s reached             ${((1000 * jobs) / wallMs).toFixed(1)} (bounded by this machine's ${os.availableParallelism()} cores, shared by the compiles and every agent)`);
     say(`client agent main thread   ${per(0, 'main').toFixed(2)} ms/job (target <= 5): its event loop allows ${(1000 / per(0, 'main')).toFixed(0)} jobs/s (target >= 200)`);
     say(`client agent, all threads  ${per(0, 'own').toFixed(2)} ms/job; with its helper processes ${per(0, 'tree').toFixed(2)} ms/job`);
+    // The client's walk worker (its busiest thread after the main one) walks and hashes every
+    // job: one caps the agent too, so a machine with the cores runs several (walkThreadsFor).
+    let walk = 0;
+    for (const [tid, end] of cpu1[0]!.threads) walk = Math.max(walk, (end - (cpu0[0]!.threads.get(tid) ?? 0)) / Math.max(1, jobs));
+    const walkCeiling = (n: number) => ((1000 * n) / walk).toFixed(0);
+    say(`client walk worker         ${walk.toFixed(2)} ms/job: one allows ${walkCeiling(1)} jobs/s; an 8-core machine's ${walkThreadsFor(8, {})} ${walkCeiling(walkThreadsFor(8, {}))}, a 16-core one's ${walkThreadsFor(16, {})} ${walkCeiling(walkThreadsFor(16, {}))}`);
     const peerMain = pids.slice(1).map((_, i) => per(i + 1, 'main'));
     const peerOwn = pids.slice(1).map((_, i) => per(i + 1, 'own'));
     const peerJobs = pids.slice(1).map((_, i) => ((cpu1[i + 1]!.tree - cpu1[i + 1]!.own - (cpu0[i + 1]!.tree - cpu0[i + 1]!.own)) / Math.max(1, jobs)));
     const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
     say(`peer agents main threads   ${sum(peerMain).toFixed(2)} ms/job (target <= 10; ${peerMain.map((x) => x.toFixed(1)).join(' + ')})`);
     say(`peer agents, all threads   ${sum(peerOwn).toFixed(2)} ms/job; the compiles in bubblewrap ${sum(peerJobs).toFixed(1)} ms/job`);
-    const figures: Figures = { jobsPerS: (1000 * jobs) / wallMs, clientMain: per(0, 'main'), clientAll: per(0, 'own'), peersMain: sum(peerMain), peersAll: sum(peerOwn) };
+    const figures: Figures = { jobsPerS: (1000 * jobs) / wallMs, clientMain: per(0, 'main'), clientWalk: walk, clientAll: per(0, 'own'), peersMain: sum(peerMain), peersAll: sum(peerOwn) };
     await stopAgents(agents);
     if (opts.profile) {
       for (const [host, dir] of agents.profileDirs.entries()) {
@@ -361,18 +376,18 @@ async function main(): Promise<void> {
     for (const version of versions) figures.push(await measure(version, project, makefile, logs));
     for (const [i, f] of figures.entries()) {
       table.push(
-        `${project.name.padEnd(15)} ${versions[i]!.label.padEnd(28)} ${f.jobsPerS.toFixed(1).padStart(6)} ${f.clientMain.toFixed(2).padStart(8)} ${(1000 / f.clientMain).toFixed(0).padStart(8)} ${f.clientAll.toFixed(2).padStart(8)} ${f.peersMain.toFixed(2).padStart(8)} ${f.peersAll.toFixed(2).padStart(8)}`,
+        `${project.name.padEnd(15)} ${versions[i]!.label.padEnd(28)} ${f.jobsPerS.toFixed(1).padStart(6)} ${f.clientMain.toFixed(2).padStart(8)} ${(1000 / f.clientMain).toFixed(0).padStart(8)} ${f.clientWalk.toFixed(2).padStart(8)} ${f.clientAll.toFixed(2).padStart(8)} ${f.peersMain.toFixed(2).padStart(8)} ${f.peersAll.toFixed(2).padStart(8)}`,
       );
     }
     if (figures.length === 2) {
       const [a, b] = figures as [Figures, Figures];
-      table.push(`${''.padEnd(15)} ${'this / baseline'.padEnd(28)} ${(b.jobsPerS / a.jobsPerS).toFixed(2).padStart(6)} ${(b.clientMain / a.clientMain).toFixed(2).padStart(8)} ${''.padStart(8)} ${(b.clientAll / a.clientAll).toFixed(2).padStart(8)} ${(b.peersMain / a.peersMain).toFixed(2).padStart(8)} ${(b.peersAll / a.peersAll).toFixed(2).padStart(8)}`);
+      table.push(`${''.padEnd(15)} ${'this / baseline'.padEnd(28)} ${(b.jobsPerS / a.jobsPerS).toFixed(2).padStart(6)} ${(b.clientMain / a.clientMain).toFixed(2).padStart(8)} ${''.padStart(8)} ${(b.clientWalk / a.clientWalk).toFixed(2).padStart(8)} ${(b.clientAll / a.clientAll).toFixed(2).padStart(8)} ${(b.peersMain / a.peersMain).toFixed(2).padStart(8)} ${(b.peersAll / a.peersAll).toFixed(2).padStart(8)}`);
     }
   }
   say('\n== summary (ms of CPU per job, from /proc)');
-  say(`${'headers'.padEnd(15)} ${'agents'.padEnd(28)} ${'jobs/s'.padStart(6)} ${'client'.padStart(8)} ${'ceiling'.padStart(8)} ${'client*'.padStart(8)} ${'peers'.padStart(8)} ${'peers*'.padStart(8)}`);
+  say(`${'headers'.padEnd(15)} ${'agents'.padEnd(28)} ${'jobs/s'.padStart(6)} ${'client'.padStart(8)} ${'ceiling'.padStart(8)} ${'walk'.padStart(8)} ${'client*'.padStart(8)} ${'peers'.padStart(8)} ${'peers*'.padStart(8)}`);
   for (const line of table) say(line);
-  say('client, peers: main threads (targets <= 5 and <= 10 ms/job); ceiling: jobs/s the client main thread allows (target >= 200); *: all threads');
+  say('client, peers: main threads (targets <= 5 and <= 10 ms/job); ceiling: jobs/s the client main thread allows (target >= 200); walk: the client walk worker (one per four cores, up to four); *: all threads');
   if (!opts.keep) rmSync(logs, { recursive: true, force: true });
 }
 

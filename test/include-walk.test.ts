@@ -12,7 +12,7 @@ import { Executor, JobFailure } from '../node/executor/executor.js';
 import { readDirectives } from '../node/scan/directives.js';
 import { InputHasher } from '../node/scan/hasher.js';
 import { InputScanner, type ScanRequest } from '../node/scan/scanner.js';
-import { WalkThread } from '../node/scan/walk-thread.js';
+import { WalkThread, walkThreadsFor } from '../node/scan/walk-thread.js';
 import { Store } from '../node/store.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -263,6 +263,31 @@ describe('the walk thread (the job route scans and hashes off the event loop)', 
       const again = await scanner.scanHashed(request(dir, '/usr/bin/gcc'), new InputHasher(store));
       expect(again.inputs.every((f) => hashed.inputs.includes(f))).toBe(true);
     });
+  });
+
+  it('several walk workers: scans spread over them, and a file is one object whichever worker walked it', async () => {
+    const dir = project();
+    settle(dir);
+    const store = new Store(path.join(tempDir(), 'store'), 64 * 1024 * 1024);
+    await store.start();
+    const thread = new WalkThread(store, true, 3);
+    try {
+      expect(thread.threads).toBe(3);
+      const scanner = new InputScanner(undefined, true, thread);
+      // At once: each goes to the worker with the fewest scans waiting, so all three walk it.
+      const scans = await Promise.all([1, 2, 3, 4, 5, 6].map(() => scanner.scanHashed(request(dir, '/usr/bin/gcc'), new InputHasher(store))));
+      for (const scan of scans) {
+        expect(scan.method).toBe('walk');
+        expect(scan.inputs).toHaveLength(scans[0]!.inputs.length);
+        for (const input of scan.inputs) expect(scans[0]!.inputs).toContain(input);
+      }
+    } finally {
+      await thread.stop();
+    }
+    expect(walkThreadsFor(2, {})).toBe(1);
+    expect(walkThreadsFor(16, {})).toBe(4);
+    expect(walkThreadsFor(64, {})).toBe(4);
+    expect(walkThreadsFor(2, { MESHCC_WALK_THREADS: '3' })).toBe(3);
   });
 
   it('sees a header change: new content, new hash, in the store', async () => {
