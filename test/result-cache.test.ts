@@ -18,6 +18,7 @@ import type { CacheStats } from '../node/cache/result-cache.js';
 import { MASQUERADE, MESHCC_BIN, startAgentProcess, type AgentProcess } from './helpers/agent.js';
 import { tempDir } from './helpers/tmp.js';
 import { hostToolchainId } from './helpers/toolchain-id.js';
+import { decodeEntry, encodeEntry } from '../node/cache/entry.js';
 import { waitFor } from './helpers/wait.js';
 
 const KEY = 'ca'.repeat(32);
@@ -311,4 +312,58 @@ describe('the result cache across the mesh', () => {
     expectSame(poisoned.plain, poisoned.meshed);
     expect([poisoned.hits, poisoned.misses]).toEqual([0, 1]);
   }, 240_000);
+});
+
+describe('verification of hits', () => {
+  const agents: AgentProcess[] = [];
+  afterAll(async () => {
+    for (const agent of agents.reverse()) await agent.stop();
+  });
+
+  it('with MESHCC_VERIFY_RATE=1 a hit whose bytes a member forged (hashes made to match) is compiled here too, the local bytes are used, and every entry of its writer is dropped', async () => {
+    const holder = await startMember({});
+    agents.push(holder);
+    const writer = await startMember({ MESHCC_PEERS: address(await selfOf(holder)) });
+    agents.push(writer);
+    await waitFor('the writer sees the holder', async () => ((await viewSize(writer)) === 2 ? true : undefined), 15_000);
+    const project = tempDir('meshcc-cache-verify-');
+    writeFileSync(path.join(project, 'unit.c'), 'int twice(int x) { return 2 * x; }\n');
+    const args = ['-O2', '-c', 'unit.c', '-o', 'out.o'];
+    const first = await plainAndMeshed(writer, args, project, {}, ['out.o']);
+    expect(first.published).toBe(1);
+    const entriesDir = path.join(holder.home, 'cache', 'entries');
+    const entryFile = await waitFor('the holder keeps the entry', () => {
+      const prefix = existsSync(entriesDir) ? readdirSync(entriesDir).find((p) => /^[0-9a-f]{2}$/.test(p)) : undefined;
+      const name = prefix ? readdirSync(path.join(entriesDir, prefix))[0] : undefined;
+      return prefix && name ? path.join(entriesDir, prefix, name) : undefined;
+    }, 10_000);
+    await writer.stop();
+    agents.splice(agents.indexOf(writer), 1);
+
+    // The holder forges the object, stores it under its own hash and rewrites the entry to match.
+    const entry = decodeEntry(readFileSync(entryFile));
+    const forged = Buffer.from(first.plain.outputs['out.o']!);
+    forged[forged.length - 1] = forged[forged.length - 1]! ^ 0xff;
+    const forgedHash = createHash('sha256').update(forged).digest('hex');
+    mkdirSync(path.join(holder.home, 'store', forgedHash.slice(0, 2)), { recursive: true });
+    writeFileSync(path.join(holder.home, 'store', forgedHash.slice(0, 2), forgedHash), forged);
+    writeFileSync(entryFile, encodeEntry({ ...entry, outputs: [{ ...entry.outputs[0]!, hash: forgedHash }] }));
+    // The holder's index learns the object at its next start.
+    await holder.stop();
+    const restarted = await startAgentProcess({ ...holder.env }, holder.home);
+    agents.splice(agents.indexOf(holder), 1, restarted);
+    await selfOf(restarted);
+
+    const checker = await startMember({ MESHCC_PEERS: address(await selfOf(restarted)), MESHCC_VERIFY_RATE: '1' });
+    agents.push(checker);
+    await waitFor('the checker sees the holder', async () => ((await viewSize(checker)) === 2 ? true : undefined), 15_000);
+    const checked = await plainAndMeshed(checker, args, project, {}, ['out.o']);
+    expectSame(checked.plain, checked.meshed);
+    const stats = await cacheOf(checker);
+    expect([checked.hits, stats.verifyMismatches]).toEqual([0, 1]);
+    // The copy it took of the forged entry goes with every other entry of that writer.
+    await waitFor('no entry of the writer left on the checker', async () => ((await cacheOf(checker)).entries === 0 ? true : undefined), 5_000);
+    const excluded = ((await query(checker.socketPath, { t: 'stats', v: 1 })).stats as StatsSnapshot).peersExcluded;
+    expect(Object.keys(excluded)).toEqual([entry.writer]);
+  }, 120_000);
 });
