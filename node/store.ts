@@ -2,7 +2,7 @@
 // least-recently-used first, never evicting what a running job has pinned. Writes are
 // atomic (temporary file, then rename), so a crash never leaves a half-written object.
 import { createHash, randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { chmodSync, mkdirSync, promises as fs, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from './log.js';
 
@@ -18,6 +18,22 @@ export function sha256(data: Uint8Array): string {
 /** Where the store in `dir` keeps the object with this hash (also read by job-root workers). */
 export function storeObjectPath(dir: string, hash: string): string {
   return path.join(dir, hash.slice(0, 2), hash);
+}
+
+/** Writes an object into the store in `dir` as the store does (a temporary file, read-only,
+ *  renamed), from a worker thread; the store's index takes it in with adoptWritten(). */
+export function writeStoreObjectSync(dir: string, hash: string, data: Uint8Array): void {
+  const final = storeObjectPath(dir, hash);
+  const temp = path.join(dir, 'tmp', randomBytes(8).toString('hex'));
+  try {
+    writeFileSync(temp, data, { mode: 0o444 });
+    chmodSync(temp, 0o444);
+    mkdirSync(path.dirname(final), { recursive: true });
+    renameSync(temp, final);
+  } catch (err) {
+    rmSync(temp, { force: true });
+    throw err;
+  }
 }
 
 export class Store {

@@ -122,6 +122,20 @@ export class Executor {
     this.options.onRunningChanged?.();
   }
 
+  /** Keeps a file a job brought (its hash checked by the caller) in the store, written by a
+   *  job root worker where they run. */
+  async keep(hash: string, data: Uint8Array): Promise<void> {
+    const { store } = this.options;
+    if (store.touch(hash)) return;
+    if (this.sandboxUnusable) return store.put(hash, data);
+    try {
+      await this.roots.storeObject(store.dir, hash, data);
+    } catch {
+      return store.put(hash, data);
+    }
+    await store.adoptWritten(hash, data.length);
+  }
+
   /** Undefined when this agent can sandbox its own compiles (hedging, verification). */
   get sandboxUnavailableReason(): string | undefined {
     return this.sandboxUnusable;

@@ -94,6 +94,11 @@ export class JobRootPool {
     return this.call({ op: 'release', args: [root, sandboxMounts] }, worker) as Promise<boolean>;
   }
 
+  /** Writes a store object (a file that came with an offer) in a worker: six file calls off the event loop. */
+  async storeObject(storeDir: string, hash: string, data: Uint8Array): Promise<void> {
+    await this.call({ op: 'store', args: [storeDir, hash, data] });
+  }
+
   /** Every kept root removed (their files point into a retired link cache). */
   async drop(): Promise<void> {
     await Promise.all(this.workers.map((w) => this.call({ op: 'drop', args: [] }, w)));

@@ -1,5 +1,6 @@
 // Worker thread entry: builds job roots and collects outputs off the agent's event loop.
 import { parentPort } from 'node:worker_threads';
+import { writeStoreObjectSync } from '../store.js';
 import { collectOutputs } from './job-root.js';
 import { dropJobRoots, releaseJobRoot, takeJobRoot } from './warm-roots.js';
 
@@ -7,7 +8,8 @@ export type JobRootRequest =
   | { id: number; op: 'take'; args: Parameters<typeof takeJobRoot> }
   | { id: number; op: 'collect'; args: Parameters<typeof collectOutputs> }
   | { id: number; op: 'release'; args: Parameters<typeof releaseJobRoot> }
-  | { id: number; op: 'drop'; args: [] };
+  | { id: number; op: 'drop'; args: [] }
+  | { id: number; op: 'store'; args: Parameters<typeof writeStoreObjectSync> };
 
 function answer(request: JobRootRequest): unknown {
   switch (request.op) {
@@ -19,6 +21,8 @@ function answer(request: JobRootRequest): unknown {
       return releaseJobRoot(...request.args);
     case 'drop':
       return dropJobRoots();
+    case 'store':
+      return writeStoreObjectSync(...request.args);
   }
 }
 

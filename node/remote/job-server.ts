@@ -273,7 +273,7 @@ export class JobServer {
       if (this.options.store.touch(blob.hash)) continue;
       const data = await unpackChunk(blob, MESH_JOB_LIMITS.inlineFileBytes);
       if (sha256(data) !== blob.hash) throw new ProtocolError('bad-blob', `a file sent with the offer is not ${blob.hash.slice(0, 12)}`);
-      await this.options.store.put(blob.hash, data);
+      await this.options.executor.keep(blob.hash, data);
     }
   }
 

@@ -4,11 +4,11 @@
 // receives. Each input comes back as a number in this scanner's catalog: the catalog defines a
 // number once per (path, content, mode), the caller keeps one object per number, and every
 // later job naming the same unchanged file costs one stat here and nothing there.
-import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, type BigIntStats } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, type BigIntStats } from 'node:fs';
 import path from 'node:path';
 import { MESH_JOB_LIMITS } from '../../protocol/messages.js';
-import { storeObjectPath } from '../store.js';
+import { writeStoreObjectSync } from '../store.js';
 import { DirCache } from './dir-cache.js';
 import { IncludeWalker } from './include-walk.js';
 import { LocaleInputs } from './locale-inputs.js';
@@ -170,19 +170,8 @@ export class WalkScanner {
     return entry;
   }
 
-  /** Writes an object into the store as the store does: a temporary file, read-only, renamed. */
   private store(hash: string, data: Uint8Array): void {
     if (!this.storeDir) throw new Error('a walk scan without a store');
-    const final = storeObjectPath(this.storeDir, hash);
-    const temp = path.join(this.storeDir, 'tmp', randomBytes(8).toString('hex'));
-    try {
-      writeFileSync(temp, data, { mode: 0o444 });
-      chmodSync(temp, 0o444);
-      mkdirSync(path.dirname(final), { recursive: true });
-      renameSync(temp, final);
-    } catch (err) {
-      rmSync(temp, { force: true });
-      throw err;
-    }
+    writeStoreObjectSync(this.storeDir, hash, data);
   }
 }
