@@ -2,7 +2,7 @@
 // (/meshcc/cache/1) and takes entries members hand it, and asks other agents for theirs.
 // Only members reach this handler at all (the mesh's private network and knock); a revoked
 // member is refused, and what anyone sends is checked against its hashes before it is kept.
-import type { Connection, Stream } from '@libp2p/interface';
+import type { AbortOptions, Connection, Stream } from '@libp2p/interface';
 import { MeshccError } from '../../protocol/errors.js';
 import { parseMessage } from '../../protocol/messages.js';
 import { FramedStream } from '../mesh/framed-stream.js';
@@ -30,6 +30,8 @@ export interface MeshCacheOptions {
 }
 
 const ANSWER_MS = 10_000;
+/** The protocol's name goes out with the request (libp2p's optimistic selection): a lookup is one round trip, not two. */
+const OPTIMISTIC = (signal: AbortSignal) => ({ signal, negotiateFully: false }) as AbortOptions;
 /** An owner that did not answer a lookup in time is not asked for this long (a hung member
  *  must not cost every compile the lookup timeout). */
 const QUIET_AFTER_TIMEOUT_MS = 30_000;
@@ -95,14 +97,14 @@ export class MeshCache {
   private async open(peerId: string, signal: AbortSignal): Promise<Stream> {
     const { node } = this.options;
     try {
-      return await node.openStream(peerId, CACHE_PROTOCOL, { signal });
+      return await node.openStream(peerId, CACHE_PROTOCOL, OPTIMISTIC(signal));
     } catch (err) {
       const addresses = this.options.addressesOf(peerId);
       if (signal.aborted || addresses.length === 0) throw err;
       for (const address of addresses) {
         try {
           await node.dial(address.includes('/p2p/') ? address : `${address}/p2p/${peerId}`, { signal });
-          return await node.openStream(peerId, CACHE_PROTOCOL, { signal });
+          return await node.openStream(peerId, CACHE_PROTOCOL, OPTIMISTIC(signal));
         } catch {
           // the next address
         }
