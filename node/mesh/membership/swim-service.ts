@@ -31,6 +31,8 @@ const SERVE_TIMEOUT_MS = 10_000;
 /** A probe that has to open a connection first (TCP, the knock, the private network, Noise,
  *  yamux) waits at least this long: on a busy machine the handshakes alone take hundreds of ms. */
 const DIAL_PROBE_MS = 2000;
+/** The last probe of a suspect before it is declared dead waits at least this long. */
+const LAST_CHANCE_MS = 5000;
 
 export interface SwimServiceOptions {
   node: MeshNode;
@@ -82,6 +84,7 @@ export class SwimService {
   private lastSync = Date.now();
   private readonly lastBusy = new Map<string, number>();
   private readonly streams = new Set<Stream>();
+  private readonly finalChecks = new Set<string>();
   /** Messages exchanged, for the benchmark and the logs. */
   readonly counts = { probes: 0, indirect: 0, suspected: 0, served: 0 };
 
@@ -177,11 +180,28 @@ export class SwimService {
       this.cardChanged();
       const target = this.nextTarget();
       if (target) await this.probe(target);
-      for (const peerId of this.table.expire(Date.now(), this.health.multiplier)) this.options.log.info({ peer: peerId }, 'member declared dead (suspicion timed out)');
+      this.lastChance(this.table.expired(Date.now(), this.health.multiplier));
       this.pruneIdle();
       await this.antiEntropy();
     } catch (err) {
       this.options.log.debug({ err: (err as Error).message }, 'probe period failed');
+    }
+  }
+
+  /** A suspect whose suspicion ran out gets one last probe, carrying its suspicion, with a long
+   *  timeout: one that is only slow (its cores busy, its event loop late) answers and refutes;
+   *  only silence makes it dead. */
+  private lastChance(due: string[]): void {
+    for (const peerId of due) {
+      const member = this.table.get(peerId);
+      if (!member || this.finalChecks.has(peerId)) continue;
+      this.finalChecks.add(peerId);
+      const incarnation = member.incarnation;
+      void this.ping(peerId, Math.max(LAST_CHANCE_MS, this.health.probeTimeoutMs() * 4))
+        .then((rtt) => {
+          if (rtt === undefined && this.table.buryIfStillSuspect(peerId, incarnation)) this.options.log.info({ peer: peerId, name: member.card.name }, 'member declared dead (suspicion timed out)');
+        })
+        .finally(() => this.finalChecks.delete(peerId));
     }
   }
 

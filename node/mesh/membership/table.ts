@@ -182,16 +182,24 @@ export class SwimTable extends EventEmitter<TableEvents> {
     return Math.max(min, max - (max - min) * fraction);
   }
 
-  /** Suspects whose time ran out become dead; old tombstones go. Returns those declared dead. */
-  expire(now = Date.now(), multiplier = 1): string[] {
-    const dead: string[] = [];
+  /** Suspects whose time ran out (the caller gives each a last probe, then declares it dead);
+   *  old tombstones go. */
+  expired(now = Date.now(), multiplier = 1): string[] {
+    const due: string[] = [];
     for (const m of this.members.values()) {
       if (m.state !== 'suspect' || !m.suspicion) continue;
-      if (now - m.suspicion.startedAt > this.suspicionTimeoutMs(m.suspicion.by.size - 1) * multiplier) dead.push(m.card.peerId);
+      if (now - m.suspicion.startedAt > this.suspicionTimeoutMs(m.suspicion.by.size - 1) * multiplier) due.push(m.card.peerId);
     }
-    for (const peerId of dead) this.declareDead(peerId, now);
     for (const [peerId, grave] of this.tombstones) if (now - grave.at > TOMBSTONE_MS) this.tombstones.delete(peerId);
-    return dead;
+    return due;
+  }
+
+  /** Declares a suspect dead if it still is one at that incarnation (it did not refute meanwhile). */
+  buryIfStillSuspect(peerId: string, incarnation: number, now = Date.now()): boolean {
+    const m = this.members.get(peerId);
+    if (!m || m.state !== 'suspect' || m.incarnation !== incarnation) return false;
+    this.declareDead(peerId, now);
+    return true;
   }
 
   /** Updates to piggyback on the next message, least sent first; each counts as one transmission.
