@@ -144,7 +144,7 @@ export class SwimService {
       this.table.answered(peerId, ms);
       return ms;
     } catch (err) {
-      this.options.log.debug({ peer: peerId, timeoutMs: Math.round(timeoutMs), err: (err as Error).message }, 'probe unanswered');
+      this.options.log.trace({ peer: peerId, timeoutMs: Math.round(timeoutMs), err: (err as Error).message }, 'probe unanswered');
       if (member && refused(err) && this.table.get(peerId)) {
         this.options.log.info({ peer: peerId, name: member.card.name }, 'member gone (its address refuses connections)');
         this.table.declareDead(peerId);
