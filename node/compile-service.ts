@@ -247,9 +247,14 @@ export class CompileService {
     if (looked && looked.hit) return this.replyCached(looked.hit.entry, looked.hit.outputs, req, conn);
     // A miss this agent may not publish (read-only) is compiled by the client, as without the cache.
     if (here && !cache!.canRunHere) throw new MeshccError('cache-miss', 'not in the cache: compiled by the client');
+    // A miss no executor anywhere could take (no peer, no executor slots here) waits for a local
+    // slot and is compiled in the sandbox, so that it is kept; without the cache it would wait the same.
+    const alone = looked && cache!.canRunHere && this.parts.localSlots.total > 0 && !this.parts.placement.hasCandidates(toolchain, new Set(), true);
     const { result, where } = here
       ? { result: await cache!.runHere(job), where: 'here' }
-      : await remote.run(job, toolchain, watch, scan.fresh).catch((err: unknown) => (looked && isSchedulerLocal(err) && cache!.canRunHere ? this.compileHere(job) : Promise.reject(err)));
+      : alone
+        ? await this.compileHere(job)
+        : await remote.run(job, toolchain, watch, scan.fresh).catch((err: unknown) => (looked && isSchedulerLocal(err) && cache!.canRunHere ? this.compileHere(job) : Promise.reject(err)));
     if (looked) cache!.publish(looked.key, result);
     const t3 = performance.now();
     stats.jobRoute.scanMs += t1 - t0;
