@@ -5,7 +5,7 @@
 // by debootstrap from the machine's own apt mirror), and CNI networks configured in that
 // directory too. Nothing of the machine's own podman set-up is read or changed.
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { plainEnv, REPO } from './agent.js';
 import { tempDir } from './tmp.js';
@@ -25,9 +25,14 @@ export function podmanUnavailable(): string {
   return '';
 }
 
+/** The bridge of podman's default network, which `podman build` puts its RUN steps on. */
+const DEFAULT_BRIDGE = '/sys/class/net/cni-podman0';
+
 export class Podman {
   readonly dir = tempDir('meshcc-podman-');
   readonly env: Record<string, string>;
+  /** Whether the default network's bridge was there before this instance (then it is not ours to remove). */
+  private readonly defaultBridgeBefore = existsSync(DEFAULT_BRIDGE);
 
   constructor() {
     const storage = path.join(this.dir, 'storage');
@@ -92,6 +97,10 @@ export class Podman {
       await this.run(['network', 'rm', '--force', name!]);
       // CNI leaves the bridge behind once its last container is gone.
       if (bridge) spawnSync('ip', ['link', 'del', bridge]);
+    }
+    // The default network's bridge, made by this instance's builds, once nothing is attached to it.
+    if (!this.defaultBridgeBefore && existsSync(DEFAULT_BRIDGE) && readdirSync(`${DEFAULT_BRIDGE}/brif`).length === 0) {
+      spawnSync('ip', ['link', 'del', 'cni-podman0']);
     }
   }
 }
