@@ -2,25 +2,15 @@
 // them; each job behaves like a stream of its own, and what all jobs send in one turn of the
 // event loop leaves in one write. Real libp2p nodes with a mesh key, over loopback.
 import { randomBytes } from 'node:crypto';
-import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { Stream } from '@libp2p/interface';
-import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createMeshNode, type MeshNode } from '../node/mesh/node.js';
+import { meshPair, stopNodes } from './helpers/mesh-pair.js';
 import { JOB_PROTOCOL, JobSession, JobSessions, type JobChannel } from '../node/remote/job-session.js';
 
-const log = pino({ level: 'silent' });
-const nodes: MeshNode[] = [];
 const sessions: JobSessions[] = [];
 
 async function pair(onJob: (channel: JobChannel, session: JobSession) => void) {
-  const meshKey = randomBytes(32);
-  const make = async () => {
-    const n = await createMeshNode({ privateKey: await generateKeyPair('Ed25519'), meshKey, listen: ['/ip4/127.0.0.1/tcp/0'], log });
-    nodes.push(n);
-    return n;
-  };
-  const [client, peer] = [await make(), await make()];
+  const { client, peer } = await meshPair();
   const streams: Stream[] = [];
   await peer.libp2p.handle(JOB_PROTOCOL, (stream) => {
     streams.push(stream);
@@ -36,7 +26,7 @@ async function pair(onJob: (channel: JobChannel, session: JobSession) => void) {
 
 afterEach(async () => {
   for (const pool of sessions.splice(0)) pool.stop();
-  await Promise.all(nodes.splice(0).map((n) => n.stop()));
+  await stopNodes();
 });
 
 describe('job sessions', () => {
@@ -120,7 +110,7 @@ describe('job sessions', () => {
       await job.send({ t: 'job' });
       await expect(job.receive(5000)).rejects.toThrow(/job number|msgpack|frame/);
       for (const pool of sessions.splice(0)) pool.stop();
-      await Promise.all(nodes.splice(0).map((n) => n.stop()));
+      await stopNodes();
     }
   });
 });

@@ -3,30 +3,18 @@
 // flow both ways. Real libp2p nodes with a mesh key, over loopback.
 import { randomBytes } from 'node:crypto';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { Stream } from '@libp2p/interface';
-import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createMeshNode, type MeshNode } from '../node/mesh/node.js';
+import { meshPair, stopNodes } from './helpers/mesh-pair.js';
 
-const log = pino({ level: 'silent' });
-const nodes: MeshNode[] = [];
 const PROTOCOL = '/meshcc-test/sink/1';
 const WINDOW_UPDATE = 1;
 
-afterEach(async () => {
-  await Promise.all(nodes.splice(0).map((n) => n.stop()));
-});
+afterEach(stopNodes);
 
 /** A client and a peer whose handler counts the window updates its stream sends and the bytes it reads. */
 async function sinkPair() {
-  const meshKey = randomBytes(32);
-  const make = async () => {
-    const n = await createMeshNode({ privateKey: await generateKeyPair('Ed25519'), meshKey, listen: ['/ip4/127.0.0.1/tcp/0'], log });
-    nodes.push(n);
-    return n;
-  };
-  const [client, peer] = [await make(), await make()];
+  const { client, peer } = await meshPair();
   let ended!: () => void;
   const seen = { windowUpdates: 0, bytes: 0, done: new Promise<void>((resolve) => (ended = resolve)) };
   await peer.libp2p.handle(PROTOCOL, (stream: Stream) => {
