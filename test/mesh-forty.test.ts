@@ -64,7 +64,8 @@ describe.skipIf(!RUN)('forty agents on two cores', () => {
     const address = self.addresses.find((a) => a.startsWith('/ip4/127.0.0.1/'))!;
     for (let i = 1; i < COUNT; i++) agents.push(await startAgentProcess({ ...env, MESHCC_PEERS: address }, tempDir('meshcc-home-'), 180_000));
     const lastStarted = Date.now();
-    const ids = await Promise.all(agents.map(async (a) => (await statusOf(a)).find((r) => r.self)!.peerId));
+    // An agent answers its socket before its mesh node is up.
+    const ids = await Promise.all(agents.map((a) => waitFor('its peer id', async () => (await statusOf(a)).find((r) => r.self)?.peerId, 120_000)));
 
     const scheduler = await waitFor(
       'every agent to list all 40 and name one scheduler',
