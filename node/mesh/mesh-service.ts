@@ -170,6 +170,8 @@ export class MeshService {
     }));
     swim.table.on('joined', (m) => this.memberSeen(m, true));
     swim.table.on('changed', (m) => this.memberSeen(m, false));
+    // Probes measure the round trips that status, placement and the far-link rules read.
+    swim.table.on('rtt', (peerId, rttMs) => this.view.setRtt(peerId, rttMs));
     swim.table.on('left', (m) => {
       if (this.view.remove(m.card.peerId, 'dead')) log.info({ peer: m.card.peerId, name: m.card.name }, 'peer left the view');
       this.leadership?.loads.delete(m.card.peerId);

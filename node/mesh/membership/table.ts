@@ -42,6 +42,8 @@ export interface TableEvents {
   left: [Member];
   /** Someone suspects or buried this member: it must refute. */
   refuted: [number];
+  /** A probe of this member was answered: its smoothed round trip (ms). */
+  rtt: [string, number];
 }
 
 const RANK: Record<MemberState, number> = { alive: 0, suspect: 1, dead: 2 };
@@ -164,7 +166,9 @@ export class SwimTable extends EventEmitter<TableEvents> {
   /** A member that answered is alive as far as we can tell (its rtt noted). */
   answered(peerId: string, rttMs: number): void {
     const m = this.members.get(peerId);
-    if (m) m.rttMs = m.rttMs === undefined ? rttMs : m.rttMs * 0.7 + rttMs * 0.3;
+    if (!m) return;
+    m.rttMs = m.rttMs === undefined ? rttMs : m.rttMs * 0.7 + rttMs * 0.3;
+    this.emit('rtt', peerId, m.rttMs);
   }
 
   /** Removes a member that said goodbye or whose suspicion ran out. */
