@@ -3,7 +3,8 @@
 // scheduler (leadership), LAN discovery, and the peers named by address.
 // Started and stopped by the composition root (node/agent.ts).
 import os from 'node:os';
-import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
+import { multiaddr } from '@multiformats/multiaddr';
 import type { PrivateKey } from '@libp2p/interface';
 import { MeshccError } from '../../protocol/errors.js';
 import { PROTOCOL_VERSION } from '../../protocol/messages.js';
@@ -352,7 +353,21 @@ export class MeshService {
     const entry = this.view.update(card.peerId, peerAdvert(card, this.loadOf(card.peerId), member.state === 'suspect' ? 'suspect' : 'alive'), Date.now(), member.rttMs);
     if (joined) this.options.log.info({ peer: card.peerId, name: card.name }, 'peer joined the view');
     void entry;
+    // Jobs, caches and toolchains dial a member by its peer id, after idle connections closed:
+    // libp2p must know the addresses its card gives (a home's mapping among them).
+    this.rememberAddresses(card.peerId, card.addresses);
     this.membership_?.seen({ peerId: card.peerId, name: card.name, addresses: card.addresses.slice(0, SWIM_LIMITS.addresses), ...(card.reachable === undefined ? {} : { reachable: card.reachable }) });
+  }
+
+  private rememberAddresses(peerId: string, addresses: string[]): void {
+    const libp2p = this.node?.libp2p;
+    if (!libp2p || peerId === this.peerId) return;
+    try {
+      const multiaddrs = addresses.map((a) => multiaddr(a));
+      void libp2p.peerStore.merge(peerIdFromString(peerId), { multiaddrs }).catch(() => undefined);
+    } catch {
+      // an address that does not parse: the card's others still serve
+    }
   }
 
   /** A member's load arrived at this scheduler (or its report stream ended). */
