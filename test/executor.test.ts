@@ -8,7 +8,8 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Job } from '../protocol/messages.js';
 import { Executor } from '../node/executor/executor.js';
-import { buildJobRoot, rootPlan } from '../node/executor/job-root.js';
+import { rootPlan } from '../node/executor/job-root.js';
+import { takeJobRoot } from '../node/executor/warm-roots.js';
 import { InputHasher } from '../node/scan/hasher.js';
 import { InputScanner } from '../node/scan/scanner.js';
 import { Store, storeObjectPath } from '../node/store.js';
@@ -101,11 +102,10 @@ describe('executor', () => {
     files.forEach((f, i) => writeFileSync(f, `int v${i};\n`));
     const inputs = await Promise.all(files.map((f) => new InputHasher(store).hash(f)));
     const job: Job = { id: 'p1', compiler: '/usr/bin/gcc', argv: ['gcc'], cwd: sources, env, inputs, listings: [], dirs: [], outputs: [path.join(sources, 'x.o')] };
-    const root = tempDir();
-    buildJobRoot(rootPlan(job), store.dir, root);
+    const { root } = takeJobRoot(rootPlan(job), store.dir, tempDir());
     for (const f of files) expect(readFileSync(path.join(root, f), 'utf8')).toBe(readFileSync(f, 'utf8'));
     const hostile: Job = { ...job, inputs: [{ ...inputs[0]!, path: `${files[0]}\0${inputs[1]!.hash}` }, inputs[1]!] };
-    expect(() => buildJobRoot(rootPlan(hostile), store.dir, tempDir())).toThrow(/do not pair up/);
+    expect(() => takeJobRoot(rootPlan(hostile), store.dir, tempDir())).toThrow(/do not pair up/);
   });
 
   it('with the store on another file system than the job roots, objects go through the link cache, copied once', async () => {

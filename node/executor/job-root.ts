@@ -164,24 +164,6 @@ export function placeInput(storeDir: string, hash: string, target: string, linkC
   return 0;
 }
 
-/** Builds a root from nothing; `linkCache`: a directory on the root's file system when the store is not on it. */
-export function buildJobRoot(plan: RootPlan, storeDir: string, root: string, linkCache?: string): BuiltRoot {
-  const contents = rootContents(plan);
-  // Sorted, so that parents come first and each mkdir is one syscall.
-  for (const dir of [...contents.dirs].sort()) mkdirSync(inRoot(root, dir), { recursive: true });
-  for (const p of contents.placeholders) writePlaceholder(inRoot(root, p));
-  let cachedBytes = 0;
-  for (const [file, hash] of contents.files) cachedBytes += placeInput(storeDir, hash, inRoot(root, file), linkCache);
-  // An output must be a fresh file: never write through a hard link into the store.
-  for (const o of plan.outputs) rmSync(inRoot(root, o), { force: true });
-  const before: Record<string, string[]> = {};
-  for (const o of plan.outputs) {
-    const dir = path.dirname(o);
-    before[dir] ??= readdirSync(inRoot(root, dir));
-  }
-  return { before, cachedBytes };
-}
-
 /** The expected outputs plus any new file in an output directory (.dwo, .su, … not predicted). */
 export function collectOutputs(outputs: string[], root: string, before: Record<string, string[]>, maxBytes: number): CollectedOutput[] {
   const candidates = new Set(outputs);
