@@ -77,7 +77,8 @@ export function formatStatus(agents: AgentStatus[]): string {
     a.speed.toFixed(1),
     a.rttMs === null ? '-' : `${a.rttMs.toFixed(1)} ms`,
     a.mapped ? 'mapped' : a.link,
-    a.role,
+    // A suspect gets no jobs until it answers again (or is declared dead and leaves the list).
+    a.state === 'suspect' ? `${a.role} (suspect)` : a.role,
     String(a.toolchains.length),
     a.addresses.join(' '),
   ]);

@@ -20,6 +20,7 @@ import { createInvitation, type Invitation } from './invite-token.js';
 import { MemberExchange } from './member-exchange.js';
 import { Membership } from './membership.js';
 import { MemberLinks } from './member-links.js';
+import { LinkCheck } from './link-check.js';
 import { SwimService } from './membership/swim-service.js';
 import type { Member } from './membership/table.js';
 import { toStatus, type AgentStatus } from './mesh-status.js';
@@ -98,6 +99,7 @@ export class MeshService {
   private exchange?: MemberExchange;
   private reachability?: Reachability;
   private memberLinks?: MemberLinks;
+  private linkCheck?: LinkCheck;
   private portMapper?: PortMapper;
   private announcedMapping?: PortMapping;
   private swim?: SwimService;
@@ -221,6 +223,7 @@ export class MeshService {
       this.dnsPeers.start();
     }
     this.dialStaticPeers();
+    this.linkCheck = new LinkCheck(this.node, log);
     this.memberLinks = new MemberLinks({
       node: this.node,
       membership,
@@ -352,7 +355,7 @@ export class MeshService {
     const card = member.card;
     const entry = this.view.update(card.peerId, peerAdvert(card, this.loadOf(card.peerId), member.state === 'suspect' ? 'suspect' : 'alive'), Date.now(), member.rttMs);
     if (joined) this.options.log.info({ peer: card.peerId, name: card.name }, 'peer joined the view');
-    void entry;
+    if (entry.advert.state === 'suspect') this.linkCheck?.suspected(card.peerId);
     // Jobs, caches and toolchains dial a member by its peer id, after idle connections closed:
     // libp2p must know the addresses its card gives (a home's mapping among them).
     this.rememberAddresses(card.peerId, card.addresses);
@@ -447,14 +450,21 @@ export class MeshService {
     };
   }
 
-  /** Peers jobs must not go to: those reached only through a relay, unless the user allows it. */
+  /** Peers jobs must not go to: suspects (until they answer again), and those reached only
+   *  through a relay, unless the user allows it. */
   unusableForJobs(): Set<string> {
     const unusable = new Set<string>();
+    for (const entry of this.view.list()) if (entry.advert.state === 'suspect') unusable.add(entry.peerId);
     if (this.options.relayedJobs || !this.node) return unusable;
     const links = this.node.links();
     for (const [peer, link] of links) if (link === 'relayed') unusable.add(peer);
-    // A member with no connection now and only relayed addresses would be reached through a relay too.
-    for (const entry of this.view.list()) if (!links.has(entry.peerId) && !entry.advert.addresses.some((a) => !a.includes('/p2p-circuit'))) unusable.add(entry.peerId);
+    // A member with no connection now that has only relayed addresses, or says it cannot be
+    // dialled (behind a router without a mapping), would be reached through a relay too.
+    for (const entry of this.view.list()) {
+      if (links.has(entry.peerId)) continue;
+      const { addresses, reachable, mapped } = entry.advert;
+      if (!addresses.some((a) => !a.includes('/p2p-circuit')) || (reachable === false && mapped === undefined)) unusable.add(entry.peerId);
+    }
     return unusable;
   }
 
