@@ -8,7 +8,7 @@ import { execFile, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { query } from '../node/cli/query.js';
 import { socketAnswers } from '../node/instance-lock.js';
 import { setMeshKey } from '../node/mesh/keys.js';
@@ -58,6 +58,10 @@ function electionSuite(size: number): void {
     const members: Member[] = [];
     /** h0: the client (no slots, started last); h1…: executors, h1 started first. */
     let client: Member;
+
+    afterEach((ctx) => {
+      if (ctx.task.result?.state === 'fail') for (const m of members) console.log(`--- h${m.host} log tail:\n${m.log.slice(-8000)}`);
+    });
 
     async function start(m: Member, env: Record<string, string>): Promise<void> {
       m.child = mesh.spawn(m.host, process.execPath, [MESHCC_BIN, 'agent'], {
@@ -163,9 +167,10 @@ function electionSuite(size: number): void {
         try {
           for (const m of right) await ip('link', 'set', mesh.hosts[m.host]!.name, 'master', 'br1');
           const [l, r] = await Promise.all([
-            // Each side declares the other dead once its suspicion runs out (it grows with log n).
-            waitFor('the left side to agree', () => agreedScheduler(left, left.length), 45_000),
-            waitFor('the right side to agree', () => agreedScheduler(right, right.length), 45_000),
+            // Each side declares the other dead once its suspicion runs out: at most 6 × 4 probe
+            // periods (48 s; less as the side's other member confirms it), then the last probe.
+            waitFor('the left side to agree', () => agreedScheduler(left, left.length), 75_000),
+            waitFor('the right side to agree', () => agreedScheduler(right, right.length), 75_000),
           ]);
           expect(l).not.toBe(r);
           console.log(`partitioned: ${l.slice(-8)} schedules {h0, h2}, ${r.slice(-8)} schedules {h3, h4}`);

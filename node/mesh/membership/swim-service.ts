@@ -183,7 +183,10 @@ export class SwimService {
       this.cardChanged();
       const target = this.nextTarget();
       if (target) await this.probe(target);
-      this.lastChance(this.table.expired(Date.now(), this.health.multiplier));
+      // The suspicion's length is Lifeguard's (it shortens as others confirm it), not scaled by
+      // our health: an agent that is itself slow is covered by the last probe, whose timeout
+      // is. Scaling both held a partitioned side's verdict back for minutes.
+      this.lastChance(this.table.expired(Date.now()));
       this.pruneIdle();
       await this.antiEntropy();
     } catch (err) {

@@ -188,11 +188,11 @@ export class SwimTable extends EventEmitter<TableEvents> {
 
   /** Suspects whose time ran out (the caller gives each a last probe, then declares it dead);
    *  old tombstones go. */
-  expired(now = Date.now(), multiplier = 1): string[] {
+  expired(now = Date.now()): string[] {
     const due: string[] = [];
     for (const m of this.members.values()) {
       if (m.state !== 'suspect' || !m.suspicion) continue;
-      if (now - m.suspicion.startedAt > this.suspicionTimeoutMs(m.suspicion.by.size - 1) * multiplier) due.push(m.card.peerId);
+      if (now - m.suspicion.startedAt > this.suspicionTimeoutMs(m.suspicion.by.size - 1)) due.push(m.card.peerId);
     }
     for (const [peerId, grave] of this.tombstones) if (now - grave.at > TOMBSTONE_MS) this.tombstones.delete(peerId);
     return due;
