@@ -267,6 +267,7 @@ export class Agent {
       relay: this.config.relay,
       relayedJobs: this.config.relayedJobs,
       portMapping: this.config.portMapping,
+      candidate: this.config.scheduler,
       speed: this.speed,
       name: this.config.name,
       onScheduler: () => this.schedulerService?.electionChanged(),

@@ -62,6 +62,9 @@ export interface AgentConfig {
   relayedJobs: boolean;
   /** Ask the home router to map the mesh port by NAT-PMP or UPnP IGD (MESHCC_PORT_MAPPING=0 turns it off). */
   portMapping: boolean;
+  /** May be elected scheduler (MESHCC_SCHEDULER=0: never; a relay never is, since every
+   *  placement would cross the internet to it). */
+  scheduler: boolean;
 }
 
 export const DEFAULT_HTTP_PORT = 7625;
@@ -180,6 +183,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
     relay: flag(env, 'MESHCC_RELAY', true),
     relayedJobs: flag(env, 'MESHCC_RELAYED_JOBS', false),
     portMapping: flag(env, 'MESHCC_PORT_MAPPING', true),
+    scheduler: flag(env, 'MESHCC_SCHEDULER', true),
     speed: env.MESHCC_SPEED ? wholeNumber(env, 'MESHCC_SPEED', 0) : undefined,
     verifyRate: fraction(env, 'MESHCC_VERIFY_RATE', 0),
     cache: cacheConfig(env, wholeNumber(env, 'MESHCC_STORE_MB', 2048) * 1024 * 1024),

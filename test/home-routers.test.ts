@@ -213,6 +213,12 @@ describe.skipIf(why !== '')('friends behind home routers: port mappings, relayed
     }, 60_000);
     const relayRow = await row(sites.a, relay);
     expect(relayRow?.slots).toBe(0);
+    // The relay, though it started first, is never the scheduler: a home is.
+    expect(relayRow?.role).toBe('member');
+    await waitFor('both homes to follow one scheduler, a home', async () => {
+      const schedulers = await Promise.all([sites.a, sites.b].map(async (s) => (await statusOf(s)).find((r) => r.role === 'scheduler')?.peerId));
+      return schedulers[0] && schedulers[0] === schedulers[1] && schedulers[0] !== relay.peerId ? true : undefined;
+    }, 20_000);
     const listed = await cli(relay, status);
     expect(listed.code, listed.stderr).toBe(0);
     expect(listed.stdout).toMatch(/^\s+homea\s/m);

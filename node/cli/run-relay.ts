@@ -16,6 +16,7 @@ export function relayConfig(config: AgentConfig, env: NodeJS.ProcessEnv = proces
   config.relayedJobs = false;
   config.speed = 1;
   config.portMapping = false;
+  config.scheduler = false;
   config.mdns = env.MESHCC_MDNS === '1';
   if (!env.MESHCC_LISTEN) config.listen = [`/ip4/0.0.0.0/tcp/${RELAY_PORT}`];
 }

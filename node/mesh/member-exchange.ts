@@ -127,8 +127,9 @@ export class MemberExchange {
     }
   }
 
-  /** Presents an invitation to its inviter (or any address it lists); merges the member list it gets back. */
-  async presentInvitation(token: string, invitation: Invitation, name: string): Promise<void> {
+  /** Presents an invitation to its inviter (or any address it lists); merges the member list it
+   *  gets back. Resolves with the address that answered. */
+  async presentInvitation(token: string, invitation: Invitation, name: string): Promise<string> {
     const { node, membership, log } = this.options;
     const errors: string[] = [];
     for (const raw of dialOrder(invitation.addresses, undefined)) {
@@ -143,7 +144,7 @@ export class MemberExchange {
         const result = await membership.merge(answer.members);
         this.options.onChanged(result);
         log.info({ inviter: invitation.inviter, address, members: answer.members.members.length }, 'admitted to the mesh');
-        return;
+        return address;
       } catch (err) {
         if (err instanceof MeshccError && err.code === 'join-refused') throw err;
         errors.push(`${address}: ${(err as Error).message}`);

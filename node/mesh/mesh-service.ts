@@ -484,7 +484,10 @@ export class MeshService {
   /** Presents an invitation to the mesh it is for (this service must run with that mesh's key). */
   async presentInvitation(token: string, invitation: Invitation): Promise<void> {
     if (!this.exchange) throw new MeshccError('mesh-not-started', 'the mesh is not running');
-    await this.exchange.presentInvitation(token, invitation, this.card().name);
+    const address = await this.exchange.presentInvitation(token, invitation, this.card().name);
+    // Into the membership through the inviter now: the member list alone would be dialled only
+    // once the connection the invitation used had gone idle and closed (half a minute).
+    this.connect(invitation.inviter, [address]);
   }
 
   /** Removes a member for everyone (signed by this agent), and hangs up on it. */
