@@ -36,7 +36,7 @@ const quickstarts = () => readmeBlocks('quickstart');
 const CASES: { quickstart: string; project: ProjectName; plain: string; objects: RegExp; prepare?: (dir: string) => void }[] = [
   { quickstart: 'make', project: 'zlib', plain: './configure && make -j2', objects: /\.o$/ },
   { quickstart: 'make', project: 'libogg', plain: './configure && make -j2', objects: /\.o$/ },
-  { quickstart: 'cmake', project: 'googletest', plain: 'cmake -S . -B build -G Ninja && cmake --build build -j2', objects: /\.o$/ },
+  { quickstart: 'cmake', project: 'googletest', plain: 'cmake -S . -B build -G Ninja && cmake --build build -j2', objects: /\.o$/, prepare: googletestWithoutGmock },
   { quickstart: 'meson', project: 'pixman', plain: 'meson setup build && meson compile -C build -j 2', objects: /\.o$/, prepare: pixmanLibraryOnly },
   { quickstart: 'ccache', project: 'zlib', plain: './configure && make -j2', objects: /\.o$/ },
 ];
@@ -49,6 +49,15 @@ function pixmanLibraryOnly(dir: string): void {
   const options = readFileSync(file, 'utf8');
   const changed = options.replace(/(option\(\s*'tests',\s*type : 'feature',)/, "$1\n  value : 'disabled',");
   if (changed === options) throw new Error(`pixman's meson_options.txt has no 'tests' feature to turn off`);
+  writeFileSync(file, changed);
+}
+
+/** googletest's own libraries: googlemock's are the same kind of C++ at twice the cost. */
+function googletestWithoutGmock(dir: string): void {
+  const file = path.join(dir, 'CMakeLists.txt');
+  const lists = readFileSync(file, 'utf8');
+  const changed = lists.replace('option(BUILD_GMOCK "Builds the googlemock subproject" ON)', 'option(BUILD_GMOCK "Builds the googlemock subproject" OFF)');
+  if (changed === lists) throw new Error(`googletest's CMakeLists.txt has no BUILD_GMOCK option to turn off`);
   writeFileSync(file, changed);
 }
 
