@@ -25,7 +25,9 @@ main(process.argv.slice(2)).then(
     }
     // A clone whose node_modules went away, or an installation cut short.
     const hint = err.code === 'ERR_MODULE_NOT_FOUND' ? " (meshcc's dependencies are missing: run 'npm ci' in a clone, or install meshcc again)" : '';
-    process.stderr.write(`meshcc: ${err.message.split('\n')[0]}${hint}\n`);
-    process.exitCode = err instanceof MeshccError && err.code === 'usage' ? 64 : 1;
+    const code = err instanceof MeshccError && err.code === 'usage' ? 64 : 1;
+    // Exit once the line is out: an agent that failed half-way through its start (a home it
+    // cannot write, say) may hold sockets and timers that would keep the process alive.
+    process.stderr.write(`meshcc: ${err.message.split('\n')[0]}${hint}\n`, () => process.exit(code));
   },
 );

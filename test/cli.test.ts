@@ -18,6 +18,8 @@ function meshcc(args: string[], cwd = process.cwd(), extraEnv: Record<string, st
     cwd,
     env: { ...process.env, MESHCC_HOME: agent.home, ...extraEnv },
     encoding: 'utf8',
+    // An agent that does not exit fails its test rather than hanging the suite.
+    timeout: 30_000,
   });
 }
 
@@ -101,5 +103,17 @@ describe('meshcc CLI', () => {
     const r = meshcc(['agent'], process.cwd(), { MESHCC_HOME: tempDir(), MESHCC_SLOTS: 'many' });
     expect(r.status).toBe(1);
     expect(r.stderr).toBe("meshcc: MESHCC_SLOTS must be a whole number ≥ 0, got 'many'\n");
+  });
+
+  it('a home the agent cannot write stops it with one line, at once', () => {
+    // A file where its toolchain cache goes: it fails half-way through its start (its socket
+    // and mesh up), as in a home it may not write; root or not, no directory can be made there.
+    const home = tempDir();
+    writeFileSync(path.join(home, 'toolchains'), '');
+    const started = Date.now();
+    const r = meshcc(['agent'], process.cwd(), { MESHCC_HOME: home, MESHCC_MDNS: '0', MESHCC_LISTEN: '/ip4/127.0.0.1/tcp/0', MESHCC_HTTP: 'off' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^meshcc: E[A-Z]+: [^\n]*toolchains[^\n]*\n$/);
+    expect(Date.now() - started).toBeLessThan(15_000);
   });
 });

@@ -11,7 +11,13 @@ export async function runAgent(options: { pretty?: boolean; level?: string; list
   if (options.peer?.length) config.peers = [...config.peers, ...options.peer];
   if (options.peersDns) config.peersDns = options.peersDns;
   const agent = new Agent(config, log);
-  await agent.start();
+  try {
+    await agent.start();
+  } catch (err) {
+    // What did start (the socket, the mesh) goes, so that nothing is left behind for the next start.
+    await agent.stop().catch(() => undefined);
+    throw err;
+  }
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       log.info({ signal }, 'stopping');
