@@ -30,8 +30,16 @@ export class JobRootPool {
 
   constructor(private readonly size: number) {}
 
+  /** Ready to work; the threads start with the first job (a member that runs none keeps their memory). */
   start(): void {
     this.broken = undefined;
+    this.started = true;
+  }
+
+  private started = false;
+
+  private ensureWorkers(): void {
+    if (!this.started || this.workers.length > 0) return;
     const script = workerScript();
     for (let i = 0; i < this.size; i++) {
       const worker = new Worker(script);
@@ -58,6 +66,7 @@ export class JobRootPool {
   }
 
   async stop(): Promise<void> {
+    this.started = false;
     this.holders.clear();
     await Promise.all(this.workers.splice(0).map((w) => w.terminate()));
   }
@@ -65,7 +74,7 @@ export class JobRootPool {
   /** Which worker holds each root taken and not yet released. */
   private readonly holders = new Map<string, Worker>();
 
-  private call(body: RequestBody, worker = this.workers[this.turn++ % this.workers.length]): Promise<unknown> {
+  private call(body: RequestBody, worker = this.next()): Promise<unknown> {
     if (this.broken) return Promise.reject(this.broken);
     if (!worker) return Promise.reject(new Error('the job root pool is not running'));
     const id = ++this.nextId;
@@ -76,8 +85,13 @@ export class JobRootPool {
   }
 
   /** A root for the job under `rootsDir` (a kept one brought up to date, or a new one). */
+  private next(): Worker | undefined {
+    this.ensureWorkers();
+    return this.workers[this.turn++ % this.workers.length];
+  }
+
   async take(job: Job, storeDir: string, rootsDir: string, linkCache?: string): Promise<BuiltRoot & { root: string }> {
-    const worker = this.workers[this.turn++ % this.workers.length];
+    const worker = this.next();
     const built = (await this.call({ op: 'take', args: [rootPlan(job), storeDir, rootsDir, linkCache] }, worker)) as BuiltRoot & { root: string };
     this.holders.set(built.root, worker!);
     return built;

@@ -55,18 +55,28 @@ export class WalkThread {
   /** One object per (path, content, size, mode), whichever worker numbered it. */
   private readonly canonical = new Map<string, InputFile>();
 
+  /** The worker script, until the workers start (at the first scan or write: an agent that
+   *  never compiles for itself, a peer or a member of a large mesh, keeps their memory). */
+  private script?: string;
+
   constructor(
     private readonly store: Store,
     useThread = true,
-    threads = walkThreadsFor(),
+    private readonly threadCount = walkThreadsFor(),
   ) {
-    const script = useThread ? workerScript() : undefined;
-    if (script) for (let i = 0; i < threads; i++) this.startWorker(script);
-    else this.here = new WalkScanner(store.dir);
+    this.script = useThread ? workerScript() : undefined;
+    if (!this.script) this.here = new WalkScanner(store.dir);
   }
 
   get threads(): number {
-    return this.workers.length;
+    return this.script ? this.threadCount : this.workers.length;
+  }
+
+  private startWorkers(): void {
+    const script = this.script;
+    if (!script) return;
+    this.script = undefined;
+    for (let i = 0; i < this.threadCount; i++) this.startWorker(script);
   }
 
   private startWorker(script: string): void {
@@ -108,6 +118,7 @@ export class WalkThread {
 
   /** The worker with the fewest scans and writes waiting. */
   private leastBusy(): WalkWorker | undefined {
+    this.startWorkers();
     let best: WalkWorker | undefined;
     for (const w of this.workers) if (!best || w.pending.size + w.writes.size < best.pending.size + best.writes.size) best = w;
     return best;
@@ -159,6 +170,7 @@ export class WalkThread {
   }
 
   async stop(): Promise<void> {
+    this.script = undefined;
     const workers = this.workers.splice(0);
     await Promise.all(workers.map((w) => w.worker.terminate()));
   }
