@@ -273,7 +273,14 @@ export class ResultCache {
     if (!found) return undefined;
     this.counts.meshHits++;
     // Kept here too: the next lookup of this key is answered without the mesh.
-    if (this.active) void this.entries.put(found.entry, found.outputs.map((o) => o.data)).catch(() => undefined);
+    // A copy that lands after its writer was caught lying (this very hit failed verification
+    // meanwhile) goes with the writer's other entries.
+    const writer = found.entry.writer;
+    if (this.active)
+      void this.entries
+        .put(found.entry, found.outputs.map((o) => o.data))
+        .then(() => (this.trusted(writer) ? undefined : this.dropWriter(writer)))
+        .catch(() => undefined);
     return found;
   }
 
