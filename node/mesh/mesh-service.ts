@@ -21,6 +21,7 @@ import { MemberExchange } from './member-exchange.js';
 import { Membership } from './membership.js';
 import { MemberLinks } from './member-links.js';
 import { LinkCheck } from './link-check.js';
+import { unusableForJobs } from './job-eligibility.js';
 import { SwimService } from './membership/swim-service.js';
 import type { Member } from './membership/table.js';
 import { toStatus, type AgentStatus } from './mesh-status.js';
@@ -450,22 +451,9 @@ export class MeshService {
     };
   }
 
-  /** Peers jobs must not go to: suspects (until they answer again), and those reached only
-   *  through a relay, unless the user allows it. */
+  /** Peers jobs must not go to right now (job-eligibility.ts). */
   unusableForJobs(): Set<string> {
-    const unusable = new Set<string>();
-    for (const entry of this.view.list()) if (entry.advert.state === 'suspect') unusable.add(entry.peerId);
-    if (this.options.relayedJobs || !this.node) return unusable;
-    const links = this.node.links();
-    for (const [peer, link] of links) if (link === 'relayed') unusable.add(peer);
-    // A member with no connection now that has only relayed addresses, or says it cannot be
-    // dialled (behind a router without a mapping), would be reached through a relay too.
-    for (const entry of this.view.list()) {
-      if (links.has(entry.peerId)) continue;
-      const { addresses, reachable, mapped } = entry.advert;
-      if (!addresses.some((a) => !a.includes('/p2p-circuit')) || (reachable === false && mapped === undefined)) unusable.add(entry.peerId);
-    }
-    return unusable;
+    return unusableForJobs(this.view.list(), this.node?.links() ?? new Map(), this.options.relayedJobs === true);
   }
 
   /** An invitation token to this mesh, valid until `expiresAt`. */
