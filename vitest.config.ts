@@ -41,10 +41,10 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
-    // Three files at a time on 2 cores: much of the suite waits on agents, sockets and
-    // namespaces (one file alone keeps 0.6-1.3 cores busy). On a fresh clone here: 567 s with
-    // two, 477 s with three (931 s of CPU: the cores stay busy); one at a time, over 15 minutes.
-    maxWorkers: 3,
+    // Two files at a time on 2 cores: one at a time takes over 15 minutes (a file alone keeps
+    // 0.6-1.3 cores busy). Three were faster (fresh clone: 526 s against 567 s) but starved
+    // the agents: the election test's failover, 0.1-0.2 s otherwise, took 3.03-3.08 s.
+    maxWorkers: 2,
     sequence: { sequencer: SlowestFirst },
   },
 });
