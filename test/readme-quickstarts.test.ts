@@ -41,24 +41,25 @@ const CASES: { quickstart: string; project: ProjectName; plain: string; objects:
   { quickstart: 'ccache', project: 'zlib', plain: './configure && make -j2', objects: /\.o$/ },
 ];
 
+/** Changes one setting in a project's copy (the README's commands stay as they are); a file
+ *  that no longer has it fails the test, rather than building the whole project unnoticed. */
+function setInCopy(dir: string, file: string, from: string | RegExp, to: string): void {
+  const text = readFileSync(path.join(dir, file), 'utf8');
+  const changed = text.replace(from, to);
+  if (changed === text) throw new Error(`${file} in ${path.basename(dir)} no longer has ${String(from)}`);
+  writeFileSync(path.join(dir, file), changed);
+}
+
 /** pixman's tests and demos are most of its units and add nothing the library does not
  *  (the same compiler driven by the same ninja): off by default in the copy, so that the
  *  README's `meson setup build`, unchanged, builds the library. */
 function pixmanLibraryOnly(dir: string): void {
-  const file = path.join(dir, 'meson_options.txt');
-  const options = readFileSync(file, 'utf8');
-  const changed = options.replace(/(option\(\s*'tests',\s*type : 'feature',)/, "$1\n  value : 'disabled',");
-  if (changed === options) throw new Error(`pixman's meson_options.txt has no 'tests' feature to turn off`);
-  writeFileSync(file, changed);
+  setInCopy(dir, 'meson_options.txt', /(option\(\s*'tests',\s*type : 'feature',)/, "$1\n  value : 'disabled',");
 }
 
 /** googletest's own libraries: googlemock's are the same kind of C++ at twice the cost. */
 function googletestWithoutGmock(dir: string): void {
-  const file = path.join(dir, 'CMakeLists.txt');
-  const lists = readFileSync(file, 'utf8');
-  const changed = lists.replace('option(BUILD_GMOCK "Builds the googlemock subproject" ON)', 'option(BUILD_GMOCK "Builds the googlemock subproject" OFF)');
-  if (changed === lists) throw new Error(`googletest's CMakeLists.txt has no BUILD_GMOCK option to turn off`);
-  writeFileSync(file, changed);
+  setInCopy(dir, 'CMakeLists.txt', 'option(BUILD_GMOCK "Builds the googlemock subproject" ON)', 'option(BUILD_GMOCK "Builds the googlemock subproject" OFF)');
 }
 
 /** Each project's plain build, once for every quickstart that builds it (zlib: make and ccache),

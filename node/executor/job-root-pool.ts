@@ -27,6 +27,8 @@ export class JobRootPool {
   private turn = 0;
   /** Why the pool can take no more work (a worker failed to start or died). */
   private broken?: Error;
+  /** Started, and its threads not yet: they start with the first job. */
+  private started = false;
 
   constructor(private readonly size: number) {}
 
@@ -35,8 +37,6 @@ export class JobRootPool {
     this.broken = undefined;
     this.started = true;
   }
-
-  private started = false;
 
   private ensureWorkers(): void {
     if (!this.started || this.workers.length > 0) return;
@@ -84,12 +84,13 @@ export class JobRootPool {
     });
   }
 
-  /** A root for the job under `rootsDir` (a kept one brought up to date, or a new one). */
+  /** The next worker in turn (the threads start here, with the first job). */
   private next(): Worker | undefined {
     this.ensureWorkers();
     return this.workers[this.turn++ % this.workers.length];
   }
 
+  /** A root for the job under `rootsDir` (a kept one brought up to date, or a new one). */
   async take(job: Job, storeDir: string, rootsDir: string, linkCache?: string): Promise<BuiltRoot & { root: string }> {
     const worker = this.next();
     const built = (await this.call({ op: 'take', args: [rootPlan(job), storeDir, rootsDir, linkCache] }, worker)) as BuiltRoot & { root: string };

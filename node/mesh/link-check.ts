@@ -21,7 +21,7 @@ export class LinkCheck {
   ) {}
 
   suspected(peerId: string): void {
-    if (this.checking.has(peerId) || this.node.libp2p.getConnections().every((c) => c.remotePeer.toString() !== peerId)) return;
+    if (this.checking.has(peerId) || !this.node.isConnected(peerId)) return;
     this.checking.add(peerId);
     void this.node
       .rtt(peerId, { signal: AbortSignal.timeout(this.timeoutMs) })

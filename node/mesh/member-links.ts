@@ -55,9 +55,10 @@ export class MemberLinks {
     // A member that says it cannot be dialled, with no connection from here: jobs stay off it
     // (its dial would go through a relay) until a direct dial succeeds, as it does from its LAN.
     // One such dial a tick, so that the cost does not grow with the mesh.
-    const unconnected = this.options.peers().find((p) => p.advert.reachable === false && !links.has(p.peerId) && now - (this.lastUpgrade.get(p.peerId) ?? 0) >= UPGRADE_EVERY_MS);
+    const peers = this.options.peers();
+    const unconnected = peers.find((p) => p.advert.reachable === false && !links.has(p.peerId) && now - (this.lastUpgrade.get(p.peerId) ?? 0) >= UPGRADE_EVERY_MS);
     if (unconnected) this.upgrade(unconnected.peerId, unconnected.advert.addresses, now);
-    const alone = this.options.peers().length === 0;
+    const alone = peers.length === 0;
     if (!alone && now - this.lastRejoin < REJOIN_EVERY_MS) return;
     const record = membership.dialable(now).find((m) => !listed(m.peerId) && !links.has(m.peerId) && now - (this.lastMemberDial.get(m.peerId) ?? 0) >= MEMBER_REDIAL_MS);
     if (!record) return;

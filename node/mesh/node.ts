@@ -223,6 +223,11 @@ export class MeshNode {
     return this.libp2p.dialProtocol(toPeerId(peer), protocol, options);
   }
 
+  /** Whether a connection to the peer is open now. */
+  isConnected(peer: PeerId | string): boolean {
+    return this.libp2p.getConnections(toPeerId(peer)).length > 0;
+  }
+
   /** Close every connection to a peer. */
   async hangUp(peer: PeerId | string): Promise<void> {
     if (!this.node) return;

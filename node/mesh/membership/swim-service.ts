@@ -138,7 +138,7 @@ export class SwimService {
   async ping(peerId: string, timeoutMs = this.health.probeTimeoutMs(), addresses?: string[]): Promise<number | undefined> {
     const member = this.table.get(peerId);
     const started = performance.now();
-    const connected = this.connected(peerId);
+    const connected = this.options.node.isConnected(peerId);
     try {
       await this.exchange(peerId, member?.card.addresses ?? addresses ?? [], { t: 'ping', leader: this.options.leader(), updates: this.table.piggyback(PIGGYBACK, peerId) }, connected ? timeoutMs : Math.max(timeoutMs, DIAL_PROBE_MS * this.health.multiplier));
       const ms = performance.now() - started;
@@ -154,10 +154,6 @@ export class SwimService {
       }
       return undefined;
     }
-  }
-
-  private connected(peerId: string): boolean {
-    return this.options.node.libp2p.getConnections(peerIdFromString(peerId)).length > 0;
   }
 
   /** Probes a member out of turn (its connection to us ended: a crash shows at once). */
