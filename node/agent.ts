@@ -61,6 +61,7 @@ export class Agent {
   private schedulerService?: SchedulerService;
   private readonly schedulerClient: SchedulerClient;
   private speed = 1;
+  private speedMeasured?: Promise<void>;
   /** Settles once this machine's compilers on PATH are identified and packed (their jobs can go to peers). */
   toolchainsDiscovered: Promise<void> = Promise.resolve();
   private lock?: InstanceLock;
@@ -151,13 +152,14 @@ export class Agent {
       hedgeMinMs: config.hedgeMinMs,
       scheduler: this.schedulerClient,
       selfId: () => this.mesh?.peerId,
-      selfSpeed: () => this.speed,
+      selfSpeed: () => this.ownSpeed(),
       avoid: () => this.mesh?.unusableForJobs() ?? [],
       peers: () => this.mesh?.peers() ?? [],
     });
     this.cache = new ResultCache({
       config: config.cache,
       dir: path.join(config.home, 'cache'),
+      keepsMeshHits: !config.ephemeral,
       store: this.store,
       executor: this.executor,
       spawner: this.spawner,
@@ -208,6 +210,15 @@ export class Agent {
     });
   }
 
+  /** This agent's speed score; an agent without slots measures it on first need (see start). */
+  private ownSpeed(): number {
+    if (this.config.speed === undefined && this.executor.slots === 0)
+      this.speedMeasured ??= measureSpeed().then((speed) => {
+        if (speed > 0) this.speed = speed;
+      });
+    return this.speed;
+  }
+
   async start(): Promise<void> {
     await fs.mkdir(this.config.home, { recursive: true, mode: 0o700 });
     this.lock = await acquireInstanceLock(this.config.home, this.config.socketPath);
@@ -216,11 +227,21 @@ export class Agent {
       await this.store.start();
       await this.cache.start();
       await this.executor.start();
-      this.speed = this.config.speed ?? measureSpeed();
+      // An executor's speed is in its card from the start; an agent without slots (a client, a
+      // `meshcc run`) needs it only to weigh its own local slots against a peer's, when it places
+      // its first job: measured then, in the background (three compiles of CPU a CI build of
+      // cache hits never needs).
+      if (this.config.speed !== undefined) this.speed = this.config.speed;
+      else if (this.executor.slots > 0) this.speed = await measureSpeed();
       await this.socket.start();
       await this.startMesh();
       await this.startMonitor();
-      this.toolchainsDiscovered = this.toolchains.discover().catch((err: Error) => this.log.warn({ err: err.message }, 'could not identify the host toolchains'));
+      // A lasting agent identifies every compiler on PATH at once (once per machine: the ids are
+      // kept by file stats in MESHCC_CACHE_DIR). One that lives for one command identifies only
+      // the compilers it uses, when they first come: a CI build's fresh client hashed 14
+      // compilers for the one its build used.
+      if (!this.config.ephemeral) this.toolchainsDiscovered = this.toolchains.discover().catch((err: Error) => this.log.warn({ err: err.message }, 'could not identify the host toolchains'));
+      else this.toolchains.identifyOnFirstUse = true;
     } catch (err) {
       await this.socket.stop().catch(() => undefined);
       await this.lock.release();

@@ -65,6 +65,10 @@ export interface AgentConfig {
   /** May be elected scheduler (MESHCC_SCHEDULER=0: never; a relay never is, since every
    *  placement would cross the internet to it). */
   scheduler: boolean;
+  /** An agent that lives for one command in a home of its own (`meshcc run`): it identifies only
+   *  the compilers the command uses, when they first come, and keeps no copy of what it gets
+   *  from the mesh's cache, since its home goes with it. */
+  ephemeral?: boolean;
 }
 
 export const DEFAULT_HTTP_PORT = 7625;

@@ -1,7 +1,8 @@
 // A speed score measured at start: a short, fixed compile, so that peers can be compared.
 // 1000 / (milliseconds of the best of three runs): bigger is faster.
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -19,20 +20,26 @@ function benchmarkSource(): string {
   return lines.join('\n');
 }
 
-export function measureSpeed(compiler = 'cc'): number {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'meshcc-speed-'));
+const run = promisify(execFile);
+
+/** The score (0 when the compiler cannot compile it); the compiles run off the event loop. */
+export async function measureSpeed(compiler = 'cc'): Promise<number> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'meshcc-speed-'));
   try {
     const source = path.join(dir, 'speed.c');
-    writeFileSync(source, benchmarkSource());
+    await writeFile(source, benchmarkSource());
     let best = Infinity;
-    for (let run = 0; run < 3; run++) {
+    for (let attempt = 0; attempt < 3; attempt++) {
       const start = process.hrtime.bigint();
-      const r = spawnSync(compiler, ['-O2', '-c', source, '-o', path.join(dir, 'speed.o')], { stdio: 'ignore' });
-      if (r.status !== 0) return 0;
+      try {
+        await run(compiler, ['-O2', '-c', source, '-o', path.join(dir, 'speed.o')]);
+      } catch {
+        return 0;
+      }
       best = Math.min(best, Number(process.hrtime.bigint() - start) / 1e6);
     }
     return Math.round((1000 / best) * 100) / 100;
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true });
   }
 }

@@ -24,7 +24,9 @@ const d = (before: Json | undefined, after: Json | undefined, key: string) => (n
 
 function startAgent(ctx: BenchContext, mesh: NetnsMesh, host: number, home: string, extra: NodeJS.ProcessEnv): ChildProcess {
   const fd = openSync(logPath(ctx, `cache-agent-h${host}.log`), 'a');
-  const child = mesh.spawn(host, process.execPath, [MESHCC_BIN, 'agent'], { env: { ...ctx.env, MESHCC_HOME: home, MESHCC_LOG_LEVEL: 'warn', MESHCC_CACHE: 'read-write', ...extra }, stdio: ['ignore', fd, fd] });
+  // MESHCC_BENCH_NODE_ARGS: node options for the agents (e.g. --cpu-prof; build windows are printed in the profiles' clock)
+  const nodeArgs = (process.env.MESHCC_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = mesh.spawn(host, process.execPath, [...nodeArgs, MESHCC_BIN, 'agent'], { env: { ...ctx.env, MESHCC_HOME: home, MESHCC_LOG_LEVEL: 'warn', MESHCC_CACHE: 'read-write', ...extra }, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   return child;
 }
@@ -35,6 +37,8 @@ function compared(ctx: BenchContext, label: string): string {
   const show = (c: typeof objects) => `${c.identical} identical${c.differing.length ? `, ${c.differing.length} DIFFER (${c.differing.slice(0, 3).join(', ')})` : ''}`;
   return `objects ${show(objects)}; .d ${show(deps)}`;
 }
+
+const monotonicUs = () => (process.hrtime.bigint() / 1000n).toString();
 
 export async function runCacheBench(ctx: BenchContext, mesh: NetnsMesh, plain: PlainOutcome): Promise<void> {
   const homes = [0, 1].map(() => mkdtempSync(path.join(os.tmpdir(), 'meshcc-bench-home-')));
@@ -82,7 +86,9 @@ export async function runCacheBench(ctx: BenchContext, mesh: NetnsMesh, plain: P
     say(`cache, build 2: make clean; \`meshcc run --peer … -- make -j${ctx.jobs}\` in h0 (a CI runner's client: an empty agent home and MESHCC_CACHE_DIR)`);
     const viaRun = (env: NodeJS.ProcessEnv) => (cmd: string, args: string[]) => {
       // runMake's script starts with `make`: the same make, under meshcc run.
-      const script = args[1]!.replace(/^make /, `${shq(process.execPath)} ${shq(MESHCC_BIN)} run --peer ${shq(peerAddress)} -- make `);
+      // MESHCC_BENCH_RUN_NODE_ARGS: node options for meshcc run's process (its agent runs in it), e.g. --cpu-prof
+      const nodeArgs = (process.env.MESHCC_BENCH_RUN_NODE_ARGS ?? '').split(' ').filter(Boolean).map(shq).join(' ');
+      const script = args[1]!.replace(/^make /, `${shq(process.execPath)} ${nodeArgs} ${shq(MESHCC_BIN)} run --peer ${shq(peerAddress)} -- make `);
       return inH0(env)(cmd, [args[0]!, script]);
     };
     const second: BuildResult = await runMake('cache-2', ctx.tree, ctx.jobs, ctx.project.makeArgs, logPath(ctx, 'cache-2.log'), viaRun(runEnv), noProgress);
@@ -99,14 +105,16 @@ export async function runCacheBench(ctx: BenchContext, mesh: NetnsMesh, plain: P
     say(`cache, build 3: make clean; make -j${ctx.jobs} through the first client agent again (direct mode: manifests from build 1)`);
     const s2 = await statsOf(clientHome);
     const cpu2 = processTreeCpuS(client.pid!, tck);
+    const window3 = monotonicUs();
     const third = await runMake('cache-3', ctx.tree, ctx.jobs, ctx.project.makeArgs, logPath(ctx, 'cache-3.log'), inH0(bindirEnv(bindir)), noProgress);
     const cpu3 = processTreeCpuS(client.pid!, tck);
     const s3 = await statsOf(clientHome);
     const direct = d(s2, s3, 'cache.directHits');
     const agentMs = (cpu3 - cpu2) * 1000;
     const looked = d(s2, s3, 'cache.hits') + d(s2, s3, 'cache.misses');
-    say(`  build 3: ${secs(third.wallMs)} wall (${pct(third.wallMs, plain.run.wallMs)} of plain); direct hits ${direct} of ${looked} lookups; client agent CPU ${agentMs.toFixed(0)} ms = ${(agentMs / Math.max(1, looked)).toFixed(2)} ms a compile; ` +
+    say(`  build 3: ${secs(third.wallMs)} wall (${pct(third.wallMs, plain.run.wallMs)} of plain); direct hits ${direct} of ${looked} lookups; client agent CPU ${agentMs.toFixed(0)} ms = ${(agentMs / Math.max(1, looked)).toFixed(2)} ms a compile; make tree ${third.cpuS.toFixed(1)} s CPU; ` +
       `scan time ${d(s2, s3, 'jobRoute.scanMs').toFixed(0)} ms; files hashed on a stat change ${d(s2, s3, 'cache.manifests.rehashed')}`);
+    if (process.env.MESHCC_BENCH_NODE_ARGS) say(`  build 3 ran from ${window3} to ${monotonicUs()} µs (CLOCK_MONOTONIC, the clock of --cpu-prof's samples)`);
     say(`  ${compared(ctx, 'cache-3')}`);
     const peerStats = await statsOf(peerHome);
     say(`  peer: ${JSON.stringify(at(peerStats, 'cache'))}`);

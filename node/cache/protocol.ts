@@ -1,11 +1,12 @@
-// The wire of /meshcc/cache/1: one stream per request. `get` asks an owner for an entry and
+// The wire of /meshcc/cache/2: requests ride one session per member (job-session.ts), each
+// numbered. `get` asks an owner for an entry and
 // is answered with the entry and its outputs' bytes in one message (a hit is one round trip);
 // `put` hands an owner an entry with its bytes. The receiver checks every output against its
 // hash and records the connection's peer as the writer, whatever the message says.
 import { z } from 'zod';
 import { CacheEntry } from './entry.js';
 
-export const CACHE_PROTOCOL = '/meshcc/cache/1';
+export const CACHE_PROTOCOL = '/meshcc/cache/2';
 /** An entry with its outputs travels in one frame. */
 export const CACHE_FRAME_BYTES = 256 * 1024 * 1024;
 

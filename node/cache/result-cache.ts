@@ -1,7 +1,7 @@
 // The mesh-wide result cache, as the compile service sees it: look a compile up (direct mode
 // first, then by the scanned input tree: this agent's entries, then the owners in the mesh),
 // and publish what was compiled. Entries live in the agents' stores (local-entries.ts), each
-// on the few members its key chooses (owners.ts), reached over /meshcc/cache/1 (mesh-cache.ts).
+// on the few members its key chooses (owners.ts), reached over /meshcc/cache/2 (mesh-cache.ts).
 // A compile error is never cached: a failing unit is usually being edited, its compile is
 // cheap, and a failure can come from the machine (out of memory, a killed compiler) in ways
 // no exit code tells apart from the code's own errors.
@@ -43,6 +43,8 @@ export interface ResultCacheOptions {
   addressesOf: (peerId: string) => string[];
   /** Whether a peer is a member that may read and write (not revoked). */
   admitted: (peerId: string) => boolean;
+  /** Whether a hit from the mesh is kept here too (not by an agent whose home goes with it). */
+  keepsMeshHits: boolean;
   /** A writer whose results differed from a compile here: no jobs either. */
   exclude: (peerId: string, why: string) => void;
 }
@@ -276,7 +278,7 @@ export class ResultCache {
     // A copy that lands after its writer was caught lying (this very hit failed verification
     // meanwhile) goes with the writer's other entries.
     const writer = found.entry.writer;
-    if (this.active)
+    if (this.options.keepsMeshHits)
       void this.entries
         .put(found.entry, found.outputs.map((o) => o.data))
         .then(() => (this.trusted(writer) ? undefined : this.dropWriter(writer)))

@@ -71,7 +71,7 @@ export async function runWithMesh(options: RunOptions): Promise<number> {
   const log = createLogger({ level: process.env.MESHCC_LOG_LEVEL ?? 'error' });
   const env: NodeJS.ProcessEnv = { ...process.env, MESHCC_HOME: home, MESHCC_HTTP: 'off' };
   delete env.MESHCC_SOCKET;
-  const config = loadConfig(env);
+  const config = { ...loadConfig(env), ephemeral: true };
   if (!options.serve) config.slots = 0;
   config.peers = [...config.peers, ...options.peer];
   if (options.peersDns) config.peersDns = options.peersDns;
@@ -109,19 +109,14 @@ export async function runWithMesh(options: RunOptions): Promise<number> {
   }
 }
 
-/** How long past --wait a run with peers waits for this machine's compilers to be identified. */
-const IDENTIFY_GRACE_MS = 60_000;
-
 /**
- * Waits for peers with slots that jobs may go to, and then for this machine's compilers to be identified (a job
- * goes to a peer only by its compiler's toolchain id; with a fresh cache, as in a CI container,
- * hashing them takes seconds); returns how many peers.
+ * Waits for peers with slots that jobs may go to (their first, and a moment for the others);
+ * returns how many. The compilers need no waiting: this agent identifies each when the command
+ * first uses it, and that compile waits for its id.
  */
 async function waitForMesh(agent: Agent, waitMs: number): Promise<number> {
   const deadline = Date.now() + waitMs;
   let firstSeen: number | undefined;
-  let identified = false;
-  void agent.toolchainsDiscovered.then(() => (identified = true));
   for (;;) {
     // Only peers a job may go to: one reached through a relay alone (a friend's machine behind
     // NAT) would let the command start before a direct one is connected, all of it local.
@@ -129,9 +124,8 @@ async function waitForMesh(agent: Agent, waitMs: number): Promise<number> {
     const peers = agent.meshStatus().filter((r) => !r.self && r.slots > 0 && r.link !== 'none' && !unusable.has(r.peerId)).length;
     if (peers > 0) firstSeen ??= Date.now();
     // Others of the mesh arrive within a moment of the first.
-    if (firstSeen !== undefined && identified && Date.now() - firstSeen > 500) return peers;
-    // Without peers the compilers need no id: the command runs locally now.
-    if (Date.now() > deadline && (peers === 0 || identified || Date.now() > deadline + IDENTIFY_GRACE_MS)) return peers;
+    if (firstSeen !== undefined && Date.now() - firstSeen > 500) return peers;
+    if (Date.now() > deadline) return peers;
     await sleep(50);
   }
 }

@@ -94,6 +94,10 @@ export class JobChannel {
 }
 
 export interface JobSessionOptions {
+  /** Message types that open a job on the serving side (default: `job`). */
+  opens?: readonly string[];
+  /** Largest frame either side may send (default: the job protocol's). */
+  frameBytes?: number;
   /** Peer side: a message opening a job the session does not know yet. */
   onJob?: (channel: JobChannel) => void;
   /** The session ended (its stream closed or broke). */
@@ -112,7 +116,7 @@ export class JobSession {
     readonly stream: Stream,
     private readonly options: JobSessionOptions = {},
   ) {
-    this.framed = new FramedStream(stream, MESH_JOB_LIMITS.frameBytes);
+    this.framed = new FramedStream(stream, options.frameBytes ?? MESH_JOB_LIMITS.frameBytes);
     void this.read();
   }
 
@@ -173,7 +177,7 @@ export class JobSession {
         }
         // A message for a job already over (cancelled meanwhile) is dropped; a new job opens a
         // channel. Offers arrive in any order: a client numbers a job before it has the offer ready.
-        if (t !== 'job' || !this.options.onJob) continue;
+        if (typeof t !== 'string' || !(this.options.opens ?? ['job']).includes(t) || !this.options.onJob) continue;
         const opened = new JobChannel(this, j);
         this.channels.set(j, opened);
         opened.deliver(value, bytes);
@@ -204,13 +208,17 @@ export class JobSession {
   }
 }
 
-/** The client agent's sessions, one per peer, opened on a job's first need and closed when idle. */
+/** The client agent's sessions, one per peer, opened on a job's first need and closed when idle
+ *  (also the result cache's requests, on a protocol of their own). */
 export class JobSessions {
   private readonly sessions = new Map<string, JobSession>();
   private readonly opening = new Map<string, Promise<JobSession>>();
   private readonly sweeper: NodeJS.Timeout;
 
-  constructor(private readonly idleMs = 60_000) {
+  constructor(
+    private readonly idleMs = 60_000,
+    private readonly sessionOptions: Pick<JobSessionOptions, 'frameBytes'> = {},
+  ) {
     this.sweeper = setInterval(() => this.closeIdle(), Math.max(1000, idleMs / 4));
     this.sweeper.unref();
   }
@@ -223,7 +231,7 @@ export class JobSessions {
       if (!opening) {
         opening = openStream()
           .then((stream) => {
-            const opened = new JobSession(stream, { onEnd: (ended) => this.sessions.get(peerId) === ended && this.sessions.delete(peerId) });
+            const opened = new JobSession(stream, { ...this.sessionOptions, onEnd: (ended) => this.sessions.get(peerId) === ended && this.sessions.delete(peerId) });
             this.sessions.set(peerId, opened);
             return opened;
           })

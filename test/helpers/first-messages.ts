@@ -47,7 +47,8 @@ export function firstMessages(sender: Sender): Map<string, Buffer> {
     ['/meshcc/schedule/1', frame(PlaceRequest, { t: 'place', v: PROTOCOL_VERSION, id: 1, toolchain: { id: toolchain, arch: process.arch, os: 'linux' }, estimateMs: 100, localFree: 0, localSpeed: 1, skip: [] })],
     ['/meshcc/toolchain/1', frame(ToolchainGet, { t: 'get', v: PROTOCOL_VERSION, id: toolchain })],
     ['/meshcc/warm/1', frame(WarmOffer, { t: 'warm', files: [[toolchain, 10]] })],
-    ['/meshcc/cache/1', frame(CacheRequest, { t: 'get', key: randomBytes(32).toString('hex') })],
+    // A cache session's first request, numbered like a job's.
+    ['/meshcc/cache/2', encodeFrame({ ...parseMessage(CacheRequest, { t: 'get', key: randomBytes(32).toString('hex') }), j: 0 })],
     // A job session's first message: a job's offer with its number in the session.
     ['/meshcc/job/2', encodeFrame({ ...parseMessage(JobOffer, { t: 'job', v: PROTOCOL_VERSION, toolchain, z: false, body: randomBytes(64) }), j: 0 })],
     ['/ipfs/ping/1.0.0', randomBytes(32)],
