@@ -34,6 +34,9 @@ export class HostToolchains {
   private readonly pending = new Map<string, Promise<ToolchainRef | undefined>>();
   private readonly identifier: ToolchainIdentifier;
   private readonly packer: ToolchainPacker;
+  /** A compiler seen for the first time is identified before its job goes on (an agent that
+   *  does not identify every compiler at start), instead of compiling locally meanwhile. */
+  identifyOnFirstUse = false;
 
   /** `knowledgeDir`: where the identified files and tarball ids of compilers are kept
    *  (config.toolchainKnowledgeDir: shared by the agents of a machine). */
@@ -65,14 +68,15 @@ export class HostToolchains {
 
   /**
    * The toolchain of a compiler for a job. Never seen before: starts identifying and packing
-   * it and answers undefined at once (the job compiles locally meanwhile). Seen before: the
+   * it and answers undefined at once (the job compiles locally meanwhile; unless
+   * identifyOnFirstUse). Seen before: the
    * id from memory, re-checked first if the last check is older than a second.
    */
   async refForJob(compiler: string): Promise<ToolchainRef | undefined> {
     const known = this.byCompiler.get(compiler);
     if (known && Date.now() - known.checkedAt < RECHECK_MS) return known.ref;
     const check = this.refOf(compiler);
-    return known ? check : undefined;
+    return known || this.identifyOnFirstUse ? check : undefined;
   }
 
   /** The toolchain of a compiler of this host, identified and packed once (cached by its
