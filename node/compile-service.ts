@@ -218,7 +218,7 @@ export class CompileService {
     const argv = withClientColour(analysis.argv, req);
     const identity: CommandIdentity | undefined = cache?.active && toolchain ? { toolchain: toolchain.id, argv, cwd: req.cwd, env: req.env } : undefined;
     const source = path.resolve(req.cwd, analysis.source);
-    const direct = identity && (await cache!.direct(identity, source));
+    const direct = identity && (await cache!.direct(identity, source, req.startedUs));
     if (direct) return this.replyCached(direct.hit.entry, direct.hit.outputs, req, conn);
     const scanStartedMs = Date.now();
     const t0 = performance.now();

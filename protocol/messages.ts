@@ -46,6 +46,8 @@ export const CompileRequest = z.object({
   umask: z.number().int().min(0).max(0o777).optional(),
   /** Whether the client's stderr is a terminal (colour decisions). */
   tty: z.boolean().optional(),
+  /** When the client started, CLOCK_MONOTONIC µs: a file looked at since is as this compile would see it. */
+  startedUs: z.union([z.number().int().nonnegative(), z.bigint().nonnegative()]).transform(Number).optional(), // msgpack's int64 arrives as a bigint
 });
 export type CompileRequest = z.infer<typeof CompileRequest>;
 

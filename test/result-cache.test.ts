@@ -254,7 +254,8 @@ describe('the result cache across the mesh', () => {
     const first = await plainAndMeshed(writer, args, project);
     expectSame(first.plain, first.meshed);
     expect(first.published).toBe(1);
-    await waitFor('the holder keeps the entry', async () => ((await cacheOf(holder)).entries === 1 ? true : undefined), 10_000);
+    // The result, and its manifest for members that have none (an entry of its own).
+    await waitFor('the holder keeps the entry', async () => ((await cacheOf(holder)).entries === 2 ? true : undefined), 10_000);
 
     // A member with an empty home gets it from the mesh, and keeps a copy.
     const fresh = await member();
@@ -320,6 +321,43 @@ describe('verification of hits', () => {
     for (const agent of agents.reverse()) await agent.stop();
   });
 
+  it("a member with an empty home hits through another's manifest without a scan, and never past a changed header", async () => {
+    const key = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('hex');
+    const meshOf: AgentProcess[] = [];
+    const join = async () => {
+      const peers: Record<string, string> = meshOf.length ? { MESHCC_PEERS: address(await selfOf(meshOf[0]!)) } : {};
+      const agent = await startMember(peers, key);
+      meshOf.push(agent);
+      agents.push(agent);
+      return agent;
+    };
+    const dir = tempDir('meshcc-cache-manifest-');
+    writeFileSync(path.join(dir, 'h.h'), '#define ANSWER 42\n');
+    writeFileSync(path.join(dir, 'unit.c'), '#include <stdio.h>\n#include "h.h"\nint answer(void) { int unused; return ANSWER; }\n');
+    const unitArgs = ['-O2', '-g', '-MD', '-Wall', '-c', 'unit.c', '-o', 'out.o'];
+    const writer = await join();
+    const holder = await join();
+    await waitFor('the writer sees the holder', async () => ((await viewSize(writer)) === 2 ? true : undefined), 15_000);
+    expect((await plainAndMeshed(writer, unitArgs, dir)).published).toBe(1);
+    await waitFor('the holder keeps the result and its manifest', async () => ((await cacheOf(holder)).entries === 2 ? true : undefined), 10_000);
+
+    const fresh = await join();
+    await waitFor('the fresh member sees both', async () => ((await viewSize(fresh)) === 3 ? true : undefined), 15_000);
+    const hit = await plainAndMeshed(fresh, unitArgs, dir);
+    expectSame(hit.plain, hit.meshed);
+    const freshStats = (await query(fresh.socketPath, { t: 'stats', v: 1 })).stats as StatsSnapshot;
+    expect([hit.hits, hit.direct, freshStats.cache!.sharedManifests, freshStats.jobRoute.scanMs]).toEqual([1, 1, 1, 0]);
+
+    // The header changes: the member's manifest no longer matches, so another empty home scans and misses.
+    writeFileSync(path.join(dir, 'h.h'), '#define ANSWER 43\n');
+    const other = await join();
+    await waitFor('the other member sees all', async () => ((await viewSize(other)) === 4 ? true : undefined), 15_000);
+    const changed = await plainAndMeshed(other, unitArgs, dir);
+    expectSame(changed.plain, changed.meshed);
+    expect([changed.hits, changed.misses]).toEqual([0, 1]);
+    expect(changed.plain.outputs['out.o']!.equals(hit.plain.outputs['out.o']!)).toBe(false);
+  }, 120_000);
+
   it('with MESHCC_VERIFY_RATE=1 a hit whose bytes a member forged (hashes made to match) is compiled here too, the local bytes are used, and every entry of its writer is dropped', async () => {
     const holder = await startMember({});
     agents.push(holder);
@@ -332,10 +370,11 @@ describe('verification of hits', () => {
     const first = await plainAndMeshed(writer, args, project, {}, ['out.o']);
     expect(first.published).toBe(1);
     const entriesDir = path.join(holder.home, 'cache', 'entries');
+    // The result's entry (the holder also keeps the unit's manifest, an entry of its own).
     const entryFile = await waitFor('the holder keeps the entry', () => {
-      const prefix = existsSync(entriesDir) ? readdirSync(entriesDir).find((p) => /^[0-9a-f]{2}$/.test(p)) : undefined;
-      const name = prefix ? readdirSync(path.join(entriesDir, prefix))[0] : undefined;
-      return prefix && name ? path.join(entriesDir, prefix, name) : undefined;
+      const prefixes = existsSync(entriesDir) ? readdirSync(entriesDir).filter((p) => /^[0-9a-f]{2}$/.test(p)) : [];
+      const files = prefixes.flatMap((prefix) => readdirSync(path.join(entriesDir, prefix)).map((name) => path.join(entriesDir, prefix, name)));
+      return files.find((file) => decodeEntry(readFileSync(file)).outputs[0]!.path.endsWith('/out.o'));
     }, 10_000);
     await writer.stop();
     agents.splice(agents.indexOf(writer), 1);

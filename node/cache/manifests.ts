@@ -2,32 +2,31 @@
 // next identical command can name its result key without scanning. A manifest lists every
 // input with its hash and stat data, and, for every place where a new file would shadow an
 // input (the same relative name earlier or later on the search chains, or beside an
-// includer), the directory and the names that must stay absent. A check stats exactly those
-// files (hashing one only when its stat data changed) and directories (reading one's entries
-// only when its own stat data changed). Stat data newer than the scan's start minus two
-// seconds is not trusted (a file can change twice within one timestamp tick): such a file is
-// hashed at every check; a directory is read at every check.
+// includer), the directory and the names that must stay absent there. A check stats exactly
+// those files (hashing one only when its stat data changed) and directories (looking for the
+// absent names only when a directory's own stat data changed). Stat data newer than the
+// scan's start minus two seconds is not trusted (a file can change twice within one
+// timestamp tick): such a file is hashed at every check, such a directory looked into.
+// Manifests are also shared through the mesh (result-cache.ts), without their stat data,
+// which means nothing on another machine: a member's manifest is checked by content.
 import { randomBytes } from 'node:crypto';
-import { promises as fs, readdirSync, readFileSync, rmSync, statSync, type BigIntStats } from 'node:fs';
+import { promises as fs, readFileSync, rmSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import type { InputFile } from '../../protocol/messages.js';
 import { parseMessage } from '../../protocol/messages.js';
-import { sha256 } from '../store.js';
+import { FileState, monotonicUs, stampOf } from './file-state.js';
 
-const Manifest = z.object({
-  result: z.string(),
+export const Manifest = z.object({
+  result: z.string().regex(/^[0-9a-f]{64}$/),
+  /** [path, sha256, stat stamp (absent when too new, or from another machine)] */
   files: z.array(z.tuple([z.string(), z.string(), z.string().optional()])),
-  /** Every input's name relative to each search directory that holds it: the names a new file could shadow. */
-  relatives: z.array(z.string()),
-  /** [directory, its stat stamp or '' when too new, the relative name it stands for ('' for a
-   *  base), the names below that prefix that exist there]: any other name below the prefix
-   *  appearing there would shadow an input. */
-  dirs: z.array(z.tuple([z.string(), z.string(), z.string(), z.array(z.string())])),
+  /** [directory, its stat stamp or '' (too new, or shared), names that must stay absent there] */
+  dirs: z.array(z.tuple([z.string(), z.string(), z.array(z.string())])),
   /** Paths that must not exist (a search directory the compiler skipped, say). */
   missing: z.array(z.string()),
 });
-type Manifest = z.infer<typeof Manifest>;
+export type Manifest = z.infer<typeof Manifest>;
 
 export interface ManifestChains {
   /** Every search directory (quote-only and bracket), in order. */
@@ -36,22 +35,16 @@ export interface ManifestChains {
   missingDirs: readonly string[];
 }
 
-const SETTLE_NS = 2_000_000_000n;
+const SETTLE_MS = 2000;
 
 /** Relative names of inputs, one level per path component. */
 type NameTree = Map<string, NameTree>;
 const KEEP_IN_MEMORY = 100_000;
+/** A changed directory with at most this many absent names is checked by a stat of each, not read whole. */
+const STAT_ABSENT_UP_TO = 48;
 
-function stamp(st: BigIntStats): string {
-  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.mode}`;
-}
-
-function statOf(p: string): BigIntStats | undefined {
-  return statSync(p, { bigint: true, throwIfNoEntry: false });
-}
-
-/** The relative names as a tree, and the subtree under a prefix ('' for the whole). */
-function nameTree(relatives: readonly string[]): NameTree {
+/** The relative names as a tree. */
+function nameTree(relatives: Iterable<string>): NameTree {
   const root: NameTree = new Map();
   for (const rel of relatives) {
     let node = root;
@@ -64,85 +57,78 @@ function nameTree(relatives: readonly string[]): NameTree {
   return root;
 }
 
-function subtree(root: NameTree, prefix: string): NameTree | undefined {
-  let node: NameTree | undefined = root;
-  if (prefix) for (const part of prefix.split('/')) node = node?.get(part);
-  return node;
-}
-
-const LISTINGS_KEPT = 20_000;
 const SAVE_AFTER_MS = 2000;
+
+/** The manifest as another machine can use it: stat data means nothing there. */
+export function forSharing(manifest: Manifest): Manifest {
+  return { ...manifest, files: manifest.files.map(([file, hash]) => [file, hash]), dirs: manifest.dirs.map(([dir, , absent]) => [dir, '', absent]) };
+}
 
 export class Manifests {
   private readonly memory = new Map<string, Manifest>();
   private readonly unsaved = new Map<string, Manifest>();
   private flushing?: NodeJS.Timeout;
-  private readonly trees = new WeakMap<Manifest, NameTree>();
-  /** Directory entries read for earlier records, with the directory's stamp then. */
-  private readonly listings = new Map<string, { stamp: string; names: Set<string> }>();
+  private readonly files = new FileState();
   /** Checks that found a file's stat data changed but its content not: counted, for the figures. */
   readonly counts = { checked: 0, matched: 0, rehashed: 0 };
 
   constructor(private readonly dir: string) {}
 
-  /** The result key if every file and directory the manifest lists is as it was; else undefined. */
-  check(key: string): string | undefined {
+  /** The result key if every file and directory the manifest of `key` lists is as it was;
+   *  `notBeforeUs`: when the command started (CLOCK_MONOTONIC µs), which stats may be reused from. */
+  check(key: string, notBeforeUs = monotonicUs()): string | undefined {
     const manifest = this.load(key);
-    if (!manifest) return undefined;
+    return manifest ? this.matches(manifest, notBeforeUs) : undefined;
+  }
+
+  /** The result key if the files and directories of this manifest (a member's, say) are as it lists. */
+  matches(manifest: Manifest, notBeforeUs = monotonicUs()): string | undefined {
+    const nowUs = monotonicUs();
+    const files = this.files;
     this.counts.checked++;
     for (const [file, hash, known] of manifest.files) {
-      const st = statOf(file);
+      const st = files.stat(file, notBeforeUs, nowUs);
       if (!st || !st.isFile()) return undefined;
-      if (known && stamp(st) === known) continue;
+      if (known && stampOf(st) === known) continue;
       this.counts.rehashed++;
-      let data: Buffer;
-      try {
-        data = readFileSync(file);
-      } catch {
-        return undefined;
-      }
-      if (sha256(data) !== hash) return undefined;
+      if (files.hash(file, st) !== hash) return undefined;
     }
-    for (const [dir, known, prefix, present] of manifest.dirs) {
-      const st = statOf(dir);
+    for (const [dir, known, absent] of manifest.dirs) {
+      const st = files.stat(dir, notBeforeUs, nowUs);
       if (!st || !st.isDirectory()) return undefined;
-      if (known && stamp(st) === known) continue;
-      let entries: string[];
-      try {
-        entries = readdirSync(dir);
-      } catch {
-        return undefined;
+      if (known && stampOf(st) === known) continue;
+      if (absent.length <= STAT_ABSENT_UP_TO) {
+        for (const name of absent) if (files.stat(dir === '/' ? `/${name}` : `${dir}/${name}`, notBeforeUs, nowUs)) return undefined;
+        continue;
       }
-      let tree = this.trees.get(manifest);
-      if (!tree) this.trees.set(manifest, (tree = nameTree(manifest.relatives)));
-      const watched = subtree(tree, prefix);
-      if (!watched) return undefined;
-      const there = new Set(present);
-      if (entries.some((n) => watched.has(n) && !there.has(n))) return undefined;
+      const names = files.names(dir, st);
+      if (!names || absent.some((n) => names.has(n))) return undefined;
     }
-    for (const p of manifest.missing) if (statOf(p)) return undefined;
+    for (const p of manifest.missing) if (files.stat(p, notBeforeUs, nowUs)) return undefined;
     this.counts.matched++;
     return manifest.result;
   }
 
   /** Records what a scan found for this manifest key; `scanStartedMs` is when the scan began
    *  (epoch ms). Nothing is recorded when the tree changed since in a way a check could miss. */
-  record(key: string, result: string, inputs: readonly InputFile[], chains: ManifestChains, scanStartedMs: number): boolean {
-    const trustBefore = BigInt(Math.floor(scanStartedMs * 1e6)) - SETTLE_NS;
-    const fresh = (st: BigIntStats) => st.mtimeNs >= trustBefore || st.ctimeNs >= trustBefore;
+  record(key: string, result: string, inputs: readonly InputFile[], chains: ManifestChains, scanStartedMs: number): Manifest | undefined {
+    const trustBefore = scanStartedMs - SETTLE_MS;
+    const fresh = (st: Stats) => st.mtimeMs >= trustBefore || st.ctimeMs >= trustBefore;
     const inputPaths = new Set(inputs.map((f) => f.path));
     const files: Manifest['files'] = [];
+    const nowUs = monotonicUs();
+    const statOf = (p: string) => this.files.stat(p, nowUs, nowUs);
     for (const f of inputs) {
       const st = statOf(f.path);
-      if (!st || !st.isFile()) return false;
-      files.push(st.size === BigInt(f.size) && !fresh(st) ? [f.path, f.hash, stamp(st)] : [f.path, f.hash]);
+      if (!st || !st.isFile()) return undefined;
+      files.push(st.size === f.size && !fresh(st) ? [f.path, f.hash, stampOf(st)] : [f.path, f.hash]);
     }
     // Every place a new file would shadow an input: its name relative to each search
     // directory that holds it, under every search directory and every includer's directory.
     // The names form a tree (sys/ → types.h, …), walked once per base against its entries.
     const relatives = new Set<string>();
     for (const f of inputs) for (const s of chains.searchDirs) if (f.path.startsWith(s + '/')) relatives.add(f.path.slice(s.length + 1));
-    const names = nameTree([...relatives]);
+    const names = nameTree(relatives);
     const bases = new Set<string>(chains.searchDirs);
     for (const f of inputs) bases.add(path.dirname(f.path));
     const dirs: Manifest['dirs'] = [];
@@ -151,60 +137,44 @@ export class Manifests {
     let settled = true;
     /** Records what shadowing to watch under `dir`; false when it is not a directory. */
     const walk = (dir: string, tree: NameTree, prefix: string): boolean => {
-      const read = this.listing(dir, fresh);
-      if (!read) {
+      const st = statOf(dir);
+      const entries = st?.isDirectory() ? this.files.names(dir, st) : undefined;
+      if (!st || !entries) {
         if (prefix === '') missing.add(dir);
         return false;
       }
       if (visited.has(`${dir}\0${prefix}`)) return true;
       visited.add(`${dir}\0${prefix}`);
-      const present: string[] = [];
+      const absent: string[] = [];
       for (const [name, below] of tree) {
-        if (!read.names.has(name)) continue;
+        if (!entries.has(name)) {
+          absent.push(name);
+          continue;
+        }
         const there = dir === '/' ? `/${name}` : `${dir}/${name}`;
         // A name that should be a directory but is not: any change of this directory is a miss.
-        if (below.size > 0 && !walk(there, below, prefix ? `${prefix}/${name}` : name)) continue;
-        present.push(name);
+        if (below.size > 0 && !walk(there, below, prefix ? `${prefix}/${name}` : name)) {
+          absent.push(name);
+          continue;
+        }
         if (below.size === 0 && !inputPaths.has(there)) {
           // A file there now that the scan did not take: fine if it was there before the scan.
-          const st = statOf(there);
-          if (st && fresh(st)) settled = false;
+          const other = statOf(there);
+          if (other && fresh(other)) settled = false;
         }
       }
-      if (present.length < tree.size) dirs.push([dir, read.stamp, prefix, present]);
+      if (absent.length > 0) dirs.push([dir, fresh(st) ? '' : stampOf(st), absent]);
       return true;
     };
     for (const base of bases) {
       walk(base, names, '');
-      if (!settled) return false;
+      if (!settled) return undefined;
     }
-    for (const p of missing) if (statOf(p)) return false;
-    const manifest: Manifest = { result, files, relatives: [...relatives], dirs, missing: [...missing] };
+    for (const p of missing) if (statOf(p)) return undefined;
+    const manifest: Manifest = { result, files, dirs, missing: [...missing] };
     this.remember(key, manifest);
     this.save(key, manifest);
-    return true;
-  }
-
-  /** A directory's entries and its stamp ('' when too new to trust): read again unless its stamp is the one of the entries kept. */
-  private listing(dir: string, fresh: (st: BigIntStats) => boolean): { stamp: string; names: Set<string> } | undefined {
-    const st = statOf(dir);
-    if (!st || !st.isDirectory()) return undefined;
-    const now = fresh(st) ? '' : stamp(st);
-    const kept = this.listings.get(dir);
-    if (now && kept && kept.stamp === now) return kept;
-    let names: Set<string>;
-    try {
-      names = new Set(readdirSync(dir));
-    } catch {
-      return undefined;
-    }
-    // The entries are read after the stat: a change in between makes the stamp older than them, never newer.
-    const read = { stamp: now, names };
-    if (now) {
-      if (this.listings.size >= LISTINGS_KEPT) this.listings.clear();
-      this.listings.set(dir, read);
-    }
-    return read;
+    return manifest;
   }
 
   clear(): number {

@@ -21,7 +21,8 @@ import { ClockMacros } from './clock-macros.js';
 import { MAX_DIAGNOSTIC_BYTES, type CacheEntry } from './entry.js';
 import { manifestKey, resultKey, type CommandIdentity } from './key.js';
 import { LocalEntries, type CachedResult } from './local-entries.js';
-import { Manifests } from './manifests.js';
+import { Manifests, type Manifest } from './manifests.js';
+import { manifestEntry, manifestOf } from './shared-manifests.js';
 import { MeshCache } from './mesh-cache.js';
 import { ownersOf } from './owners.js';
 import type { CacheConfig } from './policy.js';
@@ -53,6 +54,8 @@ export interface CacheStats {
   mode: string;
   hits: number;
   directHits: number;
+  /** members' manifests fetched (a client without its own, a fresh CI runner's) */
+  sharedManifests: number;
   meshHits: number;
   misses: number;
   /** compiles whose result depends on the time they run (__DATE__, __TIME__, __TIMESTAMP__): never cached */
@@ -96,8 +99,10 @@ export class ResultCache {
   /** Writers caught with results that differ from a compile here. */
   private readonly liars = new Set<string>();
   private readonly seen = new Set<string>();
+  /** Manifests being recorded for misses, by result key: shared once the result is published. */
+  private readonly recording = new Map<string, Promise<{ mkey: string; manifest: Manifest } | undefined>>();
   private readonly counts = {
-    hits: 0, directHits: 0, uncacheable: 0, meshHits: 0, misses: 0, hitBytes: 0, published: 0, publishedBytes: 0,
+    hits: 0, directHits: 0, sharedManifests: 0, uncacheable: 0, meshHits: 0, misses: 0, hitBytes: 0, published: 0, publishedBytes: 0,
     stored: 0, storedBytes: 0, served: 0, servedMisses: 0, servedBytes: 0, lookupMs: 0, verified: 0, verifyMismatches: 0, droppedWriters: 0,
   };
 
@@ -154,16 +159,29 @@ export class ResultCache {
     this.mesh = undefined;
   }
 
-  /** Direct mode: the result named by the manifest of this command, if nothing it lists changed. */
-  async direct(id: CommandIdentity, source: string): Promise<(Lookup & { hit: CachedResult }) | undefined> {
+  /** Direct mode: the result named by this agent's manifest of this command, if nothing it
+   *  lists changed, else by a member's (one round trip); `startedUs`: when the command started. */
+  async direct(id: CommandIdentity, source: string, startedUs?: number): Promise<(Lookup & { hit: CachedResult }) | undefined> {
     const started = performance.now();
-    const key = this.manifests.check(manifestKey(id, source));
+    const mkey = manifestKey(id, source);
+    const key = this.manifests.check(mkey, startedUs) ?? (await this.fromMembersManifest(mkey, startedUs));
     const found = key ? await this.fetch(key) : undefined;
     this.counts.lookupMs += performance.now() - started;
     if (!key || !found) return undefined;
     this.counts.directHits++;
     this.hit(found);
     return { key, hit: found };
+  }
+
+  /** The result key a member's manifest names, if the files it lists are as it says. Not when
+   *  hits are verified: a result found without a scan could not be compiled here to compare. */
+  private async fromMembersManifest(mkey: string, startedUs?: number): Promise<string | undefined> {
+    if (!this.mesh || this.options.verifyRate > 0) return undefined;
+    const found = await this.fromOwners(mkey);
+    const manifest = found && manifestOf(found);
+    if (!manifest) return undefined;
+    this.counts.sharedManifests++;
+    return this.manifests.matches(manifest, startedUs);
   }
 
   /** The result of this compile from the cache (this agent, then the owners), or the key to
@@ -201,16 +219,24 @@ export class ResultCache {
       return;
     }
     const key = lookup.key;
-    void this.probe
+    const recorded = this.probe
       .chains(probe)
       .then((chains) => {
-        this.manifests.record(mkey, key, job.inputs, { searchDirs: chains.all, missingDirs: chains.ignored }, scanStartedMs);
+        const manifest = this.manifests.record(mkey, key, job.inputs, { searchDirs: chains.all, missingDirs: chains.ignored }, scanStartedMs);
+        return manifest && { mkey, manifest };
       })
-      .catch((err: Error) => this.options.log.debug({ err: err.message }, 'cache: no manifest recorded'));
+      .catch((err: Error) => {
+        this.options.log.debug({ err: err.message }, 'cache: no manifest recorded');
+        return undefined;
+      });
+    if (this.recording.size >= SEEN_KEPT) this.recording.clear();
+    if (!lookup.hit) this.recording.set(key, recorded);
   }
 
   /** Keeps a compile's result here and on its owners (read-write agents, successful compiles only). */
   publish(key: string, result: JobResult): void {
+    const recorded = this.recording.get(key);
+    this.recording.delete(key);
     const writer = this.options.selfId();
     if (this.options.config.mode !== 'read-write' || !writer || result.exit !== 0) return;
     if (result.outputs.length === 0 || result.stdout.length > MAX_DIAGNOSTIC_BYTES || result.stderr.length > MAX_DIAGNOSTIC_BYTES) return;
@@ -231,6 +257,12 @@ export class ResultCache {
     // owners any other member asks (ownersOf over the members but itself) overlap these.
     void this.entries.put(entry, data).catch((err: Error) => this.options.log.warn({ err: err.message }, 'cache: could not keep an entry'));
     for (const owner of ownersOf(key, this.options.members().filter((m) => m !== writer))) void this.mesh?.put(owner, entry, data, 30_000);
+    // Its manifest goes to the owners of the manifest's key, for members that have none.
+    void recorded?.then((r) => {
+      if (!r) return;
+      const shared = manifestEntry(r.mkey, writer, r.manifest);
+      for (const owner of ownersOf(r.mkey, this.options.members().filter((m) => m !== writer))) void this.mesh?.put(owner, shared.entry, shared.data, 30_000);
+    });
   }
 
   /** Runs a job in this agent's sandbox under a local slot the caller holds (a miss to publish). */
@@ -264,14 +296,7 @@ export class ResultCache {
   private async fetch(key: string): Promise<CachedResult | undefined> {
     const here = await this.entries.get(key);
     if (here && this.trusted(here.entry.writer)) return here;
-    const self = this.options.selfId();
-    const mesh = this.mesh;
-    if (!mesh) return undefined;
-    // The highest-ranked others: when this agent is itself an owner (it joined after the entry
-    // was written, say), the next one is asked in its place, in the same round trip.
-    const owners = ownersOf(key, this.options.members().filter((m) => m !== self));
-    if (owners.length === 0) return undefined;
-    const found = await firstDefined(owners.map((o) => mesh.get(o, key, this.options.config.lookupTimeoutMs)));
+    const found = await this.fromOwners(key);
     if (!found) return undefined;
     this.counts.meshHits++;
     // Kept here too: the next lookup of this key is answered without the mesh.
@@ -284,6 +309,18 @@ export class ResultCache {
         .then(() => (this.trusted(writer) ? undefined : this.dropWriter(writer)))
         .catch(() => undefined);
     return found;
+  }
+
+  /** The entry of `key` from the highest-ranked other members, asked at once: one round trip.
+   *  When this agent is itself an owner (it joined after the entry was written, say), the next
+   *  one is asked in its place. */
+  private async fromOwners(key: string): Promise<CachedResult | undefined> {
+    const self = this.options.selfId();
+    const mesh = this.mesh;
+    if (!mesh) return undefined;
+    const owners = ownersOf(key, this.options.members().filter((m) => m !== self));
+    if (owners.length === 0) return undefined;
+    return firstDefined(owners.map((o) => mesh.get(o, key, this.options.config.lookupTimeoutMs)));
   }
 
   /** MESHCC_VERIFY_RATE applies to hits written by others: compiled here too and compared. */

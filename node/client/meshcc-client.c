@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "msgpack.h"
@@ -56,6 +57,7 @@ static const char *const sent_env[] = {
     "QA_OVERRIDE_GCC3_OPTIONS", NULL};
 
 static char *cwd;          /* getcwd(), or NULL if it has none (then no agent) */
+static int64_t started_us; /* CLOCK_MONOTONIC at start: files the agent looked at since are as this compile would see them */
 static struct stat self;   /* /proc/self/exe: identity, so hard links count too */
 static int self_known;
 static char *compiler;     /* absolute path of the real compiler */
@@ -202,13 +204,13 @@ static void end_frame(mp_writer *w) {
     for (int i = 0; i < 4; i++) w->buf[i] = (uint8_t)(body >> (24 - 8 * i));
 }
 
-/* The request frame: its 4-byte length, then {t, v, cwd, argv, compiler, env, umask, tty}. */
+/* The request frame: its 4-byte length, then {t, v, cwd, argv, compiler, env, umask, tty, startedUs}. */
 static int build_request(mp_writer *w) {
     uint32_t argc = 0, envc = 0;
     mode_t mask = umask(0);
     umask(mask);
     mp_put_raw(w, "\0\0\0\0", 4);
-    mp_put_map(w, 8);
+    mp_put_map(w, 9);
     mp_put_cstr(w, "t"), mp_put_cstr(w, "compile");
     mp_put_cstr(w, "v"), mp_put_int(w, PROTOCOL_VERSION);
     mp_put_cstr(w, "cwd"), mp_put_cstr(w, cwd);
@@ -227,6 +229,7 @@ static int build_request(mp_writer *w) {
     }
     mp_put_cstr(w, "umask"), mp_put_int(w, mask);
     mp_put_cstr(w, "tty"), mp_put_bool(w, isatty(2));
+    mp_put_cstr(w, "startedUs"), mp_put_int(w, started_us);
     if (w->failed) return -1;
     end_frame(w);
     return 0;
@@ -361,6 +364,8 @@ __attribute__((noreturn)) static void run_local(int sock) {
 }
 
 int main(int argc, char **argv) {
+    struct timespec now;
+    if (clock_gettime(CLOCK_MONOTONIC, &now) == 0) started_us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
     if (argc < 1) return 127;
     cc_argv = argv;
     if (strcmp(base_name(argv[0]), "meshcc-cc") == 0) {
