@@ -6,7 +6,7 @@
 // per compile, with no scan. Every build's objects and .d files are compared with the plain
 // build's. Figures are ratios measured side by side on one machine; nothing passes or fails.
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { socketAnswers } from '../../node/instance-lock.js';
@@ -62,6 +62,20 @@ export async function runCacheBench(ctx: BenchContext, mesh: NetnsMesh, plain: P
       await runMake(`${label} (make clean)`, ctx.tree, 1, ['clean'], logPath(ctx, `cache-${label}-clean.log`), inH0(ctx.env), noProgress);
     };
     const bindir = execFileSync(process.execPath, [MESHCC_BIN, 'bindir'], { encoding: 'utf8', env: ctx.env }).trim();
+
+    // --- a miss's cost, one compile at a time (the peer idle): what a cold unit pays for the lookup
+    const missDir = mkdtempSync(path.join(os.tmpdir(), 'meshcc-bench-misses-'));
+    tempDirs.push(missDir);
+    const MISSES = 40;
+    for (let i = 0; i < MISSES; i++) writeFileSync(path.join(missDir, `u${i}.c`), `int unit${i}(int x) { return x * ${i + 3}; }\n`);
+    const m0 = await statsOf(clientHome);
+    for (let i = 0; i < MISSES; i++) {
+      const child = mesh.spawn(0, 'cc', ['-O2', '-c', `u${i}.c`, '-o', `u${i}.o`], { cwd: missDir, env: bindirEnv(bindir), stdio: 'ignore' });
+      const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+      if (code !== 0) throw new Error(`a miss compile failed (exit ${code})`);
+    }
+    const m1 = await statsOf(clientHome);
+    say(`cache, misses one at a time: ${d(m0, m1, 'cache.misses')} misses of ${MISSES} compiles; lookup ${(d(m0, m1, 'cache.lookupMs') / Math.max(1, d(m0, m1, 'cache.misses'))).toFixed(2)} ms of wall a miss (this agent's entries and manifests, then the owners, over the namespaces' link)`);
 
     // --- build 1: the mesh, cache empty
     say(`cache, build 1: make -j${ctx.jobs} in h0 through the client agent, the cache empty`);

@@ -20,10 +20,25 @@ export function stampOf(st: Stats): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.mode}`;
 }
 
+/** A stamp as numbers, to compare with stat data without printing six numbers per file. */
+export type NumericStamp = readonly [number, number, number, number, number, number];
+
+export function numericStamp(stamp: string | undefined): NumericStamp | undefined {
+  if (!stamp) return undefined;
+  const parts = stamp.split(':').map(Number);
+  return parts.length === 6 && parts.every(Number.isFinite) ? (parts as unknown as NumericStamp) : undefined;
+}
+
+export function sameStamp(st: Stats, known: NumericStamp): boolean {
+  return st.ino === known[1] && st.mtimeMs === known[3] && st.ctimeMs === known[4] && st.size === known[2] && st.dev === known[0] && st.mode === known[5];
+}
+
 export class FileState {
   private readonly stats = new Map<string, { atUs: number; st: Stats | undefined }>();
   private readonly hashes = new Map<string, { stamp: string; hash: string }>();
   private readonly listings = new Map<string, { stamp: string; names: Set<string> }>();
+  /** The last listing read of each directory, and when (like stats: good for any command started before). */
+  private readonly recentListings = new Map<string, { atUs: number; names: Set<string> }>();
 
   /** The file's stat data as of some moment at or after `notBeforeUs` (undefined: nothing there).
    *  `nowUs` is when the caller's check began: every stat it takes is later than that. */
@@ -55,8 +70,16 @@ export class FileState {
     return hash;
   }
 
-  /** A directory's entries, read again only when its stat data changed (or is too new to trust). */
-  names(dir: string, st: Stats): Set<string> | undefined {
+  /** How many entries the directory had when last read (0: never read). */
+  entriesOf(dir: string): number {
+    return this.recentListings.get(dir)?.names.size ?? 0;
+  }
+
+  /** A directory's entries, read again only when its stat data changed (or is too new to trust)
+   *  and no read since `notBeforeUs` is at hand. */
+  names(dir: string, st: Stats, notBeforeUs: number, nowUs: number): Set<string> | undefined {
+    const recent = this.recentListings.get(dir);
+    if (recent && recent.atUs >= notBeforeUs) return recent.names;
     const stamp = stampOf(st);
     const known = this.listings.get(dir);
     if (known && known.stamp === stamp) return known.names;
@@ -66,6 +89,8 @@ export class FileState {
     } catch {
       return undefined;
     }
+    if (this.recentListings.size >= KEPT / 10) this.recentListings.clear();
+    this.recentListings.set(dir, { atUs: nowUs, names });
     // Read after the stat: a change in between leaves the stamp older than the names, never newer.
     const settledBefore = Date.now() - SETTLE_MS;
     if (st.mtimeMs < settledBefore && st.ctimeMs < settledBefore) {

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { InputFile } from '../../protocol/messages.js';
 import { parseMessage } from '../../protocol/messages.js';
-import { FileState, monotonicUs, stampOf } from './file-state.js';
+import { FileState, monotonicUs, numericStamp, sameStamp, stampOf, type NumericStamp } from './file-state.js';
 
 export const Manifest = z.object({
   result: z.string().regex(/^[0-9a-f]{64}$/),
@@ -40,8 +40,11 @@ const SETTLE_MS = 2000;
 /** Relative names of inputs, one level per path component. */
 type NameTree = Map<string, NameTree>;
 const KEEP_IN_MEMORY = 100_000;
-/** A changed directory with at most this many absent names is checked by a stat of each, not read whole. */
+/** A changed directory is checked by a stat of each absent name, not read whole, while that is
+ *  cheaper: a stat of a missing name costs about as much as three entries of a listing (measured:
+ *  300 missing names 0.5 ms, a listing of 500 entries 0.3 ms), and stats are shared by checks. */
 const STAT_ABSENT_UP_TO = 48;
+const ENTRIES_PER_ABSENT_STAT = 3;
 
 /** The relative names as a tree. */
 function nameTree(relatives: Iterable<string>): NameTree {
@@ -69,6 +72,8 @@ export class Manifests {
   private readonly unsaved = new Map<string, Manifest>();
   private flushing?: NodeJS.Timeout;
   private readonly files = new FileState();
+  /** Each manifest's stamps as numbers, parsed at its first check. */
+  private readonly stamps = new WeakMap<Manifest, { files: (NumericStamp | undefined)[]; dirs: (NumericStamp | undefined)[] }>();
   /** Checks that found a file's stat data changed but its content not: counted, for the figures. */
   readonly counts = { checked: 0, matched: 0, rehashed: 0 };
 
@@ -85,23 +90,29 @@ export class Manifests {
   matches(manifest: Manifest, notBeforeUs = monotonicUs()): string | undefined {
     const nowUs = monotonicUs();
     const files = this.files;
+    let stamps = this.stamps.get(manifest);
+    if (!stamps) this.stamps.set(manifest, (stamps = { files: manifest.files.map(([, , s]) => numericStamp(s)), dirs: manifest.dirs.map(([, s]) => numericStamp(s)) }));
     this.counts.checked++;
-    for (const [file, hash, known] of manifest.files) {
+    for (let i = 0; i < manifest.files.length; i++) {
+      const [file, hash] = manifest.files[i]!;
       const st = files.stat(file, notBeforeUs, nowUs);
       if (!st || !st.isFile()) return undefined;
-      if (known && stampOf(st) === known) continue;
+      const known = stamps.files[i];
+      if (known && sameStamp(st, known)) continue;
       this.counts.rehashed++;
       if (files.hash(file, st) !== hash) return undefined;
     }
-    for (const [dir, known, absent] of manifest.dirs) {
+    for (let i = 0; i < manifest.dirs.length; i++) {
+      const [dir, , absent] = manifest.dirs[i]!;
       const st = files.stat(dir, notBeforeUs, nowUs);
       if (!st || !st.isDirectory()) return undefined;
-      if (known && stampOf(st) === known) continue;
-      if (absent.length <= STAT_ABSENT_UP_TO) {
+      const known = stamps.dirs[i];
+      if (known && sameStamp(st, known)) continue;
+      if (absent.length <= Math.max(STAT_ABSENT_UP_TO, files.entriesOf(dir) / ENTRIES_PER_ABSENT_STAT)) {
         for (const name of absent) if (files.stat(dir === '/' ? `/${name}` : `${dir}/${name}`, notBeforeUs, nowUs)) return undefined;
         continue;
       }
-      const names = files.names(dir, st);
+      const names = files.names(dir, st, notBeforeUs, nowUs);
       if (!names || absent.some((n) => names.has(n))) return undefined;
     }
     for (const p of manifest.missing) if (files.stat(p, notBeforeUs, nowUs)) return undefined;
@@ -138,7 +149,7 @@ export class Manifests {
     /** Records what shadowing to watch under `dir`; false when it is not a directory. */
     const walk = (dir: string, tree: NameTree, prefix: string): boolean => {
       const st = statOf(dir);
-      const entries = st?.isDirectory() ? this.files.names(dir, st) : undefined;
+      const entries = st?.isDirectory() ? this.files.names(dir, st, nowUs, nowUs) : undefined;
       if (!st || !entries) {
         if (prefix === '') missing.add(dir);
         return false;

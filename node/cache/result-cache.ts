@@ -99,6 +99,8 @@ export class ResultCache {
   /** Writers caught with results that differ from a compile here. */
   private readonly liars = new Set<string>();
   private readonly seen = new Set<string>();
+  /** Whether the last member's manifest asked for was there (see direct()). */
+  private membersHaveManifests = true;
   /** Manifests being recorded for misses, by result key: shared once the result is published. */
   private readonly recording = new Map<string, Promise<{ mkey: string; manifest: Manifest } | undefined>>();
   private readonly counts = {
@@ -164,7 +166,12 @@ export class ResultCache {
   async direct(id: CommandIdentity, source: string, startedUs?: number): Promise<(Lookup & { hit: CachedResult }) | undefined> {
     const started = performance.now();
     const mkey = manifestKey(id, source);
-    const key = this.manifests.check(mkey, startedUs) ?? (await this.fromMembersManifest(mkey, startedUs));
+    let key = this.manifests.check(mkey, startedUs);
+    // A member's manifest costs a round trip before the scan. While members have none (a cold
+    // mesh: every unit a miss) it is asked for beside the scan instead, only to notice when
+    // they start having some.
+    if (!key && this.membersHaveManifests) key = await this.fromMembersManifest(mkey, startedUs);
+    else if (!key) void this.fromMembersManifest(mkey, startedUs);
     const found = key ? await this.fetch(key) : undefined;
     this.counts.lookupMs += performance.now() - started;
     if (!key || !found) return undefined;
@@ -179,6 +186,7 @@ export class ResultCache {
     if (!this.mesh || this.options.verifyRate > 0) return undefined;
     const found = await this.fromOwners(mkey);
     const manifest = found && manifestOf(found);
+    this.membersHaveManifests = manifest !== undefined;
     if (!manifest) return undefined;
     this.counts.sharedManifests++;
     return this.manifests.matches(manifest, startedUs);
