@@ -46,6 +46,12 @@ export class FileState {
     const known = this.stats.get(file);
     if (known && known.atUs >= notBeforeUs) return known.st;
     const st = statSync(file, { throwIfNoEntry: false });
+    if (known) {
+      // Updated in place: a new record per stat was most of a check's garbage.
+      known.atUs = nowUs;
+      known.st = st;
+      return st;
+    }
     if (this.stats.size >= KEPT) this.stats.clear();
     this.stats.set(file, { atUs: nowUs, st });
     return st;
