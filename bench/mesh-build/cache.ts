@@ -1,8 +1,9 @@
 // The result cache's part of the benchmark (--cache): a peer agent in h1 (2 slots) and a client
 // agent in h0 (no slots), both with MESHCC_CACHE=read-write. Build 1: a mesh build with an empty
-// cache. `make clean`. Build 2: `meshcc run -- make` in h0 from a fresh client (an empty HOME
-// and agent home, as on a CI runner), which finds the first build's results in the mesh.
-// `make clean`. Build 3: the first client agent again, which has direct-mode manifests: its CPU
+// cache. The objects deleted (`make clean`; the kernel's fetched tree lacks Makefiles `make
+// clean` walks, so its objects are deleted with find). Build 2: `meshcc run -- make` in h0 from a
+// fresh client (an empty agent home and MESHCC_CACHE_DIR, as on a CI runner), which finds the
+// first build's results in the mesh. The objects deleted again. Build 3: the first client agent again, which has direct-mode manifests: its CPU
 // per compile, with no scan. Every build's objects and .d files are compared with the plain
 // build's. Figures are ratios measured side by side on one machine; nothing passes or fails.
 import { execFileSync, type ChildProcess } from 'node:child_process';
@@ -58,8 +59,12 @@ export async function runCacheBench(ctx: BenchContext, mesh: NetnsMesh, plain: P
     const bindirEnv = (bindir: string) => ({ ...ctx.env, MESHCC_HOME: clientHome, PATH: `${bindir}:${ctx.env.PATH ?? '/usr/bin:/bin'}` });
     const inH0 = (env: NodeJS.ProcessEnv) => (cmd: string, args: string[]) => mesh.spawn(0, cmd, args, { cwd: ctx.tree, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     const noProgress = async () => '';
-    const makeClean = async (label: string) => {
-      await runMake(`${label} (make clean)`, ctx.tree, 1, ['clean'], logPath(ctx, `cache-${label}-clean.log`), inH0(ctx.env), noProgress);
+    /** The objects deleted, the sources untouched (the project's own clean). */
+    const clean = async () => {
+      const [cmd, ...args] = ctx.project.clean;
+      const child = inH0(ctx.env)(cmd!, args);
+      const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+      if (code !== 0) throw new Error(`${ctx.project.clean.join(' ')} failed (exit ${code}) in ${ctx.tree}`);
     };
     const bindir = execFileSync(process.execPath, [MESHCC_BIN, 'bindir'], { encoding: 'utf8', env: ctx.env }).trim();
 
@@ -95,14 +100,14 @@ export async function runCacheBench(ctx: BenchContext, mesh: NetnsMesh, plain: P
     say(`  ${compared(ctx, 'cache-1')}`);
 
     // --- build 2: a fresh `meshcc run` client
-    await makeClean('cache-2');
+    await clean();
     // meshcc run's agent always starts in an empty home of its own; its compilers' ids and the
     // native client start from an empty MESHCC_CACHE_DIR too. HOME stays: git's Makefile builds
     // paths under it into some objects, which must stay comparable with the plain build's.
     const freshCache = mkdtempSync(path.join(os.tmpdir(), 'meshcc-bench-ci-cache-'));
     tempDirs.push(freshCache);
     const runEnv: NodeJS.ProcessEnv = { ...ctx.env, MESHCC_CACHE_DIR: freshCache, MESHCC_MESH_KEY: key, MESHCC_CACHE: 'read-write', MESHCC_LOCAL_SLOTS: '0', MESHCC_LOG_LEVEL: 'warn' };
-    say(`cache, build 2: make clean; \`meshcc run --peer … -- make -j${ctx.jobs}\` in h0 (a CI runner's client: an empty agent home and MESHCC_CACHE_DIR)`);
+    say(`cache, build 2: ${ctx.project.clean.join(' ')}; \`meshcc run --peer … -- make -j${ctx.jobs}\` in h0 (a CI runner's client: an empty agent home and MESHCC_CACHE_DIR)`);
     const viaRun = (env: NodeJS.ProcessEnv) => (cmd: string, args: string[]) => {
       // runMake's script starts with `make`: the same make, under meshcc run.
       // MESHCC_BENCH_RUN_NODE_ARGS: node options for meshcc run's process (its agent runs in it), e.g. --cpu-prof
@@ -120,8 +125,8 @@ export async function runCacheBench(ctx: BenchContext, mesh: NetnsMesh, plain: P
     say(`  ${compared(ctx, 'cache-2')}`);
 
     // --- build 3: the first client again, nothing changed: direct mode
-    await makeClean('cache-3');
-    say(`cache, build 3: make clean; make -j${ctx.jobs} through the first client agent again (direct mode: manifests from build 1)`);
+    await clean();
+    say(`cache, build 3: ${ctx.project.clean.join(' ')}; make -j${ctx.jobs} through the first client agent again (direct mode: manifests from build 1)`);
     const s2 = await statsOf(clientHome);
     const cpu2 = processTreeCpuS(client.pid!, tck);
     const window3 = monotonicUs();

@@ -14,6 +14,8 @@ export interface Project {
   header: string;
   /** What counts as an object file. */
   objectExts: string[];
+  /** Deletes the build's objects and leaves the sources untouched (the cache's direct-mode build). */
+  clean: string[];
 }
 
 export const PROJECTS: Record<string, Project> = {
@@ -27,6 +29,7 @@ export const PROJECTS: Record<string, Project> = {
     makeArgs: [],
     header: 'progress.h', // 28 of 496 units include it
     objectExts: ['.o'],
+    clean: ['make', 'clean'],
   },
   // The kernel's tinyconfig (Linux 6.1 from Debian): 456-odd units that each read hundreds of
   // headers, the case DESIGN.md measured (11.7 MB of distinct inputs, 3.3 MB gzip).
@@ -35,6 +38,9 @@ export const PROJECTS: Record<string, Project> = {
     makeArgs: [],
     header: 'kernel/sched/sched.h',
     objectExts: ['.o'],
+    // The fetched tree lacks the Makefiles of directories tinyconfig never builds, which
+    // `make clean` walks; kbuild rebuilds any object that is missing.
+    clean: ['find', '.', '-name', '*.o', '-delete'],
   },
   // A quick smoke run: 30 units (static .o and shared .lo objects).
   zlib: {
@@ -42,5 +48,6 @@ export const PROJECTS: Record<string, Project> = {
     makeArgs: [],
     header: 'inftrees.h',
     objectExts: ['.o', '.lo'],
+    clean: ['make', 'clean'],
   },
 };
