@@ -24,9 +24,10 @@ export function say(line: string): void {
 export function baseEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('MESHCC_')) env[k] = v;
-  // The kernel writes the build's time, user and host into init/version.o: fixed, so that two
+  // The kernel writes the build's time, user, host and number (.version, which counts builds)
+  // into init/version.o and from there into the boot image: fixed, so that two
   // builds of the same tree are byte-identical.
-  Object.assign(env, { KBUILD_BUILD_TIMESTAMP: 'Thu Jan  1 00:00:00 UTC 2026', KBUILD_BUILD_USER: 'meshcc', KBUILD_BUILD_HOST: 'bench' });
+  Object.assign(env, { KBUILD_BUILD_TIMESTAMP: 'Thu Jan  1 00:00:00 UTC 2026', KBUILD_BUILD_USER: 'meshcc', KBUILD_BUILD_HOST: 'bench', KBUILD_BUILD_VERSION: '1' });
   return env;
 }
 
