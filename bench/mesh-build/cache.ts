@@ -136,7 +136,7 @@ export async function runCacheBench(ctx: BenchContext, mesh: NetnsMesh, plain: P
     const direct = d(s2, s3, 'cache.directHits');
     const agentMs = (cpu3 - cpu2) * 1000;
     const looked = d(s2, s3, 'cache.hits') + d(s2, s3, 'cache.misses');
-    say(`  build 3: ${secs(third.wallMs)} wall (${pct(third.wallMs, plain.run.wallMs)} of plain); direct hits ${direct} of ${looked} lookups; client agent CPU ${agentMs.toFixed(0)} ms = ${(agentMs / Math.max(1, looked)).toFixed(2)} ms a compile; make tree ${third.cpuS.toFixed(1)} s CPU; ` +
+    say(`  build 3: ${secs(third.wallMs)} wall (${pct(third.wallMs, plain.run.wallMs)} of plain); direct hits ${direct} of ${looked} lookups; client agent CPU ${agentMs.toFixed(0)} ms = ${(agentMs / Math.max(1, looked)).toFixed(2)} ms a compile; make tree ${third.cpuS.toFixed(1)} s CPU (${pct(third.cpuS, plain.run.cpuS)} of plain: make, links, generators, conftests and the clients, the floor of any cache's client CPU); ` +
       `scan time ${d(s2, s3, 'jobRoute.scanMs').toFixed(0)} ms; files hashed on a stat change ${d(s2, s3, 'cache.manifests.rehashed')}`);
     if (process.env.MESHCC_BENCH_NODE_ARGS) say(`  build 3 ran from ${window3} to ${monotonicUs()} µs (CLOCK_MONOTONIC, the clock of --cpu-prof's samples)`);
     say(`  ${compared(ctx, 'cache-3')}`);

@@ -39,8 +39,9 @@ export const PROJECTS: Record<string, Project> = {
     header: 'kernel/sched/sched.h',
     objectExts: ['.o'],
     // The fetched tree lacks the Makefiles of directories tinyconfig never builds, which
-    // `make clean` walks; kbuild rebuilds any object that is missing.
-    clean: ['find', '.', '-name', '*.o', '-delete'],
+    // `make clean` walks; kbuild rebuilds any object that is missing. The host programs under
+    // scripts/ stay, as `make clean` leaves them (kbuild would not build their objects again).
+    clean: ['find', '.', '-name', '*.o', '-not', '-path', './scripts/*', '-delete'],
   },
   // A quick smoke run: 30 units (static .o and shared .lo objects).
   zlib: {

@@ -35,7 +35,7 @@ export function sameStamp(st: Stats, known: NumericStamp): boolean {
 
 export class FileState {
   private readonly stats = new Map<string, { atUs: number; st: Stats | undefined }>();
-  private readonly hashes = new Map<string, { stamp: string; hash: string }>();
+  private readonly hashes = new Map<string, { stamp: NumericStamp; hash: string }>();
   private readonly listings = new Map<string, { stamp: string; names: Set<string> }>();
   /** The last listing read of each directory, and when (like stats: good for any command started before). */
   private readonly recentListings = new Map<string, { atUs: number; names: Set<string> }>();
@@ -59,9 +59,8 @@ export class FileState {
 
   /** The sha256 of a file whose stat data is `st`, read again only when that data changed. */
   hash(file: string, st: Stats): string | undefined {
-    const stamp = stampOf(st);
     const known = this.hashes.get(file);
-    if (known && known.stamp === stamp) return known.hash;
+    if (known && sameStamp(st, known.stamp)) return known.hash;
     let hash: string;
     try {
       hash = sha256(readFileSync(file));
@@ -71,7 +70,7 @@ export class FileState {
     const settledBefore = Date.now() - SETTLE_MS;
     if (st.mtimeMs < settledBefore && st.ctimeMs < settledBefore) {
       if (this.hashes.size >= KEPT) this.hashes.clear();
-      this.hashes.set(file, { stamp, hash });
+      this.hashes.set(file, { stamp: [st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs, st.mode], hash });
     }
     return hash;
   }

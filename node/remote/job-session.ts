@@ -19,6 +19,10 @@ export const JOB_PROTOCOL = '/meshcc/job/2';
 /** Jobs one session carries at once (beyond it a peer refuses at once; a client opens none). */
 export const MAX_JOBS_PER_SESSION = 1024;
 
+/** How a job that ended normally ends: one error for all (an Error's stack costs microseconds,
+ *  and a cache session closes a channel per request). */
+const JOB_OVER = new MeshccError('stream-closed', 'the job is over');
+
 type Waiter = { resolve: (value: unknown) => void; reject: (err: Error) => void };
 
 /** One job's messages within a session. */
@@ -73,7 +77,7 @@ export class JobChannel {
 
   /** The job is over here (the other side knows: it answered or was answered). */
   close(): void {
-    this.end(new MeshccError('stream-closed', 'the job is over'));
+    this.end(JOB_OVER);
   }
 
   /** Ends the job early and tells the other side. */
