@@ -164,7 +164,9 @@ describe('the request', () => {
       CFLAGS: '-O9',
     });
     // Through sh so that the umask is a known one; `exec gcc` finds the masquerade link.
+    const before = process.hrtime.bigint() / 1000n;
     const r = await run('sh', ['-c', `umask 027; exec gcc ${COMPILE.join(' ')}`], dir, e);
+    const after = process.hrtime.bigint() / 1000n;
     expect(r.stderr.toString()).toBe('');
     expect(r.code).toBe(0);
     expect(a.conns).toHaveLength(1);
@@ -186,7 +188,11 @@ describe('the request', () => {
       },
       umask: 0o027,
       tty: false,
+      startedUs: expect.any(BigInt),
     });
+    // When the client started, on the agent's clock (CLOCK_MONOTONIC, microseconds).
+    const startedUs = (a.conns[0]!.request as { startedUs: bigint }).startedUs;
+    expect(startedUs >= before && startedUs <= after).toBe(true);
     // What the agent's own validation accepts, the done message included.
     expect(parseMessage(ClientMessage, a.conns[0]!.request).t).toBe('compile');
     await a.conns[0]!.closed;
