@@ -7,7 +7,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { sha256 } from '../store.js';
 import type { CacheEntry } from './entry.js';
 import type { CachedResult } from './local-entries.js';
-import { forSharing, type Manifest } from './manifests.js';
+import { forSharing, isManifest, type Manifest } from './manifests.js';
 
 /** The one output of a manifest's entry (a path no compile writes). */
 export const MANIFEST_OUTPUT = '/.meshcc-manifest';
@@ -32,17 +32,4 @@ export function manifestOf(found: CachedResult): Manifest | undefined {
   } catch {
     return undefined;
   }
-}
-
-const isString = (v: unknown): v is string => typeof v === 'string';
-const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every(isString);
-
-/** The shape of a member's manifest, checked by hand: zod took 1.7 ms for a kernel unit's
- *  thousand files, a loop of typeof takes microseconds. What it names is checked on disk. */
-function isManifest(v: unknown): v is Manifest {
-  if (typeof v !== 'object' || v === null) return false;
-  const m = v as Record<string, unknown>;
-  if (typeof m.result !== 'string' || !/^[0-9a-f]{64}$/.test(m.result) || !isStrings(m.missing)) return false;
-  if (!Array.isArray(m.files) || !m.files.every((f) => Array.isArray(f) && (f.length === 2 || f.length === 3) && f.every(isString))) return false;
-  return Array.isArray(m.dirs) && m.dirs.every((d) => Array.isArray(d) && d.length === 3 && isString(d[0]) && isString(d[1]) && isStrings(d[2]));
 }
