@@ -62,8 +62,6 @@ export class Agent {
   private readonly schedulerClient: SchedulerClient;
   private speed = 1;
   private speedMeasured?: Promise<void>;
-  /** Settles once this machine's compilers on PATH are identified and packed (their jobs can go to peers). */
-  toolchainsDiscovered: Promise<void> = Promise.resolve();
   private lock?: InstanceLock;
   private readonly metrics: Metrics;
   private readonly jobMonitor: JobMonitor;
@@ -116,7 +114,7 @@ export class Agent {
       election: () => this.mesh?.scheduler() ?? { term: 0 },
       jobs: this.jobMonitor.log,
     });
-    this.toolchains = new HostToolchains(log, config.toolchainKnowledgeDir, () => this.mesh?.changed());
+    this.toolchains = new HostToolchains(log, config.toolchainKnowledgeDir, () => this.mesh?.changed(), config.ephemeral === true);
     this.toolchainSupply = new ToolchainSupply(
       this.toolchains,
       new ToolchainCache({ dir: path.join(config.home, 'toolchains'), maxBytes: config.toolchainCacheBytes, log, onChange: () => this.mesh?.changed() }),
@@ -240,8 +238,7 @@ export class Agent {
       // kept by file stats in MESHCC_CACHE_DIR). One that lives for one command identifies only
       // the compilers it uses, when they first come: a CI build's fresh client hashed 14
       // compilers for the one its build used.
-      if (!this.config.ephemeral) this.toolchainsDiscovered = this.toolchains.discover().catch((err: Error) => this.log.warn({ err: err.message }, 'could not identify the host toolchains'));
-      else this.toolchains.identifyOnFirstUse = true;
+      if (!this.config.ephemeral) void this.toolchains.discover().catch((err: Error) => this.log.warn({ err: err.message }, 'could not identify the host toolchains'));
     } catch (err) {
       await this.socket.stop().catch(() => undefined);
       await this.lock.release();

@@ -34,16 +34,15 @@ export class HostToolchains {
   private readonly pending = new Map<string, Promise<ToolchainRef | undefined>>();
   private readonly identifier: ToolchainIdentifier;
   private readonly packer: ToolchainPacker;
-  /** A compiler seen for the first time is identified before its job goes on (an agent that
-   *  does not identify every compiler at start), instead of compiling locally meanwhile. */
-  identifyOnFirstUse = false;
-
   /** `knowledgeDir`: where the identified files and tarball ids of compilers are kept
-   *  (config.toolchainKnowledgeDir: shared by the agents of a machine). */
+   *  (config.toolchainKnowledgeDir: shared by the agents of a machine). `identifyOnFirstUse`: a
+   *  compiler seen for the first time is identified before its job goes on (an agent that does
+   *  not identify every compiler at start), instead of compiling locally meanwhile. */
   constructor(
     private readonly log: Logger,
     knowledgeDir: string,
     private readonly onChange: () => void = () => undefined,
+    private readonly identifyOnFirstUse = false,
   ) {
     this.identifier = new ToolchainIdentifier({ log, cacheFile: path.join(knowledgeDir, 'toolchain-files.json') });
     this.packer = new ToolchainPacker({ cacheFile: path.join(knowledgeDir, 'toolchain-packs.json'), log });

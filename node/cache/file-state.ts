@@ -29,6 +29,16 @@ export function numericStamp(stamp: string | undefined): NumericStamp | undefine
   return parts.length === 6 && parts.every(Number.isFinite) ? (parts as unknown as NumericStamp) : undefined;
 }
 
+function numbersOf(st: Stats): NumericStamp {
+  return [st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs, st.mode];
+}
+
+/** Whether stat data is old enough to stand for the content read after it (see above). */
+function settled(st: Stats): boolean {
+  const before = Date.now() - SETTLE_MS;
+  return st.mtimeMs < before && st.ctimeMs < before;
+}
+
 export function sameStamp(st: Stats, known: NumericStamp): boolean {
   return st.ino === known[1] && st.mtimeMs === known[3] && st.ctimeMs === known[4] && st.size === known[2] && st.dev === known[0] && st.mode === known[5];
 }
@@ -36,7 +46,7 @@ export function sameStamp(st: Stats, known: NumericStamp): boolean {
 export class FileState {
   private readonly stats = new Map<string, { atUs: number; st: Stats | undefined }>();
   private readonly hashes = new Map<string, { stamp: NumericStamp; hash: string }>();
-  private readonly listings = new Map<string, { stamp: string; names: Set<string> }>();
+  private readonly listings = new Map<string, { stamp: NumericStamp; names: Set<string> }>();
   /** The last listing read of each directory, and when (like stats: good for any command started before). */
   private readonly recentListings = new Map<string, { atUs: number; names: Set<string> }>();
 
@@ -67,10 +77,9 @@ export class FileState {
     } catch {
       return undefined;
     }
-    const settledBefore = Date.now() - SETTLE_MS;
-    if (st.mtimeMs < settledBefore && st.ctimeMs < settledBefore) {
+    if (settled(st)) {
       if (this.hashes.size >= KEPT) this.hashes.clear();
-      this.hashes.set(file, { stamp: [st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs, st.mode], hash });
+      this.hashes.set(file, { stamp: numbersOf(st), hash });
     }
     return hash;
   }
@@ -85,9 +94,8 @@ export class FileState {
   names(dir: string, st: Stats, notBeforeUs: number, nowUs: number): Set<string> | undefined {
     const recent = this.recentListings.get(dir);
     if (recent && recent.atUs >= notBeforeUs) return recent.names;
-    const stamp = stampOf(st);
     const known = this.listings.get(dir);
-    if (known && known.stamp === stamp) return known.names;
+    if (known && sameStamp(st, known.stamp)) return known.names;
     let names: Set<string>;
     try {
       names = new Set(readdirSync(dir));
@@ -97,10 +105,9 @@ export class FileState {
     if (this.recentListings.size >= KEPT / 10) this.recentListings.clear();
     this.recentListings.set(dir, { atUs: nowUs, names });
     // Read after the stat: a change in between leaves the stamp older than the names, never newer.
-    const settledBefore = Date.now() - SETTLE_MS;
-    if (st.mtimeMs < settledBefore && st.ctimeMs < settledBefore) {
+    if (settled(st)) {
       if (this.listings.size >= KEPT / 10) this.listings.clear();
-      this.listings.set(dir, { stamp, names });
+      this.listings.set(dir, { stamp: numbersOf(st), names });
     }
     return names;
   }

@@ -12,20 +12,19 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs, readFileSync, rmSync, type Stats } from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
 import type { InputFile } from '../../protocol/messages.js';
 import { FileState, monotonicUs, numericStamp, sameStamp, stampOf, type NumericStamp } from './file-state.js';
 
-export const Manifest = z.object({
-  result: z.string().regex(/^[0-9a-f]{64}$/),
+/** What a scan found, as direct mode checks it (isManifest below checks the shape of one read). */
+export interface Manifest {
+  result: string;
   /** [path, sha256, stat stamp (absent when too new, or from another machine)] */
-  files: z.array(z.tuple([z.string(), z.string(), z.string().optional()])),
+  files: ([string, string] | [string, string, string])[];
   /** [directory, its stat stamp or '' (too new, or shared), names that must stay absent there] */
-  dirs: z.array(z.tuple([z.string(), z.string(), z.array(z.string())])),
+  dirs: [string, string, string[]][];
   /** Paths that must not exist (a search directory the compiler skipped, say). */
-  missing: z.array(z.string()),
-});
-export type Manifest = z.infer<typeof Manifest>;
+  missing: string[];
+}
 
 export interface ManifestChains {
   /** Every search directory (quote-only and bracket), in order. */
@@ -86,7 +85,7 @@ export class Manifests {
   private readonly unsaved = new Map<string, Manifest>();
   private flushing?: NodeJS.Timeout;
   private readonly files = new FileState();
-  /** Each manifest's stamps as numbers, parsed at its first check. */
+  /** Each manifest's stamps as numbers (stampsOf). */
   private readonly stamps = new WeakMap<Manifest, { files: (NumericStamp | undefined)[]; dirs: (NumericStamp | undefined)[] }>();
   /** Checks that found a file's stat data changed but its content not: counted, for the figures. */
   readonly counts = { checked: 0, matched: 0, rehashed: 0 };
@@ -104,8 +103,7 @@ export class Manifests {
   matches(manifest: Manifest, notBeforeUs = monotonicUs()): string | undefined {
     const nowUs = monotonicUs();
     const files = this.files;
-    let stamps = this.stamps.get(manifest);
-    if (!stamps) this.stamps.set(manifest, (stamps = { files: manifest.files.map(([, , s]) => numericStamp(s)), dirs: manifest.dirs.map(([, s]) => numericStamp(s)) }));
+    const stamps = this.stampsOf(manifest);
     this.counts.checked++;
     for (let i = 0; i < manifest.files.length; i++) {
       const [file, hash] = manifest.files[i]!;
@@ -132,6 +130,13 @@ export class Manifests {
     for (const p of manifest.missing) if (files.stat(p, notBeforeUs, nowUs)) return undefined;
     this.counts.matched++;
     return manifest.result;
+  }
+
+  /** The manifest's stamps as numbers, parsed once. */
+  private stampsOf(manifest: Manifest): { files: (NumericStamp | undefined)[]; dirs: (NumericStamp | undefined)[] } {
+    let stamps = this.stamps.get(manifest);
+    if (!stamps) this.stamps.set(manifest, (stamps = { files: manifest.files.map(([, , s]) => numericStamp(s)), dirs: manifest.dirs.map(([, s]) => numericStamp(s)) }));
+    return stamps;
   }
 
   /** Records what a scan found for this manifest key; `scanStartedMs` is when the scan began
@@ -197,7 +202,8 @@ export class Manifests {
     }
     for (const p of missing) if (statOf(p)) return undefined;
     const manifest: Manifest = { result, files, dirs, missing: [...missing] };
-    this.stamps.set(manifest, { files: files.map(([, , s]) => numericStamp(s)), dirs: dirs.map(([, s]) => numericStamp(s)) });
+    // Parsed now, off the path of the check that will need them.
+    this.stampsOf(manifest);
     this.remember(key, manifest);
     this.save(key, manifest);
     return manifest;

@@ -111,6 +111,8 @@ export interface JobSessionOptions {
 export class JobSession {
   private readonly framed: FramedStream;
   private readonly channels = new Map<number, JobChannel>();
+  /** Message types that open a job here (JobSessionOptions.opens). */
+  private readonly opens: ReadonlySet<string>;
   private nextJob = 0;
   private endedWith?: Error;
   /** When the last job of the session ended (for closing idle sessions). */
@@ -121,6 +123,7 @@ export class JobSession {
     private readonly options: JobSessionOptions = {},
   ) {
     this.framed = new FramedStream(stream, options.frameBytes ?? MESH_JOB_LIMITS.frameBytes);
+    this.opens = new Set(options.opens ?? ['job']);
     void this.read();
   }
 
@@ -181,7 +184,7 @@ export class JobSession {
         }
         // A message for a job already over (cancelled meanwhile) is dropped; a new job opens a
         // channel. Offers arrive in any order: a client numbers a job before it has the offer ready.
-        if (typeof t !== 'string' || !(this.options.opens ?? ['job']).includes(t) || !this.options.onJob) continue;
+        if (typeof t !== 'string' || !this.opens.has(t) || !this.options.onJob) continue;
         const opened = new JobChannel(this, j);
         this.channels.set(j, opened);
         opened.deliver(value, bytes);
