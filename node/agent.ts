@@ -165,7 +165,6 @@ export class Agent {
       verifyRate: config.verifyRate,
       selfId: () => this.mesh?.peerId,
       members: () => (this.mesh?.peers() ?? []).map((p) => p.peerId).filter((p) => !this.mesh?.membership?.isRevoked(p)),
-      addressesOf: (peer) => this.mesh?.peers().find((p) => p.peerId === peer)?.advert.addresses ?? [],
       admitted: (peer) => peer === this.mesh?.peerId || !(this.mesh?.membership?.isRevoked(peer) ?? true),
       exclude: (peer, why) => this.placement.exclude(peer, why),
     });

@@ -138,9 +138,11 @@ describe.skipIf(why !== '')('friends over the internet: invitations, NAT, relays
       const reach = (s: Site) => rows.find((r) => r.peerId === s.peerId)?.reachable;
       return reach(sites.c) === true && reach(sites.b) === false && reach(sites.a) === false ? true : undefined;
     }, 60_000);
+    // A must have heard C's new card (its forwarded address, reachable) before it can dial it:
+    // until then it knows only C's private address, which no dial from home A reaches.
     await waitFor('A to reach C directly and B through the relay', async () => {
       const [toB, toC] = [await row(sites.a, sites.b), await row(sites.a, sites.c)];
-      return toB?.link === 'relayed' && toC?.link === 'direct' && toB.slots === 2 && toC.slots === 2 ? true : undefined;
+      return toB?.link === 'relayed' && toC?.link === 'direct' && toC.reachable === true && toB.slots === 2 && toC.slots === 2 ? true : undefined;
     }, 90_000);
     // What a person sees: `meshcc status` in home A.
     const status = await cli(sites.a, ['status']);

@@ -3,6 +3,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { generateKeyPair } from '@libp2p/crypto/keys';
+import { multiaddr } from '@multiformats/multiaddr';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadOrCreateIdentity, loadOrCreateMeshKey, meshId, setMeshKey } from '../node/mesh/keys.js';
@@ -125,5 +126,18 @@ describe('mesh node', () => {
     // The node still works for members.
     const b = await node(key);
     expect((await b.dial(a.addresses()[0]!)).toString()).toBe(a.peerId.toString());
+  });
+
+  it('opens a stream to an unconnected member at the addresses it advertises, not only at those the peer store heard', async () => {
+    const key = randomBytes(32);
+    const [a, b] = [await node(key), await node(key)];
+    await b.libp2p.handle('/meshcc-test/hello/1', (stream) => void stream.close());
+    // Behind a router, identify tells only a member's private addresses: here, one that refuses.
+    await a.libp2p.peerStore.merge(b.peerId, { multiaddrs: [multiaddr('/ip4/127.0.0.1/tcp/9')] });
+    await expect(a.openStream(b.peerId, '/meshcc-test/hello/1', { signal: AbortSignal.timeout(5000) })).rejects.toThrow();
+    a.addressBook = (peer) => (peer === b.peerId.toString() ? { addresses: b.addresses(), reachable: true } : undefined);
+    const stream = await a.openStream(b.peerId.toString(), '/meshcc-test/hello/1', { signal: AbortSignal.timeout(5000) });
+    expect(stream.protocol).toBe('/meshcc-test/hello/1');
+    expect(a.links().get(b.peerId.toString())).toBe('direct');
   });
 });

@@ -5,7 +5,7 @@
 // close, window updates: each a write of its own), more than the rest of a hit.
 // Only members reach this handler at all (the mesh's private network and knock); a revoked
 // member is refused, and what anyone sends is checked against its hashes before it is kept.
-import type { AbortOptions, Connection, Stream } from '@libp2p/interface';
+import type { Connection, Stream } from '@libp2p/interface';
 import { JobSession, JobSessions, type JobChannel } from '../remote/job-session.js';
 import { MeshccError } from '../../protocol/errors.js';
 import { parseMessage } from '../../protocol/messages.js';
@@ -23,8 +23,6 @@ export interface MeshCacheOptions {
   admitted: (peerId: string) => boolean;
   /** Whether entries written by this peer may be kept (not revoked, not caught lying). */
   trustedWriter: (peerId: string) => boolean;
-  /** The addresses a member advertises (to reach one this agent never connected to). */
-  addressesOf: (peerId: string) => string[];
   /** Takes and serves entries for others (only a read-write agent does). */
   holds: boolean;
   log: Logger;
@@ -36,7 +34,7 @@ const ANSWER_MS = 10_000;
 /** A member's session closes after this long without requests. */
 const SESSION_IDLE_MS = 60_000;
 /** The protocol's name goes out with the request (libp2p's optimistic selection): a lookup is one round trip, not two. */
-const OPTIMISTIC = (signal: AbortSignal) => ({ signal, negotiateFully: false }) as AbortOptions;
+const OPTIMISTIC = (signal: AbortSignal) => ({ signal, negotiateFully: false })
 /** An owner that did not answer a lookup in time is not asked for this long (a hung member
  *  must not cost every compile the lookup timeout). */
 const QUIET_AFTER_TIMEOUT_MS = 30_000;
@@ -101,24 +99,9 @@ export class MeshCache {
     }
   }
 
-  /** A stream to a member: over the connection libp2p has or can dial, else through the addresses it advertises. */
-  private async open(peerId: string, signal: AbortSignal): Promise<Stream> {
-    const { node } = this.options;
-    try {
-      return await node.openStream(peerId, CACHE_PROTOCOL, OPTIMISTIC(signal));
-    } catch (err) {
-      const addresses = this.options.addressesOf(peerId);
-      if (signal.aborted || addresses.length === 0) throw err;
-      for (const address of addresses) {
-        try {
-          await node.dial(address.includes('/p2p/') ? address : `${address}/p2p/${peerId}`, { signal });
-          return await node.openStream(peerId, CACHE_PROTOCOL, OPTIMISTIC(signal));
-        } catch {
-          // the next address
-        }
-      }
-      throw err;
-    }
+  /** A stream to a member: over an open connection, else dialled where it says it can be reached. */
+  private open(peerId: string, signal: AbortSignal): Promise<Stream> {
+    return this.options.node.openStream(peerId, CACHE_PROTOCOL, OPTIMISTIC(signal));
   }
 
   /** A member's session: each request on it is answered as it comes. */

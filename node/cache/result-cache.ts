@@ -40,8 +40,6 @@ export interface ResultCacheOptions {
   selfId: () => string | undefined;
   /** The members that may hold entries now, this agent included or not. */
   members: () => string[];
-  /** The addresses a member advertises. */
-  addressesOf: (peerId: string) => string[];
   /** Whether a peer is a member that may read and write (not revoked). */
   admitted: (peerId: string) => boolean;
   /** Whether a hit from the mesh is kept here too (not by an agent whose home goes with it). */
@@ -138,7 +136,6 @@ export class ResultCache {
       entries: this.entries,
       admitted: this.options.admitted,
       trustedWriter: (peer) => this.trusted(peer),
-      addressesOf: this.options.addressesOf,
       // A read-only agent (a CI runner building untrusted code) holds no one's entries: what
       // it served could not be trusted more than what it compiled.
       holds: this.options.config.mode === 'read-write',

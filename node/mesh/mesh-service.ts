@@ -145,7 +145,20 @@ export class MeshService {
     const self = peerIdFromPrivateKey(privateKey).toString();
     const membership = (this.membership_ = await Membership.load(home, meshId(meshKey), self, log));
     this.node = await createMeshNode({ privateKey, meshKey, listen, log, relay: this.options.relay, denied: (peer) => membership.isRevoked(peer) });
-    this.reachability = new Reachability({ node: this.node, log, onChange: () => this.changed() });
+    this.node.addressBook = (peer) => {
+      const card = this.swim?.table.get(peer)?.card;
+      return card && { addresses: card.addresses, reachable: card.reachable };
+    };
+    // Its verdict and the addresses it confirmed go out in one card: a member that hears
+    // "reachable" must also hear where.
+    this.reachability = new Reachability({
+      node: this.node,
+      log,
+      onChange: () => {
+        this.addressCache = undefined;
+        this.changed();
+      },
+    });
     await this.reachability.start();
     // An agent listening on loopback only asks no router: nobody could come in through it.
     const port = Number(/^\/ip4\/[^/]+\/tcp\/(\d+)/.exec(this.node.addresses().find((a) => a.startsWith('/ip4/') && !a.startsWith('/ip4/127.')) ?? '')?.[1] ?? 0);
@@ -311,7 +324,10 @@ export class MeshService {
     const mapped = linksThroughMappings(this.node.libp2p.getConnections(), (peer) => this.view.get(peer)?.advert.mapped, this.portMapper?.mapping);
     const loads = this.leadership?.election.isScheduler ? undefined : this.meshLoads?.rows;
     for (const entry of view) {
-      const link = links.get(entry.peerId) ?? (entry.advert.addresses.some((a) => !a.includes('/p2p-circuit')) ? 'direct' : entry.advert.addresses.length ? 'relayed' : 'none');
+      // Not connected now: how the next dial would reach it (as job eligibility judges it).
+      const { addresses, reachable, mapped: hasMapping } = entry.advert;
+      const dialledDirectly = addresses.some((a) => !a.includes('/p2p-circuit')) && !(reachable === false && hasMapping === undefined);
+      const link = links.get(entry.peerId) ?? (dialledDirectly ? 'direct' : addresses.length ? 'relayed' : 'none');
       const row = loads?.get(entry.peerId);
       const advert = row ? { ...entry.advert, slots: row.slots, slotsUsed: row.slotsUsed, load: row.load, freeMemoryBytes: row.freeMemoryBytes, ...(row.activity ? { activity: row.activity } : {}) } : entry.advert;
       // Not connected now (idle links close): the next dial goes to its mapping, advertised first.

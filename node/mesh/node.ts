@@ -17,6 +17,7 @@ import type { Logger } from '../log.js';
 import { meshId } from './keys.js';
 import { meshProtector } from './protector.js';
 import { isPublicIPv4 } from '../nat/addresses.js';
+import { dialOrder } from './reachability.js';
 
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/0'];
 
@@ -52,6 +53,18 @@ export interface MeshNodeOptions {
   relay?: boolean;
   /** Peers refused at every connection, both ways (revoked members). */
   denied?: (peerId: string) => boolean;
+}
+
+/** Where a member says it can be reached (its card): libp2p's peer store holds only what
+ *  identify heard, which behind a router is its private addresses, not the forwarded one. */
+export type AddressBook = (peerId: string) => { addresses: string[]; reachable?: boolean } | undefined;
+
+export interface OpenStreamOptions extends AbortOptions {
+  runOnLimitedConnection?: boolean;
+  /** Send the protocol's name with the first data instead of waiting for the other side to agree. */
+  negotiateFully?: boolean;
+  /** Addresses to dial when no connection is open (default: the address book's). */
+  addresses?: string[];
 }
 
 // ---- the node ----------------------------------------------------------------------
@@ -218,9 +231,33 @@ export class MeshNode {
     return this.libp2p.services.ping.ping(toPeerId(peer), { signal });
   }
 
-  /** A new stream to a peer for one of our protocols (dialling the peer if needed). */
-  openStream(peer: PeerId | string, protocol: string, options?: AbortOptions): Promise<Stream> {
-    return this.libp2p.dialProtocol(toPeerId(peer), protocol, options);
+  /** Set by the membership: where members say they can be reached. */
+  addressBook?: AddressBook;
+
+  /** A new stream to a peer for one of our protocols. Over an open connection if there is one;
+   *  else dialled at the addresses the member advertises (direct ones first unless it cannot be
+   *  dialled), and only then at whatever libp2p's peer store knows. */
+  async openStream(peer: PeerId | string, protocol: string, options: OpenStreamOptions = {}): Promise<Stream> {
+    const id = toPeerId(peer);
+    const { addresses: given, ...streamOptions } = options;
+    // A relayed (limited) connection carries only what may run on one; for anything else
+    // libp2p would dial again by the peer store, whose addresses behind a router lead nowhere.
+    const usable = this.libp2p.getConnections(id).some((c) => c.status === 'open' && (c.limits === undefined || options.runOnLimitedConnection === true));
+    if (usable) return this.libp2p.dialProtocol(id, protocol, streamOptions);
+    const known = given ? { addresses: given } : this.addressBook?.(id.toString());
+    const peerSuffix = `/p2p/${id.toString()}`;
+    const targets = dialOrder(known?.addresses ?? [], known?.reachable)
+      .filter((a) => options.runOnLimitedConnection === true || !a.includes('/p2p-circuit'))
+      .map((a) => multiaddr(a.endsWith(peerSuffix) ? a : `${a}${peerSuffix}`));
+    if (targets.length === 0) return this.libp2p.dialProtocol(id, protocol, streamOptions);
+    let connection: Connection;
+    try {
+      connection = await this.libp2p.dial(targets, { signal: options.signal });
+    } catch (err) {
+      if (options.signal?.aborted) throw err;
+      return this.libp2p.dialProtocol(id, protocol, streamOptions);
+    }
+    return connection.newStream(protocol, streamOptions);
   }
 
   /** Whether a connection to the peer is open now. */

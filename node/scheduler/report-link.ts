@@ -3,8 +3,6 @@
 // asks for the mesh's loads when someone looks; the scheduler answers with leases. A lease
 // that is late is not a reason to leave: the link gives up only after several of the longest
 // gaps seen so far, times the agent's own health (a busy member reads late, too).
-import { peerIdFromString } from '@libp2p/peer-id';
-import { multiaddr } from '@multiformats/multiaddr';
 import { MeshccError } from '../../protocol/errors.js';
 import { parseMessage } from '../../protocol/messages.js';
 import { REPORT_PROTOCOL, ReportFromScheduler, SWIM_LIMITS, type Leader, type LoadReport, type LoadRow, type MemberUpdate, type ReportFromMember } from '../../protocol/swim-messages.js';
@@ -50,14 +48,7 @@ export class ReportLink {
     void (async () => {
       const signal = AbortSignal.timeout(timeoutMs);
       try {
-        const libp2p = this.node.libp2p;
-        const id = peerIdFromString(this.target);
-        let stream;
-        if (libp2p.getConnections(id).length > 0 || addresses.length === 0) stream = await libp2p.dialProtocol(id, REPORT_PROTOCOL, { signal });
-        else {
-          const connection = await libp2p.dial(addresses.map((a) => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${this.target}`)), { signal });
-          stream = await connection.newStream(REPORT_PROTOCOL, { signal });
-        }
+        const stream = await this.node.openStream(this.target, REPORT_PROTOCOL, { signal, ...(addresses.length ? { addresses } : {}) });
         if (this.closed) {
           stream.abort(new MeshccError('closed', 'no longer wanted'));
           return;
