@@ -10,7 +10,9 @@
 // all (to the last member following it, from their logs' and their own clocks).
 // The machine's cores are shared with everything else running: the figures are measured side by
 // side, in one run, and are ratios to what the same processes did at the other sizes.
-//   node dist/bench/mesh-scale.js        (env: REAL, SIZES, WINDOW_S, SIMS_PER_PROCESS, SIM_PROBE_MS)
+// PROFILE_DIR=dir: every agent runs under `node --cpu-prof`; at the end the measured member's
+// profile is read for each size's window and its largest places printed in ms per second.
+//   node dist/bench/mesh-scale.js        (env: REAL, SIZES, WINDOW_S, IDLE_AFTER_S, SIMS_PER_PROCESS, PROFILE_DIR)
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -21,6 +23,7 @@ import { query } from '../node/cli/query.js';
 import { socketAnswers } from '../node/instance-lock.js';
 import { PROTOCOL_VERSION } from '../protocol/messages.js';
 import { processCpuMs } from './measure.js';
+import { monotonicUs, profilesIn, summariseProfile, type Window } from './cpu-profile.js';
 import { runSims, type SimAnswer, type SimCommand } from './mesh-sims.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -29,6 +32,14 @@ const SIZES = (process.env.SIZES ?? '1,10,100,300,1000').split(',').map(Number);
 const WINDOW_S = Number(process.env.WINDOW_S ?? 30);
 const SIMS_PER_PROCESS = Number(process.env.SIMS_PER_PROCESS ?? 250);
 const SETTLE_MS = 240_000;
+/** An agent's first half minute is not idle: toolchains are identified, and V8's memory reducer
+ *  runs a few full collections ~25 s after start (~80 ms of CPU once). Windows start after it. */
+const IDLE_AFTER_MS = Number(process.env.IDLE_AFTER_S ?? 40) * 1000;
+/** An agent's probe period (node/mesh/membership/swim-service.ts). */
+const AGENT_PROBE_MS = 2000;
+const PROFILE_DIR = process.env.PROFILE_DIR;
+/** The measured member and its window at each size, read from its profile at the end. */
+const profiled: { size: number; real: Real; window: Window }[] = [];
 
 interface Real {
   child: ChildProcess;
@@ -37,6 +48,8 @@ interface Real {
   peerId: string;
   address: string;
   alive: boolean;
+  startedAt: number;
+  profileDir?: string;
 }
 
 interface SimProcess {
@@ -95,12 +108,14 @@ function agentState(real: Real): { listed: Set<string>; scheduler?: string; elec
 async function startReal(seed?: string): Promise<Real> {
   const home = mkdtempSync(path.join(os.tmpdir(), 'meshcc-scale-'));
   const logPath = path.join(home, 'agent.log');
-  const child = spawn(process.execPath, [path.join(repo, 'bin', 'meshcc.js'), 'agent'], {
+  const profileDir = PROFILE_DIR ? path.join(PROFILE_DIR, String(reals.length)) : undefined;
+  const profiling = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const child = spawn(process.execPath, [...profiling, path.join(repo, 'bin', 'meshcc.js'), 'agent'], {
     env: {
       ...process.env,
       MESHCC_HOME: home,
       MESHCC_MESH_KEY: keyHex,
-      MESHCC_LOG_LEVEL: 'info',
+      MESHCC_LOG_LEVEL: process.env.AGENT_LOG_LEVEL ?? 'info',
       MESHCC_LISTEN: '/ip4/127.0.0.1/tcp/0',
       MESHCC_MDNS: '0',
       MESHCC_SPEED: '1',
@@ -112,6 +127,7 @@ async function startReal(seed?: string): Promise<Real> {
     stdio: ['ignore', 'ignore', openSync(logPath, 'a')],
   });
   const socketPath = path.join(home, 'agent.sock');
+  const startedAt = Date.now();
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (Date.now() > deadline || child.exitCode !== null) throw new Error(`an agent did not start: ${readFileSync(logPath, 'utf8').slice(-2000)}`);
@@ -120,7 +136,7 @@ async function startReal(seed?: string): Promise<Real> {
       const self = rows.find((r) => r.self);
       const address = self?.addresses.find((a) => a.startsWith('/ip4/127.0.0.1/'));
       if (self && address) {
-        const real = { child, home, logPath, peerId: self.peerId, address, alive: true };
+        const real: Real = { child, home, logPath, peerId: self.peerId, address, alive: true, startedAt, profileDir };
         child.once('exit', () => (real.alive = false));
         return real;
       }
@@ -214,9 +230,8 @@ async function grow(size: number): Promise<void> {
     simTotal += count;
     process.stderr.write(`${simTotal} simulated members (${Math.round(answer.rssBytes / 2 ** 20)} MB in that process)\n`);
   }
-  // The agents are probed by members as in a mesh of this size: one probe per agent per period in all.
-  const fromSims = aliveReals().length * (1 - aliveReals().length / size);
-  for (const sim of sims) await sim.child.send({ t: 'probe-real', ids: aliveReals().map((r) => r.peerId), perSecond: fromSims / Math.max(1, sims.length) } satisfies SimCommand);
+  // The agents are probed by the simulated members watching them at an agent's pace.
+  for (const sim of sims) sim.child.send({ t: 'probe-real', ids: aliveReals().map((r) => r.peerId), periodMs: AGENT_PROBE_MS } satisfies SimCommand);
 }
 
 async function measureAt(size: number): Promise<string> {
@@ -224,11 +239,16 @@ async function measureAt(size: number): Promise<string> {
   const scheduler = await until(`a settled mesh of ${size}`, () => settled(size), SETTLE_MS);
   await sleep(5000);
   const schedulerReal = reals.find((r) => r.peerId === scheduler && r.alive)!;
-  const member = aliveReals().find((r) => r !== schedulerReal) ?? schedulerReal;
-  const cpu0 = [processCpuMs(member.child.pid!), processCpuMs(schedulerReal.child.pid!)];
+  // The oldest agent after the scheduler would succeed it: every member keeps a connection to
+  // it. The member measured is an ordinary one (the youngest), when there is one.
+  const successor = aliveReals().find((r) => r !== schedulerReal) ?? schedulerReal;
+  const member = aliveReals().filter((r) => r !== schedulerReal && r !== successor).at(-1) ?? successor;
+  await sleep(Math.max(0, ...[member, schedulerReal, successor].map((r) => r.startedAt + IDLE_AFTER_MS - Date.now())));
+  const cpu0 = [member, schedulerReal, successor].map((r) => processCpuMs(r.child.pid!));
+  const fromUs = monotonicUs();
   await sleep(WINDOW_S * 1000);
-  const memberCpu = (processCpuMs(member.child.pid!) - cpu0[0]!) / (WINDOW_S * 10);
-  const schedulerCpu = (processCpuMs(schedulerReal.child.pid!) - cpu0[1]!) / (WINDOW_S * 10);
+  profiled.push({ size, real: member, window: { fromUs, toUs: monotonicUs() } });
+  const [memberCpu, schedulerCpu, successorCpu] = [member, schedulerReal, successor].map((r, i) => (processCpuMs(r.child.pid!) - cpu0[i]!) / (WINDOW_S * 10)) as [number, number, number];
   const memberRss = rssMb(member.child.pid!);
   if (size === 1) return `${pad(size)} | ${memberCpu.toFixed(2).padStart(6)} % | ${memberRss.toFixed(0).padStart(4)} MB | (alone: it is the scheduler)`;
 
@@ -281,7 +301,26 @@ async function measureAt(size: number): Promise<string> {
     },
     60_000,
   );
-  return `${pad(size)} | ${memberCpu.toFixed(2).padStart(6)} % | ${memberRss.toFixed(0).padStart(4)} MB | ${schedulerCpu.toFixed(2).padStart(6)} % | ${String(joinMs).padStart(7)} ms | ${String(failoverMs).padStart(7)} ms`;
+  return `${pad(size)} | ${memberCpu.toFixed(2).padStart(6)} % | ${memberRss.toFixed(0).padStart(4)} MB | ${schedulerCpu.toFixed(2).padStart(6)} % | ${successorCpu.toFixed(2).padStart(6)} % | ${String(joinMs).padStart(7)} ms | ${String(failoverMs).padStart(7)} ms`;
+}
+
+/** Stops the profiled members (a profile is written at a clean exit) and prints where each one's
+ *  time went during its window. A member killed as scheduler at a later size left no profile. */
+async function printProfiles(): Promise<void> {
+  const members = new Set(profiled.map((p) => p.real).filter((r) => r.alive));
+  for (const real of members) real.child.kill('SIGTERM');
+  await until('the profiled members stopped', async () => ([...members].some((r) => r.alive) ? undefined : true), 30_000);
+  for (const { size, real, window } of profiled) {
+    const file = real.profileDir && profilesIn(real.profileDir).mainThread;
+    if (!file) {
+      console.log(`size ${size}: no profile (that member was killed)`);
+      continue;
+    }
+    const seconds = (window.toUs - window.fromUs) / 1e6;
+    const { byPlace, busyMs } = summariseProfile(file, window);
+    console.log(`size ${size}: the member was busy ${(busyMs / seconds).toFixed(1)} ms/s in its profile (${file}, monotonic µs ${window.fromUs}-${window.toUs}); largest places (ms/s):`);
+    for (const [place, ms] of [...byPlace.entries()].sort((a, b) => b[1] - a[1]).slice(0, 16)) console.log(`  ${place.padEnd(52)} ${(ms / seconds).toFixed(2).padStart(6)}`);
+  }
 }
 
 function pad(n: number): string {
@@ -297,12 +336,13 @@ async function main(): Promise<void> {
     if (!process.env.KEEP) for (const r of reals) rmSync(r.home, { recursive: true, force: true });
   });
   console.log(`bench/mesh-scale: up to ${REAL} agents as processes, the rest simulated members; ${os.cpus().length} cores shared with everything else running, so the figures are ratios measured side by side in one run`);
-  console.log(' size | member CPU | member RSS | scheduler CPU | listed by all | failover');
+  console.log(' size | member CPU | member RSS | scheduler CPU | successor CPU | listed by all | failover');
   for (const size of SIZES) {
     const row = await measureAt(size);
     rows.push(row);
     console.log(row);
   }
+  if (PROFILE_DIR) await printProfiles();
   process.exit(0);
 }
 

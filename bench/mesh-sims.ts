@@ -2,10 +2,11 @@
 // election code of an agent (node/mesh/membership, node/scheduler/leadership.ts), many per
 // process, without an executor. They follow the scheduler and report a load to it like any
 // agent; they may not become scheduler (their cards say so). So that a handful of processes can
-// hold hundreds of them on two shared cores, they probe less often than agents (SIM_PROBE_MS);
-// to keep the load on the measured agents what a real mesh of that size would put on them,
-// they also probe the real agents at the rate the agents would be probed by members (one
-// probe per agent per period in all). Driven by the parent over IPC.
+// hold hundreds of them on two shared cores, they probe less often than agents (size / 25 s);
+// to keep the load on the measured agents what a real mesh of that size would put on them, a
+// simulated member that has a real agent among its probe targets (membership/probe-ring.ts)
+// probes it at an agent's pace (its targets in turn, one per agent period). Driven by the
+// parent over IPC.
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { pino } from 'pino';
 import { PROTOCOL_VERSION } from '../protocol/messages.js';
@@ -16,7 +17,7 @@ import { Leadership } from '../node/scheduler/leadership.js';
 
 export type SimCommand =
   | { t: 'grow'; count: number; seeds: string[]; probeMs: number }
-  | { t: 'probe-real'; ids: string[]; perSecond: number }
+  | { t: 'probe-real'; ids: string[]; periodMs: number }
   | { t: 'state'; peerId?: string }
   | { t: 'stop' };
 
@@ -97,12 +98,13 @@ export async function runSims(meshKeyHex: string): Promise<void> {
       } else if (command.t === 'probe-real') {
         realIds = command.ids;
         clearInterval(realTimer);
-        if (command.perSecond > 0 && realIds.length) {
+        if (realIds.length) {
           realTimer = setInterval(() => {
-            const sim = sims[Math.floor(Math.random() * sims.length)];
-            const target = realIds[Math.floor(Math.random() * realIds.length)];
-            if (sim && target) void sim.swim.ping(target);
-          }, Math.max(5, Math.round(1000 / command.perSecond)));
+            for (const sim of sims) {
+              const { targets } = sim.swim.probeRing();
+              for (const target of targets) if (realIds.includes(target) && Math.random() < 1 / targets.length) void sim.swim.ping(target);
+            }
+          }, command.periodMs);
         }
       } else if (command.t === 'state') {
         const schedulers: Record<string, number> = {};

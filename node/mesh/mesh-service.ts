@@ -409,9 +409,11 @@ export class MeshService {
   }
 
   /** Idle connections are closed, except to the scheduler (the report stream), to the member
-   *  that would succeed it (a failover needs no handshake), and to our relay. */
+   *  that would succeed it (a failover needs no handshake), and to our relay; the successor
+   *  keeps every member's (each member holds one to it, and would dial again when it closed). */
   private keepConnected(peerId: string): boolean {
-    return peerId === this.scheduler().scheduler || peerId === this.leadership?.successor || peerId === this.reachability?.relay;
+    const successor = this.leadership?.successor;
+    return peerId === this.scheduler().scheduler || peerId === successor || successor === this.peerId || peerId === this.reachability?.relay;
   }
 
   /** Adverts go out several times a second under load, and each address listing asks the

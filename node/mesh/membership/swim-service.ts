@@ -1,8 +1,9 @@
 // SWIM over libp2p streams (/meshcc/swim/1): each probe period this agent pings one member
-// (round robin over a shuffled list), asks INDIRECT others to ping it before suspecting it,
-// and piggybacks the table's news and the scheduler's claim on every message. The work per
-// period is constant whatever the mesh's size; connections are opened when a probe needs one
-// and closed once idle. Table rules: table.ts; timeouts and self-doubt: health.ts.
+// (round robin over its successors on a few rings: probe-ring.ts), asks INDIRECT others to
+// ping it before suspecting it, and piggybacks the table's news and the scheduler's claim on
+// every message. The work per period is constant whatever the mesh's size, and so are the
+// connections: those to the ring's targets and observers stay open, others are opened when
+// needed and closed once idle. Table rules: table.ts; timeouts and self-doubt: health.ts.
 import { performance } from 'node:perf_hooks';
 import type { Connection, Stream } from '@libp2p/interface';
 import { ZodError } from 'zod';
@@ -13,6 +14,7 @@ import type { Logger } from '../../log.js';
 import { FramedStream } from '../framed-stream.js';
 import type { MeshNode } from '../node.js';
 import { LocalHealth } from './health.js';
+import { probeRing, type ProbeRing } from './probe-ring.js';
 import { SwimTable } from './table.js';
 
 // Two seconds: a crash is seen at once anyway (refused connections, closed report streams);
@@ -77,6 +79,9 @@ export class SwimService {
   private timer?: NodeJS.Timeout;
   private running = false;
   private order: string[] = [];
+  /** This agent's place on the probe rings; undefined when the member list changed since. */
+  private ring?: ProbeRing;
+  private ringPeers = new Set<string>();
   private lastCard: string;
   private lastSync = Date.now();
   private readonly lastBusy = new Map<string, number>();
@@ -91,6 +96,18 @@ export class SwimService {
     this.table = new SwimTable(options.card, this.intervalMs);
     this.lastCard = JSON.stringify(options.card());
     this.table.on('refuted', () => this.health.refuted());
+    this.table.on('joined', () => (this.ring = undefined));
+    this.table.on('left', () => (this.ring = undefined));
+  }
+
+  /** Whom this agent probes and who probes it now (their connections are kept open). */
+  probeRing(): ProbeRing {
+    if (!this.ring) {
+      this.ring = probeRing(this.table.selfId, this.table.live().map((m) => m.card.peerId));
+      this.ringPeers = new Set([...this.ring.targets, ...this.ring.observers]);
+      this.order = [];
+    }
+    return this.ring;
   }
 
   async start(): Promise<void> {
@@ -206,16 +223,12 @@ export class SwimService {
   }
 
   private nextTarget(): string | undefined {
+    const ring = this.probeRing();
     while (this.order.length > 0) {
       const next = this.order.pop()!;
       if (this.table.get(next)) return next;
     }
-    const ids = this.table.live().map((m) => m.card.peerId);
-    for (let i = ids.length - 1; i > 0; i--) {
-      const j = Math.floor(Math.random() * (i + 1));
-      [ids[i], ids[j]] = [ids[j]!, ids[i]!];
-    }
-    this.order = ids;
+    this.order = [...ring.targets];
     return this.order.pop();
   }
 
@@ -230,7 +243,7 @@ export class SwimService {
     }
     const target = this.table.get(peerId);
     if (!target) return;
-    const helpers = this.pick(INDIRECT, new Set([peerId]));
+    const helpers = this.pick(INDIRECT, new Set([peerId]), true);
     this.counts.indirect++;
     const answers = await Promise.all(
       helpers.map((h) =>
@@ -260,14 +273,17 @@ export class SwimService {
     }
   }
 
-  /** Up to `count` random alive members, not those excluded. */
-  private pick(count: number, exclude: Set<string>) {
+  /** Up to `count` random alive members, not those excluded; with `connectedFirst`, members
+   *  connected now before the others (a ping-req to them costs no handshake). */
+  private pick(count: number, exclude: Set<string>, connectedFirst = false) {
     const alive = this.table.live().filter((m) => m.state === 'alive' && !exclude.has(m.card.peerId));
     for (let i = alive.length - 1; i > 0 && alive.length - i <= count; i--) {
       const j = Math.floor(Math.random() * (i + 1));
       [alive[i], alive[j]] = [alive[j]!, alive[i]!];
     }
-    return alive.slice(-count);
+    if (!connectedFirst) return alive.slice(-count);
+    const connected = alive.filter((m) => this.options.node.isConnected(m.card.peerId));
+    return [...connected.slice(-count), ...alive.filter((m) => !connected.includes(m)).slice(-count)].slice(0, count);
   }
 
   private async antiEntropy(): Promise<void> {
@@ -278,14 +294,16 @@ export class SwimService {
     if (peer) await this.join(peer.card.peerId, peer.card.addresses).catch((err: Error) => this.options.log.debug({ peer: peer.card.peerId, err: err.message }, 'sync failed'));
   }
 
-  /** Closes connections that carried no stream for idleMs (libp2p keeps them otherwise). */
+  /** Closes connections that carried no stream for idleMs (libp2p keeps them otherwise), except
+   *  those to the probe rings' targets and observers, used every few periods. */
   private pruneIdle(): void {
     const now = Date.now();
     const seen = new Set<string>();
+    this.probeRing();
     for (const connection of this.options.node.libp2p.getConnections()) {
       seen.add(connection.id);
       const peer = connection.remotePeer.toString();
-      if (connection.streams.length > 0 || this.options.keep(peer) || !this.lastBusy.has(connection.id)) {
+      if (connection.streams.length > 0 || this.ringPeers.has(peer) || this.options.keep(peer) || !this.lastBusy.has(connection.id)) {
         this.lastBusy.set(connection.id, now);
         continue;
       }
