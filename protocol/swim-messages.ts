@@ -19,7 +19,7 @@
 //                          loads   every member's last report
 import { z } from 'zod';
 
-export const SWIM_PROTOCOL = '/meshcc/swim/1';
+export const SWIM_PROTOCOL = '/meshcc/swim/2';
 export const REPORT_PROTOCOL = '/meshcc/report/1';
 
 export const SWIM_LIMITS = {

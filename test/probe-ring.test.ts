@@ -1,14 +1,15 @@
 // The probe rings (node/mesh/membership/probe-ring.ts): each member probes a few successors and
 // is probed by a few predecessors whatever the mesh's size, both ends agree, every member is
 // watched, and news crosses the rings in few hops. Then real members on loopback: each keeps
-// connections to its ring only (not to every member in turn), and a member that dies still
-// leaves every view.
+// connections to its ring only (not to every member in turn) with one membership stream each
+// (not one per message), and a member that dies still leaves every view.
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createMeshNode, type MeshNode } from '../node/mesh/node.js';
 import { PROTOCOL_VERSION } from '../protocol/messages.js';
+import { SWIM_PROTOCOL } from '../protocol/swim-messages.js';
 import { joinThrough } from '../node/mesh/membership/bare-member.js';
 import { probeRing, RINGS, SMALL_MESH } from '../node/mesh/membership/probe-ring.js';
 import { SwimService } from '../node/mesh/membership/swim-service.js';
@@ -66,7 +67,7 @@ describe('probe rings', () => {
       await Promise.all(nodes.map((n) => n.stop().catch(() => undefined)));
     });
 
-    it('keep connections to their ring only, and a dead member still leaves every view', async () => {
+    it('keep connections to their ring only, one membership stream on each, and a dead member still leaves every view', async () => {
       const meshKey = new Uint8Array(32).fill(7);
       const n = 20;
       for (let i = 0; i < n; i++) {
@@ -91,6 +92,18 @@ describe('probe rings', () => {
         for (const target of ring.targets) expect(peers.has(target)).toBe(true);
       }
       expect(members.every((m) => m.counts.served > 0)).toBe(true);
+
+      // One long-lived membership stream per peer (swim-channel.ts), not one per probe: the
+      // streams open now are the ones that were open a few probes ago.
+      const swimStreams = () => new Set(nodes[1]!.libp2p.getConnections().flatMap((c) => c.streams.filter((s) => s.protocol === SWIM_PROTOCOL).map((s) => `${c.id}/${s.id}`)));
+      const before = swimStreams();
+      const servedBefore = members[1]!.counts.served;
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(members[1]!.counts.served).toBeGreaterThan(servedBefore);
+      expect(before.size).toBeGreaterThan(0);
+      // (A probe unanswered in time ends its stream: on a busy machine one may have been replaced.)
+      const after = swimStreams();
+      expect([...before].filter((id) => after.has(id)).length).toBeGreaterThanOrEqual(before.size / 2);
 
       // A member whose process is gone: its observers' probes are refused, the news spreads.
       const dead = members[7]!.table.selfId;

@@ -166,7 +166,7 @@ async function expectAnswered(protocol: string, message: Buffer): Promise<void> 
     if (protocol.startsWith('/meshcc/')) {
       const framed = new FramedStream(stream, 1 << 20);
       const expected: Record<string, string | undefined> = {
-        '/meshcc/join/1': 'refused', '/meshcc/dialback/1': 'dialed', '/meshcc/swim/1': 'ack', '/meshcc/report/1': 'lease', '/meshcc/toolchain/1': 'refused', '/meshcc/warm/1': 'need', '/meshcc/job/2': 'refused',
+        '/meshcc/join/1': 'refused', '/meshcc/dialback/1': 'dialed', '/meshcc/swim/2': 'ack', '/meshcc/report/1': 'lease', '/meshcc/toolchain/1': 'refused', '/meshcc/warm/1': 'need', '/meshcc/job/2': 'refused',
       };
       if (protocol === '/meshcc/schedule/1') expect(['placed', 'not-scheduler']).toContain((await framed.receive(5000) as { t: string }).t);
       else if (expected[protocol]) expect(await framed.receive(10_000)).toMatchObject({ t: expected[protocol] });

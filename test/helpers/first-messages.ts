@@ -39,7 +39,8 @@ export function cardOf(sender: Sender): MemberCard {
 export function firstMessages(sender: Sender): Map<string, Buffer> {
   const toolchain = randomBytes(32).toString('hex');
   return new Map<string, Buffer>([
-    ['/meshcc/swim/1', frame(SwimRequest, { t: 'ping', leader: { term: 0, peerId: '' }, updates: [{ peerId: sender.peerId, state: 'alive', incarnation: 1, card: frameCard(sender) }] })],
+    // A membership request, numbered on its long-lived stream.
+    ['/meshcc/swim/2', encodeFrame({ ...parseMessage(SwimRequest, { t: 'ping', leader: { term: 0, peerId: '' }, updates: [{ peerId: sender.peerId, state: 'alive', incarnation: 1, card: frameCard(sender) }] }), id: 1 })],
     ['/meshcc/report/1', frame(ReportFromMember, { t: 'hello', term: 0 })],
     ['/meshcc/members/1', frame(MemberList, { t: 'members', mesh: sender.meshId, members: [{ peerId: sender.peerId, name: 'truncation-test', addresses: sender.addresses.slice(0, 2), seenAt: Date.now() }], revoked: [] })],
     ['/meshcc/join/1', frame(JoinRequest, { t: 'join', token: 'meshcc-invite-not-a-real-one', name: 'truncation-test' })],

@@ -1,4 +1,4 @@
-// SWIM over libp2p streams (/meshcc/swim/1): each probe period this agent pings one member
+// SWIM over libp2p streams (/meshcc/swim/2, one per peer: swim-channel.ts): each probe period this agent pings one member
 // (round robin over its successors on a few rings: probe-ring.ts), asks INDIRECT others to
 // ping it before suspecting it, and piggybacks the table's news and the scheduler's claim on
 // every message. The work per period is constant whatever the mesh's size, and so are the
@@ -14,6 +14,7 @@ import type { Logger } from '../../log.js';
 import { FramedStream } from '../framed-stream.js';
 import type { MeshNode } from '../node.js';
 import { LocalHealth } from './health.js';
+import { SwimChannel } from './swim-channel.js';
 import { probeRing, type ProbeRing } from './probe-ring.js';
 import { SwimTable } from './table.js';
 
@@ -26,7 +27,6 @@ const PIGGYBACK = 12;
 const IDLE_MS = 30_000;
 /** Full syncs with a random member, scaled by log10(n) (memberlist's push-pull). */
 const SYNC_EVERY_MS = 20_000;
-const SERVE_TIMEOUT_MS = 10_000;
 /** A probe that has to open a connection first (TCP, the knock, the private network, Noise,
  *  yamux) waits at least this long: on a busy machine the handshakes alone take hundreds of ms. */
 const DIAL_PROBE_MS = 2000;
@@ -85,7 +85,9 @@ export class SwimService {
   private lastCard: string;
   private lastSync = Date.now();
   private readonly lastBusy = new Map<string, number>();
-  private readonly streams = new Set<Stream>();
+  /** The membership stream to each peer, and those being opened. */
+  private readonly channels = new Map<string, SwimChannel>();
+  private readonly opening = new Map<string, Promise<SwimChannel>>();
   private readonly finalChecks = new Set<string>();
   /** Messages exchanged, for the benchmark and the logs. */
   readonly counts = { probes: 0, indirect: 0, suspected: 0, served: 0 };
@@ -97,7 +99,10 @@ export class SwimService {
     this.lastCard = JSON.stringify(options.card());
     this.table.on('refuted', () => this.health.refuted());
     this.table.on('joined', () => (this.ring = undefined));
-    this.table.on('left', () => (this.ring = undefined));
+    this.table.on('left', (m) => {
+      this.ring = undefined;
+      this.channels.get(m.card.peerId)?.end(new MeshccError('stream-closed', 'the member left'));
+    });
   }
 
   /** Whom this agent probes and who probes it now (their connections are kept open). */
@@ -111,7 +116,7 @@ export class SwimService {
   }
 
   async start(): Promise<void> {
-    await this.options.node.libp2p.handle(SWIM_PROTOCOL, (stream, connection) => void this.serve(stream, connection), {
+    await this.options.node.libp2p.handle(SWIM_PROTOCOL, (stream, connection) => this.accept(stream, connection), {
       maxInboundStreams: 64,
       maxOutboundStreams: 64,
       runOnLimitedConnection: true,
@@ -128,7 +133,7 @@ export class SwimService {
     const goodbye = this.table.goodbye();
     const told = this.pick(INDIRECT, new Set());
     await Promise.all(told.map((m) => this.exchange(m.card.peerId, m.card.addresses, { t: 'ping', leader: this.options.leader(), updates: [goodbye] }, 500).catch(() => undefined)));
-    for (const stream of this.streams) stream.abort(new MeshccError('stopped', 'membership stopped'));
+    for (const channel of [...this.channels.values()]) channel.end(new MeshccError('stopped', 'membership stopped'));
     this.table.clear();
     if (this.options.node.started) await this.options.node.libp2p.unhandle(SWIM_PROTOCOL).catch(() => undefined);
   }
@@ -152,7 +157,7 @@ export class SwimService {
   async ping(peerId: string, timeoutMs = this.health.probeTimeoutMs(), addresses?: string[]): Promise<number | undefined> {
     const member = this.table.get(peerId);
     const started = performance.now();
-    const connected = this.options.node.isConnected(peerId);
+    const connected = this.options.node.started && this.options.node.isConnected(peerId);
     try {
       await this.exchange(peerId, member?.card.addresses ?? addresses ?? [], { t: 'ping', leader: this.options.leader(), updates: this.table.piggyback(PIGGYBACK, peerId) }, connected ? timeoutMs : Math.max(timeoutMs, DIAL_PROBE_MS * this.health.multiplier));
       const ms = performance.now() - started;
@@ -303,7 +308,9 @@ export class SwimService {
     for (const connection of this.options.node.libp2p.getConnections()) {
       seen.add(connection.id);
       const peer = connection.remotePeer.toString();
-      if (connection.streams.length > 0 || this.ringPeers.has(peer) || this.options.keep(peer) || !this.lastBusy.has(connection.id)) {
+      // The membership stream stays open: it counts as busy while it carried a message lately.
+      const busy = connection.streams.some((s) => s.protocol !== SWIM_PROTOCOL) || now - (this.channels.get(peer)?.lastUsed ?? 0) < this.idleMs;
+      if (busy || this.ringPeers.has(peer) || this.options.keep(peer) || !this.lastBusy.has(connection.id)) {
         this.lastBusy.set(connection.id, now);
         continue;
       }
@@ -330,55 +337,81 @@ export class SwimService {
     }
   }
 
+  private open(peerId: string, addresses: string[], signal: AbortSignal): Promise<Stream> {
+    return this.options.node.openStream(peerId, SWIM_PROTOCOL, { signal, runOnLimitedConnection: true, ...(addresses.length ? { addresses } : {}) });
+  }
+
+  /** The membership stream to a peer: the open one, or a new one (dialling it if needed). */
+  private async channel(peerId: string, addresses: string[], signal: AbortSignal): Promise<SwimChannel> {
+    const open = this.channels.get(peerId);
+    if (open?.open) return open;
+    let opening = this.opening.get(peerId);
+    if (!opening) {
+      opening = this.open(peerId, addresses, signal)
+        .then((stream) => this.adopt(peerId, stream))
+        .finally(() => this.opening.delete(peerId));
+      this.opening.set(peerId, opening);
+    }
+    return opening;
+  }
+
+  /** A membership stream opened by either side becomes the channel to that peer (unless one is
+   *  open already: both sides may open one at once; then both are served). */
+  private adopt(peerId: string, stream: Stream): SwimChannel {
+    const channel = new SwimChannel(peerId, new FramedStream(stream, SWIM_LIMITS.frameBytes), {
+      serve: (request) => this.serve(request, peerId),
+      ended: (ended, err) => {
+        if (this.channels.get(peerId) === ended) this.channels.delete(peerId);
+        if (err instanceof ProtocolError || err instanceof ZodError) this.options.log.warn({ peer: peerId, err: oneLine(err) }, 'malformed membership message; closing that stream');
+        else this.options.log.trace({ peer: peerId, err: oneLine(err) }, 'membership stream ended');
+      },
+    });
+    if (!this.channels.get(peerId)?.open) this.channels.set(peerId, channel);
+    return channel;
+  }
+
+  private accept(stream: Stream, connection: Connection): void {
+    if (!this.running) {
+      stream.abort(new MeshccError('stopped', 'membership stopped'));
+      return;
+    }
+    this.adopt(connection.remotePeer.toString(), stream);
+  }
+
   private async exchange(peerId: string, addresses: string[], request: SwimRequest, timeoutMs: number): Promise<SwimAnswer> {
     const started = Date.now();
     timeoutMs = Math.max(1, Math.round(timeoutMs));
-    const signal = AbortSignal.timeout(timeoutMs);
-    const stream = await this.options.node.openStream(peerId, SWIM_PROTOCOL, { signal, runOnLimitedConnection: true, ...(addresses.length ? { addresses } : {}) });
-    const framed = new FramedStream(stream, SWIM_LIMITS.frameBytes);
+    const channel = await this.channel(peerId, addresses, AbortSignal.timeout(timeoutMs));
+    const raw = await channel.request(request, Math.max(1, timeoutMs - (Date.now() - started)));
+    let answer: SwimAnswer;
     try {
-      await framed.send(request);
-      const answer = parseMessage(SwimAnswer, await framed.receive(Math.max(1, timeoutMs - (Date.now() - started)), signal));
-      this.options.onLeader(answer.leader, peerId);
-      if (answer.t === 'sync') return answer;
-      this.absorb(answer.updates, peerId);
-      return answer;
+      answer = parseMessage(SwimAnswer, raw);
     } catch (err) {
-      framed.abort(err as Error);
+      channel.end(err as Error);
       throw err;
-    } finally {
-      await framed.close();
     }
+    this.options.onLeader(answer.leader, peerId);
+    if (answer.t === 'sync') return answer;
+    this.absorb(answer.updates, peerId);
+    return answer;
   }
 
-  private async serve(stream: Stream, connection: Connection): Promise<void> {
-    const from = connection.remotePeer.toString();
-    const framed = new FramedStream(stream, SWIM_LIMITS.frameBytes);
-    this.streams.add(stream);
-    try {
-      const request = parseMessage(SwimRequest, await framed.receive(SERVE_TIMEOUT_MS));
-      if (!this.running) return;
-      this.counts.served++;
-      this.options.onLeader(request.leader, from);
-      if (request.t === 'sync') {
-        this.absorb(request.members, from);
-        await framed.send({ t: 'sync', leader: this.options.leader(), members: this.table.snapshot() });
-        return;
-      }
-      this.absorb(request.updates, from);
-      let answer: 'ack' | 'nack' = 'ack';
-      if (request.t === 'ping-req') {
-        const rtt = await this.ping(request.target, this.health.probeTimeoutMs(), request.addresses);
-        if (rtt === undefined) answer = 'nack';
-      }
-      await framed.send({ t: answer, leader: this.options.leader(), updates: this.table.piggyback(PIGGYBACK) });
-    } catch (err) {
-      if (err instanceof ProtocolError || err instanceof ZodError) this.options.log.warn({ peer: from, err: oneLine(err) }, 'malformed membership message; closing that stream');
-      else this.options.log.debug({ peer: from, err: oneLine(err) }, 'membership stream ended');
-      framed.abort(err as Error);
-    } finally {
-      this.streams.delete(stream);
-      await framed.close();
+  /** A request from a peer: the answer to send back. */
+  private async serve(raw: unknown, from: string): Promise<object | undefined> {
+    const request = parseMessage(SwimRequest, raw);
+    if (!this.running) return undefined;
+    this.counts.served++;
+    this.options.onLeader(request.leader, from);
+    if (request.t === 'sync') {
+      this.absorb(request.members, from);
+      return { t: 'sync', leader: this.options.leader(), members: this.table.snapshot() };
     }
+    this.absorb(request.updates, from);
+    let answer: 'ack' | 'nack' = 'ack';
+    if (request.t === 'ping-req') {
+      const rtt = await this.ping(request.target, this.health.probeTimeoutMs(), request.addresses);
+      if (rtt === undefined) answer = 'nack';
+    }
+    return { t: answer, leader: this.options.leader(), updates: this.table.piggyback(PIGGYBACK) };
   }
 }
