@@ -381,8 +381,18 @@ export class SwimService {
   private async exchange(peerId: string, addresses: string[], request: SwimRequest, timeoutMs: number): Promise<SwimAnswer> {
     const started = Date.now();
     timeoutMs = Math.max(1, Math.round(timeoutMs));
-    const channel = await this.channel(peerId, addresses, AbortSignal.timeout(timeoutMs));
-    const raw = await channel.request(request, Math.max(1, timeoutMs - (Date.now() - started)));
+    const signal = AbortSignal.timeout(timeoutMs);
+    let channel = await this.channel(peerId, addresses, signal);
+    let raw: unknown;
+    try {
+      raw = await channel.request(request, Math.max(1, timeoutMs - (Date.now() - started)));
+    } catch (err) {
+      // The stream was gone before the answer (the peer's process died, its connection is
+      // closing): once more on a new stream, whose dial a dead peer refuses (proof, not suspicion).
+      if (err instanceof MeshccError && err.code === 'timeout') throw err;
+      channel = await this.channel(peerId, addresses, signal);
+      raw = await channel.request(request, Math.max(1, timeoutMs - (Date.now() - started)));
+    }
     let answer: SwimAnswer;
     try {
       answer = parseMessage(SwimAnswer, raw);

@@ -57,6 +57,7 @@ export class SwimTable extends EventEmitter<TableEvents> {
   private readonly tombstones = new Map<string, { incarnation: number; at: number }>();
   private readonly queue = new Map<string, { update: MemberUpdate; transmits: number }>();
   private incarnation_: number;
+  private selfId_?: string;
 
   constructor(
     private readonly self: () => MemberCard,
@@ -68,8 +69,10 @@ export class SwimTable extends EventEmitter<TableEvents> {
     this.enqueueSelf();
   }
 
+  /** Our peer id never changes; the card is built afresh on each call (addresses, capacity),
+   *  and this is asked for every update of every message. */
   get selfId(): string {
-    return this.self().peerId;
+    return (this.selfId_ ??= this.self().peerId);
   }
 
   get incarnation(): number {
