@@ -1,4 +1,4 @@
-// Which members get no jobs: suspects, and members reached through a relay (unless allowed),
+// Which members get no jobs: suspects (unless they are sending us work), and members reached through a relay (unless allowed),
 // including those not connected yet whose card says a dial would end at a relay.
 import { describe, expect, it } from 'vitest';
 import { unusableForJobs } from '../node/mesh/job-eligibility.js';
@@ -23,6 +23,12 @@ describe('unusableForJobs', () => {
     const links = new Map([['lan', 'direct'], ['suspect', 'direct']] as const);
     expect([...unusableForJobs(view, links, false)]).toEqual(['suspect']);
     expect([...unusableForJobs(view, links, true)]).toEqual(['suspect']);
+  });
+
+  it('a suspect that is sending us work (its results, its jobs) keeps its jobs: busy is not dead', () => {
+    const view = [member('busy', { state: 'suspect' }), member('silent', { state: 'suspect' })];
+    const links = new Map([['busy', 'direct'], ['silent', 'direct']] as const);
+    expect([...unusableForJobs(view, links, false, (peer) => peer === 'busy')]).toEqual(['silent']);
   });
 
   it('a relayed link, or no link and only relayed addresses, or no link and a card that says it cannot be dialled: no jobs unless relayed jobs are allowed', () => {

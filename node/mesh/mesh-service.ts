@@ -65,6 +65,8 @@ export interface MeshOptions {
 }
 
 const ADDRESS_CACHE_MS = 5_000;
+/** A suspect that sent us work this recently still takes jobs (it is busy, not dead). */
+const SENDING_WORK_MS = 2_000;
 const REDIAL_MS = 2000;
 const MAX_ADVERTISED_ADDRESSES = 16;
 /** Changes of slots in use reach the scheduler at most this often. */
@@ -192,6 +194,7 @@ export class MeshService {
     swim.table.on('left', (m) => {
       if (this.view.remove(m.card.peerId, 'dead')) log.info({ peer: m.card.peerId, name: m.card.name }, 'peer left the view');
       this.leadership?.loads.delete(m.card.peerId);
+      this.node?.forgetHeard(m.card.peerId);
     });
     this.leadership = new Leadership({
       node: this.node,
@@ -471,7 +474,8 @@ export class MeshService {
 
   /** Peers jobs must not go to right now (job-eligibility.ts). */
   unusableForJobs(): Set<string> {
-    return unusableForJobs(this.view.list(), this.node?.links() ?? new Map(), this.options.relayedJobs === true);
+    const node = this.node;
+    return unusableForJobs(this.view.list(), node?.links() ?? new Map(), this.options.relayedJobs === true, (peer) => node?.heardWithin(peer, SENDING_WORK_MS) === true);
   }
 
   /** An invitation token to this mesh, valid until `expiresAt`. */

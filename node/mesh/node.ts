@@ -1,6 +1,7 @@
 // The libp2p node of an agent: tcp + noise + yamux, identify and ping, inside a private
 // network defined by the mesh key. Nobody without the key gets a byte out of it.
 import './polyfill.js';
+import { performance } from 'node:perf_hooks';
 import { noise } from '@chainsafe/libp2p-noise';
 import { circuitRelayServer, circuitRelayTransport, type CircuitRelayService } from '@libp2p/circuit-relay-v2';
 import { dcutr } from '@libp2p/dcutr';
@@ -233,6 +234,24 @@ export class MeshNode {
 
   /** Set by the membership: where members say they can be reached. */
   addressBook?: AddressBook;
+  /** When each peer last sent us a frame of work (a job, its result): proof of life. */
+  private readonly lastHeard = new Map<string, number>();
+
+  /** A peer sent a frame on a stream that carries work: it is alive, however late its probes. */
+  heard(peerId: string): void {
+    this.lastHeard.set(peerId, performance.now());
+  }
+
+  /** Whether the peer sent us work within the last `ms`. */
+  heardWithin(peerId: string, ms: number): boolean {
+    const at = this.lastHeard.get(peerId);
+    return at !== undefined && performance.now() - at <= ms;
+  }
+
+  /** A member left: its record goes (the map stays as large as the mesh at most). */
+  forgetHeard(peerId: string): void {
+    this.lastHeard.delete(peerId);
+  }
 
   /** A new stream to a peer for one of our protocols. Over an open connection if there is one;
    *  else dialled at the addresses the member advertises (direct ones first unless it cannot be

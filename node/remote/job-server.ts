@@ -145,7 +145,9 @@ export class JobServer {
 
   /** A client's session: every job it opens is served as it comes. */
   private serveSession(stream: Stream, connection: Connection): void {
+    const client = connection.remotePeer.toString();
     const session = new JobSession(stream, {
+      onFrame: () => this.options.node.heard(client),
       onJob: (channel) => {
         if (session.jobs > MAX_JOBS_PER_SESSION) {
           void channel.send({ t: 'refused', reason: 'busy', message: 'too many jobs on one session' }).catch(() => undefined);

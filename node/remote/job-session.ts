@@ -106,6 +106,8 @@ export interface JobSessionOptions {
   onJob?: (channel: JobChannel) => void;
   /** The session ended (its stream closed or broke). */
   onEnd?: (session: JobSession) => void;
+  /** A frame came in (the other side is alive, whatever its membership probes say). */
+  onFrame?: () => void;
 }
 
 export class JobSession {
@@ -170,6 +172,7 @@ export class JobSession {
     try {
       for (;;) {
         const { value, bytes } = await this.framed.read();
+        this.options.onFrame?.();
         const j = (value as { j?: unknown } | null)?.j;
         if (typeof j !== 'number' || !Number.isSafeInteger(j) || j < 0) throw new ProtocolError('bad-message', 'a job session message without its job number');
         const t = (value as { t?: unknown }).t;
@@ -225,6 +228,8 @@ export class JobSessions {
   constructor(
     private readonly idleMs = 60_000,
     private readonly sessionOptions: Pick<JobSessionOptions, 'frameBytes'> = {},
+    /** Each frame a peer sends is its proof of life (MeshNode.heard). */
+    private readonly heard?: (peerId: string) => void,
   ) {
     this.sweeper = setInterval(() => this.closeIdle(), Math.max(1000, idleMs / 4));
     this.sweeper.unref();
@@ -238,7 +243,12 @@ export class JobSessions {
       if (!opening) {
         opening = openStream()
           .then((stream) => {
-            const opened = new JobSession(stream, { ...this.sessionOptions, onEnd: (ended) => this.sessions.get(peerId) === ended && this.sessions.delete(peerId) });
+            const heard = this.heard;
+            const opened = new JobSession(stream, {
+              ...this.sessionOptions,
+              ...(heard ? { onFrame: () => heard(peerId) } : {}),
+              onEnd: (ended) => this.sessions.get(peerId) === ended && this.sessions.delete(peerId),
+            });
             this.sessions.set(peerId, opened);
             return opened;
           })

@@ -90,7 +90,7 @@ export class SwimService {
   private readonly opening = new Map<string, Promise<SwimChannel>>();
   private readonly finalChecks = new Set<string>();
   /** Messages exchanged, for the benchmark and the logs. */
-  readonly counts = { probes: 0, indirect: 0, suspected: 0, served: 0 };
+  readonly counts = { probes: 0, indirect: 0, suspected: 0, served: 0, busyButAlive: 0 };
 
   constructor(private readonly options: SwimServiceOptions) {
     this.intervalMs = options.probeIntervalMs ?? PROBE_INTERVAL_MS;
@@ -219,9 +219,10 @@ export class SwimService {
       if (!member || this.finalChecks.has(peerId)) continue;
       this.finalChecks.add(peerId);
       const incarnation = member.incarnation;
+      const started = performance.now();
       void this.ping(peerId, Math.max(LAST_CHANCE_MS, this.health.probeTimeoutMs() * 4))
         .then((rtt) => {
-          if (rtt === undefined && this.table.buryIfStillSuspect(peerId, incarnation)) this.options.log.info({ peer: peerId, name: member.card.name }, 'member declared dead (suspicion timed out)');
+          if (rtt === undefined && !this.sentWorkSince(peerId, started) && this.table.buryIfStillSuspect(peerId, incarnation)) this.options.log.info({ peer: peerId, name: member.card.name }, 'member declared dead (suspicion timed out)');
         })
         .finally(() => this.finalChecks.delete(peerId));
     }
@@ -247,7 +248,7 @@ export class SwimService {
       return;
     }
     const target = this.table.get(peerId);
-    if (!target) return;
+    if (!target || this.sentWorkSince(peerId, started)) return;
     const helpers = this.pick(INDIRECT, new Set([peerId]), true);
     this.counts.indirect++;
     const answers = await Promise.all(
@@ -261,6 +262,7 @@ export class SwimService {
       this.health.probeAnswered(performance.now() - started);
       return;
     }
+    if (this.sentWorkSince(peerId, started)) return;
     // Helpers that could not reach it either say so; silence from them means we may be the slow one.
     if (answers.filter((a) => a === 'nack').length < helpers.length) this.health.missedNacks();
     this.counts.suspected++;
@@ -268,6 +270,16 @@ export class SwimService {
     this.table.suspect(peerId);
     // Tell the suspect itself at once (it refutes in its answer if it is only slow).
     void this.ping(peerId, Math.max(DIAL_PROBE_MS, timeout) * 2);
+  }
+
+  /** Whether the member sent us work (a job's frames, its results) since `since` (or within a
+   *  probe period before it): its cores are busy or its event loop late, but it is alive, and
+   *  a probe that timed out is no reason to suspect it. */
+  private sentWorkSince(peerId: string, since: number): boolean {
+    if (!this.options.node.heardWithin(peerId, performance.now() - since + this.intervalMs)) return false;
+    this.counts.busyButAlive++;
+    this.options.log.debug({ peer: peerId }, 'a probe went unanswered, but the member is sending us work: not suspected');
+    return true;
   }
 
   /** A death proven (not suspected) goes to a few members at once rather than with the next
