@@ -1,5 +1,9 @@
-// Writes a job's output files where the plain command would have written them: atomically
-// (temporary file beside the target, then rename) and with the mode the client's umask gives.
+// Writes a job's output files where the plain command would have written them, with the mode
+// the client's umask gives. A new file is written in place: created exclusively, so nobody
+// else's file is touched, and the native client compiles locally (rewriting it) if the agent
+// fails halfway, as a crashed compiler would leave it too. An existing one is replaced
+// atomically (a temporary file beside it, then rename): it may be a hard link into another
+// tree or a cache, which writing through would change.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { promisify } from 'node:util';
@@ -31,10 +35,13 @@ export async function writeOutputs(outputs: OutputFile[], umask: number): Promis
   }
 }
 
-/** The same, with synchronous calls: for a worker thread, where they block nothing. */
+/** The same, with synchronous calls: for a worker thread, where they block nothing, and for a
+ *  cache hit's small outputs on the event loop. */
 export function writeOutputsSync(outputs: OutputFile[], umask: number): void {
   for (const output of outputs) {
-    const { temp, mode } = staging(output, umask);
+    const mode = (output.executable ? 0o777 : 0o666) & ~umask;
+    if (writeNewSync(output, mode, umask)) continue;
+    const { temp } = staging(output, umask);
     try {
       fs.writeFileSync(temp, output.data, { mode });
       fs.chmodSync(temp, mode);
@@ -44,4 +51,28 @@ export function writeOutputsSync(outputs: OutputFile[], umask: number): void {
       throw err;
     }
   }
+}
+
+/** The agent's own umask, which the kernel applies to the mode a file is created with. */
+const PROCESS_UMASK = process.umask();
+
+/** Creates the output where none exists; false when one does (it is replaced atomically). */
+function writeNewSync(output: OutputFile, mode: number, umask: number): boolean {
+  let fd: number;
+  try {
+    fd = fs.openSync(output.path, 'wx', mode);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+  try {
+    fs.writeFileSync(fd, output.data);
+    if (umask !== PROCESS_UMASK) fs.fchmodSync(fd, mode);
+  } catch (err) {
+    fs.closeSync(fd);
+    fs.rmSync(output.path, { force: true });
+    throw err;
+  }
+  fs.closeSync(fd);
+  return true;
 }

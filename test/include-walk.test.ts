@@ -3,7 +3,7 @@
 // cannot know (computed includes it cannot follow, precompiled headers), and a file it
 // misses anyway must end in a local compile, never in a different object.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -316,6 +316,13 @@ describe('the walk thread (the job route scans and hashes off the event loop)', 
       expect(statSync(path.join(dir, 'a.out')).mode & 0o777).toBe(0o750);
       expect(readdirSync(dir).sort()).toEqual(['a.o', 'a.out']);
       await expect(thread.writeOutputs([{ path: path.join(dir, 'missing', 'b.o'), data: object, executable: false }], 0o022)).rejects.toThrow(/ENOENT/);
+      // An existing output may be a hard link (into a cache, another tree): it is replaced, never written through.
+      linkSync(path.join(dir, 'a.o'), path.join(dir, 'kept.o'));
+      await thread.writeOutputs([{ path: path.join(dir, 'a.o'), data: Buffer.from('the next object'), executable: false }], 0o022);
+      expect(readFileSync(path.join(dir, 'a.o'), 'utf8')).toBe('the next object');
+      expect(readFileSync(path.join(dir, 'kept.o'))).toEqual(object);
+      expect(statSync(path.join(dir, 'a.o')).mode & 0o777).toBe(0o644);
+      expect(readdirSync(dir).sort()).toEqual(['a.o', 'a.out', 'kept.o']);
     });
   });
 
