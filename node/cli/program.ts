@@ -115,7 +115,10 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       if (!Number.isFinite(wait) || wait < 0) throw new MeshccError('usage', `--wait takes seconds, got '${opts.wait}'`);
       const { runWithMesh } = await import('./run-command.js');
       const join = opts.join ?? process.env.MESHCC_JOIN;
-      setExitCode(await runWithMesh({ command, serve: opts.serve ?? false, peer: opts.peer ?? [], peersDns: opts.peersDns, ...(join ? { join } : {}), waitMs: wait * 1000 }));
+      const code = await runWithMesh({ command, serve: opts.serve ?? false, peer: opts.peer ?? [], peersDns: opts.peersDns, ...(join ? { join } : {}), waitMs: wait * 1000 });
+      // Everything is stopped and removed; libp2p's address manager still holds a 1 s debounce
+      // timer from its stop, which kept every `meshcc run` (a CI step) alive a second longer.
+      process.exit(code);
     });
 
   program

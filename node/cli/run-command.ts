@@ -121,8 +121,11 @@ async function waitForMesh(agent: Agent, waitMs: number): Promise<number> {
     // Only peers a job may go to: one reached through a relay alone (a friend's machine behind
     // NAT) would let the command start before a direct one is connected, all of it local.
     const unusable = agent.unusableForJobs();
-    const peers = agent.meshStatus().filter((r) => !r.self && r.slots > 0 && r.link !== 'none' && !unusable.has(r.peerId)).length;
+    const withSlots = agent.meshStatus().filter((r) => !r.self && r.slots > 0);
+    const peers = withSlots.filter((r) => r.link !== 'none' && !unusable.has(r.peerId)).length;
     if (peers > 0) firstSeen ??= Date.now();
+    // Every member the join made known is ready: nobody else to wait for.
+    if (peers > 0 && peers === withSlots.length) return peers;
     // Others of the mesh arrive within a moment of the first.
     if (firstSeen !== undefined && Date.now() - firstSeen > 500) return peers;
     if (Date.now() > deadline) return peers;
