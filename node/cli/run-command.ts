@@ -72,7 +72,11 @@ export async function runWithMesh(options: RunOptions): Promise<number> {
   const env: NodeJS.ProcessEnv = { ...process.env, MESHCC_HOME: home, MESHCC_HTTP: 'off' };
   delete env.MESHCC_SOCKET;
   const config = { ...loadConfig(env), ephemeral: true };
-  if (!options.serve) config.slots = 0;
+  // A client that serves nobody asks no router for a port mapping (a CI runner lives minutes).
+  if (!options.serve) {
+    config.slots = 0;
+    config.portMapping = false;
+  }
   config.peers = [...config.peers, ...options.peer];
   if (options.peersDns) config.peersDns = options.peersDns;
   if (options.join) {

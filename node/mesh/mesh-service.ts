@@ -12,8 +12,8 @@ import { SWIM_LIMITS, type Activity, type LoadReport, type LoadRow, type MemberC
 import type { Logger } from '../log.js';
 import { Leadership } from '../scheduler/leadership.js';
 import type { ElectionState } from '../scheduler/election.js';
-import { LanDiscovery } from './discovery.js';
-import { DnsPeers } from './dns-peers.js';
+import type { LanDiscovery } from './discovery.js';
+import type { DnsPeers } from './dns-peers.js';
 import { loadOrCreateIdentity, loadOrCreateMeshKey, meshId } from './keys.js';
 import { createMeshNode, type MeshNode } from './node.js';
 import { createInvitation, type Invitation } from './invite-token.js';
@@ -27,7 +27,9 @@ import type { Member } from './membership/table.js';
 import { toStatus, type AgentStatus } from './mesh-status.js';
 import { Reachability } from './reachability.js';
 import { PeerView, peerAdvert, type PeerViewEntry } from './view.js';
-import { PortMapper, type PortMapping } from '../nat/port-mapper.js';
+// Discovery, DNS peers and port mapping are imported when configured: `meshcc run` (a CI step)
+// uses none of them and pays for loading every module at each start.
+import type { PortMapper, PortMapping } from '../nat/port-mapper.js';
 import { describeReach, linksThroughMappings } from '../nat/reach.js';
 import { publicInterfaceAddresses } from '../nat/addresses.js';
 
@@ -165,6 +167,7 @@ export class MeshService {
     // An agent listening on loopback only asks no router: nobody could come in through it.
     const port = Number(/^\/ip4\/[^/]+\/tcp\/(\d+)/.exec(this.node.addresses().find((a) => a.startsWith('/ip4/') && !a.startsWith('/ip4/127.')) ?? '')?.[1] ?? 0);
     if (this.options.portMapping !== false && port > 0) {
+      const { PortMapper } = await import('../nat/port-mapper.js');
       this.portMapper = new PortMapper({ port, log, onChange: () => this.mappingChanged() });
       this.portMapper.start();
     }
@@ -214,6 +217,7 @@ export class MeshService {
     this.loadTimer = setInterval(() => this.leadership?.loadChanged(), LOAD_CHECK_MS);
     this.loadTimer.unref();
     if (this.options.mdns) {
+      const { LanDiscovery } = await import('./discovery.js');
       this.discovery = new LanDiscovery({
         meshId: this.node.meshId,
         peerId: self,
@@ -225,6 +229,7 @@ export class MeshService {
     }
     if (this.options.peersDns) {
       const node = this.node;
+      const { DnsPeers } = await import('./dns-peers.js');
       this.dnsPeers = new DnsPeers({
         target: this.options.peersDns,
         dial: async (address) => {
