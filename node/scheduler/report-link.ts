@@ -31,7 +31,8 @@ export class ReportLink {
   private everyMs = 1000;
   private watchdog?: NodeJS.Timeout;
   private nextId = 1;
-  private readonly waiting = new Map<number, (rows: LoadRow[]) => void>();
+  /** Questions for the mesh's loads still unanswered: each gets the rows, or the link's end. */
+  private readonly waiting = new Map<number, (answer: LoadRow[] | Error) => void>();
   /** Whether the target answered with a lease (it is the scheduler). */
   leased = false;
 
@@ -83,9 +84,10 @@ export class ReportLink {
         this.waiting.delete(id);
         reject(new MeshccError('timeout', 'the scheduler did not answer'));
       }, timeoutMs);
-      this.waiting.set(id, (rows) => {
+      this.waiting.set(id, (answer) => {
         clearTimeout(timer);
-        resolve(rows);
+        if (answer instanceof Error) reject(answer);
+        else resolve(answer);
       });
       this.framed!.sendSoon({ t: 'loads?', id }).catch(() => undefined);
     });
@@ -95,6 +97,7 @@ export class ReportLink {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.watchdog);
+    this.giveUpWaiting('report link closed');
     this.framed?.abort(new MeshccError('closed', 'report link closed'));
   }
 
@@ -109,6 +112,7 @@ export class ReportLink {
       this.events.lease(message.term);
     } else if (message.t === 'redirect') {
       this.closed = true;
+      this.giveUpWaiting('redirected to another scheduler');
       this.framed?.close().catch(() => undefined);
       this.events.redirect(message.leader);
     } else if (message.t === 'news') {
@@ -130,10 +134,19 @@ export class ReportLink {
     this.watchdog.unref();
   }
 
+  /** A question the link can no longer answer fails now, not at its timeout: `meshcc status`
+   *  waited 3 s for the loads of a scheduler that had just been killed. */
+  private giveUpWaiting(why: string): void {
+    const waiting = [...this.waiting.values()];
+    this.waiting.clear();
+    for (const answer of waiting) answer(new MeshccError('no-scheduler', why));
+  }
+
   private end(why: string): void {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.watchdog);
+    this.giveUpWaiting(why);
     this.events.closed(why);
   }
 }
