@@ -2,7 +2,6 @@
 // membership (SWIM: who is alive, with their cards), the election and the report stream to the
 // scheduler (leadership), LAN discovery, and the peers named by address.
 // Started and stopped by the composition root (node/agent.ts).
-import os from 'node:os';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { PrivateKey } from '@libp2p/interface';
@@ -25,6 +24,7 @@ import { unusableForJobs } from './job-eligibility.js';
 import { SwimService } from './membership/swim-service.js';
 import type { Member } from './membership/table.js';
 import { toStatus, type AgentStatus } from './mesh-status.js';
+import { SelfCard } from './self-card.js';
 import { Reachability } from './reachability.js';
 import { PeerView, peerAdvert, type PeerViewEntry } from './view.js';
 // Discovery, DNS peers and port mapping are imported when configured: `meshcc run` (a CI step)
@@ -66,11 +66,9 @@ export interface MeshOptions {
   candidate?: boolean;
 }
 
-const ADDRESS_CACHE_MS = 5_000;
 /** A suspect that sent us work this recently still takes jobs (it is busy, not dead). */
 const SENDING_WORK_MS = 2_000;
 const REDIAL_MS = 2000;
-const MAX_ADVERTISED_ADDRESSES = 16;
 /** Changes of slots in use reach the scheduler at most this often. */
 const LOAD_COALESCE_MS = 250;
 /** Load average and free memory drift: looked at this often (sent only when they moved). */
@@ -78,26 +76,14 @@ const LOAD_CHECK_MS = 5000;
 /** The mesh's loads, asked of the scheduler, are reused this long (status, top, the monitor). */
 const MESH_LOADS_MS = 1000;
 
-function libcName(): string {
-  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
-  return header?.glibcVersionRuntime ? `glibc ${header.glibcVersionRuntime}` : 'unknown';
-}
-
-function isLoopback(address: string): boolean {
-  return address.startsWith('/ip4/127.') || address.startsWith('/ip6/::1/');
-}
-
 export class MeshService {
   private node?: MeshNode;
-  private addressCache?: { at: number; addresses: string[] };
   private discovery?: LanDiscovery;
   private dnsPeers?: DnsPeers;
   private redial?: NodeJS.Timeout;
   private loadTimer?: NodeJS.Timeout;
   private loadSoon?: NodeJS.Timeout;
   private readonly dialing = new Set<string>();
-  private readonly libc = libcName();
-  private readonly startedAt = Date.now();
   private identity?: PrivateKey;
   private meshKey?: Uint8Array;
   private membership_?: Membership;
@@ -112,7 +98,20 @@ export class MeshService {
   private readonly view = new PeerView();
   private meshLoads?: { at: number; rows: Map<string, LoadRow>; asking?: Promise<void> };
 
-  constructor(private readonly options: MeshOptions) {}
+  private readonly selfCard: SelfCard;
+
+  constructor(private readonly options: MeshOptions) {
+    this.selfCard = new SelfCard({
+      node: () => this.node,
+      reachability: () => this.reachability,
+      portMapper: () => this.portMapper,
+      ...(options.name !== undefined ? { name: options.name } : {}),
+      speed: options.speed,
+      ...(options.candidate !== undefined ? { candidate: options.candidate } : {}),
+      capacity: options.capacity,
+      ...(options.activity ? { activity: options.activity } : {}),
+    });
+  }
 
   get membership(): Membership | undefined {
     return this.membership_;
@@ -159,7 +158,7 @@ export class MeshService {
       node: this.node,
       log,
       onChange: () => {
-        this.addressCache = undefined;
+        this.selfCard.addressesChanged();
         this.changed();
       },
     });
@@ -202,7 +201,7 @@ export class MeshService {
     this.leadership = new Leadership({
       node: this.node,
       swim,
-      self: { peerId: self, protocolVersion: PROTOCOL_VERSION, startedAt: this.startedAt },
+      self: { peerId: self, protocolVersion: PROTOCOL_VERSION, startedAt: this.selfCard.startedAt },
       candidate: this.options.candidate !== false,
       log,
       load: () => this.load(),
@@ -221,7 +220,7 @@ export class MeshService {
       this.discovery = new LanDiscovery({
         meshId: this.node.meshId,
         peerId: self,
-        addresses: () => this.advertisedAddresses(),
+        addresses: () => this.selfCard.addresses(),
         onPeer: (peer) => this.connect(peer.peerId, peer.addresses),
         log,
       });
@@ -307,7 +306,7 @@ export class MeshService {
     if (mapping) this.node?.announceMapping(mapping.internalAddress, mapping.internalPort, mapping.externalAddress, mapping.externalPort);
     const news = announced?.externalAddress !== mapping?.externalAddress || announced?.externalPort !== mapping?.externalPort;
     this.announcedMapping = mapping;
-    this.addressCache = undefined;
+    this.selfCard.addressesChanged();
     this.changed();
     if (news) this.reachability?.recheck();
   }
@@ -325,8 +324,8 @@ export class MeshService {
       confirmed: [...(reachability?.confirmed ?? [])],
       ...(reachability?.relay ? { relay: reachability.relay } : {}),
     });
-    const selfCard = this.card();
-    const rows: AgentStatus[] = [{ ...toStatus(peerAdvert(selfCard, this.load()), true, 0, 'self'), reach }];
+    const ownCard = this.card();
+    const rows: AgentStatus[] = [{ ...toStatus(peerAdvert(ownCard, this.load()), true, 0, 'self'), reach }];
     const links = this.node.links();
     const view = this.view.list();
     const mapped = linksThroughMappings(this.node.libp2p.getConnections(), (peer) => this.view.get(peer)?.advert.mapped, this.portMapper?.mapping);
@@ -424,57 +423,14 @@ export class MeshService {
     return peerId === this.scheduler().scheduler || peerId === successor || successor === this.peerId || peerId === this.reachability?.relay;
   }
 
-  /** Adverts go out several times a second under load, and each address listing asks the
-   *  kernel for every interface (os.networkInterfaces: ~3 ms here); interfaces change rarely. */
-  private advertisedAddresses(): string[] {
-    const now = Date.now();
-    if (this.addressCache && now - this.addressCache.at < ADDRESS_CACHE_MS) return this.addressCache.addresses;
-    const all = this.node?.addresses() ?? [];
-    const outward = all.filter((a) => !isLoopback(a));
-    const mapping = this.portMapper?.mapping;
-    // The router's mapping first: it works from anywhere, and members try addresses in order.
-    if (mapping) outward.unshift(`/ip4/${mapping.externalAddress}/tcp/${mapping.externalPort}/p2p/${this.peerId}`);
-    // Addresses members reached us on (a NAT's port forward) first: they work from afar.
-    const confirmed = [...(this.reachability?.confirmed ?? [])].map((a) => `${a}/p2p/${this.peerId}`).filter((a) => !all.includes(a));
-    const addresses = [...new Set([...confirmed, ...(outward.length ? outward : all)])].slice(0, MAX_ADVERTISED_ADDRESSES);
-    if (addresses.length > 0) this.addressCache = { at: now, addresses };
-    return addresses;
-  }
-
   /** This agent's card: what every member knows of it. */
   card(): MemberCard {
-    const capacity = this.options.capacity();
-    return {
-      peerId: this.node!.peerId.toString(),
-      name: (this.options.name || os.hostname()).slice(0, 255) || 'unknown',
-      addresses: this.advertisedAddresses(),
-      startedAt: this.startedAt,
-      protocolVersion: PROTOCOL_VERSION,
-      ...(this.options.candidate === false ? { candidate: false } : {}),
-      cores: os.availableParallelism(),
-      slots: capacity.slots,
-      speed: this.options.speed,
-      os: process.platform,
-      arch: process.arch,
-      libc: this.libc,
-      toolchains: capacity.toolchains.slice(0, SWIM_LIMITS.toolchains),
-      ...(capacity.unavailable ? { executorUnavailable: capacity.unavailable.slice(0, 1024) } : {}),
-      ...(this.reachability && this.reachability.state !== 'unknown' ? { reachable: this.reachability.state === 'reachable' } : {}),
-      relay: this.node!.relaying,
-      ...(this.portMapper?.mapping ? { mapped: `/ip4/${this.portMapper.mapping.externalAddress}/tcp/${this.portMapper.mapping.externalPort}` } : {}),
-    };
+    return this.selfCard.card();
   }
 
   /** This agent's load: what the scheduler needs. */
   load(): LoadReport {
-    const capacity = this.options.capacity();
-    return {
-      slots: capacity.slots,
-      slotsUsed: capacity.slotsUsed,
-      load: os.loadavg()[0] ?? 0,
-      freeMemoryBytes: os.freemem(),
-      ...(this.options.activity ? { activity: this.options.activity() } : {}),
-    };
+    return this.selfCard.load();
   }
 
   /** Peers jobs must not go to right now (job-eligibility.ts). */
@@ -491,7 +447,7 @@ export class MeshService {
       identity: this.identity,
       inviter: this.node.peerId.toString(),
       name: this.card().name,
-      addresses: this.advertisedAddresses(),
+      addresses: this.selfCard.addresses(),
       expiresAt,
     });
   }
