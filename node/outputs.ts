@@ -16,9 +16,14 @@ const chmod = promisify(fs.chmod);
 const rename = promisify(fs.rename);
 const rm = promisify(fs.rm);
 
+/** The mode the plain compile would have given the output under the client's umask. */
+function modeOf(output: OutputFile, umask: number): number {
+  return (output.executable ? 0o777 : 0o666) & ~umask;
+}
+
 /** Where an output is written first (beside its target), and the mode it gets. */
 function staging(output: OutputFile, umask: number): { temp: string; mode: number } {
-  return { temp: `${output.path}.meshcc-${randomBytes(4).toString('hex')}`, mode: (output.executable ? 0o777 : 0o666) & ~umask };
+  return { temp: `${output.path}.meshcc-${randomBytes(4).toString('hex')}`, mode: modeOf(output, umask) };
 }
 
 export async function writeOutputs(outputs: OutputFile[], umask: number): Promise<void> {
@@ -39,7 +44,7 @@ export async function writeOutputs(outputs: OutputFile[], umask: number): Promis
  *  cache hit's small outputs on the event loop. */
 export function writeOutputsSync(outputs: OutputFile[], umask: number): void {
   for (const output of outputs) {
-    const mode = (output.executable ? 0o777 : 0o666) & ~umask;
+    const mode = modeOf(output, umask);
     if (writeNewSync(output, mode, umask)) continue;
     const { temp } = staging(output, umask);
     try {

@@ -34,14 +34,14 @@ const ANSWER_MS = 10_000;
 /** A member's session closes after this long without requests. */
 const SESSION_IDLE_MS = 60_000;
 /** The protocol's name goes out with the request (libp2p's optimistic selection): a lookup is one round trip, not two. */
-const OPTIMISTIC = (signal: AbortSignal) => ({ signal, negotiateFully: false })
+const OPTIMISTIC = (signal: AbortSignal) => ({ signal, negotiateFully: false });
 /** An owner that did not answer a lookup in time is not asked for this long (a hung member
  *  must not cost every compile the lookup timeout). */
 const QUIET_AFTER_TIMEOUT_MS = 30_000;
 
 export class MeshCache {
   private readonly serving = new Set<JobSession>();
-  private readonly sessions = new JobSessions(SESSION_IDLE_MS, { frameBytes: CACHE_FRAME_BYTES });
+  private readonly sessions = new JobSessions({ idleMs: SESSION_IDLE_MS, frameBytes: CACHE_FRAME_BYTES });
   private readonly silentUntil = new Map<string, number>();
 
   constructor(private readonly options: MeshCacheOptions) {}

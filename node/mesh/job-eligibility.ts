@@ -1,6 +1,7 @@
 // Which members jobs must not go to right now, from what this agent knows of them: suspects
-// (until they answer again, unless they are sending us work right now), and members reached only through a relay unless the user allows
-// jobs there (a job over a relay is slow, and costs the relay's owner).
+// (until they answer again, unless they are sending us work right now), and members reached
+// only through a relay unless the user allows jobs there (a job over a relay is slow, and costs
+// the relay's owner).
 import type { PeerViewEntry } from './view.js';
 
 export function unusableForJobs(

@@ -105,11 +105,7 @@ export class MeshService {
       node: () => this.node,
       reachability: () => this.reachability,
       portMapper: () => this.portMapper,
-      ...(options.name !== undefined ? { name: options.name } : {}),
-      speed: options.speed,
-      ...(options.candidate !== undefined ? { candidate: options.candidate } : {}),
-      capacity: options.capacity,
-      ...(options.activity ? { activity: options.activity } : {}),
+      description: options,
     });
   }
 

@@ -64,7 +64,7 @@ export interface OpenStreamOptions extends AbortOptions {
   runOnLimitedConnection?: boolean;
   /** Send the protocol's name with the first data instead of waiting for the other side to agree. */
   negotiateFully?: boolean;
-  /** Addresses to dial when no connection is open (default: the address book's). */
+  /** Addresses to dial when no connection is open (default, or when empty: the address book's). */
   addresses?: string[];
 }
 
@@ -263,9 +263,9 @@ export class MeshNode {
     // libp2p would dial again by the peer store, whose addresses behind a router lead nowhere.
     const usable = this.libp2p.getConnections(id).some((c) => c.status === 'open' && (c.limits === undefined || options.runOnLimitedConnection === true));
     if (usable) return this.libp2p.dialProtocol(id, protocol, streamOptions);
-    const known = given ? { addresses: given } : this.addressBook?.(id.toString());
+    const book = this.addressBook?.(id.toString());
     const peerSuffix = `/p2p/${id.toString()}`;
-    const targets = dialOrder(known?.addresses ?? [], known?.reachable)
+    const targets = dialOrder(given?.length ? given : (book?.addresses ?? []), book?.reachable)
       .filter((a) => options.runOnLimitedConnection === true || !a.includes('/p2p-circuit'))
       .map((a) => multiaddr(a.endsWith(peerSuffix) ? a : `${a}${peerSuffix}`));
     if (targets.length === 0) return this.libp2p.dialProtocol(id, protocol, streamOptions);

@@ -10,10 +10,8 @@ import type { Reachability } from './reachability.js';
 const ADDRESS_CACHE_MS = 5_000;
 const MAX_ADVERTISED_ADDRESSES = 16;
 
-export interface SelfCardSources {
-  node: () => MeshNode | undefined;
-  reachability: () => Reachability | undefined;
-  portMapper: () => PortMapper | undefined;
+/** What the agent was configured with (the mesh service's options carry these). */
+export interface SelfDescription {
   /** The name other agents show for this one (default: the host name). */
   name?: string;
   speed: number;
@@ -21,6 +19,13 @@ export interface SelfCardSources {
   /** What this agent offers right now (read often: keep it cheap). */
   capacity: () => { slots: number; slotsUsed: number; toolchains: string[]; unavailable?: string };
   activity?: () => Activity;
+}
+
+export interface SelfCardSources {
+  node: () => MeshNode | undefined;
+  reachability: () => Reachability | undefined;
+  portMapper: () => PortMapper | undefined;
+  description: SelfDescription;
 }
 
 function libcName(): string {
@@ -65,7 +70,7 @@ export class SelfCard {
 
   /** This agent's card: what every member knows of it. */
   card(): MemberCard {
-    const { capacity: capacityNow, name, speed, candidate } = this.sources;
+    const { capacity: capacityNow, name, speed, candidate } = this.sources.description;
     const node = this.sources.node()!;
     const reachability = this.sources.reachability();
     const mapping = this.sources.portMapper()?.mapping;
@@ -93,13 +98,14 @@ export class SelfCard {
 
   /** This agent's load: what the scheduler needs. */
   load(): LoadReport {
-    const capacity = this.sources.capacity();
+    const { capacity: capacityNow, activity } = this.sources.description;
+    const capacity = capacityNow();
     return {
       slots: capacity.slots,
       slotsUsed: capacity.slotsUsed,
       load: os.loadavg()[0] ?? 0,
       freeMemoryBytes: os.freemem(),
-      ...(this.sources.activity ? { activity: this.sources.activity() } : {}),
+      ...(activity ? { activity: activity() } : {}),
     };
   }
 }

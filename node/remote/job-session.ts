@@ -218,6 +218,14 @@ export class JobSession {
   }
 }
 
+export interface JobSessionsOptions {
+  /** A session without jobs this long is closed (default 60 s). */
+  idleMs?: number;
+  frameBytes?: number;
+  /** Each frame a peer sends is its proof of life (MeshNode.heard). */
+  heard?: (peerId: string) => void;
+}
+
 /** The client agent's sessions, one per peer, opened on a job's first need and closed when idle
  *  (also the result cache's requests, on a protocol of their own). */
 export class JobSessions {
@@ -225,13 +233,11 @@ export class JobSessions {
   private readonly opening = new Map<string, Promise<JobSession>>();
   private readonly sweeper: NodeJS.Timeout;
 
-  constructor(
-    private readonly idleMs = 60_000,
-    private readonly sessionOptions: Pick<JobSessionOptions, 'frameBytes'> = {},
-    /** Each frame a peer sends is its proof of life (MeshNode.heard). */
-    private readonly heard?: (peerId: string) => void,
-  ) {
-    this.sweeper = setInterval(() => this.closeIdle(), Math.max(1000, idleMs / 4));
+  private readonly idleMs: number;
+
+  constructor(private readonly options: JobSessionsOptions = {}) {
+    this.idleMs = options.idleMs ?? 60_000;
+    this.sweeper = setInterval(() => this.closeIdle(), Math.max(1000, this.idleMs / 4));
     this.sweeper.unref();
   }
 
@@ -243,9 +249,9 @@ export class JobSessions {
       if (!opening) {
         opening = openStream()
           .then((stream) => {
-            const heard = this.heard;
+            const { frameBytes, heard } = this.options;
             const opened = new JobSession(stream, {
-              ...this.sessionOptions,
+              ...(frameBytes !== undefined ? { frameBytes } : {}),
               ...(heard ? { onFrame: () => heard(peerId) } : {}),
               onEnd: (ended) => this.sessions.get(peerId) === ended && this.sessions.delete(peerId),
             });

@@ -74,7 +74,7 @@ export class RemoteRunner {
   private readonly offers = new Map<string, { hash: string; body: Buffer }>();
   private readonly tables = new Map<string, ClientTable>();
   /** One job session per peer: every job to that peer goes over it. */
-  private readonly sessions = new JobSessions(undefined, undefined, (peerId) => this.options.node()?.heard(peerId));
+  private readonly sessions = new JobSessions({ heard: (peerId) => this.options.node()?.heard(peerId) });
   private typicalMs?: number;
   private samples = 0;
 

@@ -49,7 +49,7 @@ export class ReportLink {
     void (async () => {
       const signal = AbortSignal.timeout(timeoutMs);
       try {
-        const stream = await this.node.openStream(this.target, REPORT_PROTOCOL, { signal, ...(addresses.length ? { addresses } : {}) });
+        const stream = await this.node.openStream(this.target, REPORT_PROTOCOL, { signal, addresses });
         if (this.closed) {
           stream.abort(new MeshccError('closed', 'no longer wanted'));
           return;

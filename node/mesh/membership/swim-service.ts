@@ -350,7 +350,7 @@ export class SwimService {
   }
 
   private open(peerId: string, addresses: string[], signal: AbortSignal): Promise<Stream> {
-    return this.options.node.openStream(peerId, SWIM_PROTOCOL, { signal, runOnLimitedConnection: true, ...(addresses.length ? { addresses } : {}) });
+    return this.options.node.openStream(peerId, SWIM_PROTOCOL, { signal, runOnLimitedConnection: true, addresses });
   }
 
   /** The membership stream to a peer: the open one, or a new one (dialling it if needed). */
