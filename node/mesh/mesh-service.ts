@@ -171,7 +171,12 @@ export class MeshService {
       membership,
       log,
       onChanged: (result) => {
-        if (result.revoked.length) void this.node?.dropDenied();
+        if (!result.revoked.length) return;
+        void this.node?.dropDenied();
+        // Out of the membership at once, and the death passed on: hanging up alone left it
+        // listed until this agent's own probes failed and the suspicion ran out (5-25 s), and a
+        // refutation heard before the list came brought a member already buried back.
+        for (const peer of result.revoked) this.swim?.table.declareDead(peer);
       },
     });
     await this.exchange.start();
