@@ -6,6 +6,7 @@ import { promises as fs } from 'node:fs';
 import { MeshccError } from '../protocol/errors.js';
 import { encodeFrame, FrameDecoder } from '../protocol/framing.js';
 import { CacheQuery } from './cache/cli.js';
+import { parseClientMessage } from '../protocol/client-message.js';
 import { ClientMessage, LIMITS, parseMessage, PROTOCOL_VERSION, type AgentReply, type MembersQuery } from '../protocol/messages.js';
 import type { ClientConnection, CompileService } from './compile-service.js';
 import type { Logger } from './log.js';
@@ -99,7 +100,7 @@ export class ClientSocketServer {
             this.answerCache(parseMessage(CacheQuery, value), conn);
             continue;
           }
-          const message = parseMessage(ClientMessage, value);
+          const message = parseClientMessage(value);
           if (message.t === 'done') {
             conn.done(message.exit);
             continue;

@@ -20,6 +20,7 @@ import type { Slots } from './slots.js';
 import type { Stats } from './stats.js';
 import type { ToolchainRef } from './toolchains.js';
 import type { JobMonitor, JobWatch } from './monitor/monitor.js';
+import type { CachedResult } from './cache/local-entries.js';
 import type { ResultCache } from './cache/result-cache.js';
 import type { CommandIdentity } from './cache/key.js';
 import { sourceOf } from './monitor/job-log.js';
@@ -71,6 +72,8 @@ function withClientColour(argv: string[], req: CompileRequest): string[] {
 
 /** A cache hit's outputs up to this size are written on the event loop (see replyCached). */
 const SYNC_WRITE_BYTES = 2 * 1024 * 1024;
+/** A client of this uid can read the agent's store (see CompileRequest.uid). */
+const AGENT_UID = process.getuid?.();
 
 /** gcc records $PWD as the compilation directory when it names the cwd through a symlink;
  *  a job root has only the physical path, so such a compile stays local. */
@@ -175,8 +178,14 @@ export class CompileService {
   }
 
   /** Answers from a cache entry: its outputs written where the command writes them, its diagnostics and exit code. */
-  private async replyCached(entry: { exit: number; stdout: Uint8Array; stderr: Uint8Array }, outputs: OutputFile[], req: CompileRequest, conn: ClientConnection): Promise<string> {
+  private async replyCached({ entry, outputs, objects }: CachedResult, req: CompileRequest, conn: ClientConnection): Promise<string> {
     if (conn.closed) return 'cache';
+    // A client of this agent's uid writes them itself, from the store (node/client/copy-outputs.c).
+    if (objects) {
+      const copy = outputs.map((o, i): [string, string, number, boolean] => [objects[i]!, o.path, entry.outputs[i]!.size, o.executable]);
+      conn.reply({ t: 'result', exit: entry.exit, stdout: entry.stdout, stderr: entry.stderr, copy });
+      return 'cache';
+    }
     // Small outputs are written here, synchronously: handing their bytes to the writer thread
     // cost a direct-mode hit 0.5 ms of copying (postMessage), the write itself about 0.1 ms.
     const bytes = outputs.reduce((n, o) => n + o.data.length, 0);
@@ -225,8 +234,8 @@ export class CompileService {
     const argv = withClientColour(analysis.argv, req);
     const identity: CommandIdentity | undefined = cache?.active && toolchain ? { toolchain: toolchain.id, argv, cwd: req.cwd, env: req.env } : undefined;
     const source = path.resolve(req.cwd, analysis.source);
-    const direct = identity && (await cache!.direct(identity, source, req.startedUs));
-    if (direct) return this.replyCached(direct.hit.entry, direct.hit.outputs, req, conn);
+    const direct = identity && (await cache!.direct(identity, source, req.startedUs, req.uid === AGENT_UID));
+    if (direct) return this.replyCached(direct.hit, req, conn);
     const scanStartedMs = Date.now();
     const t0 = performance.now();
     const scan = await scanner.scanHashed(
@@ -251,7 +260,7 @@ export class CompileService {
     const looked = identity && (await cache!.lookup(identity, job));
     const probe = { compiler: req.compiler, scanArgv: analysis.scanArgv, cwd: req.cwd, env: req.env, source: analysis.source, language: analysis.language };
     if (looked) cache!.remember(identity!, source, looked, job, probe, scanStartedMs);
-    if (looked && looked.hit) return this.replyCached(looked.hit.entry, looked.hit.outputs, req, conn);
+    if (looked && looked.hit) return this.replyCached(looked.hit, req, conn);
     // A miss this agent may not publish (read-only) is compiled by the client, as without the cache.
     if (here && !cache!.canRunHere) throw new MeshccError('cache-miss', 'not in the cache: compiled by the client');
     // A miss no executor anywhere could take (no peer, no executor slots here) waits for a local

@@ -20,5 +20,5 @@ export const CLIENT_BUILD_SCRIPT = path.join(PACKAGE_ROOT, 'scripts', 'build-cli
 /** Everything the native client is built from: a change to any of them calls for a new build. */
 export const CLIENT_BUILD_INPUTS = [
   CLIENT_BUILD_SCRIPT,
-  ...['meshcc-client.c', 'msgpack.c', 'msgpack.h'].map((f) => path.join(PACKAGE_ROOT, 'node', 'client', f)),
+  ...['meshcc-client.c', 'msgpack.c', 'msgpack.h', 'copy-outputs.c', 'copy-outputs.h'].map((f) => path.join(PACKAGE_ROOT, 'node', 'client', f)),
 ];

@@ -48,6 +48,8 @@ export const CompileRequest = z.object({
   tty: z.boolean().optional(),
   /** When the client started, CLOCK_MONOTONIC µs: a file looked at since is as this compile would see it. */
   startedUs: z.union([z.number().int().nonnegative(), z.bigint().nonnegative()]).transform(Number).optional(), // msgpack's int64 arrives as a bigint
+  /** The client's uid: one of the agent's own can write a cached result's outputs from the store itself (ResultReply.copy). */
+  uid: z.number().int().nonnegative().optional(),
 });
 export type CompileRequest = z.infer<typeof CompileRequest>;
 
@@ -102,7 +104,15 @@ export type ClientMessage = z.infer<typeof ClientMessage>;
 /** Run the original command yourself; keep the connection open while it runs (the slot lease). */
 export type RunLocalReply = { t: 'run-local'; reason: string };
 /** The agent compiled it and wrote the outputs; print these and exit with `exit`. */
-export type ResultReply = { t: 'result'; exit: number; stdout: Uint8Array; stderr: Uint8Array };
+export type ResultReply = {
+  t: 'result';
+  exit: number;
+  stdout: Uint8Array;
+  stderr: Uint8Array;
+  /** Outputs the client writes itself, each from an object of the agent's store whose bytes the
+   *  agent checked: [object, output path, size, executable]. Absent: the agent wrote them all. */
+  copy?: [string, string, number, boolean][];
+};
 /** Something went wrong in meshcc; the client runs the compiler itself. */
 export type ErrorReply = { t: 'error'; code: string; message: string };
 export type PongReply = { t: 'pong'; v: number; pid: number };

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const sources = ['meshcc-client.c', 'msgpack.c'].map((f) => path.join(root, 'node', 'client', f));
+const sources = ['meshcc-client.c', 'msgpack.c', 'copy-outputs.c'].map((f) => path.join(root, 'node', 'client', f));
 const out = path.resolve(process.argv[2] ?? path.join(root, 'dist'));
 const clientDir = path.join(out, 'client');
 const masqueradeDir = path.join(out, 'masquerade');

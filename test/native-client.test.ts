@@ -2,7 +2,7 @@
 // scripts/build-client.js and run against a fake agent: a real unix-socket server in this
 // process speaking the real framing. Compiles use the real gcc.
 import { execFileSync, spawn } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -189,6 +189,7 @@ describe('the request', () => {
       umask: 0o027,
       tty: false,
       startedUs: expect.any(BigInt),
+      uid: process.getuid!(),
     });
     // When the client started, on the agent's clock (CLOCK_MONOTONIC, microseconds).
     const startedUs = (a.conns[0]!.request as { startedUs: bigint }).startedUs;
@@ -258,6 +259,55 @@ describe('result', () => {
     expect(r.stdout.equals(stdout)).toBe(true);
     expect(r.stderr.equals(stderr)).toBe(true);
     expect(existsSync(path.join(dir, 'ok.o'))).toBe(false); // the agent compiled, not us
+  });
+
+  it('writes the outputs the agent lists from its store: a new one in place, an existing one replaced, each with the mode a compile gives under our umask', async () => {
+    const store = path.join(dir, 'store');
+    mkdirSync(store);
+    const object = Buffer.alloc(300 * 1024 + 3);
+    for (let i = 0; i < object.length; i++) object[i] = (i * 7) & 0xff;
+    writeFileSync(path.join(store, 'obj'), object, { mode: 0o444 });
+    writeFileSync(path.join(store, 'exe'), 'run me\n', { mode: 0o444 });
+    // ok.d exists and is a hard link from elsewhere: that other name keeps its bytes.
+    writeFileSync(path.join(dir, 'ok.d'), 'old\n');
+    linkSync(path.join(dir, 'ok.d'), path.join(dir, 'kept.d'));
+    writeFileSync(path.join(store, 'dep'), 'ok.o: ok.c\n', { mode: 0o444 });
+    const copy = [
+      [path.join(store, 'obj'), path.join(dir, 'ok.o'), object.length, false],
+      [path.join(store, 'dep'), path.join(dir, 'ok.d'), 11, false],
+      [path.join(store, 'exe'), path.join(dir, 'tool'), 7, true],
+    ];
+    const a = await agent(reply({ t: 'result', exit: 0, stdout: Buffer.from(''), stderr: Buffer.from('warning: kept\n'), copy }));
+    const r = await run('sh', ['-c', `umask 027; exec gcc ${COMPILE.join(' ')}`], dir, env(a.socketPath));
+    expect(r.stderr.toString()).toBe('warning: kept\n');
+    expect(r.code).toBe(0);
+    expect(readFileSync(path.join(dir, 'ok.o')).equals(object)).toBe(true);
+    expect(readFileSync(path.join(dir, 'ok.d'), 'utf8')).toBe('ok.o: ok.c\n');
+    expect(readFileSync(path.join(dir, 'kept.d'), 'utf8')).toBe('old\n');
+    expect(readFileSync(path.join(dir, 'tool'), 'utf8')).toBe('run me\n');
+    expect(statSync(path.join(dir, 'ok.o')).mode & 0o777).toBe(0o640);
+    expect(statSync(path.join(dir, 'ok.d')).mode & 0o777).toBe(0o640);
+    expect(statSync(path.join(dir, 'tool')).mode & 0o777).toBe(0o750);
+    expect(readdirSync(dir).filter((f) => f.includes('.meshcc-'))).toEqual([]);
+  });
+
+  it.each([
+    ['an object gone from the store', (store: string) => rmSync(path.join(store, 'obj')), 300],
+    ['an object shorter than the agent said', () => undefined, 301],
+    ['an output it cannot create (its directory gone)', () => rmSync(path.join(dir, 'sub'), { recursive: true }), 300],
+  ])('compiles with gcc itself on %s, leaving no temporary file', async (_name, spoil, size) => {
+    const store = path.join(dir, 'store');
+    mkdirSync(store);
+    mkdirSync(path.join(dir, 'sub'));
+    writeFileSync(path.join(store, 'obj'), Buffer.alloc(300, 1));
+    spoil(store);
+    const a = await agent(reply({ t: 'result', exit: 0, stdout: Buffer.from(''), stderr: Buffer.from(''), copy: [[path.join(store, 'obj'), path.join(dir, 'sub', 'x.o'), size, false]] }));
+    const r = await run('gcc', COMPILE, dir, env(a.socketPath, { MESHCC_DEBUG: '1' }));
+    expect(r.stderr.toString()).toMatch(/^meshcc: could not write a cached output: .+\n$/);
+    expect(r.code).toBe(0);
+    // What gcc itself wrote, and nothing of the copy.
+    expect(existsSync(path.join(dir, 'ok.o'))).toBe(true);
+    expect(existsSync(path.join(dir, 'sub')) ? readdirSync(path.join(dir, 'sub')) : []).toEqual([]);
   });
 });
 

@@ -1,7 +1,8 @@
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { encodeFrame, FrameDecoder } from '../protocol/framing.js';
-import { ClientMessage, CompileRequest, parseMessage } from '../protocol/messages.js';
+import { parseClientMessage } from '../protocol/client-message.js';
+import { ClientMessage, CompileRequest, LIMITS, parseMessage } from '../protocol/messages.js';
 
 const compile = { t: 'compile', v: 1, cwd: '/src', argv: ['gcc', '-c', 'a.c'], compiler: '/usr/bin/gcc', env: {} };
 
@@ -61,5 +62,56 @@ describe('message validation', () => {
 
   it('rejects an unknown message type', () => {
     expect(() => parseMessage(ClientMessage, { t: 'format-disk', v: 1 })).toThrow(/invalid t/);
+  });
+});
+
+describe('the compile request checked by hand', () => {
+  /** mulberry32: a failure replays from its seed. */
+  function rng(seed: number) {
+    return () => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+  const oddValues: unknown[] = [
+    undefined, null, 0, -0, -1, 1.5, 0o777, 0o1000, 2 ** 53, NaN, Infinity, 5n, -5n, 2n ** 70n, true, false, '', '/', 'rel', 'x'.repeat(LIMITS.pathBytes),
+    `/${'x'.repeat(LIMITS.pathBytes)}`, [], ['gcc'], ['gcc', 1], ['x'.repeat(LIMITS.argBytes + 1)], {}, { A: 'b' }, { A: 1 }, Object.create(null), new Uint8Array(2), { ['k'.repeat(LIMITS.argBytes + 1)]: 'v' },
+  ];
+  const fields = ['t', 'v', 'cwd', 'argv', 'compiler', 'env', 'umask', 'tty', 'startedUs', 'uid', 'extra'];
+
+  /** What a parser made of the value: the message, or that it threw a ProtocolError. */
+  function outcome(parse: () => unknown): unknown {
+    try {
+      return { ok: parse() };
+    } catch (err) {
+      return { threw: (err as Error).name };
+    }
+  }
+
+  it('accepts and rejects exactly what the schema does, and gives the same message', () => {
+    const random = rng(20261202);
+    const base = { ...compile, env: { PATH: '/usr/bin', LANG: 'C' }, umask: 0o22, tty: false, startedUs: 123n, uid: 1000 };
+    let accepted = 0;
+    for (let i = 0; i < 5000; i++) {
+      const value: Record<string, unknown> = structuredClone(base);
+      const changes = Math.floor(random() * 3);
+      for (let c = 0; c < changes; c++) {
+        const field = fields[Math.floor(random() * fields.length)]!;
+        const odd = oddValues[Math.floor(random() * oddValues.length)];
+        if (odd === undefined && random() < 0.5) delete value[field];
+        else value[field] = odd;
+      }
+      const fast = outcome(() => parseClientMessage(value));
+      expect(fast, JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v))).toEqual(outcome(() => parseMessage(ClientMessage, value)));
+      if ('ok' in (fast as object)) accepted++;
+    }
+    // The hand check answered (zod builds a new env object; the hand check keeps the one it read).
+    const read = structuredClone(base);
+    expect((parseClientMessage(read) as CompileRequest).env).toBe(read.env);
+    // Both kinds were tried.
+    expect(accepted).toBeGreaterThan(500);
+    expect(accepted).toBeLessThan(4500);
   });
 });

@@ -7,15 +7,17 @@
 // an agent of another mesh can neither read nor write.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { query } from '../node/cli/query.js';
+import { FrameDecoder } from '../protocol/framing.js';
 import { setMeshKey } from '../node/mesh/keys.js';
 import type { StatsSnapshot } from '../node/stats.js';
 import type { AgentStatus } from '../node/mesh/mesh-service.js';
 import type { CacheStats } from '../node/cache/result-cache.js';
-import { MASQUERADE, MESHCC_BIN, startAgentProcess, type AgentProcess } from './helpers/agent.js';
+import { frame, MASQUERADE, MESHCC_BIN, startAgentProcess, type AgentProcess } from './helpers/agent.js';
 import { tempDir } from './helpers/tmp.js';
 import { hostToolchainId } from './helpers/toolchain-id.js';
 import { decodeEntry, encodeEntry } from '../node/cache/entry.js';
@@ -81,6 +83,23 @@ const baseEnv = (): NodeJS.ProcessEnv => {
   return env;
 };
 
+/** Sends one request and resolves with the agent's first answer. */
+function firstFrame(socketPath: string, bytes: Buffer): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(socketPath);
+    const decoder = new FrameDecoder(64 * 1024 * 1024);
+    socket.on('data', (chunk) => {
+      const [first] = decoder.push(chunk);
+      if (first === undefined) return;
+      socket.destroy();
+      resolve(first);
+    });
+    socket.on('error', reject);
+    socket.on('close', () => reject(new Error('the agent hung up without an answer')));
+    socket.write(bytes);
+  });
+}
+
 /** The plain compile, then the same through the agent: both results, and what the cache did. */
 async function plainAndMeshed(agent: AgentProcess, args: string[], cwd: string, extraEnv: Record<string, string> = {}, outputs = ['out.o', 'out.d']) {
   const env = { ...baseEnv(), ...extraEnv };
@@ -131,6 +150,33 @@ describe('the result cache on one agent', () => {
     const third = await plainAndMeshed(agent, [...args, '-DFLAVOUR=1'], project, { SOURCE_DATE_EPOCH: '1700000000' });
     expectSame(third.plain, third.meshed);
     expect([third.hits, third.direct]).toEqual([1, 1]);
+  }, 60_000);
+
+  it("a direct hit for a client of the agent's own uid names the store's objects for the client to copy; for another, the agent writes the outputs", async () => {
+    const gcc = spawnSync('which', ['gcc'], { encoding: 'utf8' }).stdout.trim();
+    const argv = ['gcc', '-O2', '-g', '-MD', '-Iinc2', '-DFLAVOUR=5', '-c', 'src/unit.c', '-o', 'raw.o'];
+    const request = (uid?: number) => frame({ t: 'compile', v: 1, cwd: project, argv, compiler: gcc, env: { PATH: process.env.PATH!, LANG: 'C', SOURCE_DATE_EPOCH: '1700000000' }, umask: 0o022, ...(uid === undefined ? {} : { uid }) });
+    // The agent keeps a client's connection after its answer (the client hangs up): the first frame is the answer.
+    const ask = async (uid?: number) => (await firstFrame(agent.socketPath, request(uid))) as { t: string; exit: number; copy?: [string, string, number, boolean][] };
+    const outputs = ['raw.o', 'raw.d'].map((o) => path.join(project, o));
+    // A miss compiled in the agent's sandbox, a hit, then direct hits.
+    for (let i = 0; i < 2; i++) expect(await ask(process.getuid!())).toMatchObject({ t: 'result', exit: 0 });
+    const compiled = outputs.map((o) => readFileSync(o));
+    const before = await cacheOf(agent);
+    for (const o of outputs) rmSync(o);
+    const mine = await ask(process.getuid!());
+    expect(mine.exit).toBe(0);
+    expect(mine.copy!.map(([, to]) => to)).toEqual(outputs);
+    for (const [from, to, size] of mine.copy!) {
+      expect(from.startsWith(path.join(agent.home, 'store') + '/')).toBe(true);
+      expect(statSync(from).size).toBe(size);
+      expect(existsSync(to)).toBe(false);
+    }
+    expect(mine.copy!.map(([from]) => readFileSync(from))).toEqual(compiled);
+    const other = await ask(process.getuid!() + 1);
+    expect(other.copy).toBeUndefined();
+    expect(outputs.map((o) => readFileSync(o))).toEqual(compiled);
+    expect((await cacheOf(agent)).directHits - before.directHits).toBe(2);
   }, 60_000);
 
   it('a changed header, a shadowing header, -D, SOURCE_DATE_EPOCH and the locale are misses with the plain bytes', async () => {

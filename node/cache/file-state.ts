@@ -29,12 +29,12 @@ export function numericStamp(stamp: string | undefined): NumericStamp | undefine
   return parts.length === 6 && parts.every(Number.isFinite) ? (parts as unknown as NumericStamp) : undefined;
 }
 
-function numbersOf(st: Stats): NumericStamp {
+export function numbersOf(st: Stats): NumericStamp {
   return [st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs, st.mode];
 }
 
 /** Whether stat data is old enough to stand for the content read after it (see above). */
-function settled(st: Stats): boolean {
+export function settled(st: Stats): boolean {
   const before = Date.now() - SETTLE_MS;
   return st.mtimeMs < before && st.ctimeMs < before;
 }

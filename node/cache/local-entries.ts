@@ -2,28 +2,46 @@
 // `<home>/cache/entries`, its output files objects of the agent's content-addressed store
 // (evicted with the rest of the store: an entry whose object is gone is a miss, and is
 // dropped). Bounded in bytes (MESHCC_CACHE_MB), least recently used dropped first. Every
-// object is hashed again when read: bytes altered on disk are never handed out.
+// object is hashed again when read, unless its stat data, taken after the read, is what it
+// was when it was last hashed (and old enough to trust: see file-state.ts): bytes altered on
+// disk are never handed out. An entry read or written once is kept decoded.
 import { randomBytes } from 'node:crypto';
-import { promises as fs, readFileSync } from 'node:fs';
+import { closeSync, fstatSync, promises as fs, openSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { OutputFile } from '../../protocol/messages.js';
 import type { Logger } from '../log.js';
 import { sha256, type Store } from '../store.js';
 import { decodeEntry, encodeEntry, entryBytes, type CacheEntry } from './entry.js';
+import { numbersOf, sameStamp, settled, type NumericStamp } from './file-state.js';
 
 interface Held {
   writer: string;
   bytes: number;
+  /** The entry, once read or written by this process (~0.3 ms of a hit to read and check). */
+  entry?: CacheEntry;
 }
+
+/** Entries with long diagnostics are read from disk each time (memory). */
+const keptDecoded = (entry: CacheEntry) => entry.stdout.length + entry.stderr.length <= 16 * 1024;
+
+/** Objects whose hash was checked, by hash: their stat data then. */
+const VERIFIED_KEPT = 100_000;
 
 export interface CachedResult {
   entry: CacheEntry;
+  /** Each output's path and bytes; with `objects`, the bytes may be left unread (empty). */
   outputs: OutputFile[];
+  /** Each output's object in this agent's store, its bytes checked: where a client of the agent's
+   *  own uid copies them from (asked for with get(key, true)). */
+  objects?: string[];
 }
+
+const UNREAD = Buffer.alloc(0);
 
 export class LocalEntries {
   /** Insertion order is recency order. */
   private readonly held = new Map<string, Held>();
+  private readonly verified = new Map<string, NumericStamp>();
   private totalBytes = 0;
 
   constructor(
@@ -71,39 +89,81 @@ export class LocalEntries {
     return new Set([...this.held.values()].map((h) => h.writer));
   }
 
-  /** The entry and its outputs' bytes (each checked against its hash), or undefined. */
-  async get(key: string): Promise<CachedResult | undefined> {
-    if (!this.held.has(key)) return undefined;
-    let entry: CacheEntry;
-    try {
-      // Synchronous reads: the promise API makes a FileHandle per file, which cost a direct-mode
-      // hit about a millisecond of CPU here; an entry and its objects are small.
-      entry = decodeEntry(readFileSync(this.fileOf(key)));
-      if (entry.key !== key) throw new Error('the entry names another key');
-    } catch (err) {
-      this.log.warn({ key: key.slice(0, 12), err: (err as Error).message }, 'cache: dropping an unreadable entry');
-      await this.drop(key);
-      return undefined;
+  /** The entry and its outputs' bytes (each checked against its hash), or undefined. With
+   *  `objects`, an object whose stat data is as when its bytes were last checked is not read:
+   *  the result names every object instead. */
+  async get(key: string, objects = false): Promise<CachedResult | undefined> {
+    const held = this.held.get(key);
+    if (!held) return undefined;
+    let entry = held.entry;
+    if (!entry) {
+      try {
+        // Synchronous reads: the promise API makes a FileHandle per file, which cost a direct-mode
+        // hit about a millisecond of CPU here; an entry and its objects are small.
+        entry = decodeEntry(readFileSync(this.fileOf(key)));
+        if (entry.key !== key) throw new Error('the entry names another key');
+        if (keptDecoded(entry)) held.entry = entry;
+      } catch (err) {
+        this.log.warn({ key: key.slice(0, 12), err: (err as Error).message }, 'cache: dropping an unreadable entry');
+        await this.drop(key);
+        return undefined;
+      }
     }
     const outputs: OutputFile[] = [];
     for (const o of entry.outputs) {
-      let data: Buffer | undefined;
-      try {
-        data = readFileSync(this.store.pathOf(o.hash));
-      } catch {
-        data = undefined;
+      if (objects && this.unchangedSinceChecked(o.hash)) {
+        this.store.touch(o.hash);
+        outputs.push({ path: o.path, data: UNREAD, executable: o.executable });
+        continue;
       }
-      if (!data || sha256(data) !== o.hash) {
+      const read = this.readObject(o.hash);
+      if (!read || read === 'altered') {
         // Evicted from the store, or altered on disk: never used.
-        if (data) this.log.error({ key: key.slice(0, 12), object: o.hash.slice(0, 12) }, 'cache: an output object does not match its hash; entry dropped');
+        if (read) this.log.error({ key: key.slice(0, 12), object: o.hash.slice(0, 12) }, 'cache: an output object does not match its hash; entry dropped');
         await this.drop(key);
         return undefined;
       }
       this.store.touch(o.hash);
-      outputs.push({ path: o.path, data, executable: o.executable });
+      outputs.push({ path: o.path, data: read, executable: o.executable });
     }
     this.touch(key);
-    return { entry, outputs };
+    return objects ? { entry, outputs, objects: entry.outputs.map((o) => this.store.pathOf(o.hash)) } : { entry, outputs };
+  }
+
+  private unchangedSinceChecked(hash: string): boolean {
+    const known = this.verified.get(hash);
+    const st = known && statSync(this.store.pathOf(hash), { throwIfNoEntry: false });
+    return !!st && sameStamp(st, known!);
+  }
+
+  /** An object's bytes if they are the ones its hash names; 'altered' if not; undefined if gone.
+   *  The stat is taken after the read: a write during it changes the stat data too. */
+  private readObject(hash: string): Buffer | 'altered' | undefined {
+    let fd: number;
+    try {
+      fd = openSync(this.store.pathOf(hash), 'r');
+    } catch {
+      return undefined;
+    }
+    try {
+      const data = readFileSync(fd);
+      const st = fstatSync(fd);
+      const known = this.verified.get(hash);
+      if (known && sameStamp(st, known)) return data;
+      if (sha256(data) !== hash) {
+        this.verified.delete(hash);
+        return 'altered';
+      }
+      if (settled(st)) {
+        if (this.verified.size >= VERIFIED_KEPT) this.verified.clear();
+        this.verified.set(hash, numbersOf(st));
+      }
+      return data;
+    } catch {
+      return undefined;
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /** Keeps an entry; `data[i]` are the bytes of `entry.outputs[i]`, checked against its hash. */
@@ -119,7 +179,7 @@ export class LocalEntries {
     await fs.writeFile(temp, encodeEntry(entry));
     await fs.rename(temp, file);
     this.forget(entry.key);
-    this.remember(entry.key, { writer: entry.writer, bytes: entryBytes(entry) });
+    this.remember(entry.key, { writer: entry.writer, bytes: entryBytes(entry), ...(keptDecoded(entry) ? { entry } : {}) });
     await this.evict();
   }
 

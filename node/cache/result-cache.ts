@@ -160,7 +160,8 @@ export class ResultCache {
 
   /** Direct mode: the result named by this agent's manifest of this command, if nothing it
    *  lists changed, else by a member's (one round trip); `startedUs`: when the command started. */
-  async direct(id: CommandIdentity, source: string, startedUs?: number): Promise<(Lookup & { hit: CachedResult }) | undefined> {
+  /** `objects`: a hit held here may name its outputs' objects instead of reading them (local-entries.ts). */
+  async direct(id: CommandIdentity, source: string, startedUs?: number, objects = false): Promise<(Lookup & { hit: CachedResult }) | undefined> {
     const started = performance.now();
     const mkey = manifestKey(id, source);
     let key = this.manifests.check(mkey, startedUs);
@@ -169,7 +170,7 @@ export class ResultCache {
     // they start having some.
     if (!key && this.membersHaveManifests) key = await this.fromMembersManifest(mkey, startedUs);
     else if (!key) void this.fromMembersManifest(mkey, startedUs);
-    const found = key ? await this.fetch(key) : undefined;
+    const found = key ? await this.fetch(key, objects) : undefined;
     this.counts.lookupMs += performance.now() - started;
     if (!key || !found) return undefined;
     this.counts.directHits++;
@@ -290,7 +291,7 @@ export class ResultCache {
 
   private hit(found: CachedResult): void {
     this.counts.hits++;
-    this.counts.hitBytes += found.outputs.reduce((n, o) => n + o.data.length, 0) + found.entry.stdout.length + found.entry.stderr.length;
+    this.counts.hitBytes += found.entry.outputs.reduce((n, o) => n + o.size, 0) + found.entry.stdout.length + found.entry.stderr.length;
   }
 
   private trusted(writer: string): boolean {
@@ -298,8 +299,8 @@ export class ResultCache {
   }
 
   /** This agent's entry, else the first owner's that has it (asked all at once). */
-  private async fetch(key: string): Promise<CachedResult | undefined> {
-    const here = await this.entries.get(key);
+  private async fetch(key: string, objects = false): Promise<CachedResult | undefined> {
+    const here = await this.entries.get(key, objects);
     if (here && this.trusted(here.entry.writer)) return here;
     const found = await this.fromOwners(key);
     if (!found) return undefined;

@@ -14,8 +14,9 @@
  * Wire (protocol/framing.ts, protocol/messages.ts): frames of a 4-byte big-endian
  * length and one msgpack value. One request {t:"compile", ...}, then one reply:
  * "run-local" (run the compiler as our child, holding the connection as the lease on
- * a local slot, then send {t:"done", exit}), "result" (print the agent's stdout and
- * stderr, exit with its code), anything else: exec the compiler ourselves.
+ * a local slot, then send {t:"done", exit}), "result" (write the outputs it lists in
+ * "copy" from the agent's store, if any, print the agent's stdout and stderr, exit with
+ * its code), anything else: exec the compiler ourselves.
  *
  * Linux only (/proc/self/exe, MSG_NOSIGNAL, SOCK_CLOEXEC).
  */
@@ -36,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "copy-outputs.h"
 #include "msgpack.h"
 
 #define PROTOCOL_VERSION 1
@@ -204,13 +206,13 @@ static void end_frame(mp_writer *w) {
     for (int i = 0; i < 4; i++) w->buf[i] = (uint8_t)(body >> (24 - 8 * i));
 }
 
-/* The request frame: its 4-byte length, then {t, v, cwd, argv, compiler, env, umask, tty, startedUs}. */
+/* The request frame: its 4-byte length, then {t, v, cwd, argv, compiler, env, umask, tty, startedUs, uid}. */
 static int build_request(mp_writer *w) {
     uint32_t argc = 0, envc = 0;
     mode_t mask = umask(0);
     umask(mask);
     mp_put_raw(w, "\0\0\0\0", 4);
-    mp_put_map(w, 9);
+    mp_put_map(w, 10);
     mp_put_cstr(w, "t"), mp_put_cstr(w, "compile");
     mp_put_cstr(w, "v"), mp_put_int(w, PROTOCOL_VERSION);
     mp_put_cstr(w, "cwd"), mp_put_cstr(w, cwd);
@@ -230,6 +232,8 @@ static int build_request(mp_writer *w) {
     mp_put_cstr(w, "umask"), mp_put_int(w, mask);
     mp_put_cstr(w, "tty"), mp_put_bool(w, isatty(2));
     mp_put_cstr(w, "startedUs"), mp_put_int(w, started_us);
+    /* The agent hands a client of its own uid a cached result's outputs to copy from its store. */
+    mp_put_cstr(w, "uid"), mp_put_int(w, getuid());
     if (w->failed) return -1;
     end_frame(w);
     return 0;
@@ -291,6 +295,27 @@ static void write_all(int fd, const uint8_t *p, size_t n) {
 }
 
 static int key_is(const char *s, uint32_t n, const char *lit) { return strlen(lit) == n && memcmp(s, lit, n) == 0; }
+
+/* A cached result's "copy": [[object in the agent's store, output path, size, executable], ...].
+ * -1 (errno set) when one could not be written; the caller then compiles. */
+static int copy_outputs(mp_reader r) {
+    uint32_t n, fields, from_len, to_len;
+    const char *from, *to;
+    int64_t size;
+    int executable;
+    if (mp_get_array(&r, &n)) return errno = EPROTO, -1;
+    for (uint32_t i = 0; i < n; i++) {
+        if (mp_get_array(&r, &fields) || fields != 4 || mp_get_str(&r, &from, &from_len) || mp_get_str(&r, &to, &to_len) ||
+            mp_get_int(&r, &size) || mp_get_bool(&r, &executable))
+            return errno = EPROTO, -1;
+        char *f = strndup(from, from_len), *t = strndup(to, to_len);
+        int failed = !f || !t || copy_output(f, t, size, executable);
+        int err = errno;
+        free(f), free(t);
+        if (failed) return errno = err, -1;
+    }
+    return 0;
+}
 
 static void forward_signal(int sig) {
     if (child_pid > 0) kill(child_pid, sig);
@@ -407,7 +432,8 @@ int main(int argc, char **argv) {
     const uint8_t *out = NULL, *err = NULL;
     uint32_t n, klen, tlen = 0, mlen = 0, out_len = 0, err_len = 0;
     int64_t exit_code = 0;
-    int has_exit = 0, bad = mp_get_map(&r, &n);
+    mp_reader copies = {0};
+    int has_exit = 0, has_copies = 0, bad = mp_get_map(&r, &n);
     for (uint32_t i = 0; !bad && i < n; i++) {
         if (mp_get_str(&r, &key, &klen)) bad = 1;
         else if (key_is(key, klen, "t")) bad = mp_get_str(&r, &t, &tlen);
@@ -415,11 +441,13 @@ int main(int argc, char **argv) {
         else if (key_is(key, klen, "stdout")) bad = mp_get_bytes(&r, &out, &out_len);
         else if (key_is(key, klen, "stderr")) bad = mp_get_bytes(&r, &err, &err_len);
         else if (key_is(key, klen, "message")) bad = mp_get_str(&r, &message, &mlen);
+        else if (key_is(key, klen, "copy")) copies = r, has_copies = 1, bad = mp_skip(&r);
         else bad = mp_skip(&r);
     }
     if (bad) fallback("malformed reply from the agent");
     if (key_is(t, tlen, "run-local")) run_local(sock);
     if (key_is(t, tlen, "result") && has_exit) {
+        if (has_copies && copy_outputs(copies)) fallback("could not write a cached output: %s", strerror(errno));
         write_all(1, out, out_len);
         write_all(2, err, err_len);
         exit((int)exit_code);

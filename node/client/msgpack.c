@@ -156,6 +156,23 @@ int mp_get_map(mp_reader *r, uint32_t *n) {
     return 0;
 }
 
+int mp_get_array(mp_reader *r, uint32_t *n) {
+    enum kind k;
+    uint64_t v;
+    /* every item takes at least a byte */
+    if (header(r, &k, &v) || k != K_ARRAY || v > left(r)) return -1;
+    *n = (uint32_t)v;
+    return 0;
+}
+
+int mp_get_bool(mp_reader *r, int *b) {
+    enum kind k;
+    uint64_t v;
+    if (header(r, &k, &v) || k != K_BOOL) return -1;
+    *b = (int)v;
+    return 0;
+}
+
 int mp_get_str(mp_reader *r, const char **s, uint32_t *n) {
     enum kind k;
     uint64_t v;

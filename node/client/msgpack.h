@@ -35,6 +35,8 @@ typedef struct {
 } mp_reader;
 
 int mp_get_map(mp_reader *r, uint32_t *n);
+int mp_get_array(mp_reader *r, uint32_t *n);
+int mp_get_bool(mp_reader *r, int *b);
 int mp_get_str(mp_reader *r, const char **s, uint32_t *n);
 /* bin, or str (a sender may send text where bytes are expected) */
 int mp_get_bytes(mp_reader *r, const uint8_t **s, uint32_t *n);
