@@ -4,18 +4,23 @@
 // directories and links, and on some file systems a new inode costs far more than everything
 // else the agent does for a hit: this is the figure that says where such a cost belongs.
 //
-//   node dist/bench/file-ops.js [DIR] [--count N]
+//   node dist/bench/file-ops.js [DIR] [--count N] [--busy K]
 //
 // Each operation runs N times (500) in a fresh directory; CPU is this process's user + system
-// time (getrusage) per operation, wall beside it.
+// time (getrusage) per operation, wall beside it. With --busy K, K other processes create and
+// delete files beside it meanwhile, as a build's compilers do: on ext4 that is what makes a
+// new inode dear.
 import { closeSync, constants, linkSync, mkdirSync, mkdtempSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 
 const args = process.argv.slice(2);
 const countAt = args.indexOf('--count');
 const count = countAt >= 0 ? Number(args[countAt + 1]) : 500;
-const given = args.find((a, i) => !a.startsWith('--') && i !== countAt + 1);
+const busyAt = args.indexOf('--busy');
+const busy = busyAt >= 0 ? Number(args[busyAt + 1]) : 0;
+const given = args.find((a, i) => !a.startsWith('--') && i !== countAt + 1 && i !== busyAt + 1);
 const places = [given ?? os.tmpdir(), '/dev/shm'];
 const object = Buffer.alloc(100 * 1024, 7);
 const CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
@@ -46,6 +51,13 @@ function measure(dir: string, run: Op[1]): { cpuUs: number; wallUs: number } {
 
 const rows: string[][] = [];
 const work = places.map((p) => mkdtempSync(path.join(p, 'meshcc-file-ops-')));
+const churners: ChildProcess[] = [];
+for (let k = 0; k < busy; k++) {
+  const churn = `const fs = require('fs'); const d = ${JSON.stringify(path.join(work[0]!, `busy${k}`))}; fs.mkdirSync(d);
+    for (let i = 0; ; i++) { const f = d + '/f' + (i % 300); try { fs.unlinkSync(f); } catch {} fs.writeFileSync(f, Buffer.alloc(50000)); }`;
+  churners.push(spawn(process.execPath, ['-e', churn], { stdio: 'ignore' }));
+}
+if (busy) await new Promise((r) => setTimeout(r, 500));
 try {
   for (const [name, run] of ops) {
     const row = [name];
@@ -56,8 +68,11 @@ try {
     rows.push(row);
   }
 } finally {
+  for (const child of churners) child.kill('SIGKILL');
+  await Promise.all(churners.map((child) => new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(undefined) : child.once('exit', r)))));
   for (const dir of work) rmSync(dir, { recursive: true, force: true });
 }
+if (busy) console.log(`(${busy} other processes creating and deleting 50 KB files meanwhile, in the first directory)`);
 const header = ['per operation', ...places.map((p) => `${p} (${fsOf(p)})`)];
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
 for (const row of [header, ...rows]) console.log(row.map((c, i) => c.padEnd(widths[i]!)).join('  '));
