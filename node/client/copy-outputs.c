@@ -87,3 +87,22 @@ int copy_output(const char *from, const char *to, int64_t size, int executable) 
     errno = err;
     return failed ? -1 : 0;
 }
+
+int copy_outputs(mp_reader r) {
+    uint32_t n, fields, from_len, to_len;
+    const char *from, *to;
+    int64_t size;
+    int executable;
+    if (mp_get_array(&r, &n)) return errno = EPROTO, -1;
+    for (uint32_t i = 0; i < n; i++) {
+        if (mp_get_array(&r, &fields) || fields != 4 || mp_get_str(&r, &from, &from_len) || mp_get_str(&r, &to, &to_len) ||
+            mp_get_int(&r, &size) || mp_get_bool(&r, &executable))
+            return errno = EPROTO, -1;
+        char *f = strndup(from, from_len), *t = strndup(to, to_len);
+        int failed = !f || !t || copy_output(f, t, size, executable);
+        int err = errno;
+        free(f), free(t);
+        if (failed) return errno = err, -1;
+    }
+    return 0;
+}

@@ -38,7 +38,6 @@
 #include <unistd.h>
 
 #include "copy-outputs.h"
-#include "msgpack.h"
 
 #define PROTOCOL_VERSION 1
 #define MAX_REPLY_BYTES (256u << 20) /* a reply beyond this is not from a sane agent */
@@ -295,27 +294,6 @@ static void write_all(int fd, const uint8_t *p, size_t n) {
 }
 
 static int key_is(const char *s, uint32_t n, const char *lit) { return strlen(lit) == n && memcmp(s, lit, n) == 0; }
-
-/* A cached result's "copy": [[object in the agent's store, output path, size, executable], ...].
- * -1 (errno set) when one could not be written; the caller then compiles. */
-static int copy_outputs(mp_reader r) {
-    uint32_t n, fields, from_len, to_len;
-    const char *from, *to;
-    int64_t size;
-    int executable;
-    if (mp_get_array(&r, &n)) return errno = EPROTO, -1;
-    for (uint32_t i = 0; i < n; i++) {
-        if (mp_get_array(&r, &fields) || fields != 4 || mp_get_str(&r, &from, &from_len) || mp_get_str(&r, &to, &to_len) ||
-            mp_get_int(&r, &size) || mp_get_bool(&r, &executable))
-            return errno = EPROTO, -1;
-        char *f = strndup(from, from_len), *t = strndup(to, to_len);
-        int failed = !f || !t || copy_output(f, t, size, executable);
-        int err = errno;
-        free(f), free(t);
-        if (failed) return errno = err, -1;
-    }
-    return 0;
-}
 
 static void forward_signal(int sig) {
     if (child_pid > 0) kill(child_pid, sig);
