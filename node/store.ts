@@ -40,7 +40,7 @@ export class Store {
   /** Insertion order is recency order: a use moves the entry to the end. */
   private readonly entries = new Map<string, Entry>();
   private totalBytes = 0;
-  private readonly writing = new Map<string, Promise<void>>();
+  private readonly writing = new Map<string, Promise<boolean>>();
 
   constructor(
     readonly dir: string,
@@ -93,8 +93,10 @@ export class Store {
   }
 
   /** Stores bytes whose hash the caller computed; a no-op when already present. */
-  async put(hash: string, data: Uint8Array): Promise<void> {
-    if (this.touch(hash)) return;
+  /** Keeps `data` (whose hash the caller checked); true when this call wrote the object, false
+   *  when the store had it. */
+  async put(hash: string, data: Uint8Array): Promise<boolean> {
+    if (this.touch(hash)) return false;
     const pending = this.writing.get(hash);
     if (pending) return pending;
     const write = this.write(hash, data).finally(() => this.writing.delete(hash));
@@ -102,10 +104,10 @@ export class Store {
     return write;
   }
 
-  private async write(hash: string, data: Uint8Array): Promise<void> {
+  private async write(hash: string, data: Uint8Array): Promise<boolean> {
     const temp = this.tempPath();
     await fs.writeFile(temp, data);
-    await this.adopt(hash, temp, data.length);
+    return this.adopt(hash, temp, data.length);
   }
 
   /** A fresh temporary path inside the store, for a file that adopt() will take in. */
@@ -113,11 +115,12 @@ export class Store {
     return path.join(this.dir, 'tmp', randomBytes(8).toString('hex'));
   }
 
-  /** Takes in a complete temporary file whose content the caller verified has this hash. */
-  async adopt(hash: string, temp: string, size: number): Promise<void> {
+  /** Takes in a complete temporary file whose content the caller verified has this hash; false
+   *  when the store had the object already (the file is dropped). */
+  async adopt(hash: string, temp: string, size: number): Promise<boolean> {
     if (this.touch(hash)) {
       await fs.rm(temp, { force: true });
-      return;
+      return false;
     }
     const final = this.pathOf(hash);
     await fs.mkdir(path.dirname(final), { recursive: true });
@@ -125,6 +128,7 @@ export class Store {
     await fs.rename(temp, final);
     this.remember(hash, size);
     await this.evict();
+    return true;
   }
 
   /** Takes into the index an object another thread wrote at pathOf(hash) (atomically, read-only). */

@@ -44,6 +44,19 @@ describe('entries held by this agent', () => {
     expect(entries.has(key)).toBe(false);
   });
 
+  it('trust the stat data of an object they wrote themselves at once, and still see it altered a moment later', async () => {
+    const object = Buffer.from('\x7fELF fresh object '.repeat(100));
+    const { entries, key, objectPath } = await entriesWithOne(object);
+    expect(Buffer.from((await entries.get(key, true))!.outputs[0]!.data).length).toBe(0); // named, not read
+    // Past one timestamp tick (a jiffy, at most 10 ms): a write changes the ctime.
+    await new Promise((r) => setTimeout(r, 30));
+    const altered = readFileSync(objectPath);
+    altered[0] = altered[0]! ^ 0xff;
+    chmodSync(objectPath, 0o644);
+    writeFileSync(objectPath, altered);
+    expect(await entries.get(key, true)).toBeUndefined();
+  });
+
   it('keep an entry decoded: its file gone from under the agent, the hit still holds; its object gone, a miss', async () => {
     const object = Buffer.from('\x7fELF another object '.repeat(50));
     const { entries, key, objectPath } = await entriesWithOne(object);

@@ -3,8 +3,9 @@
 // (evicted with the rest of the store: an entry whose object is gone is a miss, and is
 // dropped). Bounded in bytes (MESHCC_CACHE_MB), least recently used dropped first. Every
 // object is hashed again when read, unless its stat data, taken after the read, is what it
-// was when it was last hashed (and old enough to trust: see file-state.ts): bytes altered on
-// disk are never handed out. An entry read or written once is kept decoded.
+// was when it was last hashed (and old enough to trust: see file-state.ts) or when this
+// process wrote it: bytes altered on disk are never handed out. An entry read or written once
+// is kept decoded.
 import { randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, promises as fs, openSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -130,6 +131,17 @@ export class LocalEntries {
     return objects ? { entry, outputs, objects: entry.outputs.map((o) => this.store.pathOf(o.hash)) } : { entry, outputs };
   }
 
+  /** An object this process just wrote, from bytes it checked: its stat data stands for them
+   *  from now on, without the two seconds' wait (that wait is for files others write: a second
+   *  write within one timestamp tick could keep the stat data; only a writer with the agent's
+   *  own uid could make one here, and such a writer can change anything of the agent's). */
+  private writtenHere(hash: string): void {
+    const st = statSync(this.store.pathOf(hash), { throwIfNoEntry: false });
+    if (!st) return;
+    if (this.verified.size >= VERIFIED_KEPT) this.verified.clear();
+    this.verified.set(hash, numbersOf(st));
+  }
+
   private unchangedSinceChecked(hash: string): boolean {
     const known = this.verified.get(hash);
     const st = known && statSync(this.store.pathOf(hash), { throwIfNoEntry: false });
@@ -172,7 +184,10 @@ export class LocalEntries {
     for (let i = 0; i < data.length; i++) {
       if (sha256(data[i]!) !== entry.outputs[i]!.hash || data[i]!.length !== entry.outputs[i]!.size) throw new Error(`output ${entry.outputs[i]!.path} does not match its hash`);
     }
-    for (let i = 0; i < data.length; i++) await this.store.put(entry.outputs[i]!.hash, data[i]!);
+    for (let i = 0; i < data.length; i++) {
+      const hash = entry.outputs[i]!.hash;
+      if (await this.store.put(hash, data[i]!)) this.writtenHere(hash);
+    }
     const file = this.fileOf(entry.key);
     const temp = path.join(this.dir, 'tmp', randomBytes(8).toString('hex'));
     await fs.mkdir(path.dirname(file), { recursive: true });

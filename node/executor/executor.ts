@@ -127,11 +127,15 @@ export class Executor {
   async keep(hash: string, data: Uint8Array): Promise<void> {
     const { store } = this.options;
     if (store.touch(hash)) return;
-    if (this.sandboxUnusable) return store.put(hash, data);
+    if (this.sandboxUnusable) {
+      await store.put(hash, data);
+      return;
+    }
     try {
       await this.roots.storeObject(store.dir, hash, data);
     } catch {
-      return store.put(hash, data);
+      await store.put(hash, data);
+      return;
     }
     await store.adoptWritten(hash, data.length);
   }
