@@ -4,8 +4,11 @@
 // clean` walks, so its objects are deleted with find). Build 2: `meshcc run -- make` in h0 from a
 // fresh client (an empty agent home and MESHCC_CACHE_DIR, as on a CI runner), which finds the
 // first build's results in the mesh. The objects deleted again. Build 3: the first client agent again, which has direct-mode manifests: its CPU
-// per compile, with no scan. Every build's objects and .d files are compared with the plain
-// build's. Figures are ratios measured side by side on one machine; nothing passes or fails.
+// per compile, with no scan. Then, unless --no-ccache, ccache does the same in h0 on its own:
+// a build that fills its cache, the objects deleted, and its direct-mode rebuild, whose CPU
+// (all of it in the make tree: ccache runs in each compiler invocation) stands beside build 3's.
+// Every build's objects and .d files are compared with the plain build's. Figures are ratios
+// measured side by side on one machine; nothing passes or fails.
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -41,7 +44,11 @@ function compared(ctx: BenchContext, label: string): string {
 
 const monotonicUs = () => (process.hrtime.bigint() / 1000n).toString();
 
-export async function runCacheBench(ctx: BenchContext, mesh: NetnsMesh, plain: PlainOutcome): Promise<void> {
+/** Debian's ccache masquerade directory: gcc there is ccache standing for gcc. */
+export const CCACHE_LINKS_GCC = '/usr/lib/ccache/gcc';
+
+/** ccacheLinks: a directory of ccache's compiler links (put first on PATH), to run ccache beside build 3. */
+export async function runCacheBench(ctx: BenchContext, mesh: NetnsMesh, plain: PlainOutcome, ccacheLinks?: string): Promise<void> {
   const homes = [0, 1].map(() => mkdtempSync(path.join(os.tmpdir(), 'meshcc-bench-home-')));
   tempDirs.push(...homes);
   const [clientHome, peerHome] = homes as [string, string];
@@ -142,6 +149,25 @@ export async function runCacheBench(ctx: BenchContext, mesh: NetnsMesh, plain: P
     say(`  ${compared(ctx, 'cache-3')}`);
     const peerStats = await statsOf(peerHome);
     say(`  peer: ${JSON.stringify(at(peerStats, 'cache'))}`);
+
+    // --- ccache on its own, the same rebuild
+    if (ccacheLinks) {
+      const ccacheDir = mkdtempSync(path.join(os.tmpdir(), 'meshcc-bench-ccache-'));
+      tempDirs.push(ccacheDir);
+      const ccacheEnv = { ...ctx.env, CCACHE_DIR: ccacheDir, PATH: `${ccacheLinks}:${ctx.env.PATH ?? '/usr/bin:/bin'}` };
+      await clean();
+      say(`ccache, fill: make -j${ctx.jobs} in h0 with ${ccacheLinks} first on PATH and an empty CCACHE_DIR`);
+      const fill = await runMake('ccache-fill', ctx.tree, ctx.jobs, ctx.project.makeArgs, logPath(ctx, 'ccache-fill.log'), inH0(ccacheEnv), noProgress);
+      say(`  fill: ${secs(fill.wallMs)} wall (${(fill.wallMs / plain.run.wallMs).toFixed(2)}× plain)`);
+      await clean();
+      const rebuilt = await runMake('ccache-rebuild', ctx.tree, ctx.jobs, ctx.project.makeArgs, logPath(ctx, 'ccache-rebuild.log'), inH0(ccacheEnv), noProgress);
+      const stats = execFileSync('ccache', ['--print-stats'], { env: ccacheEnv, encoding: 'utf8' });
+      const directHits = Number(/^direct_cache_hit\t(\d+)/m.exec(stats)?.[1] ?? NaN);
+      const units = Math.max(1, looked);
+      say(`  ccache's rebuild (${ctx.project.clean.join(' ')}, then make): ${secs(rebuilt.wallMs)} wall (${pct(rebuilt.wallMs, plain.run.wallMs)} of plain; meshcc's build 3 ${pct(third.wallMs, plain.run.wallMs)}); direct hits ${directHits}; ` +
+        `make tree ${rebuilt.cpuS.toFixed(1)} s CPU = ${((rebuilt.cpuS * 1000) / units).toFixed(2)} ms a compile, against meshcc's agent + make tree ${(((third.cpuS * 1000) + agentMs) / units).toFixed(2)} ms (${((third.cpuS * 1000 + agentMs) / (rebuilt.cpuS * 1000)).toFixed(2)}× ccache's)`);
+      say(`  ${compared(ctx, 'ccache-rebuild')}`);
+    }
   } finally {
     await Promise.all([client, peer].map((child) => stopChild(child)));
   }

@@ -24,8 +24,9 @@
 // (tc netem + tbf on both directions), what bench/wire-bytes runs; all three tools see it.
 //
 //   node dist/bench/mesh-build.js [--project git|zlib|linux] [-j N] [--far] [--no-gzip-e]
-//                                 [--no-distcc] [--no-icecream] [--header PATH] [--keep] [--cache]
-//   --cache: the result cache's three builds (cache.ts) after the plain one, instead of the rest
+//                                 [--no-distcc] [--no-icecream] [--header PATH] [--keep] [--cache [--no-ccache]]
+//   --cache: the result cache's three builds (cache.ts) after the plain one, instead of the rest,
+//            and ccache's direct-mode rebuild beside the third (not with --no-ccache)
 //   env: MESHCC_BENCH_PROJECT, MESHCC_BENCH_JOBS, MESHCC_BENCH_SKIP_E=1 (same meanings),
 //        MESHCC_BENCH_NODE_ARGS (node options for both agents, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p")
 // Needs root (network namespaces). The project is fetched by bench/fetch-project.sh;
@@ -43,13 +44,13 @@ import { runDistcc } from './distcc.js';
 import { runIcecream } from './icecream.js';
 import { runMake, startHere } from './make.js';
 import { runMeshcc } from './meshcc.js';
-import { runCacheBench } from './cache.js';
+import { CCACHE_LINKS_GCC, runCacheBench } from './cache.js';
 import { capturePass, type GzipE } from './preprocessed.js';
 import { PROJECTS } from './projects.js';
 import { printMeshReport, printRivalReport, printSideBySide, type PlainOutcome } from './report.js';
 import type { RivalOutcome } from './rival.js';
 
-const USAGE = 'node dist/bench/mesh-build.js [--project git|zlib|linux] [-j N] [--far] [--no-gzip-e] [--no-distcc] [--no-icecream] [--header PATH] [--keep] [--cache]';
+const USAGE = 'node dist/bench/mesh-build.js [--project git|zlib|linux] [-j N] [--far] [--no-gzip-e] [--no-distcc] [--no-icecream] [--header PATH] [--keep] [--cache [--no-ccache]]';
 
 const { values: opts } = parseArgs({
   args: process.env.MESHCC_BENCH_ARGS !== undefined ? process.env.MESHCC_BENCH_ARGS.split(' ').filter(Boolean) : process.argv.slice(2),
@@ -60,6 +61,7 @@ const { values: opts } = parseArgs({
     'no-gzip-e': { type: 'boolean', default: process.env.MESHCC_BENCH_SKIP_E === '1' },
     'no-distcc': { type: 'boolean', default: false },
     'no-icecream': { type: 'boolean', default: false },
+    'no-ccache': { type: 'boolean', default: false },
     header: { type: 'string' },
     keep: { type: 'boolean', default: false },
     cache: { type: 'boolean', default: false },
@@ -175,7 +177,11 @@ async function main(): Promise<void> {
       say(`  h1 is far: ${2 * FAR_LINK.delayMs} ms round trip, ${FAR_LINK.rateMbit} Mbit/s (${how})`);
     }
     // --cache: the result cache's builds (cache.ts) instead of the mesh build and the rivals.
-    if (opts.cache) return await runCacheBench(ctx, mesh, plain);
+    if (opts.cache) {
+      const ccache = opts['no-ccache'] ? undefined : existsSync(CCACHE_LINKS_GCC) ? path.dirname(CCACHE_LINKS_GCC) : undefined;
+      if (!opts['no-ccache'] && !ccache) say(`ccache: skipped, not installed (${CCACHE_LINKS_GCC} missing; apt-get install ccache)`);
+      return await runCacheBench(ctx, mesh, plain, ccache);
+    }
     const meshOutcome = await runMeshcc(ctx, mesh, bindir, header);
     const rivalOutcomes: RivalOutcome[] = [];
     const rivalFailures: string[] = [];
