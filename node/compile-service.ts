@@ -234,8 +234,16 @@ export class CompileService {
     const argv = withClientColour(analysis.argv, req);
     const identity: CommandIdentity | undefined = cache?.active && toolchain ? { toolchain: toolchain.id, argv, cwd: req.cwd, env: req.env } : undefined;
     const source = path.resolve(req.cwd, analysis.source);
+    // A hit's outputs go where the command writes them, as a peer's do: an entry naming a file
+    // elsewhere (a member that lies) is not used.
+    const outputDirs = new Set(analysis.outputs.map((o) => path.dirname(path.resolve(req.cwd, o))));
+    const inPlace = (hit: CachedResult) => {
+      const ok = hit.outputs.every((o) => path.normalize(o.path) === o.path && outputDirs.has(path.dirname(o.path)));
+      if (!ok) this.parts.log.warn({ writer: hit.entry.writer, outputs: hit.outputs.map((o) => o.path) }, 'cache: an entry names outputs outside the command\'s output directories; not used');
+      return ok;
+    };
     const direct = identity && (await cache!.direct(identity, source, req.startedUs, req.uid === AGENT_UID));
-    if (direct) return this.replyCached(direct.hit, req, conn);
+    if (direct && inPlace(direct.hit)) return this.replyCached(direct.hit, req, conn);
     const scanStartedMs = Date.now();
     const t0 = performance.now();
     const scan = await scanner.scanHashed(
@@ -260,7 +268,7 @@ export class CompileService {
     const looked = identity && (await cache!.lookup(identity, job));
     const probe = { compiler: req.compiler, scanArgv: analysis.scanArgv, cwd: req.cwd, env: req.env, source: analysis.source, language: analysis.language };
     if (looked) cache!.remember(identity!, source, looked, job, probe, scanStartedMs);
-    if (looked && looked.hit) return this.replyCached(looked.hit, req, conn);
+    if (looked && looked.hit && inPlace(looked.hit)) return this.replyCached(looked.hit, req, conn);
     // A miss this agent may not publish (read-only) is compiled by the client, as without the cache.
     if (here && !cache!.canRunHere) throw new MeshccError('cache-miss', 'not in the cache: compiled by the client');
     // A miss no executor anywhere could take (no peer, no executor slots here) waits for a local

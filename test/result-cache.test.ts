@@ -272,6 +272,34 @@ function alterObjects(agent: AgentProcess): number {
 
 const viewSize = async (agent: AgentProcess) => ((await query(agent.socketPath, { t: 'status', v: 1 })).agents as AgentStatus[]).length;
 
+describe('an entry that names outputs elsewhere', () => {
+  it("is not used: the compile's own bytes land where the command writes them, and nothing elsewhere", async () => {
+    const project = tempDir('meshcc-cache-elsewhere-');
+    writeFileSync(path.join(project, 'unit.c'), 'int f(void) { return 7; }\n');
+    const args = ['-O2', '-c', 'unit.c', '-o', 'out.o'];
+    const first = await startMember({});
+    let agent = first;
+    try {
+      expect((await plainAndMeshed(first, args, project, {}, ['out.o'])).published).toBe(1);
+      await first.stop();
+      // The entry rewritten on disk as a lying member would hand it out: its object to be written outside the project.
+      const entriesDir = path.join(first.home, 'cache', 'entries');
+      const [file] = readdirSync(entriesDir).filter((d) => /^[0-9a-f]{2}$/.test(d)).flatMap((d) => readdirSync(path.join(entriesDir, d)).map((k) => path.join(entriesDir, d, k)));
+      const entry = decodeEntry(readFileSync(file!));
+      const elsewhere = path.join(tempDir('meshcc-cache-target-'), 'planted.o');
+      writeFileSync(file!, encodeEntry({ ...entry, outputs: [{ ...entry.outputs[0]!, path: elsewhere }] }));
+      agent = await startAgentProcess(first.env, first.home);
+      await waitFor('gcc identified again', async () => ((await selfOf(agent)).toolchains.length > 0 ? true : undefined), 60_000);
+      const r = await plainAndMeshed(agent, args, project, {}, ['out.o']);
+      expectSame(r.plain, r.meshed);
+      expect(existsSync(elsewhere)).toBe(false);
+      expect(agent.logs()).toContain("outside the command's output directories");
+    } finally {
+      await agent.stop();
+    }
+  }, 120_000);
+});
+
 describe('the result cache across the mesh', () => {
   const agents: AgentProcess[] = [];
   let project: string;
