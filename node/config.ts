@@ -90,7 +90,8 @@ function httpConfig(env: NodeJS.ProcessEnv): AgentConfig['http'] {
 
 const TMPFS_MAGIC = 0x01021994;
 
-function defaultJobsDir(home: string): string {
+/** Where an agent with this home keeps its job roots unless told (tmpfs when there is one). */
+export function defaultJobsDir(home: string): string {
   try {
     if (statfsSync('/dev/shm').type === TMPFS_MAGIC) {
       accessSync('/dev/shm', constants.W_OK);

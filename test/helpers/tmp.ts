@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll } from 'vitest';
+import { defaultJobsDir } from '../../node/config.js';
 
 const made: string[] = [];
 
@@ -13,7 +14,13 @@ export function tempDir(prefix = 'meshcc-test-'): string {
 }
 
 const removeAll = () => {
-  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+  for (const dir of made.splice(0)) {
+    rmSync(dir, { recursive: true, force: true });
+    // An agent whose home this was kept its job roots in tmpfs, outside it: one that was killed
+    // (or never stopped) left them there.
+    const jobs = defaultJobsDir(dir);
+    if (!jobs.startsWith(`${dir}/`)) rmSync(jobs, { recursive: true, force: true });
+  }
 };
 
 // The benchmarks share these helpers and run outside vitest, where afterAll throws.
