@@ -8,16 +8,8 @@ import { encodeFrame, FrameDecoder } from '../protocol/framing.js';
 import { ClientMessage, LIMITS, parseMessage } from '../protocol/messages.js';
 import { SWIM_LIMITS, SwimRequest } from '../protocol/swim-messages.js';
 import { exchange, frame, startAgentInProcess } from './helpers/agent.js';
+import { rng } from './helpers/rng.js';
 
-/** A small deterministic PRNG (mulberry32), so a failure can be replayed from its seed. */
-function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const validFrames = [
   encodeFrame({ t: 'compile', v: 1, cwd: '/src', argv: ['gcc', '-c', 'a.c'], compiler: '/usr/bin/gcc', env: { PATH: '/usr/bin' }, umask: 18, tty: false }),

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { encodeFrame, FrameDecoder } from '../protocol/framing.js';
 import { parseClientMessage } from '../protocol/client-message.js';
 import { ClientMessage, CompileRequest, LIMITS, parseMessage } from '../protocol/messages.js';
+import { rng } from './helpers/rng.js';
 
 const compile = { t: 'compile', v: 1, cwd: '/src', argv: ['gcc', '-c', 'a.c'], compiler: '/usr/bin/gcc', env: {} };
 
@@ -66,15 +67,6 @@ describe('message validation', () => {
 });
 
 describe('the compile request checked by hand', () => {
-  /** mulberry32: a failure replays from its seed. */
-  function rng(seed: number) {
-    return () => {
-      seed = (seed + 0x6d2b79f5) | 0;
-      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
   const oddValues: unknown[] = [
     undefined, null, 0, -0, -1, 1.5, 0o777, 0o1000, 2 ** 53, NaN, Infinity, 5n, -5n, 2n ** 70n, true, false, '', '/', 'rel', 'x'.repeat(LIMITS.pathBytes),
     `/${'x'.repeat(LIMITS.pathBytes)}`, [], ['gcc'], ['gcc', 1], ['x'.repeat(LIMITS.argBytes + 1)], {}, { A: 'b' }, { A: 1 }, Object.create(null), new Uint8Array(2), { ['k'.repeat(LIMITS.argBytes + 1)]: 'v' },
