@@ -92,9 +92,8 @@ export class Store {
     return true;
   }
 
-  /** Stores bytes whose hash the caller computed; a no-op when already present. */
-  /** Keeps `data` (whose hash the caller checked); true when this call wrote the object, false
-   *  when the store had it. */
+  /** Stores bytes whose hash the caller computed; a no-op when already present. True when this
+   *  call wrote the object, false when the store had it. */
   async put(hash: string, data: Uint8Array): Promise<boolean> {
     if (this.touch(hash)) return false;
     const pending = this.writing.get(hash);

@@ -7,7 +7,7 @@
 // process wrote it: bytes altered on disk are never handed out. An entry read or written once
 // is kept decoded.
 import { randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, promises as fs, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, promises as fs, openSync, readFileSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { OutputFile } from '../../protocol/messages.js';
 import type { Logger } from '../log.js';
@@ -137,7 +137,11 @@ export class LocalEntries {
    *  own uid could make one here, and such a writer can change anything of the agent's). */
   private writtenHere(hash: string): void {
     const st = statSync(this.store.pathOf(hash), { throwIfNoEntry: false });
-    if (!st) return;
+    if (st) this.checked(hash, st);
+  }
+
+  /** The object's bytes, as they were when its stat data was `st`, match its hash. */
+  private checked(hash: string, st: Stats): void {
     if (this.verified.size >= VERIFIED_KEPT) this.verified.clear();
     this.verified.set(hash, numbersOf(st));
   }
@@ -166,10 +170,7 @@ export class LocalEntries {
         this.verified.delete(hash);
         return 'altered';
       }
-      if (settled(st)) {
-        if (this.verified.size >= VERIFIED_KEPT) this.verified.clear();
-        this.verified.set(hash, numbersOf(st));
-      }
+      if (settled(st)) this.checked(hash, st);
       return data;
     } catch {
       return undefined;
