@@ -13,7 +13,7 @@ import type { AnalysisContext, DistributableJob } from './args/types.js';
 import type { Logger } from './log.js';
 import type { RemoteRunner } from './remote/remote-runner.js';
 import { SELF, type Placement } from './remote/placement.js';
-import { writeOutputs, writeOutputsSync } from './outputs.js';
+import { inOutputDirs, writeOutputs, writeOutputsSync } from './outputs.js';
 import type { InputHasher } from './scan/hasher.js';
 import { ScanFailed, type InputScanner } from './scan/scanner.js';
 import type { Slots } from './slots.js';
@@ -236,9 +236,9 @@ export class CompileService {
     const source = path.resolve(req.cwd, analysis.source);
     // A hit's outputs go where the command writes them, as a peer's do: an entry naming a file
     // elsewhere (a member that lies) is not used.
-    const outputDirs = new Set(analysis.outputs.map((o) => path.dirname(path.resolve(req.cwd, o))));
     const inPlace = (hit: CachedResult) => {
-      const ok = hit.outputs.every((o) => path.normalize(o.path) === o.path && outputDirs.has(path.dirname(o.path)));
+      const allowed = inOutputDirs(analysis.outputs.map((o) => path.resolve(req.cwd, o)));
+      const ok = hit.outputs.every((o) => allowed(o.path));
       if (!ok) this.parts.log.warn({ writer: hit.entry.writer, outputs: hit.outputs.map((o) => o.path) }, 'cache: an entry names outputs outside the command\'s output directories; not used');
       return ok;
     };

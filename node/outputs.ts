@@ -6,6 +6,7 @@
 // tree or a cache, which writing through would change.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import type { OutputFile } from '../protocol/messages.js';
 
@@ -15,6 +16,13 @@ const writeFile = promisify(fs.writeFile);
 const chmod = promisify(fs.chmod);
 const rename = promisify(fs.rename);
 const rm = promisify(fs.rm);
+
+/** Whether a file someone else names as an output (a peer's result, a cache entry) is one the
+ *  command may write: a normalised path in the directory of one of its expected outputs. */
+export function inOutputDirs(expected: readonly string[]): (file: string) => boolean {
+  const dirs = new Set(expected.map((o) => path.dirname(o)));
+  return (file) => path.normalize(file) === file && dirs.has(path.dirname(file));
+}
 
 /** The mode the plain compile would have given the output under the client's umask. */
 function modeOf(output: OutputFile, umask: number): number {

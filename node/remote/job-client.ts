@@ -5,7 +5,6 @@
 import { readFile as readFileCallback } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import path from 'node:path';
 import { packChunk, packOffer, unpackChunk } from '../../protocol/compression.js';
 import { MeshccError, ProtocolError } from '../../protocol/errors.js';
 import { encodeBody } from '../../protocol/framing.js';
@@ -24,6 +23,7 @@ import {
 } from '../../protocol/messages.js';
 import type { FramedStream } from '../mesh/framed-stream.js';
 import type { MeshNode } from '../mesh/node.js';
+import { inOutputDirs } from '../outputs.js';
 import { sha256, type Store } from '../store.js';
 import { JOB_PROTOCOL, type JobChannel, type JobSessions } from './job-session.js';
 import type { FreshFile } from '../scan/walk-scan.js';
@@ -234,11 +234,6 @@ export async function sendBlobs(framed: Pick<FramedStream, 'sendAll'>, store: St
   await flush();
 }
 
-/** The directories a peer may write outputs into: those of the outputs the job expects. */
-function outputDirs(job: Job): Set<string> {
-  return new Set(job.outputs.map((o) => path.dirname(o)));
-}
-
 async function receiveOutputs(
   framed: JobChannel,
   job: Job,
@@ -246,10 +241,10 @@ async function receiveOutputs(
   silenceMs: number,
   signal?: AbortSignal,
 ): Promise<OutputFile[]> {
-  const dirs = outputDirs(job);
+  const allowed = inOutputDirs(job.outputs);
   const outputs: OutputFile[] = [];
   for (const [index, declared] of result.outputs.entries()) {
-    if (path.normalize(declared.path) !== declared.path || !dirs.has(path.dirname(declared.path))) {
+    if (!allowed(declared.path)) {
       throw new ProtocolError('bad-output', `the peer returned ${declared.path}, outside the job's output directories`);
     }
     const data = Buffer.allocUnsafe(declared.size);
