@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "copy-outputs.h"
+#include "msgpack.h"
 
 #define PROTOCOL_VERSION 1
 #define MAX_REPLY_BYTES (256u << 20) /* a reply beyond this is not from a sane agent */
@@ -410,8 +411,8 @@ int main(int argc, char **argv) {
     const uint8_t *out = NULL, *err = NULL;
     uint32_t n, klen, tlen = 0, mlen = 0, out_len = 0, err_len = 0;
     int64_t exit_code = 0;
-    mp_reader copies = {0};
-    int has_exit = 0, has_copies = 0, bad = mp_get_map(&r, &n);
+    mp_reader copies = {0}; /* where "copy" starts, if the reply has one */
+    int has_exit = 0, bad = mp_get_map(&r, &n);
     for (uint32_t i = 0; !bad && i < n; i++) {
         if (mp_get_str(&r, &key, &klen)) bad = 1;
         else if (key_is(key, klen, "t")) bad = mp_get_str(&r, &t, &tlen);
@@ -419,13 +420,13 @@ int main(int argc, char **argv) {
         else if (key_is(key, klen, "stdout")) bad = mp_get_bytes(&r, &out, &out_len);
         else if (key_is(key, klen, "stderr")) bad = mp_get_bytes(&r, &err, &err_len);
         else if (key_is(key, klen, "message")) bad = mp_get_str(&r, &message, &mlen);
-        else if (key_is(key, klen, "copy")) copies = r, has_copies = 1, bad = mp_skip(&r);
+        else if (key_is(key, klen, "copy")) copies = r, bad = mp_skip(&r);
         else bad = mp_skip(&r);
     }
     if (bad) fallback("malformed reply from the agent");
     if (key_is(t, tlen, "run-local")) run_local(sock);
     if (key_is(t, tlen, "result") && has_exit) {
-        if (has_copies && copy_outputs(copies)) fallback("could not write a cached output: %s", strerror(errno));
+        if (copies.p && copy_outputs(copies)) fallback("could not write a cached output: %s", strerror(errno));
         write_all(1, out, out_len);
         write_all(2, err, err_len);
         exit((int)exit_code);
