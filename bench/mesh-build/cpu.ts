@@ -54,6 +54,16 @@ export function processTreeCpuS(pid: number, tck: number): number {
   return t.own + t.reaped;
 }
 
+/** CPU seconds of a process's main thread alone (an agent's event loop; its workers are the rest of processOwnCpuS). */
+export function mainThreadCpuS(pid: number, tck: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / tck;
+  } catch {
+    return 0;
+  }
+}
+
 /** CPU seconds of one process alone (all its threads, no children). */
 export function processOwnCpuS(pid: number, tck: number): number {
   const fields = statFields(pid);

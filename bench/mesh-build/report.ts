@@ -48,6 +48,12 @@ export function printMeshReport(ctx: BenchContext, plain: PlainOutcome, mesh: Me
         `peer's jobs ${peerJobs.toFixed(1)} s, peer agent ${peerAgent.toFixed(1)} s, client agent ${m.clientOwn.toFixed(1)} s` +
         ` (+ its children ${(mesh.agentCpuS - m.clientOwn).toFixed(1)} s), make tree ${mesh.run.cpuS.toFixed(1)} s, rest ${other.toFixed(1)} s (the compiles under bubblewrap's PID namespaces, kernel threads)`,
     );
+    // Per job, by thread: what the event loops carry and what their workers (walk, job roots) and helpers add.
+    const perJob = (s: number) => `${((s * 1000) / Math.max(1, mesh.stats.counts.remote ?? 0)).toFixed(1)} ms`;
+    say(
+      `  per remote job: client agent ${perJob(m.clientOwn)} (main thread ${perJob(m.clientMain)}, other threads ${perJob(m.clientOwn - m.clientMain)}), ` +
+        `peer agent ${perJob(peerAgent)} (main thread ${perJob(m.peerMain)}, other threads ${perJob(peerAgent - m.peerMain)}), peer's helpers and sandboxes ${perJob(peerJobs)}`,
+    );
     say(
       `  plain build: ${plain.machine.busy.toFixed(1)} s busy, ${plain.machine.steal.toFixed(1)} s stolen (${pct(plain.machine.busy, coreSeconds(plain.run))} busy); ` +
         `the mesh build's busy CPU without both agents' ${agents.toFixed(1)} s, at the plain build's use of the cores, would take ${wallWithoutDaemons(m.busy, agents, plain)} × the plain wall time`,

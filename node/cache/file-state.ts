@@ -6,41 +6,14 @@
 // A file's content hash is kept under its stat data, and only once that data is two seconds
 // older than the hash (a file can change twice within one timestamp tick).
 import { readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
+import { numbersOf, sameStamp, settled, type NumericStamp } from '../file-stamp.js';
 import { sha256 } from '../store.js';
 
 const KEPT = 200_000;
-const SETTLE_MS = 2000;
 
 /** Now on CLOCK_MONOTONIC, in microseconds (the native client's clock). */
 export function monotonicUs(): number {
   return Number(process.hrtime.bigint() / 1000n);
-}
-
-export function stampOf(st: Stats): string {
-  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.mode}`;
-}
-
-/** A stamp as numbers, to compare with stat data without printing six numbers per file. */
-export type NumericStamp = readonly [number, number, number, number, number, number];
-
-export function numericStamp(stamp: string | undefined): NumericStamp | undefined {
-  if (!stamp) return undefined;
-  const parts = stamp.split(':').map(Number);
-  return parts.length === 6 && parts.every(Number.isFinite) ? (parts as unknown as NumericStamp) : undefined;
-}
-
-export function numbersOf(st: Stats): NumericStamp {
-  return [st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs, st.mode];
-}
-
-/** Whether stat data is old enough to stand for the content read after it (see above). */
-export function settled(st: Stats): boolean {
-  const before = Date.now() - SETTLE_MS;
-  return st.mtimeMs < before && st.ctimeMs < before;
-}
-
-export function sameStamp(st: Stats, known: NumericStamp): boolean {
-  return st.ino === known[1] && st.mtimeMs === known[3] && st.ctimeMs === known[4] && st.size === known[2] && st.dev === known[0] && st.mode === known[5];
 }
 
 export class FileState {

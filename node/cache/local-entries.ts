@@ -13,7 +13,7 @@ import type { OutputFile } from '../../protocol/messages.js';
 import type { Logger } from '../log.js';
 import { sha256, type Store } from '../store.js';
 import { decodeEntry, encodeEntry, entryBytes, type CacheEntry } from './entry.js';
-import { numbersOf, sameStamp, settled, type NumericStamp } from './file-state.js';
+import { numbersOf, sameStamp, settled, type NumericStamp } from '../file-stamp.js';
 
 interface Held {
   writer: string;

@@ -13,7 +13,8 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs, readFileSync, rmSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { InputFile } from '../../protocol/messages.js';
-import { FileState, monotonicUs, numericStamp, sameStamp, stampOf, type NumericStamp } from './file-state.js';
+import { numericStamp, sameStamp, stampOf, type NumericStamp } from '../file-stamp.js';
+import { FileState, monotonicUs } from './file-state.js';
 
 /** What a scan found, as direct mode checks it (isManifest below checks the shape of one read). */
 export interface Manifest {

@@ -1,14 +1,15 @@
 // Directory entries, cached by the directory's mtime and checked at most once per scan (an
 // epoch): a build creates generated headers as it goes, and a scan must see them, but one
 // scan asks about the same directory hundreds of times.
-import { readdirSync, statSync, type BigIntStats } from 'node:fs';
+import { readdirSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { DirListing } from '../../protocol/messages.js';
 
 export type EntryKind = 'file' | 'dir';
 
 interface CachedDir {
-  mtimeNs: bigint;
+  /** -1: not a directory */
+  mtimeMs: number;
   checkedEpoch: number;
   /** undefined: not a readable directory */
   entries?: Map<string, EntryKind>;
@@ -16,7 +17,7 @@ interface CachedDir {
 }
 
 /** A directory changed this recently may change again within the same timestamp tick. */
-const SETTLE_NS = 2_000_000_000n;
+const SETTLE_MS = 2000;
 const MAX_LISTING_ENTRIES = 20_000;
 
 export class DirCache {
@@ -24,7 +25,7 @@ export class DirCache {
   /** kindOfPath's answers in this epoch */
   private readonly paths = new Map<string, EntryKind | undefined>();
   /** Files stat'ed in this epoch: the scan's, handed on to the hasher (one stat per file per job). */
-  private readonly files = new Map<string, BigIntStats | undefined>();
+  private readonly files = new Map<string, Stats | undefined>();
   private epoch = 0;
 
   /** Starts a scan: every directory is checked again (once) from now on. */
@@ -35,15 +36,15 @@ export class DirCache {
   }
 
   /** A file's stats (following links) as of this epoch, or undefined when there is none. */
-  statFile(file: string): BigIntStats | undefined {
+  statFile(file: string): Stats | undefined {
     if (this.files.has(file)) return this.files.get(file);
-    const st = statSync(file, { bigint: true, throwIfNoEntry: false });
+    const st = statSync(file, { throwIfNoEntry: false });
     this.files.set(file, st);
     return st;
   }
 
   /** The stats taken in this epoch, by path. */
-  filesStated(): Map<string, BigIntStats | undefined> {
+  filesStated(): Map<string, Stats | undefined> {
     return new Map(this.files);
   }
 
@@ -92,20 +93,20 @@ export class DirCache {
   private read(dir: string): CachedDir {
     const cached = this.dirs.get(dir);
     if (cached && cached.checkedEpoch === this.epoch) return cached;
-    let mtimeNs: bigint;
+    let mtimeMs: number;
     try {
-      const st = statSync(dir, { bigint: true });
-      if (!st.isDirectory()) return this.remember(dir, { mtimeNs: -1n, checkedEpoch: this.epoch });
-      mtimeNs = st.mtimeNs;
+      const st = statSync(dir);
+      if (!st.isDirectory()) return this.remember(dir, { mtimeMs: -1, checkedEpoch: this.epoch });
+      mtimeMs = st.mtimeMs;
     } catch {
-      return this.remember(dir, { mtimeNs: -1n, checkedEpoch: this.epoch });
+      return this.remember(dir, { mtimeMs: -1, checkedEpoch: this.epoch });
     }
-    const settled = BigInt(Date.now()) * 1_000_000n - mtimeNs > SETTLE_NS;
-    if (cached?.entries && cached.mtimeNs === mtimeNs && settled) {
+    const settled = Date.now() - mtimeMs > SETTLE_MS;
+    if (cached?.entries && cached.mtimeMs === mtimeMs && settled) {
       cached.checkedEpoch = this.epoch;
       return cached;
     }
-    return this.remember(dir, { mtimeNs, checkedEpoch: this.epoch, entries: readEntries(dir) });
+    return this.remember(dir, { mtimeMs, checkedEpoch: this.epoch, entries: readEntries(dir) });
   }
 
   private remember(dir: string, entry: CachedDir): CachedDir {

@@ -1,24 +1,18 @@
 // Hashes input files into the store, with a stat cache (path, size, mtime, ctime, inode)
 // so that a header used by 400 jobs is read and hashed once.
-import { promises as fs, statSync, type BigIntStats } from 'node:fs';
+import { promises as fs, statSync, type Stats } from 'node:fs';
+import { mtimeSettled, numbersOf, sameStamp, type NumericStamp } from '../file-stamp.js';
 import type { InputFile } from '../../protocol/messages.js';
 import { sha256, type Store } from '../store.js';
 
 interface CacheEntry {
-  dev: bigint;
-  ino: bigint;
-  size: bigint;
-  mtimeNs: bigint;
-  ctimeNs: bigint;
+  stamp: NumericStamp;
   hash: string;
   executable: boolean;
   /** What a hit returns: the same object for every job while the file is unchanged (never
    *  mutated; the offer table knows it by identity). */
   input: InputFile;
 }
-
-/** A file changed less than this long ago may change again within the same timestamp tick. */
-const SETTLE_NS = 2_000_000_000n;
 
 export interface HashStats {
   filesHashed: number;
@@ -35,7 +29,7 @@ export class InputHasher {
 
   /** Hash of the file now at this path, guaranteed present in the store on return.
    *  `stated`: the file's stats taken a moment ago (by the scan), to save a second stat. */
-  hash(path: string, stated?: BigIntStats): Promise<InputFile> {
+  hash(path: string, stated?: Stats): Promise<InputFile> {
     const pending = this.inFlight.get(path);
     if (pending) return pending;
     const work = this.hashUncoalesced(path, stated).finally(() => this.inFlight.delete(path));
@@ -48,17 +42,13 @@ export class InputHasher {
    * without a promise: a job checks hundreds and almost all are hits. Synchronous on purpose:
    * a hit is one stat (a few µs); the thread pool's round trip costs ten times as much.
    */
-  cached(path: string, stated?: BigIntStats): InputFile | undefined {
+  cached(path: string, stated?: Stats): InputFile | undefined {
     const entry = this.cache.get(path);
     if (!entry) return undefined;
-    const st = stated ?? statSync(path, { bigint: true, throwIfNoEntry: false });
+    const st = stated ?? statSync(path, { throwIfNoEntry: false });
     if (
       st?.isFile() &&
-      entry.dev === st.dev &&
-      entry.ino === st.ino &&
-      entry.size === st.size &&
-      entry.mtimeNs === st.mtimeNs &&
-      entry.ctimeNs === st.ctimeNs &&
+      sameStamp(st, entry.stamp) &&
       this.store.touch(entry.hash)
     ) {
       this.stats.cacheHits++;
@@ -67,8 +57,8 @@ export class InputHasher {
     return undefined;
   }
 
-  private async hashUncoalesced(path: string, stated?: BigIntStats): Promise<InputFile> {
-    const st = stated ?? statSync(path, { bigint: true });
+  private async hashUncoalesced(path: string, stated?: Stats): Promise<InputFile> {
+    const st = stated ?? statSync(path);
     if (!st.isFile()) throw new Error(`${path} is not a regular file`);
     const hit = this.cached(path, st);
     if (hit) return hit;
@@ -77,17 +67,12 @@ export class InputHasher {
     this.stats.filesHashed++;
     this.stats.bytesHashed += data.length;
     await this.store.put(hash, data);
-    const executable = (Number(st.mode) & 0o111) !== 0;
+    const executable = (st.mode & 0o111) !== 0;
     const input: InputFile = { path, hash, size: data.length, executable };
-    const nowNs = BigInt(Date.now()) * 1_000_000n;
     // Same rule as ccache's "too new": don't trust the stat key of a file still being written.
-    if (nowNs - st.mtimeNs > SETTLE_NS && data.length === Number(st.size)) {
+    if (mtimeSettled(st) && data.length === st.size) {
       this.cache.set(path, {
-        dev: st.dev,
-        ino: st.ino,
-        size: st.size,
-        mtimeNs: st.mtimeNs,
-        ctimeNs: st.ctimeNs,
+        stamp: numbersOf(st),
         hash,
         executable,
         input,

@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { functionParams, readDirectives, type DirectiveKind, type FileDirectives } from './directives.js';
+import { mtimeSettled, numbersOf, sameStamp, type NumericStamp } from '../file-stamp.js';
 import type { DirCache } from './dir-cache.js';
 import { expandIncludeOperand, type DefinitionsOf, type FunctionMacro, type MacroDefinitions } from './macro-expand.js';
 import type { SearchChains } from './search-probe.js';
@@ -26,14 +27,10 @@ export interface WalkResult {
 export type WalkOutcome = { ok: true; result: WalkResult } | { ok: false; reason: string };
 
 interface CachedDirectives {
-  ino: bigint;
-  size: bigint;
-  mtimeNs: bigint;
-  ctimeNs: bigint;
+  stamp: NumericStamp;
   parsed: FileDirectives;
 }
 
-const SETTLE_NS = 2_000_000_000n;
 /** Files bigger than this are not read for directives (a generated table is no header). */
 const MAX_PARSED_BYTES = 16 * 1024 * 1024;
 
@@ -137,22 +134,22 @@ export class IncludeWalker {
     return this.dirs.kindOfPath(absolute) === 'file';
   }
 
-  /** Directives of a file, re-read when its size, mtime or inode changed. */
+  /** Directives of a file, re-read when its stat data changed. */
   private directivesOf(file: string): FileDirectives | undefined {
     const st = this.dirs.statFile(file);
     if (!st?.isFile()) return undefined;
     const cached = this.parsed.get(file);
-    if (cached && cached.ino === st.ino && cached.size === st.size && cached.mtimeNs === st.mtimeNs && cached.ctimeNs === st.ctimeNs) return cached.parsed;
-    if (Number(st.size) > MAX_PARSED_BYTES) return { directives: [], computed: [], opaque: true, defines: new Map(), functions: new Map(), probes: [] };
+    if (cached && sameStamp(st, cached.stamp)) return cached.parsed;
+    if (st.size > MAX_PARSED_BYTES) return { directives: [], computed: [], opaque: true, defines: new Map(), functions: new Map(), probes: [] };
     let parsed: FileDirectives;
     try {
       parsed = readDirectives(readFileSync(file, 'latin1'));
     } catch {
       return undefined;
     }
-    if (BigInt(Date.now()) * 1_000_000n - st.mtimeNs > SETTLE_NS) {
+    if (mtimeSettled(st)) {
       if (cached) this.index(cached.parsed, false);
-      this.parsed.set(file, { ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, parsed });
+      this.parsed.set(file, { stamp: numbersOf(st), parsed });
       this.index(parsed, true);
     }
     return parsed;

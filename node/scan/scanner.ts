@@ -3,7 +3,7 @@
 // be trusted, the original command with -M (no code generation) lists every file it reads.
 // Either way the search directories' listings are added so that __has_include and
 // missing-directory warnings behave in a job root exactly as on this machine.
-import type { BigIntStats } from 'node:fs';
+import type { Stats } from 'node:fs';
 import path from 'node:path';
 import type { DirListing, InputFile } from '../../protocol/messages.js';
 import { LeanSpawner } from '../spawner/lean-spawn.js';
@@ -24,7 +24,7 @@ export interface ScanOutput {
   /** 'walk' when the directives were read here, 'compiler' when -M listed the files. */
   method: 'walk' | 'compiler';
   /** Stats the scan took of its files, for the hasher (so that a job stats each file once). */
-  stats: Map<string, BigIntStats | undefined>;
+  stats: Map<string, Stats | undefined>;
 }
 
 /** A scan whose inputs are hashed and in the store: what the job route sends. */

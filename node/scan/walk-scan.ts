@@ -5,9 +5,10 @@
 // number once per (path, content, mode), the caller keeps one object per number, and every
 // later job naming the same unchanged file costs one stat here and nothing there.
 import { createHash } from 'node:crypto';
-import { readFileSync, type BigIntStats } from 'node:fs';
+import { readFileSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { MESH_JOB_LIMITS } from '../../protocol/messages.js';
+import { mtimeSettled, numbersOf, sameStamp, type NumericStamp } from '../file-stamp.js';
 import { writeStoreObjectSync } from '../store.js';
 import { DirCache } from './dir-cache.js';
 import { IncludeWalker } from './include-walk.js';
@@ -52,16 +53,9 @@ export type WalkScanReply =
     };
 
 interface Stated {
-  dev: bigint;
-  ino: bigint;
-  size: bigint;
-  mtimeNs: bigint;
-  ctimeNs: bigint;
+  stamp: NumericStamp;
   entry: number;
 }
-
-/** A file changed less than this long ago may change again within the same timestamp tick (ccache's "too new"). */
-const SETTLE_NS = 2_000_000_000n;
 
 /** Every directory a path steps through, `..` steps included, as absolute normalised paths. */
 export function stepDirectories(cwd: string, raw: string, isDir: boolean): string[] {
@@ -122,7 +116,7 @@ export class WalkScanner {
   }
 
   /** The stats the last walk took, by path (one stat per file per job). */
-  filesStated(): Map<string, BigIntStats | undefined> {
+  filesStated(): Map<string, Stats | undefined> {
     return this.dirCache.filesStated();
   }
 
@@ -144,12 +138,12 @@ export class WalkScanner {
   }
 
   /** The file's catalog number: from the stat cache when unchanged, else read and hashed. */
-  private numberOf(file: string, st: BigIntStats, defined: CatalogEntry[], stored: [string, number][], fresh: FreshFile[]): number {
+  private numberOf(file: string, st: Stats, defined: CatalogEntry[], stored: [string, number][], fresh: FreshFile[]): number {
     const known = this.stated.get(file);
-    if (known && known.dev === st.dev && known.ino === st.ino && known.size === st.size && known.mtimeNs === st.mtimeNs && known.ctimeNs === st.ctimeNs) return known.entry;
+    if (known && sameStamp(st, known.stamp)) return known.entry;
     const data = readFileSync(file);
     const hash = createHash('sha256').update(data).digest('hex');
-    const executable = (Number(st.mode) & 0o111) !== 0;
+    const executable = (st.mode & 0o111) !== 0;
     const key = `${file}\0${hash}\0${data.length}\0${executable ? 1 : 0}`;
     let entry = this.numbers.get(key);
     if (entry === undefined) {
@@ -162,8 +156,8 @@ export class WalkScanner {
     stored.push([hash, data.length]);
     // Larger files are asked for by the peer, as any input.
     if (data.length <= MESH_JOB_LIMITS.inlineFileBytes) fresh.push({ hash, data });
-    if (BigInt(Date.now()) * 1_000_000n - st.mtimeNs > SETTLE_NS && data.length === Number(st.size)) {
-      this.stated.set(file, { dev: st.dev, ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, entry });
+    if (mtimeSettled(st) && data.length === st.size) {
+      this.stated.set(file, { stamp: numbersOf(st), entry });
     } else {
       this.stated.delete(file);
     }
