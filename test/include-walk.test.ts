@@ -3,7 +3,7 @@
 // cannot know (computed includes it cannot follow, precompiled headers), and a file it
 // misses anyway must end in a local compile, never in a different object.
 import { execFileSync } from 'node:child_process';
-import { linkSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -12,6 +12,8 @@ import { Executor, JobFailure } from '../node/executor/executor.js';
 import { readDirectives } from '../node/scan/directives.js';
 import { InputHasher } from '../node/scan/hasher.js';
 import { InputScanner, type ScanRequest } from '../node/scan/scanner.js';
+import type { SearchChains } from '../node/scan/search-probe.js';
+import { WalkScanner } from '../node/scan/walk-scan.js';
 import { WalkThread, walkThreadsFor } from '../node/scan/walk-thread.js';
 import { Store } from '../node/store.js';
 import { tempDir } from './helpers/tmp.js';
@@ -221,6 +223,54 @@ describe('the include walk', () => {
     } finally {
       await executor.stop();
     }
+  });
+});
+
+describe('the walk remembers what each file\'s includes resolve to', () => {
+  const old = new Date(Date.now() - 60_000);
+  const age = (...paths: string[]) => paths.forEach((p) => utimesSync(p, old, old));
+  const chainsOf = (dir: string): SearchChains => {
+    const list = [path.join(dir, 'first'), path.join(dir, 'second'), dir];
+    return { quote: list, bracket: list, all: list, printed: list, implicit: [], ignored: [] };
+  };
+  const walked = (scanner: WalkScanner, dir: string, chains: SearchChains, unit: string) => {
+    const r = scanner.files({ source: path.join(dir, unit), cwd: dir, chains, defines: [], localeEnv: {} });
+    if (!r.ok) throw new Error(r.reason);
+    return [...r.files].sort();
+  };
+
+  it('a header that appears earlier on the path, or goes, is seen by a unit that reaches it only through a remembered header', () => {
+    const dir = tempDir();
+    mkdirSync(path.join(dir, 'first'));
+    mkdirSync(path.join(dir, 'second'));
+    writeFileSync(path.join(dir, 'second', 'x.h'), '\n');
+    writeFileSync(path.join(dir, 'shared.h'), '#include <x.h>\n');
+    writeFileSync(path.join(dir, 'a.c'), '#include "shared.h"\n');
+    writeFileSync(path.join(dir, 'b.c'), '#include "shared.h"\n');
+    age(...['second/x.h', 'shared.h', 'a.c', 'b.c', 'first', 'second', '.'].map((p) => path.join(dir, p)));
+    const chains = chainsOf(dir);
+    const scanner = new WalkScanner();
+    const fresh = (unit: string) => walked(new WalkScanner(), dir, chains, unit);
+    expect(walked(scanner, dir, chains, 'a.c')).toContain(path.join(dir, 'second', 'x.h'));
+
+    // Settled times everywhere: only the changed directory's entries can tell.
+    writeFileSync(path.join(dir, 'first', 'x.h'), '#include "only-first.h"\n');
+    writeFileSync(path.join(dir, 'first', 'only-first.h'), '\n');
+    age(path.join(dir, 'first', 'x.h'), path.join(dir, 'first', 'only-first.h'), path.join(dir, 'first'));
+    const shadowed = walked(scanner, dir, chains, 'b.c');
+    expect(shadowed).toEqual(fresh('b.c'));
+    expect(shadowed).toContain(path.join(dir, 'first', 'only-first.h'));
+    expect(shadowed).not.toContain(path.join(dir, 'second', 'x.h'));
+
+    rmSync(path.join(dir, 'first', 'x.h'));
+    utimesSync(path.join(dir, 'first'), new Date(Date.now() - 30_000), new Date(Date.now() - 30_000));
+    const back = walked(scanner, dir, chains, 'a.c');
+    expect(back).toEqual(fresh('a.c'));
+    expect(back).toContain(path.join(dir, 'second', 'x.h'));
+
+    // Entries nobody asked about (objects written beside the sources) change no answer.
+    writeFileSync(path.join(dir, 'a.o'), '');
+    expect(walked(scanner, dir, chains, 'b.c')).toEqual(fresh('b.c'));
   });
 });
 

@@ -1,6 +1,12 @@
 // Directory entries, cached by the directory's mtime and checked at most once per scan (an
 // epoch): a build creates generated headers as it goes, and a scan must see them, but one
 // scan asks about the same directory hundreds of times.
+//
+// The names asked about are remembered per directory. When a directory is read again and one
+// of those names appeared, vanished or changed kind, the generation goes up: whatever was
+// resolved from these answers before (the walk keeps each file's resolved includes) must be
+// resolved again. Names nobody asked about (a build's new objects beside its sources) change
+// nothing.
 import { readdirSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { DirListing } from '../../protocol/messages.js';
@@ -10,6 +16,8 @@ export type EntryKind = 'file' | 'dir';
 interface CachedDir {
   /** -1: not a directory */
   mtimeMs: number;
+  /** ctime too: a tool that puts an old mtime back (tar, rsync -t) cannot put back the ctime */
+  ctimeMs: number;
   checkedEpoch: number;
   /** undefined: not a readable directory */
   entries?: Map<string, EntryKind>;
@@ -27,6 +35,9 @@ export class DirCache {
   /** Files stat'ed in this epoch: the scan's, handed on to the hasher (one stat per file per job). */
   private readonly files = new Map<string, Stats | undefined>();
   private epoch = 0;
+  /** Names looked up in each directory (kind, kindIn, kindOfPath). */
+  private readonly asked = new Map<string, Set<string>>();
+  private askedGeneration = 0;
 
   /** Starts a scan: every directory is checked again (once) from now on. */
   nextEpoch(): void {
@@ -48,8 +59,20 @@ export class DirCache {
     return new Map(this.files);
   }
 
+  /**
+   * Checks, once this epoch, every directory a lookup asked about; the number it returns
+   * changes whenever an answer given before may no longer hold.
+   */
+  generation(): number {
+    for (const dir of this.asked.keys()) this.read(dir);
+    return this.askedGeneration;
+  }
+
   /** The kind of `dir/name` for a single path component, or undefined when there is none. */
   kind(dir: string, name: string): EntryKind | undefined {
+    let names = this.asked.get(dir);
+    if (!names) this.asked.set(dir, (names = new Set()));
+    names.add(name);
     return this.read(dir).entries?.get(name);
   }
 
@@ -93,25 +116,34 @@ export class DirCache {
   private read(dir: string): CachedDir {
     const cached = this.dirs.get(dir);
     if (cached && cached.checkedEpoch === this.epoch) return cached;
-    let mtimeMs: number;
+    let mtimeMs = -1;
+    let ctimeMs = -1;
     try {
       const st = statSync(dir);
-      if (!st.isDirectory()) return this.remember(dir, { mtimeMs: -1, checkedEpoch: this.epoch });
-      mtimeMs = st.mtimeMs;
+      if (st.isDirectory()) ({ mtimeMs, ctimeMs } = st);
     } catch {
-      return this.remember(dir, { mtimeMs: -1, checkedEpoch: this.epoch });
+      // gone or unreadable: no entries
     }
-    const settled = Date.now() - mtimeMs > SETTLE_MS;
-    if (cached?.entries && cached.mtimeMs === mtimeMs && settled) {
+    const settled = Date.now() - Math.max(mtimeMs, ctimeMs) > SETTLE_MS;
+    if (mtimeMs >= 0 && cached?.entries && cached.mtimeMs === mtimeMs && cached.ctimeMs === ctimeMs && settled) {
       cached.checkedEpoch = this.epoch;
       return cached;
     }
-    return this.remember(dir, { mtimeMs, checkedEpoch: this.epoch, entries: readEntries(dir) });
+    const fresh: CachedDir = { mtimeMs, ctimeMs, checkedEpoch: this.epoch, entries: mtimeMs >= 0 ? readEntries(dir) : undefined };
+    if (cached) this.noteChanges(dir, cached.entries, fresh.entries);
+    this.dirs.set(dir, fresh);
+    return fresh;
   }
 
-  private remember(dir: string, entry: CachedDir): CachedDir {
-    this.dirs.set(dir, entry);
-    return entry;
+  private noteChanges(dir: string, before: Map<string, EntryKind> | undefined, after: Map<string, EntryKind> | undefined): void {
+    const names = this.asked.get(dir);
+    if (!names || before === after) return;
+    for (const name of names) {
+      if (before?.get(name) !== after?.get(name)) {
+        this.askedGeneration++;
+        return;
+      }
+    }
   }
 }
 

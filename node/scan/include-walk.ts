@@ -26,6 +26,16 @@ export interface WalkResult {
 
 export type WalkOutcome = { ok: true; result: WalkResult } | { ok: false; reason: string };
 
+/** A file's own includes resolved: absolute and raw path pairs, flattened. */
+interface FileEdges {
+  directives: FileDirectives;
+  /** the directory cache's generation they were resolved in */
+  generation: number;
+  found: string[];
+  probed: string[];
+  failure?: string;
+}
+
 interface CachedDirectives {
   stamp: NumericStamp;
   parsed: FileDirectives;
@@ -40,6 +50,8 @@ export class IncludeWalker {
    *  few names among thousands of definitions, on every walk. */
   private readonly definers = new Map<string, Set<FileDirectives>>();
   private readonly indexed = new WeakSet<FileDirectives>();
+  /** Each file's resolved includes, per set of search chains (one object per probe). */
+  private readonly edges = new WeakMap<SearchChains, Map<string, FileEdges>>();
 
   constructor(private readonly dirs: DirCache) {}
 
@@ -49,6 +61,9 @@ export class IncludeWalker {
    * is under: again a superset.
    */
   walk(source: string, chains: SearchChains, commandDefines: Map<string, string>): WalkOutcome {
+    const generation = this.dirs.generation();
+    let edgesByFile = this.edges.get(chains);
+    if (!edgesByFile) this.edges.set(chains, (edgesByFile = new Map()));
     const found = new Map<string, string>();
     const queue: string[] = [];
     const read = new Map<string, FileDirectives>();
@@ -58,42 +73,9 @@ export class IncludeWalker {
       found.set(absolute, raw);
       queue.push(absolute);
     };
-    // Most directives name a file found already (every header includes features.h).
-    const resolved = new Set<string>();
     const probed = new Set<string>();
-    const look = (kind: DirectiveKind, quoted: boolean, name: string, here: string): void => {
-      const key = kind === 'include_next' ? `?>${name}` : quoted ? `?${here}"${name}` : `?<${name}`;
-      if (resolved.has(key)) return;
-      resolved.add(key);
-      const candidates = path.isAbsolute(name) ? [''] : kind === 'include_next' ? chains.all : quoted ? [here, ...chains.quote] : chains.bracket;
-      for (const dir of candidates) {
-        const absolute = path.resolve(`${dir}/${name}`);
-        if (this.isFile(absolute)) probed.add(absolute);
-      }
-    };
-    const follow = (kind: DirectiveKind, quoted: boolean, name: string, here: string): string | undefined => {
-      const key = kind === 'include_next' ? `>${name}` : quoted ? `${here}"${name}` : `<${name}`;
-      if (resolved.has(key)) return undefined;
-      resolved.add(key);
-      if (path.isAbsolute(name)) {
-        const absolute = path.normalize(name);
-        if (this.isFile(absolute)) add(absolute, name);
-        return undefined;
-      }
-      const candidates = kind === 'include_next' ? chains.all : quoted ? [here, ...chains.quote] : chains.bracket;
-      for (const dir of candidates) {
-        if (this.dirs.kindIn(dir, name) !== 'file') continue;
-        const raw = dir === '/' ? `/${name}` : `${dir}/${name}`;
-        const absolute = needsNormalising(name) ? path.resolve(raw) : raw;
-        const slash = absolute.lastIndexOf('/');
-        if (this.dirs.kind(absolute.slice(0, slash) || '/', `${absolute.slice(slash + 1)}.gch`)) {
-          return `a precompiled header beside ${absolute}`;
-        }
-        add(absolute, raw);
-        if (kind !== 'include_next') break;
-      }
-      return undefined;
-    };
+    /** what computed includes resolved already in this walk */
+    const resolved = new Set<string>();
     for (const f of chains.implicit) add(f, f);
     add(source, source);
     while (queue.length > 0) {
@@ -106,13 +88,19 @@ export class IncludeWalker {
         }
         read.set(file, directives);
         if (directives.opaque) return { ok: false, reason: `an #include of a macro expression in ${file}` };
-        const here = path.dirname(file);
-        for (const d of directives.directives) {
-          const failed = follow(d.kind, d.quoted, d.name, here);
-          if (failed) return { ok: false, reason: failed };
+        let edges = edgesByFile.get(file);
+        if (!edges || edges.directives !== directives || edges.generation !== generation) {
+          edges = this.edgesOf(file, directives, chains, generation);
+          edgesByFile.set(file, edges);
         }
-        for (const c of directives.computed) computed.push({ ...c, here });
-        for (const p of directives.probes) look(p.kind, p.quoted, p.name, here);
+        if (edges.failure) return { ok: false, reason: edges.failure };
+        const targets = edges.found;
+        for (let i = 0; i < targets.length; i += 2) add(targets[i]!, targets[i + 1]!);
+        for (const p of edges.probed) probed.add(p);
+        if (directives.computed.length > 0) {
+          const here = path.dirname(file);
+          for (const c of directives.computed) computed.push({ ...c, here });
+        }
       }
       // Computed includes once the files found so far are read: their definitions may be anywhere.
       // Later files may add definitions, so every one is expanded again on each round.
@@ -122,12 +110,67 @@ export class IncludeWalker {
         const expanded = expandIncludeOperand(c.expression, definitionsOf);
         if ('failed' in expanded) return { ok: false, reason: expanded.failed };
         for (const o of expanded.names) {
-          const failed = follow(c.kind, o.quoted, o.name, c.here);
+          const key = `${c.kind === 'include_next' ? '>' : o.quoted ? `${c.here}"` : '<'}${o.name}`;
+          if (resolved.has(key)) continue;
+          resolved.add(key);
+          const failed = this.follow(c.kind, o.quoted, o.name, c.here, chains, add);
           if (failed) return { ok: false, reason: failed };
         }
       }
     }
     return { ok: true, result: { files: [...found.keys()], rawPaths: [...found.values()], probed: [...probed] } };
+  }
+
+  /** What a file's own directives resolve to: the same for every compile of these chains
+   *  while the file's directives and the directory entries asked about stay as they are. */
+  private edgesOf(file: string, directives: FileDirectives, chains: SearchChains, generation: number): FileEdges {
+    const here = path.dirname(file);
+    const edges: FileEdges = { directives, generation, found: [], probed: [] };
+    const add = (absolute: string, raw: string) => edges.found.push(absolute, raw);
+    const seen = new Set<string>();
+    for (const d of directives.directives) {
+      const key = `${d.kind === 'include_next' ? '>' : d.quoted ? '"' : '<'}${d.name}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const failed = this.follow(d.kind, d.quoted, d.name, here, chains, add);
+      if (failed) {
+        edges.failure = failed;
+        return edges;
+      }
+    }
+    const probed = new Set<string>();
+    for (const p of directives.probes) {
+      const candidates = path.isAbsolute(p.name) ? [''] : p.kind === 'include_next' ? chains.all : p.quoted ? [here, ...chains.quote] : chains.bracket;
+      for (const dir of candidates) {
+        const absolute = path.resolve(`${dir}/${p.name}`);
+        if (this.isFile(absolute)) probed.add(absolute);
+      }
+    }
+    edges.probed = [...probed];
+    return edges;
+  }
+
+  /** Resolves one include as the compiler would (first match; every match for #include_next);
+   *  a reason to give up instead, when a precompiled header sits beside the match. */
+  private follow(kind: DirectiveKind, quoted: boolean, name: string, here: string, chains: SearchChains, add: (absolute: string, raw: string) => void): string | undefined {
+    if (path.isAbsolute(name)) {
+      const absolute = path.normalize(name);
+      if (this.isFile(absolute)) add(absolute, name);
+      return undefined;
+    }
+    const candidates = kind === 'include_next' ? chains.all : quoted ? [here, ...chains.quote] : chains.bracket;
+    for (const dir of candidates) {
+      if (this.dirs.kindIn(dir, name) !== 'file') continue;
+      const raw = dir === '/' ? `/${name}` : `${dir}/${name}`;
+      const absolute = needsNormalising(name) ? path.resolve(raw) : raw;
+      const slash = absolute.lastIndexOf('/');
+      if (this.dirs.kind(absolute.slice(0, slash) || '/', `${absolute.slice(slash + 1)}.gch`)) {
+        return `a precompiled header beside ${absolute}`;
+      }
+      add(absolute, raw);
+      if (kind !== 'include_next') break;
+    }
+    return undefined;
   }
 
   private isFile(absolute: string): boolean {
