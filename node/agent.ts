@@ -78,7 +78,9 @@ export class Agent {
     this.hasher = new InputHasher(this.store);
     this.walkThread = new WalkThread(this.store);
     this.executor = new Executor({
-      spawner: this.spawner,
+      // Jobs niced below the agents (icecream's and distcc's default): an agent that wakes to
+      // hand a slot its next job gets a core at once, not after the compiles' time slices.
+      spawner: config.jobNice > 0 ? new LeanSpawner(config.jobNice) : this.spawner,
       store: this.store,
       workDir: config.jobsDir,
       slots: config.slots,
@@ -91,6 +93,7 @@ export class Agent {
         this.mesh?.changed();
         this.schedulerService?.selfChanged();
       },
+      onSlotTime: (ms) => this.stats.slotUsed(ms),
     });
     this.localSlots = new Slots(config.localSlots);
     this.metrics = new Metrics({

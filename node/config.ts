@@ -22,6 +22,8 @@ export interface AgentConfig {
   jobMemoryBytes: number;
   /** Largest file a sandboxed job may write (MESHCC_JOB_OUTPUT_MB). */
   jobOutputFileBytes: number;
+  /** Niceness of sandboxed jobs (MESHCC_JOB_NICE, 0-19; icecream's and distcc's default, 5). */
+  jobNice: number;
   /** Bound of the installed toolchains (MESHCC_TOOLCHAIN_CACHE_MB), least recently used evicted. */
   toolchainCacheBytes: number;
   /** Where job roots are built: a tmpfs when there is one, because a job root is
@@ -117,6 +119,12 @@ function wholeNumber(env: NodeJS.ProcessEnv, name: string, fallback: number): nu
   return value;
 }
 
+function niceness(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const value = wholeNumber(env, name, fallback);
+  if (value > 19) throw new MeshccError('bad-config', `${name} must be a niceness from 0 to 19, got '${env[name]}'`);
+  return value;
+}
+
 /** A limit: zero would stop every job before it starts. */
 function positiveNumber(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const raw = env[name];
@@ -180,6 +188,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
     jobCpuSeconds: env.MESHCC_JOB_CPU_S ? positiveNumber(env, 'MESHCC_JOB_CPU_S', 1) : undefined,
     jobMemoryBytes: positiveNumber(env, 'MESHCC_JOB_MEMORY_MB', 8192) * 1024 * 1024,
     jobOutputFileBytes: positiveNumber(env, 'MESHCC_JOB_OUTPUT_MB', 1024) * 1024 * 1024,
+    jobNice: niceness(env, 'MESHCC_JOB_NICE', 5),
     toolchainCacheBytes: positiveNumber(env, 'MESHCC_TOOLCHAIN_CACHE_MB', 4096) * 1024 * 1024,
     listen: list(env.MESHCC_LISTEN).length ? list(env.MESHCC_LISTEN) : ['/ip4/0.0.0.0/tcp/0'],
     peers: list(env.MESHCC_PEERS),

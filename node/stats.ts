@@ -53,8 +53,8 @@ export interface StatsSnapshot {
   bytesSent: number;
   bytesReceived: number;
   perPeer: Record<string, PeerStats>;
-  /** Jobs this agent ran for peers. */
-  served: { results: number; failed: number; refused: number; bytesReceived: number; bytesSent: number };
+  /** Jobs this agent ran for peers; slotMs: the time its slots spent compiling them (summed over slots). */
+  served: { results: number; failed: number; refused: number; bytesReceived: number; bytesSent: number; slotMs: number };
   hedges: { started: number; wonLocally: number };
   verify: { matched: number; mismatches: number };
   peersBackedOff: string[];
@@ -84,7 +84,7 @@ export class Stats {
   };
   readonly jobRoute = { scanMs: 0, hashMs: 0, executeMs: 0, inputFiles: 0, inputBytes: 0 };
   readonly perPeer: Record<string, PeerStats> = {};
-  readonly served = { results: 0, failed: 0, refused: 0, bytesReceived: 0, bytesSent: 0 };
+  readonly served = { results: 0, failed: 0, refused: 0, bytesReceived: 0, bytesSent: 0, slotMs: 0 };
   readonly hedges = { started: 0, wonLocally: 0 };
   readonly verify = { matched: 0, mismatches: 0 };
   readonly toolchains: ToolchainStats = { fetched: 0, fetchFailures: 0, fetchedBytes: 0, fetchMs: 0, served: 0, servedBytes: 0, jobsOnShipped: 0, jobsOnHost: 0 };
@@ -136,6 +136,10 @@ export class Stats {
     const p = this.peer(peer);
     p.failures++;
     p.failuresByReason[reason] = (p.failuresByReason[reason] ?? 0) + 1;
+  }
+
+  slotUsed(ms: number): void {
+    this.served.slotMs += Math.round(ms);
   }
 
   servedOne(outcome: 'result' | 'failed' | 'refused', bytesIn: number, bytesOut: number): void {

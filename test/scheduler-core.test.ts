@@ -23,6 +23,41 @@ function place(core: SchedulerCore, requests: PlacementRequest[]): (Decision | u
 const at = (d: Decision | undefined) => (d?.where === 'peer' ? d.peer : d?.where);
 
 describe('scheduler placement', () => {
+  it('a slot freed by a job reported done goes to a waiting request at once, though the peer\'s last report still counts that job', () => {
+    const core = new SchedulerCore({ now: () => 0 });
+    core.upsertPeer(peer('p', { slots: 2 }));
+    const placed: { peer: string; client: string; expectedMs: number; workMs: number }[] = [];
+    const answers: (Decision | undefined)[] = [];
+    const ask = (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const at = answers.length;
+        answers.push(undefined);
+        core.request(req('c', 100), (d) => {
+          answers[at] = d;
+          if (d.where === 'peer') placed.push({ peer: d.peer, client: 'c', expectedMs: d.expectedMs, workMs: d.workMs });
+        });
+      }
+      core.flush();
+    };
+    ask(4);
+    // Two slots and one in the peer's own queue; the fourth waits.
+    expect(answers.filter((d) => d?.where === 'peer')).toHaveLength(3);
+    // The peer reports what it runs: our three.
+    core.upsertPeer(peer('p', { slots: 2, slotsUsed: 3 }));
+    core.done(placed[0]!, 100);
+    expect(answers[3]).toMatchObject({ where: 'peer', peer: 'p' });
+  });
+
+  it('jobs a peer reports beyond the ones placed here (a client placing by itself) keep its slots taken', () => {
+    const core = new SchedulerCore({ now: () => 0 });
+    core.upsertPeer(peer('p', { slots: 2, slotsUsed: 3 }));
+    const [d] = place(core, [req('c', 100)]);
+    expect(d).toBeUndefined();
+    core.upsertPeer(peer('p', { slots: 2, slotsUsed: 1 }));
+    core.flush();
+    expect(core.view().assigned).toBe(1);
+  });
+
   it('the fastest holder of the toolchain, not a faster peer that would have to fetch it', () => {
     const core = new SchedulerCore({ now: () => 0 });
     core.upsertPeer(peer('slow-holder', { speed: 1 }));

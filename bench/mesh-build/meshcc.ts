@@ -31,6 +31,8 @@ export interface MeshOutcome {
   incremental: { headerSize: number; rebuilt: number; run: BuildResult; clientCpuS: number; stats: MeshBuildStats };
   /** The peer's `served` stats (all builds), as it reports them. */
   peerServed: unknown;
+  /** How long the peer's slots compiled during the build, summed over its slots. */
+  peerSlotMs: number;
 }
 
 async function startAgents(ctx: BenchContext, mesh: NetnsMesh) {
@@ -44,7 +46,8 @@ async function startAgents(ctx: BenchContext, mesh: NetnsMesh) {
     // MESHCC_BENCH_NODE_ARGS: extra node options for the agents (e.g. --cpu-prof), which NODE_OPTIONS refuses
     const nodeArgs = (process.env.MESHCC_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
     const child = mesh.spawn(host, process.execPath, [...nodeArgs, MESHCC_BIN, 'agent'], {
-      env: { ...ctx.env, MESHCC_HOME: home, MESHCC_LOG_LEVEL: 'warn', ...extra },
+      // MESHCC_BENCH_LOG_LEVEL: the agents' log level (debug says when each slot compiled what)
+      env: { ...ctx.env, MESHCC_HOME: home, MESHCC_LOG_LEVEL: process.env.MESHCC_BENCH_LOG_LEVEL ?? 'warn', ...extra },
       stdio: ['ignore', fd, fd],
     });
     closeSync(fd);
@@ -107,6 +110,7 @@ export async function runMeshcc(ctx: BenchContext, mesh: NetnsMesh, bindir: stri
   say(`mesh build: make -j${ctx.jobs} in h0 with ${bindir} first on PATH`);
   freshTree(ctx.template, tree);
   const stats0 = await statsOf(clientHome);
+  const slotMs0 = numAt(await statsOf(peerHome), 'served.slotMs') ?? 0;
   const agentCpu0 = processTreeCpuS(clientPid, tck);
   const machineNow = () => ({ ...machineCpuS(tck), peerOwn: processOwnCpuS(peer.pid!, tck), peerTree: processTreeCpuS(peer.pid!, tck), peerMain: mainThreadCpuS(peer.pid!, tck), clientOwn: processOwnCpuS(clientPid, tck), clientMain: mainThreadCpuS(clientPid, tck) });
   const machine0 = machineNow();
@@ -116,6 +120,7 @@ export async function runMeshcc(ctx: BenchContext, mesh: NetnsMesh, bindir: stri
   const agentCpu1 = processTreeCpuS(clientPid, tck);
   const machine1 = machineNow();
   const stats1 = await statsOf(clientHome);
+  const peerSlotMs = (numAt(await statsOf(peerHome), 'served.slotMs') ?? 0) - slotMs0;
   const agentCpuS = agentCpu1 - agentCpu0;
   say(`  mesh: ${secs(run.wallMs)} wall; client side ${(run.cpuS + agentCpuS).toFixed(1)} s CPU (make tree ${run.cpuS.toFixed(1)} s + client agent ${agentCpuS.toFixed(1)} s)`);
 
@@ -151,5 +156,6 @@ export async function runMeshcc(ctx: BenchContext, mesh: NetnsMesh, bindir: stri
     peerNames,
     incremental: { headerSize, rebuilt, run: incRun, clientCpuS: incRun.cpuS + agentCpu3 - agentCpu2, stats: buildStats(stats2, stats3) },
     peerServed: at(peerStats, 'served'),
+    peerSlotMs,
   };
 }

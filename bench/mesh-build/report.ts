@@ -54,6 +54,7 @@ export function printMeshReport(ctx: BenchContext, plain: PlainOutcome, mesh: Me
       `  per remote job: client agent ${perJob(m.clientOwn)} (main thread ${perJob(m.clientMain)}, other threads ${perJob(m.clientOwn - m.clientMain)}), ` +
         `peer agent ${perJob(peerAgent)} (main thread ${perJob(m.peerMain)}, other threads ${perJob(peerAgent - m.peerMain)}), peer's helpers and sandboxes ${perJob(peerJobs)}`,
     );
+    say(`  the peer's 2 slots compiled ${pct(mesh.peerSlotMs, 2 * mesh.run.wallMs)} of the build's wall time (a slot idles while its next job's offer, files and root are on their way)`);
     say(
       `  plain build: ${plain.machine.busy.toFixed(1)} s busy, ${plain.machine.steal.toFixed(1)} s stolen (${pct(plain.machine.busy, coreSeconds(plain.run))} busy); ` +
         `the mesh build's busy CPU without both agents' ${agents.toFixed(1)} s, at the plain build's use of the cores, would take ${wallWithoutDaemons(m.busy, agents, plain)} × the plain wall time`,

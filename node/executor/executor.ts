@@ -43,6 +43,8 @@ export interface ExecutorOptions {
   spawner?: LeanSpawner;
   /** Called when a job starts or ends (adverts carry slots in use). */
   onRunningChanged?: () => void;
+  /** How long a job held one of the slots offered to peers (their use, in `meshcc stats`). */
+  onSlotTime?: (ms: number) => void;
 }
 
 export class Executor {
@@ -150,9 +152,16 @@ export class Executor {
     const unavailable = this.unavailableReason;
     if (unavailable) return Promise.reject(new JobFailure('no-executor', unavailable));
     return this.runNow(job, signal, toolchain, (compile) =>
-      this.limit(() => {
+      this.limit(async () => {
         signal?.throwIfAborted();
-        return compile();
+        const start = performance.now();
+        try {
+          return await compile();
+        } finally {
+          const ms = performance.now() - start;
+          this.options.onSlotTime?.(ms);
+          this.options.log.debug({ job: job.id, slotMs: Math.round(ms) }, 'a slot compiled a job');
+        }
       }),
     );
   }

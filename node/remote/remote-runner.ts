@@ -116,6 +116,7 @@ export class RemoteRunner {
         // After a busy refusal, wait without holding a place on that peer.
         if (pauseMs) await delay(pauseMs);
         pauseMs = 0;
+        const asked = performance.now();
         const scheduled = toolchain ? await this.askScheduler(job, toolchain, tried) : undefined;
         if (scheduled?.where === 'local') {
           scheduled.done();
@@ -127,7 +128,7 @@ export class RemoteRunner {
         // Nobody else to try: the fallback's reason is what went wrong last.
         if (!where) throw last ? new JobFailure(last.code, last.message) : new JobFailure('no-peer', 'no candidate with a free slot');
         stats.placed(job.id, where, scheduled ? 'scheduler' : 'self', scheduled?.reason ?? 'own-adverts');
-        log.debug({ job: job.id, peer: where, via: scheduled ? 'scheduler' : 'self', reason: scheduled?.reason ?? 'own-adverts' }, 'job placed');
+        log.debug({ job: job.id, peer: where, via: scheduled ? 'scheduler' : 'self', reason: scheduled?.reason ?? 'own-adverts', waitedMs: Math.round(performance.now() - asked) }, 'job placed');
         const attemptStarted = performance.now();
         watch?.phase('queue', attemptStarted - queuedSince);
         if (where === SELF) watch?.ranHere();
@@ -162,7 +163,10 @@ export class RemoteRunner {
           tried.add(where);
           if (++failures >= ATTEMPTS) throw new JobFailure(failure.code, failure.message);
         } finally {
-          if (scheduled) scheduled.done(fetching ? undefined : performance.now() - attemptStarted, fetching);
+          if (scheduled) {
+            scheduled.done(fetching ? undefined : performance.now() - attemptStarted, fetching);
+            log.debug({ job: job.id, peer: where }, 'placement done');
+          }
           else placement.release(where);
           queuedSince = performance.now();
         }

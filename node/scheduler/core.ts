@@ -75,6 +75,9 @@ interface PeerState {
   /** jobs placed here and not reported done, by client */
   assigned: Map<string, number>;
   assignedTotal: number;
+  /** Jobs the peer runs that were not placed here (clients placing by themselves during an
+   *  election), as its last report showed them beyond ours. */
+  foreign: number;
   /** estimated work (ms at this peer's speed) of the jobs placed here */
   outstandingMs: number;
   /** measured time / expected time, smoothed (1 = as fast as advertised) */
@@ -121,9 +124,10 @@ export class SchedulerCore {
     if (known) {
       this.slotsTotal -= known.info.slots;
       known.info = info;
+      known.foreign = Math.max(0, info.slotsUsed - known.assignedTotal);
       if (known.holds.size !== info.toolchains.length || info.toolchains.some((t) => !known.holds.has(t))) known.holds = new Set(info.toolchains);
     } else {
-      this.peers.set(info.id, { info, holds: new Set(info.toolchains), assigned: new Map(), assignedTotal: 0, outstandingMs: 0, slowdown: 1 });
+      this.peers.set(info.id, { info, holds: new Set(info.toolchains), assigned: new Map(), assignedTotal: 0, foreign: info.slotsUsed, outstandingMs: 0, slowdown: 1 });
     }
     this.slotsTotal += info.slots;
     this.dispatch();
@@ -231,10 +235,15 @@ export class SchedulerCore {
     return state.info.slots + Math.ceil(state.info.slots / 4);
   }
 
-  /** Jobs on the peer as far as we know: ours, or what it says it runs if that is more
-   *  (other clients placing by themselves during an election). */
+  /**
+   * Jobs on the peer as far as we know: ours, and what its last report showed beyond ours
+   * (other clients placing by themselves during an election). Not the larger of ours and its
+   * report: a report lags, and a slot freed by a job reported done here would stay taken until
+   * the peer's next report (git's mesh build: the next job placed 80-250 ms after the done,
+   * with every slot of the peer idle meanwhile).
+   */
   private busy(state: PeerState): number {
-    return Math.max(state.assignedTotal, state.info.slotsUsed);
+    return state.assignedTotal + state.foreign;
   }
 
   /** The decision for a request now, or undefined to wait for a slot. */

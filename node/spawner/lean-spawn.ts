@@ -3,8 +3,10 @@
 // are started directly: slower, never wrong.
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PACKAGE_ROOT } from '../paths.js';
 import { emptyReply, runChild } from './run-child.js';
 
 export interface SpawnRequest {
@@ -35,9 +37,20 @@ export interface SpawnReply {
 
 export type SpawnOptions = Omit<SpawnRequest, 'id'> & { signal?: AbortSignal };
 
-const HELPER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'spawner-process.js');
+/** The helper beside this module, or (run from TypeScript sources: tests) the built one. */
+function helperScript(): string | undefined {
+  const beside = path.join(path.dirname(fileURLToPath(import.meta.url)), 'spawner-process.js');
+  const built = existsSync(beside) ? beside : path.join(PACKAGE_ROOT, 'dist', 'node', 'spawner', 'spawner-process.js');
+  return existsSync(built) ? built : undefined;
+}
+
+const HELPER = helperScript();
 
 export class LeanSpawner {
+  /** `nice`: the helper's niceness, which every program it starts inherits (started directly,
+   *  without the helper, they run at the agent's). */
+  constructor(private readonly nice = 0) {}
+
   private helper?: ChildProcess;
   private nextId = 1;
   private readonly waiting = new Map<number, (reply: SpawnReply) => void>();
@@ -66,8 +79,7 @@ export class LeanSpawner {
 
   private ensureHelper(): ChildProcess | undefined {
     if (this.helper?.connected) return this.helper;
-    // Run from TypeScript sources (tests) there is no compiled helper beside this module.
-    if (!existsSync(HELPER)) return undefined;
+    if (!HELPER) return undefined;
     try {
       const helper = fork(HELPER, [], { serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: [] });
       helper.on('message', (reply: SpawnReply) => {
@@ -82,6 +94,13 @@ export class LeanSpawner {
         this.waiting.clear();
       });
       helper.on('error', () => undefined);
+      if (this.nice > 0 && helper.pid !== undefined) {
+        try {
+          os.setPriority(helper.pid, this.nice);
+        } catch {
+          // not allowed here (a container's seccomp profile): the jobs run at the agent's priority
+        }
+      }
       helper.unref();
       (helper.channel as { unref?: () => void } | undefined)?.unref?.();
       this.helper = helper;
