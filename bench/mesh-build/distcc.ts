@@ -48,7 +48,7 @@ export async function runDistcc(ctx: BenchContext, mesh: NetnsMesh): Promise<Riv
   const user = systemUser(DISTCCD_USER);
   chownSync(serverLog, user.uid, user.gid);
 
-  const serverArgs = ['--daemon', '--no-detach', '--listen', h1.address, '--port', String(DISTCCD_PORT), '--allow', mesh.subnet, '--jobs', '2', '--nice', '0', '--user', DISTCCD_USER, '--log-file', serverLog];
+  const serverArgs = ['--daemon', '--no-detach', '--listen', h1.address, '--port', String(DISTCCD_PORT), '--allow', mesh.subnet, '--jobs', '2', '--user', DISTCCD_USER, '--log-file', serverLog];
   say(`distcc: starting distccd in h1 (${h1.address}:${DISTCCD_PORT}, --jobs 2)`);
   const distccd = mesh.spawn(1, 'distccd', serverArgs, { env: { ...ctx.env, TMPDIR: serverTmp }, stdio: ['ignore', 'ignore', 'ignore'] });
   try {
@@ -90,7 +90,7 @@ export async function runDistcc(ctx: BenchContext, mesh: NetnsMesh): Promise<Riv
     return {
       tool: 'distcc',
       setup: [
-        `distccd in h1: ${['distccd', ...serverArgs.map((a) => (a === serverLog ? '<log>' : a))].join(' ')} (nice 0 like meshcc's peer; distccd's default is +5)`,
+        `distccd in h1: ${['distccd', ...serverArgs.map((a) => (a === serverLog ? '<log>' : a))].join(' ')} (distccd's default niceness, +5, as meshcc's jobs run at MESHCC_JOB_NICE 5)`,
         `client in h0: ${MASQUERADE_DIR} first on PATH (gcc, cc → distcc), DISTCC_HOSTS=${buildEnv.DISTCC_HOSTS} (plain mode; h0 is not in the list, so it compiles nothing unless a compile falls back), make -j${ctx.jobs}; one warm-up compile first (${Math.round(warm.ms)} ms, not timed)`,
       ],
       measure,

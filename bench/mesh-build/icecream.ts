@@ -67,7 +67,7 @@ export async function runIcecream(ctx: BenchContext, mesh: NetnsMesh): Promise<R
   say(`icecream: starting icecc-scheduler and iceccd -m 2 in h1 (${h1.address}), iceccd -m 0 in h0 (net ${netName})`);
   const schedulerArgs = ['-n', netName, '-l', logs.scheduler, '-vv'];
   const scheduler = mesh.spawn(1, 'icecc-scheduler', schedulerArgs, { env: ctx.env, stdio: ['ignore', 'ignore', 'ignore'] });
-  const daemonArgs = (host: 0 | 1) => ['-n', netName, '-s', h1.address, '-m', host === 1 ? '2' : '0', '--nice', '0', '-b', hostDirs[host]!.envs, '-l', host === 1 ? logs.h1 : logs.h0, '-N', `h${host}`, '-vv'];
+  const daemonArgs = (host: 0 | 1) => ['-n', netName, '-s', h1.address, '-m', host === 1 ? '2' : '0', '-b', hostDirs[host]!.envs, '-l', host === 1 ? logs.h1 : logs.h0, '-N', `h${host}`, '-vv'];
   const startDaemon = (host: 0 | 1) =>
     mesh.spawn(host, 'iceccd', daemonArgs(host), { env: { ...ctx.env, ICECC_TEST_SOCKET: hostDirs[host]!.socket }, stdio: ['ignore', 'ignore', 'ignore'] });
   const serverDaemon = startDaemon(1);
@@ -130,7 +130,7 @@ export async function runIcecream(ctx: BenchContext, mesh: NetnsMesh): Promise<R
     return {
       tool: 'icecream',
       setup: [
-        `h1: icecc-scheduler ${schedulerArgs.map(shown).join(' ')}; iceccd ${daemonArgs(1).map(shown).join(' ')} (nice 0 like meshcc's peer; iceccd's default is 5)`,
+        `h1: icecc-scheduler ${schedulerArgs.map(shown).join(' ')}; iceccd ${daemonArgs(1).map(shown).join(' ')} (iceccd's default: its compiles at niceness 5, the daemon at 0, as meshcc's)`,
         `h0: iceccd ${daemonArgs(0).map(shown).join(' ')}; client: ${WRAPPER_DIR} first on PATH, ICECC_TEST_SOCKET (h0's daemon), no ICECC_VERSION (h0's daemon builds the native environment), make -j${ctx.jobs}; one warm-up compile first (${secs(warm.ms)}, not timed: h0's iceccd built the compiler environment with icecc-create-env, h1's unpacked it)`,
         `icecc's default for gcc: h0 runs only -E -fdirectives-only (includes inlined, macros left for h1), h1 finishes preprocessing and compiles; the text goes zstd-compressed`,
       ],
