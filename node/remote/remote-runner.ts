@@ -128,7 +128,7 @@ export class RemoteRunner {
         // Nobody else to try: the fallback's reason is what went wrong last.
         if (!where) throw last ? new JobFailure(last.code, last.message) : new JobFailure('no-peer', 'no candidate with a free slot');
         stats.placed(job.id, where, scheduled ? 'scheduler' : 'self', scheduled?.reason ?? 'own-adverts');
-        log.debug({ job: job.id, peer: where, via: scheduled ? 'scheduler' : 'self', reason: scheduled?.reason ?? 'own-adverts', waitedMs: Math.round(performance.now() - asked) }, 'job placed');
+        log.debug({ job: job.id, peer: where, waitedMs: Math.round(performance.now() - asked), via: scheduled ? 'scheduler' : 'self', reason: scheduled?.reason ?? 'own-adverts' }, 'job placed');
         const attemptStarted = performance.now();
         watch?.phase('queue', attemptStarted - queuedSince);
         if (where === SELF) watch?.ranHere();
