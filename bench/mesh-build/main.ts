@@ -28,7 +28,9 @@
 //   --cache: the result cache's three builds (cache.ts) after the plain one, instead of the rest,
 //            and ccache's direct-mode rebuild beside the third (not with --no-ccache)
 //   env: MESHCC_BENCH_PROJECT, MESHCC_BENCH_JOBS, MESHCC_BENCH_SKIP_E=1 (same meanings),
-//        MESHCC_BENCH_NODE_ARGS (node options for both agents, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p")
+//        MESHCC_BENCH_NODE_ARGS (node options for both agents, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"),
+//        MESHCC_BENCH_LOG_LEVEL (the agents' log level, warn by default; with debug and --keep, their logs
+//        say when each job was placed, when its slot compiled it and when it was reported done)
 // Needs root (network namespaces). The project is fetched by bench/fetch-project.sh;
 // distcc and icecream are Debian's packages (apt-get install distcc icecc).
 import { execFileSync } from 'node:child_process';
