@@ -272,6 +272,32 @@ describe('the walk remembers what each file\'s includes resolve to', () => {
     writeFileSync(path.join(dir, 'a.o'), '');
     expect(walked(scanner, dir, chains, 'b.c')).toEqual(fresh('b.c'));
   });
+
+  it('a file that __has_include asks about, appearing later, is seen through every header that asked, also one answered from the walk\'s memo', () => {
+    const dir = tempDir();
+    mkdirSync(path.join(dir, 'first'));
+    mkdirSync(path.join(dir, 'second'));
+    mkdirSync(path.join(dir, 'opt'));
+    const probe = `#if __has_include("${path.join(dir, 'opt', 'p.h')}")\n#endif\n`;
+    writeFileSync(path.join(dir, 'h1.h'), probe);
+    writeFileSync(path.join(dir, 'h2.h'), probe);
+    writeFileSync(path.join(dir, 'both.c'), '#include "h1.h"\n#include "h2.h"\n');
+    writeFileSync(path.join(dir, 'one.c'), '#include "h1.h"\n');
+    writeFileSync(path.join(dir, 'two.c'), '#include "h2.h"\n');
+    age(...['h1.h', 'h2.h', 'both.c', 'one.c', 'two.c', 'opt', 'first', 'second', '.'].map((p) => path.join(dir, p)));
+    const chains = chainsOf(dir);
+    const scanner = new WalkScanner();
+    const probed = (unit: string) => {
+      const r = scanner.files({ source: path.join(dir, unit), cwd: dir, chains, defines: [], localeEnv: {} });
+      if (!r.ok) throw new Error(r.reason);
+      return [...r.files].filter((f) => f.endsWith('p.h'));
+    };
+    expect(probed('both.c')).toEqual([]);
+    writeFileSync(path.join(dir, 'opt', 'p.h'), '\n');
+    // One of the two headers was resolved second, its probe answered from the memo of the first.
+    expect(probed('one.c')).toEqual([path.join(dir, 'opt', 'p.h')]);
+    expect(probed('two.c')).toEqual([path.join(dir, 'opt', 'p.h')]);
+  });
 });
 
 describe('the walk thread (the job route scans and hashes off the event loop)', () => {

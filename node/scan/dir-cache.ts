@@ -3,10 +3,10 @@
 // scan asks about the same directory hundreds of times.
 //
 // The names asked about are remembered per directory. When a directory is read again and one
-// of those names appeared, vanished or changed kind, the generation goes up: whatever was
-// resolved from these answers before (the walk keeps each file's resolved includes) must be
-// resolved again. Names nobody asked about (a build's new objects beside its sources) change
-// nothing.
+// of those names appeared, vanished or changed kind, its version goes up: whatever was
+// resolved from its answers before (the walk keeps each file's resolved includes, with the
+// versions of the directories they asked) must be resolved again. Names nobody asked about (a
+// build's new objects beside its sources) change nothing.
 import { readdirSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { DirListing } from '../../protocol/messages.js';
@@ -37,7 +37,10 @@ export class DirCache {
   private epoch = 0;
   /** Names looked up in each directory (kind, kindIn, kindOfPath). */
   private readonly asked = new Map<string, Set<string>>();
-  private askedGeneration = 0;
+  /** Per directory, how many times an asked name changed. */
+  private readonly versions = new Map<string, number>();
+  /** Directories looked up in while track() runs. */
+  private tracking?: Set<string>;
 
   /** Starts a scan: every directory is checked again (once) from now on. */
   nextEpoch(): void {
@@ -59,13 +62,24 @@ export class DirCache {
     return new Map(this.files);
   }
 
-  /**
-   * Checks, once this epoch, every directory a lookup asked about; the number it returns
-   * changes whenever an answer given before may no longer hold.
-   */
-  generation(): number {
-    for (const dir of this.asked.keys()) this.read(dir);
-    return this.askedGeneration;
+  /** The directory's version, checked once this epoch: answers it gave under another one may no longer hold. */
+  version(dir: string): number {
+    this.read(dir);
+    return this.versions.get(dir) ?? 0;
+  }
+
+  /** Runs `work` and returns the directories it looked up in. */
+  track(work: () => void): Set<string> {
+    const outer = this.tracking;
+    const dirs = new Set<string>();
+    this.tracking = dirs;
+    try {
+      work();
+    } finally {
+      this.tracking = outer;
+      if (outer) for (const d of dirs) outer.add(d);
+    }
+    return dirs;
   }
 
   /** The kind of `dir/name` for a single path component, or undefined when there is none. */
@@ -73,6 +87,7 @@ export class DirCache {
     let names = this.asked.get(dir);
     if (!names) this.asked.set(dir, (names = new Set()));
     names.add(name);
+    this.tracking?.add(dir);
     return this.read(dir).entries?.get(name);
   }
 
@@ -97,7 +112,11 @@ export class DirCache {
   /** The kind of an absolute, normalised path, walking cached listings from `/`. */
   kindOfPath(absolute: string): EntryKind | undefined {
     if (absolute === '/') return 'dir';
-    if (this.paths.has(absolute)) return this.paths.get(absolute);
+    if (this.paths.has(absolute)) {
+      // Answered from this epoch's memo: whoever tracks still depends on the directories above.
+      if (this.tracking) for (let at = absolute; at !== '/'; ) this.tracking.add((at = at.slice(0, at.lastIndexOf('/')) || '/'));
+      return this.paths.get(absolute);
+    }
     const slash = absolute.lastIndexOf('/');
     const parent = slash === 0 ? '/' : absolute.slice(0, slash);
     const kind = this.kindOfPath(parent) === 'dir' ? this.kind(parent, absolute.slice(slash + 1)) : undefined;
@@ -140,7 +159,7 @@ export class DirCache {
     if (!names || before === after) return;
     for (const name of names) {
       if (before?.get(name) !== after?.get(name)) {
-        this.askedGeneration++;
+        this.versions.set(dir, (this.versions.get(dir) ?? 0) + 1);
         return;
       }
     }

@@ -29,8 +29,9 @@ export type WalkOutcome = { ok: true; result: WalkResult } | { ok: false; reason
 /** A file's own includes resolved: absolute and raw path pairs, flattened. */
 interface FileEdges {
   directives: FileDirectives;
-  /** the directory cache's generation they were resolved in */
-  generation: number;
+  /** the directories the resolution looked up in, and their versions then */
+  dirs: string[];
+  versions: number[];
   found: string[];
   probed: string[];
   failure?: string;
@@ -61,7 +62,6 @@ export class IncludeWalker {
    * is under: again a superset.
    */
   walk(source: string, chains: SearchChains, commandDefines: Map<string, string>): WalkOutcome {
-    const generation = this.dirs.generation();
     let edgesByFile = this.edges.get(chains);
     if (!edgesByFile) this.edges.set(chains, (edgesByFile = new Map()));
     const found = new Map<string, string>();
@@ -89,8 +89,8 @@ export class IncludeWalker {
         read.set(file, directives);
         if (directives.opaque) return { ok: false, reason: `an #include of a macro expression in ${file}` };
         let edges = edgesByFile.get(file);
-        if (!edges || edges.directives !== directives || edges.generation !== generation) {
-          edges = this.edgesOf(file, directives, chains, generation);
+        if (!edges || !this.stillHold(edges, directives)) {
+          edges = this.edgesOf(file, directives, chains);
           edgesByFile.set(file, edges);
         }
         if (edges.failure) return { ok: false, reason: edges.failure };
@@ -123,9 +123,22 @@ export class IncludeWalker {
 
   /** What a file's own directives resolve to: the same for every compile of these chains
    *  while the file's directives and the directory entries asked about stay as they are. */
-  private edgesOf(file: string, directives: FileDirectives, chains: SearchChains, generation: number): FileEdges {
+  private stillHold(edges: FileEdges, directives: FileDirectives): boolean {
+    if (edges.directives !== directives) return false;
+    for (let i = 0; i < edges.dirs.length; i++) if (this.dirs.version(edges.dirs[i]!) !== edges.versions[i]) return false;
+    return true;
+  }
+
+  private edgesOf(file: string, directives: FileDirectives, chains: SearchChains): FileEdges {
+    const edges: FileEdges = { directives, dirs: [], versions: [], found: [], probed: [] };
+    const consulted = this.dirs.track(() => this.resolveAll(file, directives, chains, edges));
+    edges.dirs = [...consulted];
+    edges.versions = edges.dirs.map((d) => this.dirs.version(d));
+    return edges;
+  }
+
+  private resolveAll(file: string, directives: FileDirectives, chains: SearchChains, edges: FileEdges): void {
     const here = path.dirname(file);
-    const edges: FileEdges = { directives, generation, found: [], probed: [] };
     const add = (absolute: string, raw: string) => edges.found.push(absolute, raw);
     const seen = new Set<string>();
     for (const d of directives.directives) {
@@ -135,7 +148,7 @@ export class IncludeWalker {
       const failed = this.follow(d.kind, d.quoted, d.name, here, chains, add);
       if (failed) {
         edges.failure = failed;
-        return edges;
+        return;
       }
     }
     const probed = new Set<string>();
@@ -147,7 +160,6 @@ export class IncludeWalker {
       }
     }
     edges.probed = [...probed];
-    return edges;
   }
 
   /** Resolves one include as the compiler would (first match; every match for #include_next);
