@@ -166,8 +166,7 @@ export class RemoteRunner {
           if (scheduled) {
             scheduled.done(fetching ? undefined : performance.now() - attemptStarted, fetching);
             log.debug({ job: job.id, peer: where }, 'placement done');
-          }
-          else placement.release(where);
+          } else placement.release(where);
           queuedSince = performance.now();
         }
       }

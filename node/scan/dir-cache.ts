@@ -10,6 +10,7 @@
 import { readdirSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { DirListing } from '../../protocol/messages.js';
+import { settled } from '../file-stamp.js';
 
 export type EntryKind = 'file' | 'dir';
 
@@ -24,8 +25,6 @@ interface CachedDir {
   listing?: DirListing;
 }
 
-/** A directory changed this recently may change again within the same timestamp tick. */
-const SETTLE_MS = 2000;
 const MAX_LISTING_ENTRIES = 20_000;
 
 export class DirCache {
@@ -137,14 +136,16 @@ export class DirCache {
     if (cached && cached.checkedEpoch === this.epoch) return cached;
     let mtimeMs = -1;
     let ctimeMs = -1;
+    // A directory changed this recently may change again within the same timestamp tick.
+    let trusted = false;
     try {
       const st = statSync(dir);
       if (st.isDirectory()) ({ mtimeMs, ctimeMs } = st);
+      trusted = settled(st);
     } catch {
       // gone or unreadable: no entries
     }
-    const settled = Date.now() - Math.max(mtimeMs, ctimeMs) > SETTLE_MS;
-    if (mtimeMs >= 0 && cached?.entries && cached.mtimeMs === mtimeMs && cached.ctimeMs === ctimeMs && settled) {
+    if (mtimeMs >= 0 && cached?.entries && cached.mtimeMs === mtimeMs && cached.ctimeMs === ctimeMs && trusted) {
       cached.checkedEpoch = this.epoch;
       return cached;
     }

@@ -153,7 +153,7 @@ export class IncludeWalker {
     }
     const probed = new Set<string>();
     for (const p of directives.probes) {
-      const candidates = path.isAbsolute(p.name) ? [''] : p.kind === 'include_next' ? chains.all : p.quoted ? [here, ...chains.quote] : chains.bracket;
+      const candidates = path.isAbsolute(p.name) ? [''] : searchedDirs(p.kind, p.quoted, here, chains);
       for (const dir of candidates) {
         const absolute = path.resolve(`${dir}/${p.name}`);
         if (this.isFile(absolute)) probed.add(absolute);
@@ -170,8 +170,7 @@ export class IncludeWalker {
       if (this.isFile(absolute)) add(absolute, name);
       return undefined;
     }
-    const candidates = kind === 'include_next' ? chains.all : quoted ? [here, ...chains.quote] : chains.bracket;
-    for (const dir of candidates) {
+    for (const dir of searchedDirs(kind, quoted, here, chains)) {
       if (this.dirs.kindIn(dir, name) !== 'file') continue;
       const raw = dir === '/' ? `/${name}` : `${dir}/${name}`;
       const absolute = needsNormalising(name) ? path.resolve(raw) : raw;
@@ -261,6 +260,12 @@ function commandDefinitions(commandDefines: Map<string, string>): Map<string, { 
     else e.objects.push(body);
   }
   return all;
+}
+
+/** Where the compiler looks for a relative name, in order: from the including file's directory
+ *  for "name", the bracket directories for <name>, every directory for #include_next. */
+function searchedDirs(kind: DirectiveKind, quoted: boolean, here: string, chains: SearchChains): string[] {
+  return kind === 'include_next' ? chains.all : quoted ? [here, ...chains.quote] : chains.bracket;
 }
 
 /** Whether `dir/name` may not be normal already (dir is absolute and normal). */
