@@ -3,13 +3,14 @@
 // cannot know (computed includes it cannot follow, precompiled headers), and a file it
 // misses anyway must end in a local compile, never in a different object.
 import { execFileSync } from 'node:child_process';
-import { linkSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Job } from '../protocol/messages.js';
 import { Executor, JobFailure } from '../node/executor/executor.js';
 import { readDirectives } from '../node/scan/directives.js';
+import { DirCache } from '../node/scan/dir-cache.js';
 import { InputHasher } from '../node/scan/hasher.js';
 import { InputScanner, type ScanRequest } from '../node/scan/scanner.js';
 import type { SearchChains } from '../node/scan/search-probe.js';
@@ -271,6 +272,67 @@ describe('the walk remembers what each file\'s includes resolve to', () => {
     // Entries nobody asked about (objects written beside the sources) change no answer.
     writeFileSync(path.join(dir, 'a.o'), '');
     expect(walked(scanner, dir, chains, 'b.c')).toEqual(fresh('b.c'));
+  });
+
+  it('a large directory that keeps changing is looked up name by name, and gives the answers a listing would', () => {
+    const dir = tempDir();
+    mkdirSync(path.join(dir, 'first'));
+    mkdirSync(path.join(dir, 'second'));
+    mkdirSync(path.join(dir, 'real-dir'));
+    writeFileSync(path.join(dir, 'second', 'x.h'), '\n');
+    writeFileSync(path.join(dir, 'real-dir', 'in.h'), '\n');
+    writeFileSync(path.join(dir, 'unit.c'), '#include "x.h"\n#include "linked/in.h"\n#include "dangling.h"\n');
+    // A build directory: hundreds of objects beside the sources, more with every compile.
+    for (let i = 0; i < 600; i++) writeFileSync(path.join(dir, `u${i}.o`), '');
+    age(...['second/x.h', 'real-dir/in.h', 'real-dir', 'unit.c', 'first', 'second', '.'].map((p) => path.join(dir, p)));
+    const chains = chainsOf(dir);
+    const scanner = new WalkScanner();
+    const fresh = () => walked(new WalkScanner(), dir, chains, 'unit.c');
+    expect(walked(scanner, dir, chains, 'unit.c')).toEqual(fresh());
+
+    // The directory changes (a new object), then again with each step below: every answer
+    // about an asked name must follow, as a listing's would.
+    const touchDir = (name: string) => {
+      writeFileSync(path.join(dir, name), '');
+      age(path.join(dir, name), dir);
+    };
+    touchDir('u600.o');
+    expect(walked(scanner, dir, chains, 'unit.c')).toEqual(fresh());
+
+    // A header appears in the probed directory, shadowing second/x.h for the quote include.
+    writeFileSync(path.join(dir, 'x.h'), '\n');
+    touchDir('u601.o');
+    expect(walked(scanner, dir, chains, 'unit.c')).toContain(path.join(dir, 'x.h'));
+    expect(walked(scanner, dir, chains, 'unit.c')).toEqual(fresh());
+
+    // A link to a directory is a directory; a dangling link is a name, as in a listing.
+    symlinkSync(path.join(dir, 'real-dir'), path.join(dir, 'linked'));
+    symlinkSync(path.join(dir, 'nowhere.h'), path.join(dir, 'dangling.h'));
+    touchDir('u602.o');
+    const linked = walked(scanner, dir, chains, 'unit.c');
+    expect(linked).toContain(path.join(dir, 'linked', 'in.h'));
+    expect(linked).toEqual(fresh());
+
+    // It goes again.
+    rmSync(path.join(dir, 'x.h'));
+    touchDir('u603.o');
+    const gone = walked(scanner, dir, chains, 'unit.c');
+    expect(gone).not.toContain(path.join(dir, 'x.h'));
+    expect(gone).toEqual(fresh());
+
+    // The mechanism itself: after the first listing, a change costs lookups, not a listing.
+    const cache = new DirCache();
+    cache.nextEpoch();
+    expect(cache.kind(dir, 'unit.c')).toBe('file');
+    touchDir('u604.o');
+    cache.nextEpoch();
+    expect(cache.kind(dir, 'unit.c')).toBe('file');
+    expect(cache.kind(dir, 'u604.o')).toBe('file');
+    expect(cache.kind(dir, 'linked')).toBe('dir');
+    expect(cache.kind(dir, 'absent.h')).toBeUndefined();
+    expect(cache.listingsRead).toBe(1);
+    // A listing asked for (the compiler's scan) is whole again.
+    expect(cache.listing(dir)?.entries.length).toBe(readdirSync(dir).length);
   });
 
   it('a file that __has_include asks about, appearing later, is seen through every header that asked, also one answered from the walk\'s memo', () => {

@@ -7,7 +7,12 @@
 // resolved from its answers before (the walk keeps each file's resolved includes, with the
 // versions of the directories they asked) must be resolved again. Names nobody asked about (a
 // build's new objects beside its sources) change nothing.
-import { readdirSync, statSync, type Stats } from 'node:fs';
+//
+// A large directory that keeps changing (a build directory filling with objects beside the
+// sources) is not read again whole: once it changed, its entries are the asked names alone,
+// each looked up by itself when first asked after the change. Git's top directory or a
+// generated project's thousands of units would otherwise be listed again for every unit.
+import { lstatSync, readdirSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { DirListing } from '../../protocol/messages.js';
 import { settled } from '../file-stamp.js';
@@ -20,12 +25,22 @@ interface CachedDir {
   /** ctime too: a tool that puts an old mtime back (tar, rsync -t) cannot put back the ctime */
   ctimeMs: number;
   checkedEpoch: number;
-  /** undefined: not a readable directory */
-  entries?: Map<string, EntryKind>;
+  /** undefined: not a readable directory; a name mapped to undefined: looked up, absent */
+  entries?: Map<string, EntryKind | undefined>;
+  /** entries holds the names looked up one by one, not the directory's whole listing */
+  probed?: boolean;
+  /** entries in the directory's last whole listing */
+  listedSize: number;
   listing?: DirListing;
 }
 
 const MAX_LISTING_ENTRIES = 20_000;
+/** A changed directory is probed name by name instead of listed again when it holds more than
+ *  this many entries... */
+const PROBE_MIN_ENTRIES = 256;
+/** ...and more than this many per name asked in it: a lookup (`lstat`) costs about as much as
+ *  this many entries of a listing. */
+const ENTRIES_PER_LOOKUP = 16;
 
 export class DirCache {
   private readonly dirs = new Map<string, CachedDir>();
@@ -38,6 +53,8 @@ export class DirCache {
   private readonly asked = new Map<string, Set<string>>();
   /** Per directory, how many times an asked name changed. */
   private readonly versions = new Map<string, number>();
+  /** Whole listings read so far. */
+  listingsRead = 0;
   /** Directories looked up in while track() runs. */
   private tracking?: Set<string>;
 
@@ -87,7 +104,11 @@ export class DirCache {
     if (!names) this.asked.set(dir, (names = new Set()));
     names.add(name);
     this.tracking?.add(dir);
-    return this.read(dir).entries?.get(name);
+    const cached = this.read(dir);
+    if (!cached.probed || cached.entries!.has(name)) return cached.entries?.get(name);
+    const kind = lookUp(dir, name);
+    cached.entries!.set(name, kind);
+    return kind;
   }
 
   /**
@@ -126,6 +147,11 @@ export class DirCache {
   /** The listing a job root recreates, or undefined for a missing or oversized directory. */
   listing(dir: string): DirListing | undefined {
     const cached = this.read(dir);
+    if (cached.probed) {
+      cached.entries = this.readEntries(dir);
+      cached.listedSize = cached.entries?.size ?? 0;
+      cached.probed = false;
+    }
     if (!cached.entries || cached.entries.size > MAX_LISTING_ENTRIES) return undefined;
     cached.listing ??= { path: dir, entries: [...cached.entries].map(([name, kind]) => ({ name, dir: kind === 'dir' })) };
     return cached.listing;
@@ -149,13 +175,27 @@ export class DirCache {
       cached.checkedEpoch = this.epoch;
       return cached;
     }
-    const fresh: CachedDir = { mtimeMs, ctimeMs, checkedEpoch: this.epoch, entries: mtimeMs >= 0 ? readEntries(dir) : undefined };
+    const fresh: CachedDir = { mtimeMs, ctimeMs, checkedEpoch: this.epoch, listedSize: 0 };
+    const asked = this.asked.get(dir);
+    if (mtimeMs >= 0 && cached?.entries && asked && probeable(cached.listedSize, asked)) {
+      fresh.probed = true;
+      fresh.listedSize = cached.listedSize;
+      fresh.entries = new Map([...asked].map((name) => [name, lookUp(dir, name)]));
+    } else if (mtimeMs >= 0) {
+      fresh.entries = this.readEntries(dir);
+      fresh.listedSize = fresh.entries?.size ?? 0;
+    }
     if (cached) this.noteChanges(dir, cached.entries, fresh.entries);
     this.dirs.set(dir, fresh);
     return fresh;
   }
 
-  private noteChanges(dir: string, before: Map<string, EntryKind> | undefined, after: Map<string, EntryKind> | undefined): void {
+  private readEntries(dir: string): Map<string, EntryKind | undefined> | undefined {
+    this.listingsRead++;
+    return readEntries(dir);
+  }
+
+  private noteChanges(dir: string, before: Map<string, EntryKind | undefined> | undefined, after: Map<string, EntryKind | undefined> | undefined): void {
     const names = this.asked.get(dir);
     if (!names || before === after) return;
     for (const name of names) {
@@ -167,14 +207,42 @@ export class DirCache {
   }
 }
 
-function readEntries(dir: string): Map<string, EntryKind> | undefined {
+/** Whether a changed directory of `entries` entries is cheaper to probe for the `asked` names
+ *  than to list. A name with a slash, or `.`/`..`, is not an entry a listing would show. */
+function probeable(entries: number, asked: Set<string>): boolean {
+  if (entries <= PROBE_MIN_ENTRIES || asked.size * ENTRIES_PER_LOOKUP >= entries) return false;
+  for (const name of asked) if (name === '.' || name === '..' || name.includes('/')) return false;
+  return true;
+}
+
+/** The kind a listing would give `dir/name`: links followed, a dangling one a file. */
+function lookUp(dir: string, name: string): EntryKind | undefined {
+  if (name === '' || name === '.' || name === '..' || name.includes('/')) return undefined;
+  const file = dir === '/' ? `/${name}` : `${dir}/${name}`;
+  let st: Stats | undefined;
+  try {
+    st = lstatSync(file, { throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
+  if (!st) return undefined;
+  if (st.isDirectory()) return 'dir';
+  if (!st.isSymbolicLink()) return 'file';
+  try {
+    return statSync(file).isDirectory() ? 'dir' : 'file';
+  } catch {
+    return 'file';
+  }
+}
+
+function readEntries(dir: string): Map<string, EntryKind | undefined> | undefined {
   let dirents;
   try {
     dirents = readdirSync(dir, { withFileTypes: true });
   } catch {
     return undefined;
   }
-  const entries = new Map<string, EntryKind>();
+  const entries = new Map<string, EntryKind | undefined>();
   for (const d of dirents) {
     if (d.isDirectory()) entries.set(d.name, 'dir');
     else if (d.isSymbolicLink()) {
