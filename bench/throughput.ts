@@ -15,6 +15,11 @@
 // client agent sustains is its main thread's CPU per job (1000 / ms per job = the ceiling of
 // jobs per second its event loop allows), printed beside the rate reached.
 //
+// Sustained means a build long enough that what every agent pays once (V8 optimising its hot
+// code, the headers' first trip to each peer, the tables and caches filling) is a small part
+// of it: 2,000 git units and 1,000 kernel ones by default (at 300 units the same agents read
+// 5.2-6.5 ms a job on the client's main thread, at 3,000 3.8).
+//
 // With --baseline DIR (a built checkout of another version), every build runs twice in the same
 // run, on that version's agents and then on this one's, and the ratios are printed: this
 // machine is shared and noisy, so only figures measured side by side compare.
@@ -209,7 +214,8 @@ async function startMesh(version: Version, peers: number, slots: number, logs: s
     const home = mkdtempSync(path.join(os.tmpdir(), 'meshcc-throughput-home-'));
     homes.push(home);
     await setMeshKey(home, key);
-    const nodeArgs: string[] = [];
+    // MESHCC_BENCH_NODE_ARGS: extra node options for the agents (e.g. --trace-deopt), as in bench/mesh-build.
+    const nodeArgs: string[] = (process.env.MESHCC_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
     if (opts.profile) {
       const dir = path.join(opts.profile, label.replace(/\W+/g, '-'), `h${host}`);
       mkdirSync(dir, { recursive: true });
@@ -369,8 +375,8 @@ async function main(): Promise<void> {
   for (const kind of kinds) {
     let project: Project;
     let makefile: string | undefined;
-    if (kind === 'git') project = gitProject(Number(opts.units ?? 600));
-    else if (kind === 'linux') [project, makefile] = [linuxProject(Number(opts.units ?? 400)), 'units/Makefile.throughput'];
+    if (kind === 'git') project = gitProject(Number(opts.units ?? 2000));
+    else if (kind === 'linux') [project, makefile] = [linuxProject(Number(opts.units ?? 1000)), 'units/Makefile.throughput'];
     else throw new Error(`--headers takes git, linux or both, not ${kind}`);
     const figures: Figures[] = [];
     for (const version of versions) figures.push(await measure(version, project, makefile, logs));

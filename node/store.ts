@@ -9,6 +9,8 @@ import type { Logger } from './log.js';
 interface Entry {
   size: number;
   pins: number;
+  /** Used since it last reached the front of the eviction order (a second chance). */
+  used: boolean;
 }
 
 export function sha256(data: Uint8Array): string {
@@ -37,7 +39,10 @@ export function writeStoreObjectSync(dir: string, hash: string, data: Uint8Array
 }
 
 export class Store {
-  /** Insertion order is recency order: a use moves the entry to the end. */
+  /** Eviction order, oldest first: insertion order, and an entry used since it was inserted
+   *  (or last passed over) goes back to the end when eviction reaches it instead of leaving
+   *  (the CLOCK approximation of least-recently-used). A use is a flag, not a move: a job
+   *  touches each of its hundreds of inputs, and moving an entry costs two map operations. */
   private readonly entries = new Map<string, Entry>();
   private totalBytes = 0;
   private readonly writing = new Map<string, Promise<boolean>>();
@@ -87,8 +92,7 @@ export class Store {
   touch(hash: string): boolean {
     const entry = this.entries.get(hash);
     if (!entry) return false;
-    this.entries.delete(hash);
-    this.entries.set(hash, entry);
+    entry.used = true;
     return true;
   }
 
@@ -161,15 +165,25 @@ export class Store {
 
   private remember(hash: string, size: number): void {
     if (this.entries.has(hash)) return;
-    this.entries.set(hash, { size, pins: 0 });
+    this.entries.set(hash, { size, pins: 0, used: false });
     this.totalBytes += size;
   }
 
   private async evict(): Promise<void> {
     if (this.totalBytes <= this.maxBytes) return;
+    // An entry passed over goes to the end, used no longer: a second visit may evict it. Two
+    // rounds at most, so this ends even when everything is pinned.
+    const passes = 2 * this.entries.size;
+    let seen = 0;
     for (const [hash, entry] of this.entries) {
-      if (this.totalBytes <= this.maxBytes) break;
+      if (this.totalBytes <= this.maxBytes || seen++ >= passes) break;
       if (entry.pins > 0) continue;
+      if (entry.used) {
+        entry.used = false;
+        this.entries.delete(hash);
+        this.entries.set(hash, entry);
+        continue;
+      }
       this.entries.delete(hash);
       this.totalBytes -= entry.size;
       await fs.rm(this.pathOf(hash), { force: true });

@@ -55,6 +55,16 @@ export async function packChunk(data: Uint8Array, quality = 1): Promise<PackedCh
   return packed.length < data.length ? { z: true, data: packed } : { z: false, data };
 }
 
+/** packChunk at the default quality, on the calling thread: for a worker thread, where it blocks
+ *  nothing (the walk packs a unit's fresh source there, off the agent's event loop). */
+export function packChunkSync(data: Uint8Array): PackedChunk {
+  if (data.length < MIN_BYTES) return { z: false, data };
+  const packed = zlib.brotliCompressSync(data, {
+    params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 1, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: data.length },
+  });
+  return packed.length < data.length ? { z: true, data: packed } : { z: false, data };
+}
+
 /** Inflates a chunk, refusing to produce more than `maxBytes` (a hostile peer's bomb). */
 export async function unpackChunk(chunk: PackedChunk, maxBytes: number): Promise<Buffer> {
   if (!chunk.z) return asIs(chunk, maxBytes);

@@ -68,6 +68,8 @@ export interface MeshOptions {
 
 /** A suspect that sent us work this recently still takes jobs (it is busy, not dead). */
 const SENDING_WORK_MS = 2_000;
+/** How long the set of members jobs must not go to is kept once computed. */
+const UNUSABLE_KEPT_MS = 100;
 const REDIAL_MS = 2000;
 /** Changes of slots in use reach the scheduler at most this often. */
 const LOAD_COALESCE_MS = 250;
@@ -434,11 +436,19 @@ export class MeshService {
     return this.selfCard.load();
   }
 
-  /** Peers jobs must not go to right now (job-eligibility.ts). */
+  /** Peers jobs must not go to right now (job-eligibility.ts). Every job asks, twice, and the
+   *  answer walks every member and connection: it is kept for a moment, far shorter than a
+   *  suspicion or a link takes to change. */
   unusableForJobs(): Set<string> {
+    const now = performance.now();
+    if (this.unusable && now - this.unusable.at < UNUSABLE_KEPT_MS) return this.unusable.peers;
     const node = this.node;
-    return unusableForJobs(this.view.list(), node?.links() ?? new Map(), this.options.relayedJobs === true, (peer) => node?.heardWithin(peer, SENDING_WORK_MS) === true);
+    const peers = unusableForJobs(this.view.list(), node?.links() ?? new Map(), this.options.relayedJobs === true, (peer) => node?.heardWithin(peer, SENDING_WORK_MS) === true);
+    this.unusable = { at: now, peers };
+    return peers;
   }
+
+  private unusable?: { at: number; peers: Set<string> };
 
   /** An invitation token to this mesh, valid until `expiresAt`. */
   async invite(expiresAt: number): Promise<string> {

@@ -183,7 +183,7 @@ async function inlineBlobs(fresh: FreshFile[], quality?: number): Promise<{ hash
   let bytes = 0;
   for (const file of fresh) {
     if (file.data.length > MESH_JOB_LIMITS.inlineFileBytes || blobs.length >= 64) continue;
-    const packed = await packChunk(file.data, quality);
+    const packed = file.packed && (quality ?? 1) === 1 ? file.packed : await packChunk(file.data, quality);
     if (bytes + packed.data.length > MESH_JOB_LIMITS.inlineBlobBytes) break;
     blobs.push({ hash: file.hash, ...packed });
     bytes += packed.data.length;

@@ -102,9 +102,10 @@ export function parseChains(stderr: string, cwd: string): SearchChains {
   };
 }
 
+/** Asked for every job (of each ignored directory): no exception for the usual answer, no. */
 function exists(dir: string): boolean {
   try {
-    return statSync(dir).isDirectory();
+    return statSync(dir, { throwIfNoEntry: false })?.isDirectory() === true;
   } catch {
     return false;
   }

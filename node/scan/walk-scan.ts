@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, type Stats } from 'node:fs';
 import path from 'node:path';
+import { packChunkSync, type PackedChunk } from '../../protocol/compression.js';
 import { MESH_JOB_LIMITS } from '../../protocol/messages.js';
 import { mtimeSettled, numbersOf, sameStamp, type NumericStamp } from '../file-stamp.js';
 import { writeStoreObjectSync } from '../store.js';
@@ -30,6 +31,9 @@ export interface WalkScanRequest {
 export interface FreshFile {
   hash: string;
   data: Uint8Array;
+  /** The contents as a near peer's offer carries them (packChunk's default quality), packed by
+   *  the walk worker: a far peer's offer packs `data` harder. */
+  packed?: PackedChunk;
 }
 
 /** [number, path, sha256 hex, size, executable]: a catalog entry the caller has not seen. */
@@ -155,7 +159,7 @@ export class WalkScanner {
     this.store(hash, data);
     stored.push([hash, data.length]);
     // Larger files are asked for by the peer, as any input.
-    if (data.length <= MESH_JOB_LIMITS.inlineFileBytes) fresh.push({ hash, data });
+    if (data.length <= MESH_JOB_LIMITS.inlineFileBytes) fresh.push({ hash, data, packed: packChunkSync(data) });
     if (mtimeSettled(st) && data.length === st.size) {
       this.stated.set(file, { stamp: numbersOf(st), entry });
     } else {
