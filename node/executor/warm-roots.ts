@@ -22,7 +22,7 @@ interface WarmRoot {
   mtimes: Map<string, bigint>;
   /** The output directories and /tmp, checked by their entries (name → inode), not by mtime:
    *  the compile writes there. */
-  listed: Map<string, Map<string, bigint>>;
+  listed: Map<string, Map<string, number>>;
   /** What bubblewrap made in the root for its mounts (mount points and their parents). */
   sandbox: Set<string>;
 }
@@ -193,8 +193,12 @@ function childrenOf(paths: Iterable<string>): Map<string, Set<string>> {
   return children;
 }
 
-function entries(dir: string): Map<string, bigint> {
-  return new Map(readdirSync(dir).map((name) => [name, lstatSync(path.join(dir, name), { bigint: true }).ino]));
+/** Name → inode of a directory's entries. Numbers, not bigints: roots live on tmpfs and ext4,
+ *  whose inode numbers stay far below 2^53, and an output directory holds hundreds of inputs
+ *  (git's top directory), looked at twice a job. */
+function entries(dir: string): Map<string, number> {
+  const at = dir.endsWith('/') ? dir : `${dir}/`;
+  return new Map(readdirSync(dir).map((name) => [name, lstatSync(at + name).ino]));
 }
 
 /** Forgets every kept root (the link cache they point into was retired, or the pool stops). */
