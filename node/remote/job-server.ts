@@ -201,7 +201,7 @@ export class JobServer {
       await this.fetch(new Map(wire.tree.map(([hash, size]) => [Buffer.from(hash).toString('hex'), size])), framed, cancel.signal);
       const job = await this.rebuild(wire, tableInputs);
       watch = this.options.watchServed?.(job.id, sourceOf(job.argv), client);
-      await this.fetch(new Map(job.inputs.map((f) => [f.hash, f.size])), framed, cancel.signal);
+      await this.fetch(this.lacking(job.inputs), framed, cancel.signal);
       const toolchain = await this.options.toolchains.use(offer.toolchain);
       if (!toolchain) throw new MeshccError('unknown-toolchain', `toolchain ${offer.toolchain.slice(0, 12)} is no longer here`);
       let result;
@@ -294,6 +294,17 @@ export class JobServer {
     } finally {
       store.unpin(hashes);
     }
+  }
+
+  /** The inputs the store lacks, by hash, with their sizes: usually none of a job's hundreds,
+   *  so the common case is one lookup per input and nothing built. */
+  private lacking(inputs: InputFile[]): Map<string, number> {
+    const lacking = new Map<string, number>();
+    for (const f of inputs) {
+      if (f.size > MESH_JOB_LIMITS.inputFileBytes) throw new ProtocolError('too-large', `an input of ${f.size} bytes exceeds the limit`);
+      if (!this.options.store.has(f.hash)) lacking.set(f.hash, f.size);
+    }
+    return lacking;
   }
 
   /** Asks the client for the files (by hash, with sizes) missing here, in rounds while shared transfers fail. */
