@@ -22,10 +22,10 @@
 //
 // With --baseline DIR (a built checkout of another version), every build runs twice in the same
 // run, on that version's agents and then on this one's, and the ratios are printed: this
-// machine is shared and noisy, so only figures measured side by side compare. The second build
-// of a pair has an edge of its own (warmer page cache; measured on 2 December with the same
-// code on both sides: 0.88-0.95 of the first's CPU per job): a change is real when it holds
-// with the two versions swapped (pass this version as the baseline of the other's checkout).
+// machine is shared and noisy, so only figures measured side by side compare, and even they
+// drift: the same checkout on both sides read 0.77-1.12 of itself per job (2 December, 500
+// units). A change smaller than that is real only when it holds with the versions swapped
+// (pass this checkout as the baseline of the other's) and in the longer default builds.
 //
 //   node dist/bench/throughput.js [--headers git|linux|both] [--units N] [--peers P] [--slots S] [-j J] [--cheap] [--profile DIR] [--baseline DIR] [--keep]
 // Needs root (network namespaces). The projects are fetched by bench/fetch-project.sh.
