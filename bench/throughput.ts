@@ -24,7 +24,7 @@
 // run, on that version's agents and then on this one's, and the ratios are printed: this
 // machine is shared and noisy, so only figures measured side by side compare, and even they
 // drift: the same checkout on both sides read 0.93-1.12 of itself per job (2 December, 500
-// units; 0.77-0.95 with tests running beside it). A change smaller than that is real only when it holds with the versions swapped
+// units, with other load on the machine; 0.77-0.95 with tests running beside it). A change smaller than that is real only when it holds with the versions swapped
 // (pass this checkout as the baseline of the other's) and in the longer default builds.
 //
 //   node dist/bench/throughput.js [--headers git|linux|both] [--units N] [--peers P] [--slots S] [-j J] [--cheap] [--profile DIR] [--baseline DIR] [--keep]
