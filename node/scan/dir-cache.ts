@@ -9,9 +9,10 @@
 // build's new objects beside its sources) change nothing.
 //
 // A large directory that keeps changing (a build directory filling with objects beside the
-// sources) is not read again whole: once it changed, its entries are the asked names alone,
-// each looked up by itself when first asked after the change. Git's top directory or a
-// generated project's thousands of units would otherwise be listed again for every unit.
+// sources) is not read again whole when few names were asked in it: once it changed, its
+// entries are the asked names alone, each looked up by itself (a name asked for the first time
+// is looked up then). A generated project's thousands of units would otherwise be listed again
+// for every unit; git's top directory, where hundreds of names are asked, is still listed.
 import { lstatSync, readdirSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { DirListing } from '../../protocol/messages.js';
