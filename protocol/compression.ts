@@ -46,22 +46,28 @@ export interface PackedChunk {
  *  compress at 1 MB/s or less: slower than such a link sends). */
 export const FAR_QUALITY = 5;
 
-/** Compresses one chunk of a file (an input, an output) with brotli (quality 1 unless the link is slow). */
-export async function packChunk(data: Uint8Array, quality = 1): Promise<PackedChunk> {
+/** Brotli quality over a near link: what a job's chunks are packed at unless the link is slow. */
+export const NEAR_QUALITY = 1;
+
+/** Compresses one chunk of a file (an input, an output) with brotli (NEAR_QUALITY unless the link is slow). */
+export async function packChunk(data: Uint8Array, quality = NEAR_QUALITY): Promise<PackedChunk> {
   if (data.length < MIN_BYTES) return { z: false, data };
-  const packed = await brotli(data, {
-    params: { [zlib.constants.BROTLI_PARAM_QUALITY]: quality, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: data.length },
-  });
-  return packed.length < data.length ? { z: true, data: packed } : { z: false, data };
+  return smaller(data, await brotli(data, brotliOptions(quality, data.length)));
 }
 
-/** packChunk at the default quality, on the calling thread: for a worker thread, where it blocks
- *  nothing (the walk packs a unit's fresh source there, off the agent's event loop). */
-export function packChunkSync(data: Uint8Array): PackedChunk {
+/** packChunk on the calling thread: for a worker thread, where it blocks nothing (the walk packs
+ *  a unit's fresh source there, off the agent's event loop). */
+export function packChunkSync(data: Uint8Array, quality = NEAR_QUALITY): PackedChunk {
   if (data.length < MIN_BYTES) return { z: false, data };
-  const packed = zlib.brotliCompressSync(data, {
-    params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 1, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: data.length },
-  });
+  return smaller(data, zlib.brotliCompressSync(data, brotliOptions(quality, data.length)));
+}
+
+function brotliOptions(quality: number, size: number): Options {
+  return { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: quality, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: size } };
+}
+
+/** The packed form when it saves bytes; a chunk that does not shrink travels as it is. */
+function smaller(data: Uint8Array, packed: Buffer): PackedChunk {
   return packed.length < data.length ? { z: true, data: packed } : { z: false, data };
 }
 
@@ -77,8 +83,7 @@ export async function unpackChunk(chunk: PackedChunk, maxBytes: number): Promise
 
 /** Compresses a job offer; with a dictionary (an offer both sides hold) what they share costs nearly nothing. */
 export async function packOffer(data: Uint8Array, dictionary?: Uint8Array): Promise<PackedChunk> {
-  const packed = await deflate(data, dictionary ? { level: 6, dictionary } : { level: 6 });
-  return packed.length < data.length ? { z: true, data: packed } : { z: false, data };
+  return smaller(data, await deflate(data, dictionary ? { level: 6, dictionary } : { level: 6 }));
 }
 
 export async function unpackOffer(chunk: PackedChunk, maxBytes: number, dictionary?: Uint8Array): Promise<Buffer> {

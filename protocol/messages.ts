@@ -207,7 +207,8 @@ export const MESH_JOB_LIMITS = {
   jobBytes: 32 * 1024 * 1024,
   /** Largest single input file. */
   inputFileBytes: 512 * 1024 * 1024,
-  /** Bytes of files an offer carries at most (compressed), and the largest such file (raw). */
+  /** Files an offer carries at most, their bytes (compressed), and the largest such file (raw). */
+  inlineBlobs: 64,
   inlineBlobBytes: 1024 * 1024,
   inlineFileBytes: 256 * 1024,
   textBytes: 4096,
@@ -232,7 +233,7 @@ export const JobOffer = z.object({
    *  compressed: no peer can hold them yet, so they come with the offer instead of being asked for. */
   blobs: z
     .array(z.object({ hash: sha256, z: z.boolean(), data: bytes }))
-    .max(64)
+    .max(MESH_JOB_LIMITS.inlineBlobs)
     .refine((b) => b.reduce((n, f) => n + f.data.length, 0) <= MESH_JOB_LIMITS.inlineBlobBytes, 'inline files too large')
     .optional(),
 });

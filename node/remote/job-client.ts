@@ -5,7 +5,7 @@
 import { readFile as readFileCallback } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { packChunk, packOffer, unpackChunk } from '../../protocol/compression.js';
+import { NEAR_QUALITY, packChunk, packOffer, unpackChunk } from '../../protocol/compression.js';
 import { MeshccError, ProtocolError } from '../../protocol/errors.js';
 import { encodeBody } from '../../protocol/framing.js';
 import { listingChunks, wireJob } from '../../protocol/input-tree.js';
@@ -182,8 +182,8 @@ async function inlineBlobs(fresh: FreshFile[], quality?: number): Promise<{ hash
   const blobs: { hash: string; z: boolean; data: Uint8Array }[] = [];
   let bytes = 0;
   for (const file of fresh) {
-    if (file.data.length > MESH_JOB_LIMITS.inlineFileBytes || blobs.length >= 64) continue;
-    const packed = file.packed && (quality ?? 1) === 1 ? file.packed : await packChunk(file.data, quality);
+    if (file.data.length > MESH_JOB_LIMITS.inlineFileBytes || blobs.length >= MESH_JOB_LIMITS.inlineBlobs) continue;
+    const packed = file.packed && (quality ?? NEAR_QUALITY) === NEAR_QUALITY ? file.packed : await packChunk(file.data, quality);
     if (bytes + packed.data.length > MESH_JOB_LIMITS.inlineBlobBytes) break;
     blobs.push({ hash: file.hash, ...packed });
     bytes += packed.data.length;

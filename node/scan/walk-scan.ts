@@ -138,6 +138,7 @@ export class WalkScanner {
       if (!st?.isFile()) return { ok: false, reason: `${file} is not a regular file` };
       inputs.push(this.numberOf(file, st, defined, stored, fresh));
     }
+    packForOffer(fresh);
     return { ok: true, inputs, defined, stored, fresh, dirs: [...dirs] };
   }
 
@@ -159,7 +160,7 @@ export class WalkScanner {
     this.store(hash, data);
     stored.push([hash, data.length]);
     // Larger files are asked for by the peer, as any input.
-    if (data.length <= MESH_JOB_LIMITS.inlineFileBytes) fresh.push({ hash, data, packed: packChunkSync(data) });
+    if (data.length <= MESH_JOB_LIMITS.inlineFileBytes) fresh.push({ hash, data });
     if (mtimeSettled(st) && data.length === st.size) {
       this.stated.set(file, { stamp: numbersOf(st), entry });
     } else {
@@ -171,5 +172,17 @@ export class WalkScanner {
   private store(hash: string, data: Uint8Array): void {
     if (!this.storeDir) throw new Error('a walk scan without a store');
     writeStoreObjectSync(this.storeDir, hash, data);
+  }
+}
+
+/** Packs, here, the fresh files an offer can carry (job-client.ts inlineBlobs takes them in this
+ *  order, as many and as many bytes as MESH_JOB_LIMITS allows): a first job's hundreds of
+ *  fresh headers beyond them are asked for by the peer and never packed for the offer. */
+function packForOffer(fresh: FreshFile[]): void {
+  let bytes = 0;
+  for (let i = 0; i < fresh.length && i < MESH_JOB_LIMITS.inlineBlobs && bytes <= MESH_JOB_LIMITS.inlineBlobBytes; i++) {
+    const file = fresh[i]!;
+    file.packed = packChunkSync(file.data);
+    bytes += file.packed.data.length;
   }
 }
