@@ -208,17 +208,22 @@ export class DirCache {
   }
 }
 
+/** Whether a name can be an entry of a listing (not empty, `.`, `..`, nor a path). */
+function isEntryName(name: string): boolean {
+  return name !== '' && name !== '.' && name !== '..' && !name.includes('/');
+}
+
 /** Whether a changed directory of `entries` entries is cheaper to probe for the `asked` names
- *  than to list. A name with a slash, or `.`/`..`, is not an entry a listing would show. */
+ *  than to list. */
 function probeable(entries: number, asked: Set<string>): boolean {
   if (entries <= PROBE_MIN_ENTRIES || asked.size * ENTRIES_PER_LOOKUP >= entries) return false;
-  for (const name of asked) if (name === '.' || name === '..' || name.includes('/')) return false;
+  for (const name of asked) if (!isEntryName(name)) return false;
   return true;
 }
 
-/** The kind a listing would give `dir/name`: links followed, a dangling one a file. */
+/** The kind a listing would give `dir/name`. */
 function lookUp(dir: string, name: string): EntryKind | undefined {
-  if (name === '' || name === '.' || name === '..' || name.includes('/')) return undefined;
+  if (!isEntryName(name)) return undefined;
   const file = dir === '/' ? `/${name}` : `${dir}/${name}`;
   let st: Stats | undefined;
   try {
@@ -228,7 +233,12 @@ function lookUp(dir: string, name: string): EntryKind | undefined {
   }
   if (!st) return undefined;
   if (st.isDirectory()) return 'dir';
-  if (!st.isSymbolicLink()) return 'file';
+  return st.isSymbolicLink() ? linkKind(file) : 'file';
+}
+
+/** The compiler follows links; a dangling one it cannot open is no entry to it, but a listing
+ *  still shows the name (as the host's readdir does). */
+function linkKind(file: string): EntryKind {
   try {
     return statSync(file).isDirectory() ? 'dir' : 'file';
   } catch {
@@ -246,15 +256,7 @@ function readEntries(dir: string): Map<string, EntryKind | undefined> | undefine
   const entries = new Map<string, EntryKind | undefined>();
   for (const d of dirents) {
     if (d.isDirectory()) entries.set(d.name, 'dir');
-    else if (d.isSymbolicLink()) {
-      // The compiler follows links; a dangling one it cannot open is no entry to it, but
-      // a listing still shows the name (as the host's readdir does).
-      try {
-        entries.set(d.name, statSync(path.join(dir, d.name)).isDirectory() ? 'dir' : 'file');
-      } catch {
-        entries.set(d.name, 'file');
-      }
-    } else entries.set(d.name, 'file');
+    else entries.set(d.name, d.isSymbolicLink() ? linkKind(path.join(dir, d.name)) : 'file');
   }
   return entries;
 }
