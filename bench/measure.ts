@@ -44,3 +44,9 @@ export function processCpuMs(pid: number): number {
   const ticks = Number(fields[11]) + Number(fields[12]);
   return (ticks * 1000) / 100;
 }
+
+/** Node options for the processes a benchmark starts, from an environment variable
+ *  (MESHCC_BENCH_NODE_ARGS and the like: NODE_OPTIONS refuses --cpu-prof and V8's flags). */
+export function nodeArgsFrom(variable: string): string[] {
+  return (process.env[variable] ?? '').split(/\s+/).filter(Boolean);
+}

@@ -24,8 +24,9 @@
 // run, on that version's agents and then on this one's, and the ratios are printed: this
 // machine is shared and noisy, so only figures measured side by side compare, and even they
 // drift: the same checkout on both sides read 0.93-1.12 of itself per job (2 December, 500
-// units, with other load on the machine; 0.77-0.95 with tests running beside it). A change smaller than that is real only when it holds with the versions swapped
-// (pass this checkout as the baseline of the other's) and in the longer default builds.
+// units, with other load on the machine; 0.77-0.95 with tests running beside it). A change
+// smaller than that is real only when it holds with the versions swapped (pass this checkout
+// as the baseline of the other's) and in the longer default builds.
 //
 //   node dist/bench/throughput.js [--headers git|linux|both] [--units N] [--peers P] [--slots S] [-j J] [--cheap] [--profile DIR] [--baseline DIR] [--keep]
 // Needs root (network namespaces). The projects are fetched by bench/fetch-project.sh.
@@ -42,6 +43,7 @@ import type { AgentStatus } from '../node/mesh/mesh-service.js';
 import { walkThreadsFor } from '../node/scan/walk-thread.js';
 import { createNetnsMesh, netnsAvailable, type NetnsMesh } from '../test/helpers/netns.js';
 import { monotonicUs, profilesIn, summariseProfile, topPlaces } from './cpu-profile.js';
+import { nodeArgsFrom } from './measure.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const FETCH = path.join(repo, 'bench', 'fetch-project.sh');
@@ -218,7 +220,7 @@ async function startMesh(version: Version, peers: number, slots: number, logs: s
     homes.push(home);
     await setMeshKey(home, key);
     // MESHCC_BENCH_NODE_ARGS: extra node options for the agents (e.g. --trace-deopt), as in bench/mesh-build.
-    const nodeArgs: string[] = (process.env.MESHCC_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+    const nodeArgs = nodeArgsFrom('MESHCC_BENCH_NODE_ARGS');
     if (opts.profile) {
       const dir = path.join(opts.profile, label.replace(/\W+/g, '-'), `h${host}`);
       mkdirSync(dir, { recursive: true });

@@ -16,6 +16,7 @@ import path from 'node:path';
 import { socketAnswers } from '../../node/instance-lock.js';
 import { setMeshKey } from '../../node/mesh/keys.js';
 import type { NetnsMesh } from '../../test/helpers/netns.js';
+import { nodeArgsFrom } from '../measure.js';
 import { at, numAt, statsOf, statusOf, type Json } from './agent-stats.js';
 import { bytes, freshTree, MESHCC_BIN, pct, say, secs, shq, stopChild, tempDirs, until } from './common.js';
 import { compareTrees } from './compare.js';
@@ -29,7 +30,7 @@ const d = (before: Json | undefined, after: Json | undefined, key: string) => (n
 function startAgent(ctx: BenchContext, mesh: NetnsMesh, host: number, home: string, extra: NodeJS.ProcessEnv): ChildProcess {
   const fd = openSync(logPath(ctx, `cache-agent-h${host}.log`), 'a');
   // MESHCC_BENCH_NODE_ARGS: node options for the agents (e.g. --cpu-prof; build windows are printed in the profiles' clock)
-  const nodeArgs = (process.env.MESHCC_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const nodeArgs = nodeArgsFrom('MESHCC_BENCH_NODE_ARGS');
   const child = mesh.spawn(host, process.execPath, [...nodeArgs, MESHCC_BIN, 'agent'], { env: { ...ctx.env, MESHCC_HOME: home, MESHCC_LOG_LEVEL: 'warn', MESHCC_CACHE: 'read-write', ...extra }, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   return child;
@@ -118,7 +119,7 @@ export async function runCacheBench(ctx: BenchContext, mesh: NetnsMesh, plain: P
     const viaRun = (env: NodeJS.ProcessEnv) => (cmd: string, args: string[]) => {
       // runMake's script starts with `make`: the same make, under meshcc run.
       // MESHCC_BENCH_RUN_NODE_ARGS: node options for meshcc run's process (its agent runs in it), e.g. --cpu-prof
-      const nodeArgs = (process.env.MESHCC_BENCH_RUN_NODE_ARGS ?? '').split(' ').filter(Boolean).map(shq).join(' ');
+      const nodeArgs = nodeArgsFrom('MESHCC_BENCH_RUN_NODE_ARGS').map(shq).join(' ');
       const script = args[1]!.replace(/^make /, `${shq(process.execPath)} ${nodeArgs} ${shq(MESHCC_BIN)} run --peer ${shq(peerAddress)} -- make `);
       return inH0(env)(cmd, [args[0]!, script]);
     };

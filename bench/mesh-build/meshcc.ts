@@ -10,6 +10,7 @@ import path from 'node:path';
 import { socketAnswers } from '../../node/instance-lock.js';
 import { setMeshKey } from '../../node/mesh/keys.js';
 import type { NetnsMesh } from '../../test/helpers/netns.js';
+import { nodeArgsFrom } from '../measure.js';
 import { at, buildStats, na, numAt, statsOf, statusOf, type Json, type MeshBuildStats } from './agent-stats.js';
 import { filesUnder, freshTree, MESHCC_BIN, say, secs, stopChild, tempDirs, until } from './common.js';
 import { compareTrees, type TreeComparison } from './compare.js';
@@ -44,7 +45,7 @@ async function startAgents(ctx: BenchContext, mesh: NetnsMesh) {
   const startAgent = (host: number, home: string, extra: NodeJS.ProcessEnv): ChildProcess => {
     const fd = openSync(logPath(ctx, `agent-h${host}.log`), 'a');
     // MESHCC_BENCH_NODE_ARGS: extra node options for the agents (e.g. --cpu-prof), which NODE_OPTIONS refuses
-    const nodeArgs = (process.env.MESHCC_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const nodeArgs = nodeArgsFrom('MESHCC_BENCH_NODE_ARGS');
     const child = mesh.spawn(host, process.execPath, [...nodeArgs, MESHCC_BIN, 'agent'], {
       // MESHCC_BENCH_LOG_LEVEL: the agents' log level (debug says when each slot compiled what)
       env: { ...ctx.env, MESHCC_HOME: home, MESHCC_LOG_LEVEL: process.env.MESHCC_BENCH_LOG_LEVEL ?? 'warn', ...extra },
