@@ -17,8 +17,9 @@ export const PACKAGE_ROOT = packageRoot();
 export const PACKAGE_VERSION = (JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 /** Builds the native client (see node/native-client.ts for where it is used from). */
 export const CLIENT_BUILD_SCRIPT = path.join(PACKAGE_ROOT, 'scripts', 'build-client.js');
-/** Everything the native client is built from: a change to any of them calls for a new build. */
+/** Everything the native client and spawner are built from: a change to any of them calls for a new build. */
 export const CLIENT_BUILD_INPUTS = [
   CLIENT_BUILD_SCRIPT,
   ...['meshcc-client.c', 'msgpack.c', 'msgpack.h', 'copy-outputs.c', 'copy-outputs.h'].map((f) => path.join(PACKAGE_ROOT, 'node', 'client', f)),
+  path.join(PACKAGE_ROOT, 'node', 'spawner', 'meshcc-spawn.c'),
 ];

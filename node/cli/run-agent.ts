@@ -2,6 +2,7 @@
 import { Agent } from '../agent.js';
 import { loadConfig, type AgentConfig } from '../config.js';
 import { createLogger } from '../log.js';
+import { ensureClient } from '../native-client.js';
 
 export async function runAgent(options: { pretty?: boolean; level?: string; listen?: string[]; peer?: string[]; peersDns?: string }, adjust?: (config: AgentConfig) => void): Promise<void> {
   const log = createLogger(options);
@@ -10,6 +11,13 @@ export async function runAgent(options: { pretty?: boolean; level?: string; list
   if (options.listen?.length) config.listen = options.listen;
   if (options.peer?.length) config.peers = [...config.peers, ...options.peer];
   if (options.peersDns) config.peersDns = options.peersDns;
+  try {
+    // The native spawner is built with the native client (an installed package builds both on
+    // first use); without it the agent starts its programs through a Node helper and prlimit.
+    ensureClient();
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'the native spawner could not be built: jobs start through the Node helper');
+  }
   const agent = new Agent(config, log);
   try {
     await agent.start();

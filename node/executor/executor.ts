@@ -11,7 +11,7 @@ import type { Store } from '../store.js';
 import { LeanSpawner } from '../spawner/lean-spawn.js';
 import { JobRootPool } from './job-root-pool.js';
 import { PLACEHOLDER_MARK } from './job-root.js';
-import { DEFAULT_JOB_MEMORY_BYTES, DEFAULT_JOB_OUTPUT_FILE_BYTES, prlimitArgs, resourceLimitHit, type ResourceLimits } from './resource-limits.js';
+import { DEFAULT_JOB_MEMORY_BYTES, DEFAULT_JOB_OUTPUT_FILE_BYTES, programLimits, resourceLimitHit, type ResourceLimits } from './resource-limits.js';
 import { bwrapArgs, detectHostBinds, mountDestinations, probeBubblewrap, type HostBinds } from './sandbox.js';
 import type { ToolchainMounts } from './toolchain-mounts.js';
 
@@ -74,7 +74,7 @@ export class Executor {
     const [storeDev, workDev] = await Promise.all([fs.stat(this.options.store.dir), fs.stat(this.options.workDir)]).then((s) => s.map((st) => st.dev));
     if (storeDev !== workDev) this.linkCache = path.join(this.options.workDir, '.link-cache');
     // The sandbox also serves this agent's own hedged and verifying compiles, even with 0 slots.
-    const probe = probeBubblewrap(prlimitArgs(this.limitsFor(this.options.timeoutMs)));
+    const probe = probeBubblewrap(programLimits(this.limitsFor(this.options.timeoutMs)), this.spawner.nativePath);
     if (!probe.ok) {
       this.sandboxUnusable = probe.reason;
       this.options.log.warn({ reason: probe.reason }, 'executor disabled: this agent will not execute jobs');
@@ -226,15 +226,16 @@ export class Executor {
     const timeoutMs = job.timeoutMs ?? this.options.timeoutMs;
     const limits = this.limitsFor(timeoutMs);
     const run = await this.spawner.run({
-      file: 'prlimit',
-      args: [...prlimitArgs(limits), 'bwrap', ...sandbox],
+      file: 'bwrap',
+      args: sandbox,
+      limits: programLimits(limits),
       captureFd3: true,
       outputLimit: LIMITS.diagnosticsBytes,
       timeoutMs,
       signal,
     });
     if (signal?.aborted) throw new JobFailure('cancelled', 'the job was cancelled');
-    if (run.error && run.code === null && !run.signal) throw new JobFailure('sandbox-failed', `cannot start prlimit and bubblewrap: ${run.error}`);
+    if (run.error && run.code === null && !run.signal) throw new JobFailure('sandbox-failed', `cannot start bubblewrap: ${run.error}`);
     if (run.timedOut) throw new JobFailure('timeout', `the job ran longer than ${timeoutMs} ms`);
     if (run.overLimit) throw new JobFailure('output-too-large', 'the job printed more than the diagnostics limit');
     const exit = exitCodeFromStatus(Buffer.from(run.fd3).toString());

@@ -1,8 +1,9 @@
 // Resource limits on every sandboxed job: CPU time, address space, file size, no core dumps.
-// bubblewrap has no rlimit options and Node cannot call setrlimit, so prlimit (util-linux,
-// present on every Debian and Fedora system) sets them and execs bubblewrap in its place,
-// so the timeout's kill still reaches bubblewrap. Measured here: +1.4 ms of CPU per job,
-// next to bubblewrap's ~3.5 ms (a static C wrapper would cost +0.65 ms, dash's ulimit +0.85 ms).
+// bubblewrap has no rlimit options: the native spawner sets them between its fork and the exec
+// of bubblewrap; where only the Node helper runs (no C compiler built the native one), prlimit
+// (util-linux) sets them and execs bubblewrap in its place, so the timeout's kill still reaches
+// bubblewrap. prlimit cost +1.4 ms of CPU per job here, next to bubblewrap's ~3.5 ms.
+import type { ProgramLimits } from '../spawner/program-limits.js';
 
 export interface ResourceLimits {
   /** CPU seconds per process of the job (each of driver, cc1, as has its own). */
@@ -16,19 +17,19 @@ export interface ResourceLimits {
 export const DEFAULT_JOB_MEMORY_BYTES = 8 * 1024 ** 3;
 export const DEFAULT_JOB_OUTPUT_FILE_BYTES = 1024 ** 3;
 
-/** prlimit's arguments up to and including `--`; the command follows. */
-export function prlimitArgs(limits: ResourceLimits): string[] {
-  const whole = (n: number) => String(Math.max(1, Math.min(Math.floor(n), Number.MAX_SAFE_INTEGER)));
+/** What the spawner sets on a job's bubblewrap (and so on everything in its sandbox). */
+export function programLimits(limits: ResourceLimits): ProgramLimits {
+  const whole = (n: number) => Math.max(1, Math.min(Math.floor(n), Number.MAX_SAFE_INTEGER));
   const cpu = Math.max(1, Math.ceil(limits.cpuSeconds));
-  return [
+  return {
     // SIGXCPU first, so a compiler driver names it; SIGKILL a second later for a job that ignores it.
-    `--cpu=${cpu}:${cpu + 1}`,
-    `--as=${whole(limits.memoryBytes)}`,
-    `--fsize=${whole(limits.outputFileBytes)}`,
+    cpuSoftSeconds: cpu,
+    cpuHardSeconds: cpu + 1,
+    addressSpaceBytes: whole(limits.memoryBytes),
+    fileSizeBytes: whole(limits.outputFileBytes),
     // SIGXCPU and SIGXFSZ dump core by default: a core file (or a core_pattern helper) per killed job costs much and tells nothing.
-    '--core=0',
-    '--',
-  ];
+    coreBytes: 0,
+  };
 }
 
 const SIGKILL = 9;

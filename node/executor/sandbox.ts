@@ -1,11 +1,12 @@
 // The bubblewrap command line for one job: the job root as /, the host's compiler
 // directories read-only on top (until toolchains are shipped), the job's own copies of
 // any search directories that live inside those, no network, nothing else of the host.
-// The executor runs it under prlimit (resource-limits.ts).
+// The spawner sets its resource limits (resource-limits.ts).
 import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import type { Job } from '../../protocol/messages.js';
+import { limitFlags, type ProgramLimits } from '../spawner/program-limits.js';
 import { toolchainMountArgs, type ToolchainMounts } from './toolchain-mounts.js';
 
 /** Where a compiler's programs and libraries live on Debian-like and Fedora-like systems.
@@ -108,18 +109,20 @@ function finish(args: string[], job: Job, statusFd: number): string[] {
   return args;
 }
 
-/** Whether bubblewrap can build a sandbox here under prlimit's limits; the reason when it cannot. */
-export function probeBubblewrap(limitArgs: string[]): { ok: true } | { ok: false; reason: string } {
+/** Whether bubblewrap can build a sandbox here under the jobs' limits, set by the native spawner
+ *  (`nativeSpawner`) or else prlimit; the reason when it cannot. */
+export function probeBubblewrap(limits: ProgramLimits, nativeSpawner?: string): { ok: true } | { ok: false; reason: string } {
   // A fresh /proc and /dev, as every job gets: in a container whose /proc is masked (the
   // engines' default) the kernel refuses that mount, and only that.
   const sandbox = ['--unshare-all', '--die-with-parent', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', 'true'];
-  const limited = spawnSync('prlimit', [...limitArgs, 'bwrap', ...sandbox], { encoding: 'utf8', timeout: 10_000 });
+  const limiter = nativeSpawner ?? 'prlimit';
+  const limited = spawnSync(limiter, [...limitFlags(limits), 'bwrap', ...sandbox], { encoding: 'utf8', timeout: 10_000 });
   if (limited.status === 0) return { ok: true };
   // Only on failure: which of the two is at fault.
   const bare = spawnSync('bwrap', sandbox, { encoding: 'utf8', timeout: 10_000 });
   if (isMissing(bare)) return { ok: false, reason: 'bubblewrap (bwrap) is not installed; install it to execute jobs' };
   if (bare.status !== 0) return { ok: false, reason: `bubblewrap cannot create a sandbox here: ${firstLine(bare)}` };
-  if (isMissing(limited)) return { ok: false, reason: 'prlimit (util-linux) is not installed; install it to execute jobs' };
+  if (isMissing(limited)) return { ok: false, reason: nativeSpawner ? `${nativeSpawner} is missing` : 'prlimit (util-linux) is not installed; install it to execute jobs' };
   // E.g. a hard limit below ours, which only CAP_SYS_RESOURCE may raise.
   return { ok: false, reason: `cannot set the jobs' resource limits here: ${firstLine(limited)}` };
 }

@@ -1,13 +1,20 @@
-// Starting programs through a small helper process (spawner-process.ts) instead of from the
-// agent itself, whose memory makes every fork expensive. If the helper cannot run, programs
-// are started directly: slower, never wrong.
-import { fork, type ChildProcess } from 'node:child_process';
+// Starting programs through a small helper process instead of from the agent itself, whose
+// memory makes every fork expensive: the native one (meshcc-spawn.c, built with the native
+// client) where it was built, else a Node one (spawner-process.ts). If neither can run,
+// programs are started directly: slower, never wrong.
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { locateClient } from '../native-client.js';
 import { PACKAGE_ROOT } from '../paths.js';
 import { emptyReply, runChild } from './run-child.js';
+import type { ProgramLimits } from './program-limits.js';
+import { encodeKill, encodeRun, ReplyReader, unsendable } from './spawn-protocol.js';
+
+export type { ProgramLimits } from './program-limits.js';
 
 export interface SpawnRequest {
   id: number;
@@ -21,6 +28,8 @@ export interface SpawnRequest {
   /** Kill the program when stdout + stderr exceed this many bytes. */
   outputLimit: number;
   timeoutMs?: number;
+  /** Set on the program before it starts (started directly or by the Node helper: through prlimit). */
+  limits?: ProgramLimits;
 }
 
 export interface SpawnReply {
@@ -46,67 +55,136 @@ function helperScript(): string | undefined {
 
 const HELPER = helperScript();
 
+/** The native spawner built with the native client (dist/ of a clone, or the user's build), if any. */
+export function nativeSpawnerPath(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const file = path.join(locateClient(env).dir, 'spawner', 'meshcc-spawn');
+  return existsSync(file) ? file : undefined;
+}
+
+/** One way to reach a helper: the native one's pipes or the Node one's IPC channel. */
+interface HelperLink {
+  run(req: SpawnRequest): void;
+  kill(id: number): void;
+  stop(): void;
+}
+
 export class LeanSpawner {
   /** `nice`: the helper's niceness, which every program it starts inherits (started directly,
-   *  without the helper, they run at the agent's). */
-  constructor(private readonly nice = 0) {}
+   *  without the helper, they run at the agent's). `native`: the native spawner to use, if any
+   *  (by default the one built with the native client; false: the Node helper). */
+  constructor(
+    private readonly nice = 0,
+    private readonly native: string | false | undefined = nativeSpawnerPath(),
+  ) {}
 
-  private helper?: ChildProcess;
+  private helper?: HelperLink;
   private nextId = 1;
-  private readonly waiting = new Map<number, (reply: SpawnReply) => void>();
+  private readonly waiting = new Map<number, { file: string; done: (reply: SpawnReply) => void }>();
+
+  /** The native spawner programs start from, if they do (their limits then cost no prlimit). */
+  get nativePath(): string | undefined {
+    return this.native || undefined;
+  }
 
   /** Starts a program and collects its output; resolves when it has exited. */
   run(options: SpawnOptions): Promise<SpawnReply> {
     const { signal, ...rest } = options;
-    const helper = this.ensureHelper();
     const id = this.nextId++;
-    if (!helper) return direct({ id, ...rest }, signal);
+    const req = { id, ...rest };
+    const refused = this.native ? unsendable(req) : undefined;
+    if (refused) return Promise.resolve(emptyReply(id, refused));
+    const helper = this.ensureHelper();
+    if (!helper) return direct(req, signal);
     return new Promise((resolve) => {
-      const onAbort = () => helper.send({ id, kill: true });
+      const onAbort = () => helper.kill(id);
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.waiting.set(id, (reply) => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve(reply);
+      this.waiting.set(id, {
+        file: req.file,
+        done: (reply) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(reply);
+        },
       });
-      helper.send({ id, ...rest });
+      helper.run(req);
     });
   }
 
   stop(): void {
-    this.helper?.disconnect();
+    this.helper?.stop();
     this.helper = undefined;
   }
 
-  private ensureHelper(): ChildProcess | undefined {
-    if (this.helper?.connected) return this.helper;
-    if (!HELPER) return undefined;
+  private settle(reply: SpawnReply): void {
+    const waiter = this.waiting.get(reply.id);
+    this.waiting.delete(reply.id);
+    waiter?.done(reply);
+  }
+
+  /** The helper is gone: what it was running is lost; callers see failed starts and fall back. */
+  private lost(helper: HelperLink): void {
+    if (this.helper === helper) this.helper = undefined;
+    for (const [id, { done }] of this.waiting) done(emptyReply(id, 'the spawner helper exited'));
+    this.waiting.clear();
+  }
+
+  private ensureHelper(): HelperLink | undefined {
+    if (this.helper) return this.helper;
     try {
-      const helper = fork(HELPER, [], { serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: [] });
-      helper.on('message', (reply: SpawnReply) => {
-        const done = this.waiting.get(reply.id);
-        this.waiting.delete(reply.id);
-        done?.(reply);
-      });
-      helper.on('exit', () => {
-        if (this.helper === helper) this.helper = undefined;
-        // Whatever it was running is lost: report those as failed starts; callers fall back.
-        for (const [id, done] of this.waiting) done(emptyReply(id, 'the spawner helper exited'));
-        this.waiting.clear();
-      });
-      helper.on('error', () => undefined);
-      if (this.nice > 0 && helper.pid !== undefined) {
-        try {
-          os.setPriority(helper.pid, this.nice);
-        } catch {
-          // not allowed here (a container's seccomp profile): the jobs run at the agent's priority
-        }
-      }
-      helper.unref();
-      (helper.channel as { unref?: () => void } | undefined)?.unref?.();
+      const helper = this.native ? this.startNative(this.native) : HELPER ? this.startNode(HELPER) : undefined;
       this.helper = helper;
       return helper;
     } catch {
       return undefined;
+    }
+  }
+
+  private startNative(file: string): HelperLink {
+    const child = spawn(file, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const reader = new ReplyReader();
+    let link: HelperLink;
+    child.stdout!.on('data', (chunk: Buffer) => {
+      for (const reply of reader.push(chunk, (id) => this.waiting.get(id)?.file)) this.settle(reply);
+    });
+    child.stdin!.on('error', () => undefined);
+    // 'close', not 'exit': the replies it wrote before it ended are read first.
+    child.on('close', () => this.lost(link));
+    child.on('error', () => undefined);
+    this.niced(child);
+    child.unref();
+    (child.stdin as unknown as Socket).unref?.();
+    (child.stdout as unknown as Socket).unref?.();
+    link = {
+      run: (req) => child.stdin!.write(encodeRun(req)),
+      kill: (id) => child.stdin!.write(encodeKill(id)),
+      // Its stdin ends: it kills what still runs and exits.
+      stop: () => child.stdin!.end(),
+    };
+    return link;
+  }
+
+  private startNode(script: string): HelperLink | undefined {
+    const child = fork(script, [], { serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: [] });
+    let link: HelperLink;
+    child.on('message', (reply: SpawnReply) => this.settle(reply));
+    child.on('exit', () => this.lost(link));
+    child.on('error', () => undefined);
+    this.niced(child);
+    child.unref();
+    (child.channel as { unref?: () => void } | undefined)?.unref?.();
+    link = {
+      run: (req) => child.connected && child.send(req),
+      kill: (id) => child.connected && child.send({ id, kill: true }),
+      stop: () => child.connected && child.disconnect(),
+    };
+    return link;
+  }
+
+  private niced(child: ChildProcess): void {
+    if (this.nice <= 0 || child.pid === undefined) return;
+    try {
+      os.setPriority(child.pid, this.nice);
+    } catch {
+      // not allowed here (a container's seccomp profile): the jobs run at the agent's priority
     }
   }
 }

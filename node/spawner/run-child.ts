@@ -2,6 +2,7 @@
 // output limit and a timeout. Shared by the spawner helper and the direct fallback.
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { SpawnReply, SpawnRequest } from './lean-spawn.js';
+import { limitFlags } from './program-limits.js';
 
 export function emptyReply(id: number, error: string): SpawnReply {
   return { id, error, code: null, signal: null, stdout: new Uint8Array(), stderr: new Uint8Array(), fd3: new Uint8Array(), overLimit: false, timedOut: false };
@@ -14,7 +15,9 @@ export function runChild(req: SpawnRequest, started?: (child: ChildProcess) => v
     if (req.captureFd3) stdio.push('pipe');
     let child: ChildProcess;
     try {
-      child = spawn(req.file, req.args, { argv0: req.argv0, cwd: req.cwd, env: req.env, stdio });
+      // Node cannot call setrlimit: prlimit sets the limits and execs the program in its place.
+      const [file, args] = req.limits ? ['prlimit', [...limitFlags(req.limits), req.file, ...req.args]] : [req.file, req.args];
+      child = spawn(file, args, { argv0: req.limits ? undefined : req.argv0, cwd: req.cwd, env: req.env, stdio });
     } catch (err) {
       resolve(emptyReply(req.id, (err as Error).message));
       return;
@@ -31,6 +34,9 @@ export function runChild(req: SpawnRequest, started?: (child: ChildProcess) => v
       if (bytes > req.outputLimit) {
         overLimit = true;
         child.kill('SIGKILL');
+        // A program of its own that still holds the pipe must not keep the reply waiting.
+        child.stdout!.destroy();
+        child.stderr!.destroy();
       } else into.push(chunk);
     };
     child.stdout!.on('data', collect(out));
@@ -46,7 +52,8 @@ export function runChild(req: SpawnRequest, started?: (child: ChildProcess) => v
     child.on('error', (e) => (error = e.message));
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ id: req.id, error, code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err), fd3: Buffer.concat(fd3), overLimit, timedOut });
+      // A program that could not start has no exit code (Node gives the negated errno).
+      resolve({ id: req.id, error, code: error ? null : code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err), fd3: Buffer.concat(fd3), overLimit, timedOut });
     });
   });
 }
