@@ -226,8 +226,9 @@ describe.skipIf(bwrapMissing)('sandbox: resource limits and the timeout', () => 
     const start = Date.now();
     const outcome = executor.run(job).catch((err: unknown) => err);
     try {
-      const running = await waitFor(() => processesMentioning(marker), (pids) => pids.length >= 3, 5000);
-      expect(running.length).toBeGreaterThanOrEqual(3); // bubblewrap, the shell, its looping subshell
+      const running = await waitFor(() => processesMentioning(marker), (pids) => pids.length >= 2, 5000);
+      // The shell and its looping subshell (in a kept sandbox: bubblewrap's command line is the spawner's).
+      expect(running.length).toBeGreaterThanOrEqual(2);
       // A sandbox that outlives the kill holds the job's pipes open: the run would never end.
       const ended = await Promise.race([outcome, new Promise((resolve) => setTimeout(() => resolve('still running'), 10_000))]);
       expect(ended).toMatchObject({ code: 'timeout' });

@@ -1,6 +1,7 @@
 // The executor: runs jobs in bubblewrap over a job root built from the store, bounded by
 // this agent's slots. Capacity is enforced here, by the one who does the work.
 import { promises as fs } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pLimit, { type LimitFunction } from 'p-limit';
@@ -12,7 +13,9 @@ import { LeanSpawner } from '../spawner/lean-spawn.js';
 import { JobRootPool } from './job-root-pool.js';
 import { PLACEHOLDER_MARK } from './job-root.js';
 import { DEFAULT_JOB_MEMORY_BYTES, DEFAULT_JOB_OUTPUT_FILE_BYTES, programLimits, resourceLimitHit, type ResourceLimits } from './resource-limits.js';
-import { bwrapArgs, detectHostBinds, mountDestinations, probeBubblewrap, type HostBinds } from './sandbox.js';
+import { HostCopies } from './host-copies.js';
+import { KeptSandboxes } from './kept-sandboxes.js';
+import { detectHostBinds, jobEnvironment, jobTail, mountDestinations, probeBubblewrap, sandboxMounts, type HostBinds } from './sandbox.js';
 import type { ToolchainMounts } from './toolchain-mounts.js';
 
 /** Bound of the link cache (on the job roots' tmpfs, so memory): a big build's headers fit. */
@@ -54,6 +57,8 @@ export class Executor {
   private sandboxUnusable?: string;
   private readonly roots: JobRootPool;
   private readonly spawner: LeanSpawner;
+  private readonly keptSandboxes: KeptSandboxes;
+  private readonly hostCopies = new HostCopies();
   /** Slots promised to jobs (a peer's accepted job, or one of our own) before they run. */
   private reserved = 0;
   /** Where job roots link store objects from when the store is on another file system. */
@@ -63,6 +68,7 @@ export class Executor {
 
   constructor(private readonly options: ExecutorOptions) {
     this.spawner = options.spawner ?? new LeanSpawner();
+    this.keptSandboxes = new KeptSandboxes(this.spawner.nativePath, this.spawner.niceness, options.log);
     this.limit = pLimit(Math.max(1, options.slots));
     this.roots = new JobRootPool(Math.min(4, Math.max(1, options.slots)));
   }
@@ -86,6 +92,7 @@ export class Executor {
 
   async stop(): Promise<void> {
     this.limit.clearQueue();
+    this.keptSandboxes.stopAll();
     await this.roots.stop();
     this.spawner.stop();
     await fs.rm(this.options.workDir, { recursive: true, force: true });
@@ -197,9 +204,12 @@ export class Executor {
       this.boundLinkCache(cachedBytes);
       const t1 = performance.now();
       signal?.throwIfAborted();
-      const sandbox = bwrapArgs(job, taken, this.binds, 3, toolchain);
-      mounts = mountDestinations(sandbox);
-      const run = await inSlot(() => this.sandboxed(job, sandbox, signal));
+      const sandbox = sandboxMounts(job, taken, this.binds, toolchain, this.hostCopies);
+      mounts = mountDestinations(sandbox.args);
+      const keep = !sandbox.jobOwn && this.keptSandboxes.usable;
+      // A bubblewrap of its own would not make the links a kept sandbox of this root made.
+      if (!keep) this.keptSandboxes.stop(taken);
+      const run = await inSlot(() => this.sandboxed(job, taken, sandbox.args, keep, signal));
       const t2 = performance.now();
       // Not the compile's own failure: another executor (or the client) must run it.
       if (run.exit !== 0 && DISK_FULL.test(run.stderr.toString())) {
@@ -218,27 +228,46 @@ export class Executor {
     } finally {
       store.unpin(hashes);
       const taken = root;
-      if (taken) this.roots.release(taken, mounts).catch(() => this.removeTree(taken));
+      if (taken) {
+        this.roots.release(taken, mounts, this.keptSandboxes.has(taken)).then(
+          (kept) => kept || this.keptSandboxes.stop(taken),
+          () => {
+            this.keptSandboxes.stop(taken);
+            this.removeTree(taken);
+          },
+        );
+      }
     }
   }
 
-  private async sandboxed(job: Job, sandbox: string[], signal?: AbortSignal): Promise<{ exit: number; stdout: Buffer; stderr: Buffer }> {
+  /** Runs the job's command in its sandbox: the root's kept one when `keep` (and it can), else
+   *  a bubblewrap of its own with these mounts. */
+  private async sandboxed(job: Job, root: string, mounts: string[], keep: boolean, signal?: AbortSignal): Promise<{ exit: number; stdout: Buffer; stderr: Buffer }> {
     const timeoutMs = job.timeoutMs ?? this.options.timeoutMs;
     const limits = this.limitsFor(timeoutMs);
-    const run = await this.spawner.run({
-      file: 'bwrap',
-      args: sandbox,
-      limits: programLimits(limits),
-      captureFd3: true,
-      outputLimit: LIMITS.diagnosticsBytes,
-      timeoutMs,
-      signal,
-    });
+    const common = { limits: programLimits(limits), outputLimit: LIMITS.diagnosticsBytes, timeoutMs, signal };
+    let exit: number | undefined;
+    let run = keep
+      ? await this.keptSandboxes.run(root, mounts, this.binds.links.map((l) => l.path), {
+          file: job.compiler,
+          args: job.argv.slice(1),
+          cwd: job.cwd,
+          env: jobEnvironment(job),
+          ...common,
+        })
+      : undefined;
+    if (run) {
+      // As bubblewrap reports it: 128 + the signal when the command itself was killed.
+      exit = run.code ?? 128 + (run.signal ? os.constants.signals[run.signal] : 0);
+    } else {
+      if (keep) this.keptSandboxes.stop(root);
+      run = await this.spawner.run({ file: 'bwrap', args: [...mounts, ...jobTail(job, 3)], captureFd3: true, ...common });
+      if (!signal?.aborted && run.error && run.code === null && !run.signal) throw new JobFailure('sandbox-failed', `cannot start bubblewrap: ${run.error}`);
+      exit = exitCodeFromStatus(Buffer.from(run.fd3).toString());
+    }
     if (signal?.aborted) throw new JobFailure('cancelled', 'the job was cancelled');
-    if (run.error && run.code === null && !run.signal) throw new JobFailure('sandbox-failed', `cannot start bubblewrap: ${run.error}`);
     if (run.timedOut) throw new JobFailure('timeout', `the job ran longer than ${timeoutMs} ms`);
     if (run.overLimit) throw new JobFailure('output-too-large', 'the job printed more than the diagnostics limit');
-    const exit = exitCodeFromStatus(Buffer.from(run.fd3).toString());
     const stderr = Buffer.from(run.stderr);
     if (exit === undefined) throw new JobFailure('sandbox-failed', `bubblewrap could not run the job: ${firstLine(stderr)}`);
     // Not the compile's own failure: a local compile, which has no such limits, must run it.

@@ -103,10 +103,10 @@ export class JobRootPool {
   }
 
   /** The job is over: the root is kept for another job if the compile left it as it was, else removed. */
-  release(root: string, sandboxMounts: string[]): Promise<boolean> {
+  release(root: string, sandboxMounts: string[], sandboxKept: boolean): Promise<boolean> {
     const worker = this.holders.get(root);
     this.holders.delete(root);
-    return this.call({ op: 'release', args: [root, sandboxMounts] }, worker) as Promise<boolean>;
+    return this.call({ op: 'release', args: [root, sandboxMounts, sandboxKept] }, worker) as Promise<boolean>;
   }
 
   /** Writes a store object (a file that came with an offer) in a worker: six file calls off the event loop. */

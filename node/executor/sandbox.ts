@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
-import type { Job } from '../../protocol/messages.js';
+import type { InputFile, Job } from '../../protocol/messages.js';
 import { limitFlags, type ProgramLimits } from '../spawner/program-limits.js';
 import { toolchainMountArgs, type ToolchainMounts } from './toolchain-mounts.js';
 
@@ -52,33 +52,59 @@ function under(dir: string, file: string): boolean {
   return file === dir || file.startsWith(dir + '/');
 }
 
+/** bubblewrap's options that make a job's sandbox, up to the job's own (directory,
+ *  environment, command). */
+export interface SandboxMounts {
+  args: string[];
+  /** Some mounts are this job's own (its inputs or listings inside host-bound directories,
+   *  bound file by file): such a sandbox serves this job only (kept-sandboxes.ts). */
+  jobOwn: boolean;
+}
+
 /**
  * The sandbox of one job. With `toolchain`, the compiler comes from a shipped toolchain and
  * nothing of the host is bound; without it, the host's compiler directories are (the
- * toolchain id then says they hold the identical compiler).
+ * toolchain id then says they hold the identical compiler). `sameAsHost`: whether an input
+ * inside a host-bound directory is byte for byte the host's file there (then the host's
+ * serves, and no mount of its own is needed: git's jobs read five of gcc's own headers).
  */
-export function bwrapArgs(job: Job, root: string, binds: HostBinds, statusFd: number, toolchain?: ToolchainMounts): string[] {
+export function sandboxMounts(job: Job, root: string, binds: HostBinds, toolchain?: ToolchainMounts, hostCopies?: { sameAsHost(file: InputFile): boolean }): SandboxMounts {
   const args = ['--unshare-all', '--die-with-parent', '--new-session', '--bind', root, '/'];
   if (toolchain) {
     args.push(...toolchainMountArgs(toolchain, (p) => existsSync(path.join(root, p))));
     args.push('--proc', '/proc', '--dev', '/dev');
-    return finish(args, job, statusFd);
+    return { args, jobOwn: true };
   }
   for (const link of binds.links) args.push('--symlink', link.target, link.path);
   for (const dir of binds.bound) args.push('--ro-bind', dir, dir);
   // The root's own /tmp (fresh per job), not a tmpfs: projects under /tmp must stay visible.
   args.push('--proc', '/proc', '--dev', '/dev');
+  const base = args.length;
   // Search directories (and stray inputs) inside a host-bound directory come from the job.
   const isHostBound = (p: string) => binds.bound.some((b) => under(b, p));
   const overlaidDirs = job.listings.map((l) => l.path).filter((p) => isHostBound(p) && existsSync(p));
   overlaidDirs.sort();
   for (const dir of overlaidDirs) args.push('--ro-bind', path.join(root, dir), dir);
   for (const f of job.inputs) {
-    if (isHostBound(f.path) && !overlaidDirs.some((d) => under(d, f.path)) && existsSync(f.path)) {
+    if (isHostBound(f.path) && !overlaidDirs.some((d) => under(d, f.path)) && existsSync(f.path) && !hostCopies?.sameAsHost(f)) {
       args.push('--ro-bind', path.join(root, f.path), f.path);
     }
   }
-  return finish(args, job, statusFd);
+  return { args, jobOwn: args.length > base };
+}
+
+/** The environment a job's command runs with. */
+export function jobEnvironment(job: Job): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(job.env)) if (k !== 'TMPDIR') env[k] = v;
+  env.TMPDIR = '/tmp';
+  if (!job.env.PATH) env.PATH = '/usr/local/bin:/usr/bin:/bin';
+  return env;
+}
+
+/** bubblewrap's whole command line for one job, run by bubblewrap itself. */
+export function bwrapArgs(job: Job, root: string, binds: HostBinds, statusFd: number, toolchain?: ToolchainMounts, hostCopies?: { sameAsHost(file: InputFile): boolean }): string[] {
+  return [...sandboxMounts(job, root, binds, toolchain, hostCopies).args, ...jobTail(job, statusFd)];
 }
 
 /** Where bubblewrap's arguments mount or link something inside the root (it makes those paths there if missing). */
@@ -100,11 +126,10 @@ export function mountDestinations(args: string[]): string[] {
   return destinations;
 }
 
-function finish(args: string[], job: Job, statusFd: number): string[] {
-  args.push('--chdir', job.cwd, '--clearenv');
-  for (const [k, v] of Object.entries(job.env)) if (k !== 'TMPDIR') args.push('--setenv', k, v);
-  args.push('--setenv', 'TMPDIR', '/tmp');
-  if (!job.env.PATH) args.push('--setenv', 'PATH', '/usr/local/bin:/usr/bin:/bin');
+/** bubblewrap's options for the job's own: its directory, environment and command. */
+export function jobTail(job: Job, statusFd: number): string[] {
+  const args = ['--chdir', job.cwd, '--clearenv'];
+  for (const [k, v] of Object.entries(jobEnvironment(job))) args.push('--setenv', k, v);
   args.push('--json-status-fd', String(statusFd), '--', job.compiler, ...job.argv.slice(1));
   return args;
 }

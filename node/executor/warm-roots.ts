@@ -129,9 +129,10 @@ function finish(warm: WarmRoot, plan: RootPlan, cachedBytes: number): BuiltRoot 
 
 /**
  * The job is over (its outputs collected, or it failed): keep the root for the next job if the
- * compile left it as it was, else remove it. Returns whether it was kept.
+ * compile left it as it was, else remove it. Returns whether it was kept. `sandboxKept`: a kept
+ * sandbox still shows the root (kept-sandboxes.ts).
  */
-export function releaseJobRoot(root: string, sandboxMounts: string[]): boolean {
+export function releaseJobRoot(root: string, sandboxMounts: string[], sandboxKept = false): boolean {
   const warm = busy.get(root);
   busy.delete(root);
   if (!warm) {
@@ -163,8 +164,9 @@ export function releaseJobRoot(root: string, sandboxMounts: string[]): boolean {
       }
     }
     if (clean && idle.length < KEPT_PER_WORKER) {
-      // bubblewrap will not make a symlink where one exists (0.8): gone until the next job's own.
-      for (const made of warm.sandbox) {
+      // bubblewrap will not make a symlink where one exists (0.8): gone until the next job's own
+      // (a kept sandbox of the root still shows them: kept-sandboxes.ts removes them when it stops).
+      for (const made of sandboxKept ? [] : warm.sandbox) {
         if (lstatSync(inRoot(root, made), { throwIfNoEntry: false })?.isSymbolicLink()) {
           unlinkSync(inRoot(root, made));
           warm.sandbox.delete(made);

@@ -68,14 +68,36 @@ interface HelperLink {
   stop(): void;
 }
 
+/** How a native spawner is started when not as itself: inside a kept sandbox (kept-sandboxes.ts). */
+export interface SpawnerLaunch {
+  file: string;
+  args: string[];
+  /** Given to it as descriptor 3 (the spawner's own binary, which it is started from). */
+  fd3?: number;
+  /** What it writes to stderr (bubblewrap's errors), the last 4 KiB. */
+  onStderr?: (text: string) => void;
+}
+
 export class LeanSpawner {
   /** `nice`: the helper's niceness, which every program it starts inherits (started directly,
    *  without the helper, they run at the agent's). `native`: the native spawner to use, if any
-   *  (by default the one built with the native client; false: the Node helper). */
+   *  (by default the one built with the native client; false: the Node helper). `launch`: how
+   *  to start it, when not by its own path. */
   constructor(
     private readonly nice = 0,
     private readonly native: string | false | undefined = nativeSpawnerPath(),
+    private readonly launch?: SpawnerLaunch,
   ) {}
+
+  /** The niceness its programs start at (from its helper). */
+  get niceness(): number {
+    return this.nice;
+  }
+
+  /** Whether its helper runs now (a kept sandbox that ended must be started again). */
+  get running(): boolean {
+    return this.helper !== undefined;
+  }
 
   private helper?: HelperLink;
   private nextId = 1;
@@ -139,9 +161,18 @@ export class LeanSpawner {
   }
 
   private startNative(file: string): HelperLink {
-    const child = spawn(file, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const launch = this.launch;
+    const stdio: ('pipe' | 'inherit' | number)[] = ['pipe', 'pipe', launch?.onStderr ? 'pipe' : 'inherit'];
+    if (launch?.fd3 !== undefined) stdio.push(launch.fd3);
+    const child = spawn(launch?.file ?? file, launch?.args ?? [], { stdio });
     const reader = new ReplyReader();
     let link: HelperLink;
+    if (launch?.onStderr) {
+      let text = '';
+      child.stderr!.on('data', (chunk: Buffer) => (text = (text + chunk.toString()).slice(-4096)));
+      child.stderr!.on('end', () => text && launch.onStderr?.(text));
+      (child.stderr as unknown as Socket).unref?.();
+    }
     child.stdout!.on('data', (chunk: Buffer) => {
       for (const reply of reader.push(chunk, (id) => this.waiting.get(id)?.file)) this.settle(reply);
     });

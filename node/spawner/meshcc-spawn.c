@@ -9,6 +9,10 @@
  *
  * Two forms:
  *   meshcc-spawn                      serve requests on stdin, replies on stdout (below)
+ *   meshcc-spawn --inside             the same as a kept sandbox's first process (PID 1 of
+ *                                     bubblewrap's PID namespace, kept-sandboxes.ts): each
+ *                                     program in a session of its own, and when none is left
+ *                                     running, whatever it started is killed
  *   meshcc-spawn LIMITS -- PROG ARGS  set the limits and exec PROG, as prlimit would
  *     LIMITS: --cpu=SOFT:HARD --as=BYTES --fsize=BYTES --core=BYTES (each optional)
  *
@@ -79,6 +83,7 @@ typedef struct {
 static child *children;
 static size_t nchildren, children_cap;
 static int sigchld_pipe[2];
+static int inside;
 
 static int64_t now_ms(void) {
     struct timespec ts;
@@ -213,6 +218,8 @@ static void become(int report, const int fds[4], const char *cwd, const limits *
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGPIPE, SIG_DFL);
     signal(SIGCHLD, SIG_DFL);
+    /* No job can reach its parent's terminal (bubblewrap's --new-session, per job). */
+    if (inside) setsid();
     /* Above 10 first, so that no dup2 below overwrites a descriptor another one still needs. */
     int high[4];
     for (int i = 0; i < 4; i++) high[i] = fds[i] < 0 ? -1 : fcntl(fds[i], F_DUPFD, 10);
@@ -358,8 +365,18 @@ static void finish_if_done(size_t i) {
     children[i] = children[--nchildren];
 }
 
+/* Inside a kept sandbox (one job at a time): every process but this one, as the end of a
+ * bubblewrap's PID namespace would. kill(-1) spares PID 1, this process, and nothing outside
+ * the namespace is visible. */
+static void end_sandboxed_processes(void) {
+    if (inside) kill(-1, SIGKILL);
+}
+
+static void end_sandboxed_processes(void);
+
 static void kill_child(child *c) {
     if (!c->exited) kill(c->pid, SIGKILL);
+    end_sandboxed_processes();
 }
 
 static void read_output(child *c, int k) {
@@ -394,6 +411,8 @@ static void reap(void) {
             if (children[i].pid != pid) continue;
             children[i].exited = 1;
             children[i].status = status;
+            /* What it left running would hold its pipes open, and its reply, for ever. */
+            end_sandboxed_processes();
             break;
         }
     }
@@ -567,6 +586,12 @@ usage:
 }
 
 int main(int argc, char **argv) {
+    if (argc == 2 && strcmp(argv[1], "--inside") == 0) {
+        inside = 1;
+        /* Started from a descriptor of its own binary (/proc/self/fd/3): not the jobs'. */
+        for (int fd = 3; fd < 64; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
+        return serve();
+    }
     if (argc > 1) return limited_exec(argc, argv);
     return serve();
 }
