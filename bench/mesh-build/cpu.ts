@@ -47,6 +47,31 @@ export function processTreeSplitCpuS(pid: number, tck: number): TreeCpu {
   return sum;
 }
 
+/** CPU seconds that kept sandboxes' first processes (`meshcc-spawn --inside`, descendants of
+ *  pid) reaped: the compiles run in them, not the sandboxes' own cost. */
+export function keptSandboxCompilesCpuS(pid: number, tck: number): number {
+  let sum = 0;
+  let children: string[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+  } catch {
+    return 0;
+  }
+  for (const child of children) {
+    try {
+      if (readFileSync(`/proc/${child}/cmdline`, 'latin1').split('\0').includes('--inside')) {
+        const fields = statFields(Number(child));
+        if (fields) sum += (Number(fields[13]) + Number(fields[14])) / tck;
+        continue;
+      }
+    } catch {
+      continue;
+    }
+    sum += keptSandboxCompilesCpuS(Number(child), tck);
+  }
+  return sum;
+}
+
 /** CPU seconds of a process, its reaped children (utime + stime + cutime + cstime), and of its
  *  live descendants likewise (the agent's spawner helper, which starts the scans, lives on). */
 export function processTreeCpuS(pid: number, tck: number): number {

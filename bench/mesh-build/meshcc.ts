@@ -15,7 +15,7 @@ import { at, buildStats, na, numAt, statsOf, statusOf, type Json, type MeshBuild
 import { filesUnder, freshTree, MESHCC_BIN, say, secs, stopChild, tempDirs, until } from './common.js';
 import { compareTrees, type TreeComparison } from './compare.js';
 import { logPath, type BenchContext } from './context.js';
-import { clkTck, interfaceBytes, machineCpuS, mainThreadCpuS, processOwnCpuS, processTreeCpuS } from './cpu.js';
+import { clkTck, interfaceBytes, keptSandboxCompilesCpuS, machineCpuS, mainThreadCpuS, processOwnCpuS, processTreeCpuS } from './cpu.js';
 import { runMake, type BuildResult } from './make.js';
 
 export interface MeshOutcome {
@@ -23,7 +23,8 @@ export interface MeshOutcome {
   /** The client agent's CPU and its children's during the build. */
   agentCpuS: number;
   /** Differences over the build: machine busy/steal, the peer agent alone and with its tree, the client agent alone. */
-  machine: { busy: number; steal: number; peerOwn: number; peerTree: number; peerMain: number; clientOwn: number; clientMain: number };
+  /** peerCompiles: what the peer's kept sandboxes reaped (its compiles; in a bubblewrap per job /proc attributes them to nobody). */
+  machine: { busy: number; steal: number; peerOwn: number; peerTree: number; peerCompiles: number; peerMain: number; clientOwn: number; clientMain: number };
   stats: MeshBuildStats;
   objects: TreeComparison;
   deps: TreeComparison;
@@ -113,7 +114,7 @@ export async function runMeshcc(ctx: BenchContext, mesh: NetnsMesh, bindir: stri
   const stats0 = await statsOf(clientHome);
   const slotMs0 = numAt(await statsOf(peerHome), 'served.slotMs') ?? 0;
   const agentCpu0 = processTreeCpuS(clientPid, tck);
-  const machineNow = () => ({ ...machineCpuS(tck), peerOwn: processOwnCpuS(peer.pid!, tck), peerTree: processTreeCpuS(peer.pid!, tck), peerMain: mainThreadCpuS(peer.pid!, tck), clientOwn: processOwnCpuS(clientPid, tck), clientMain: mainThreadCpuS(clientPid, tck) });
+  const machineNow = () => ({ ...machineCpuS(tck), peerOwn: processOwnCpuS(peer.pid!, tck), peerTree: processTreeCpuS(peer.pid!, tck), peerCompiles: keptSandboxCompilesCpuS(peer.pid!, tck), peerMain: mainThreadCpuS(peer.pid!, tck), clientOwn: processOwnCpuS(clientPid, tck), clientMain: mainThreadCpuS(clientPid, tck) });
   const machine0 = machineNow();
   const wire0 = interfaceBytes(h0.ns, h0.iface);
   const run = await runMake('mesh', tree, ctx.jobs, project.makeArgs, logPath(ctx, 'mesh.log'), inH0, meshProgress);
@@ -149,7 +150,7 @@ export async function runMeshcc(ctx: BenchContext, mesh: NetnsMesh, bindir: stri
   return {
     run,
     agentCpuS,
-    machine: { busy: d('busy'), steal: d('steal'), peerOwn: d('peerOwn'), peerTree: d('peerTree'), peerMain: d('peerMain'), clientOwn: d('clientOwn'), clientMain: d('clientMain') },
+    machine: { busy: d('busy'), steal: d('steal'), peerOwn: d('peerOwn'), peerTree: d('peerTree'), peerCompiles: d('peerCompiles'), peerMain: d('peerMain'), clientOwn: d('clientOwn'), clientMain: d('clientMain') },
     stats: buildStats(stats0, stats1),
     objects,
     deps,

@@ -40,13 +40,13 @@ export function printMeshReport(ctx: BenchContext, plain: PlainOutcome, mesh: Me
     // Where the machine's CPU went: on one machine every agent cycle is a cycle no compile got.
     const m = mesh.machine;
     const peerAgent = m.peerOwn;
-    const peerJobs = m.peerTree - peerAgent;
-    const other = m.busy - mesh.run.cpuS - mesh.agentCpuS - m.peerTree;
+    const peerJobs = m.peerTree - peerAgent - m.peerCompiles;
+    const other = m.busy - mesh.run.cpuS - mesh.agentCpuS - m.peerTree + m.peerCompiles;
     const agents = peerAgent + mesh.agentCpuS;
     say(
       `machine CPU, mesh build ${m.busy.toFixed(1)} s busy, ${m.steal.toFixed(1)} s stolen by the hypervisor, of ${coreSeconds(mesh.run).toFixed(1)} s (${pct(m.busy, coreSeconds(mesh.run))} busy): ` +
-        `peer's jobs ${peerJobs.toFixed(1)} s, peer agent ${peerAgent.toFixed(1)} s, client agent ${m.clientOwn.toFixed(1)} s` +
-        ` (+ its children ${(mesh.agentCpuS - m.clientOwn).toFixed(1)} s), make tree ${mesh.run.cpuS.toFixed(1)} s, rest ${other.toFixed(1)} s (the compiles under bubblewrap's PID namespaces, kernel threads)`,
+        `peer's helpers and sandboxes ${peerJobs.toFixed(1)} s, peer agent ${peerAgent.toFixed(1)} s, client agent ${m.clientOwn.toFixed(1)} s` +
+        ` (+ its children ${(mesh.agentCpuS - m.clientOwn).toFixed(1)} s), make tree ${mesh.run.cpuS.toFixed(1)} s, rest ${other.toFixed(1)} s (the compiles, kernel threads)`,
     );
     // Per job, by thread: what the event loops carry and what their workers (walk, job roots) and helpers add.
     const perJob = (s: number) => `${((s * 1000) / Math.max(1, mesh.stats.counts.remote ?? 0)).toFixed(1)} ms`;

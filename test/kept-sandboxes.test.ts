@@ -1,0 +1,148 @@
+// Kept sandboxes on the real Executor, real bubblewrap and real gcc: consecutive jobs of a root
+// run in one sandbox (one PID namespace), nothing a job started survives into the next, its
+// objects are the ones a bubblewrap of its own gives, an input in a host-bound directory that
+// differs from the host's file still gets a mount of its own (and a sandbox of its own), and a
+// job right after such a one runs as well as before.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { pino } from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Job } from '../protocol/messages.js';
+import { Executor } from '../node/executor/executor.js';
+import { detectHostBinds, sandboxMounts } from '../node/executor/sandbox.js';
+import { HostCopies } from '../node/executor/host-copies.js';
+import { InputHasher } from '../node/scan/hasher.js';
+import { LeanSpawner, nativeSpawnerPath } from '../node/spawner/lean-spawn.js';
+import { Store } from '../node/store.js';
+import { tempDir } from './helpers/tmp.js';
+
+const log = pino({ level: 'silent' });
+const env = { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C' };
+const MiB = 1024 * 1024;
+
+const bwrapMissing = spawnSync('bwrap', ['--version']).error !== undefined;
+if (bwrapMissing) console.log('kept sandbox tests skipped: bubblewrap (bwrap) is not installed');
+
+const executors: Executor[] = [];
+afterAll(async () => {
+  await Promise.all(executors.splice(0).map((e) => e.stop()));
+});
+
+async function setup(native: boolean) {
+  const home = tempDir();
+  const store = new Store(path.join(home, 'store'), 256 * MiB, log);
+  await store.start();
+  // One slot: consecutive jobs take the same kept root.
+  const spawner = new LeanSpawner(0, native ? nativeSpawnerPath() : false);
+  const executor = new Executor({ store, workDir: path.join(home, 'jobs'), slots: 1, timeoutMs: 60_000, log, spawner });
+  await executor.start();
+  executors.push(executor);
+  return { store, executor, hasher: new InputHasher(store) };
+}
+
+let jobs = 0;
+
+function shellJob(dir: string, script: string, args: string[] = []): Job {
+  return { id: `sh-${++jobs}`, compiler: '/usr/bin/bash', argv: ['bash', '-c', script, 'bash', ...args], cwd: dir, env, inputs: [], listings: [], dirs: [dir], outputs: [path.join(dir, 'out')] };
+}
+
+function processesMentioning(marker: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`).includes(marker)) found.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return found;
+}
+
+const GCC_HEADER = '/usr/lib/gcc/x86_64-linux-gnu/12/include/stddef.h';
+const hasGccHeader = spawnSync('test', ['-f', GCC_HEADER]).status === 0;
+
+describe.skipIf(bwrapMissing)('kept sandboxes', () => {
+  it('consecutive jobs of a root share one sandbox; nothing a job started outlives it', async () => {
+    const { executor } = await setup(true);
+    const dir = tempDir();
+    const marker = `meshcc-kept-${process.pid}-${Date.now()}`;
+    const namespaces: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      // Each job leaves a process behind; the next must not see it.
+      const script = 'readlink /proc/self/ns/pid; ls /proc | grep -c "^[0-9]"; (exec -a "$1" sleep 300 &) ; echo done';
+      const result = await executor.run(shellJob(dir, script, [marker]));
+      expect(result.exit).toBe(0);
+      const [ns, count] = Buffer.from(result.stdout).toString().split('\n');
+      namespaces.push(ns!);
+      // The spawner, bash, ls, grep and the subshell: nothing of an earlier job.
+      expect(Number(count)).toBeLessThanOrEqual(5);
+      expect(processesMentioning(marker)).toEqual([]);
+    }
+    expect(new Set(namespaces).size).toBe(1);
+  });
+
+  it('gives the objects, diagnostics and exit codes a bubblewrap of its own gives', async () => {
+    const kept = await setup(true);
+    const alone = await setup(false);
+    // Only gcc's own headers (the host-bound directories hold them): the job lists just its source.
+    const source = '#include <stddef.h>\nint printf(const char *, ...);\nint f(size_t n) { int unused; return printf("%zu", n); }\n';
+    const broken = 'int g(void) { return missing; }\n';
+    for (const [name, text, flags] of [
+      ['a.c', source, ['-g', '-O2', '-Wall']],
+      ['b.c', broken, ['-g']],
+      ['c.c', source, ['-g', '-DX=1']],
+    ] as const) {
+      const results = [];
+      for (const { executor, hasher } of [kept, alone]) {
+        const dir = tempDir();
+        writeFileSync(path.join(dir, name), text);
+        const job: Job = {
+          id: `cc-${++jobs}`,
+          compiler: '/usr/bin/gcc',
+          argv: ['gcc', ...flags, '-c', name, '-o', 'out.o'],
+          cwd: '/tmp/kept-sandbox-compile',
+          env,
+          inputs: [await hasher.hash(path.join(dir, name))].map((f) => ({ ...f, path: path.join('/tmp/kept-sandbox-compile', name) })),
+          listings: [],
+          dirs: ['/tmp/kept-sandbox-compile'],
+          outputs: ['/tmp/kept-sandbox-compile/out.o'],
+        };
+        results.push(await executor.run(job).catch((err: Error) => err));
+      }
+      const [a, b] = results as { exit: number; stderr: Uint8Array; outputs: { data: Uint8Array }[] }[];
+      expect(a).not.toBeInstanceOf(Error);
+      expect(a!.exit).toBe(b!.exit);
+      expect(Buffer.from(a!.stderr).toString()).toBe(Buffer.from(b!.stderr).toString());
+      expect(a!.outputs.map((o) => Buffer.from(o.data).toString('hex'))).toEqual(b!.outputs.map((o) => Buffer.from(o.data).toString('hex')));
+    }
+  });
+
+  it.skipIf(!hasGccHeader)('an input that differs from the host\'s file in a bound directory is mounted for its job alone; the next job runs as before', async () => {
+    const { executor, store } = await setup(true);
+    const binds = detectHostBinds();
+    const host = readFileSync(GCC_HEADER);
+    const hashOf = async (data: Buffer) => {
+      const { createHash } = await import('node:crypto');
+      const hash = createHash('sha256').update(data).digest('hex');
+      await store.put(hash, data);
+      return hash;
+    };
+    const same = { path: GCC_HEADER, hash: await hashOf(host), size: host.length, executable: false };
+    const changed = Buffer.concat([host, Buffer.from('\n#define MESHCC_CLIENT_COPY 1\n')]);
+    const differs = { path: GCC_HEADER, hash: await hashOf(changed), size: changed.length, executable: false };
+    const dir = tempDir();
+    const job = (input: typeof same) => ({ ...shellJob(dir, `grep -c MESHCC_CLIENT_COPY ${GCC_HEADER}; true`), inputs: [input] });
+    expect(sandboxMounts(job(same), '/root', binds, undefined, new HostCopies()).jobOwn).toBe(false);
+    expect(sandboxMounts(job(differs), '/root', binds, undefined, new HostCopies()).jobOwn).toBe(true);
+    for (const [input, seen] of [
+      [same, '0'],
+      [differs, '1'],
+      [same, '0'],
+    ] as const) {
+      const result = await executor.run(job(input));
+      expect(Buffer.from(result.stdout).toString().trim()).toBe(seen);
+    }
+  });
+});
