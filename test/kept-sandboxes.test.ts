@@ -83,6 +83,23 @@ describe.skipIf(bwrapMissing)('kept sandboxes', () => {
     expect(new Set(namespaces).size).toBe(1);
   });
 
+  it('a job that leaves something in the sandbox\'s own /dev or System V IPC ends it: the next job gets a fresh one', async () => {
+    const { executor } = await setup(true);
+    const dir = tempDir();
+    const ipcmk = spawnSync('sh', ['-c', 'command -v ipcmk']).status === 0;
+    const leave = ['echo left > /dev/shm/left-behind', 'mkdir /dev/left-dir', ...(ipcmk ? ['ipcmk -M 4096 > /dev/null'] : [])];
+    const look = 'readlink /proc/self/ns/pid; ls /dev/shm /dev | grep -c left; ipcs -m 2>/dev/null | grep -c "^0x" || true';
+    for (const leaving of leave) {
+      const first = Buffer.from((await executor.run(shellJob(dir, `${look}; ${leaving}`))).stdout).toString().split('\n');
+      const second = Buffer.from((await executor.run(shellJob(dir, look))).stdout).toString().split('\n');
+      expect(second[0]).not.toBe(first[0]);
+      expect(second.slice(1, 3)).toEqual(['0', '0']);
+      // And a clean job keeps it.
+      const third = Buffer.from((await executor.run(shellJob(dir, look))).stdout).toString().split('\n');
+      expect(third[0]).toBe(second[0]);
+    }
+  });
+
   it('gives the objects, diagnostics and exit codes a bubblewrap of its own gives', async () => {
     const kept = await setup(true);
     const alone = await setup(false);

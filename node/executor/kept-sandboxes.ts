@@ -89,6 +89,8 @@ export class KeptSandboxes {
       return undefined;
     }
     this.startFailures = 0;
+    // The job left something in the sandbox's own /dev or IPC: it ends, and the next job gets a fresh one.
+    if (reply.helperEnds) this.stop(root);
     return reply;
   }
 

@@ -42,6 +42,8 @@ export interface SpawnReply {
   fd3: Uint8Array;
   overLimit: boolean;
   timedOut: boolean;
+  /** The helper ends after this reply (a kept sandbox a job left something in). */
+  helperEnds?: boolean;
 }
 
 export type SpawnOptions = Omit<SpawnRequest, 'id'> & { signal?: AbortSignal };

@@ -11,8 +11,11 @@
  *   meshcc-spawn                      serve requests on stdin, replies on stdout (below)
  *   meshcc-spawn --inside             the same as a kept sandbox's first process (PID 1 of
  *                                     bubblewrap's PID namespace, kept-sandboxes.ts): each
- *                                     program in a session of its own, and when none is left
- *                                     running, whatever it started is killed
+ *                                     program in a session of its own; once it has ended,
+ *                                     whatever it started is killed, and if it left anything
+ *                                     in the sandbox's own /dev or System V IPC, this process
+ *                                     exits after its reply, ending the sandbox (the next job
+ *                                     gets a fresh one)
  *   meshcc-spawn LIMITS -- PROG ARGS  set the limits and exec PROG, as prlimit would
  *     LIMITS: --cpu=SOFT:HARD --as=BYTES --fsize=BYTES --core=BYTES (each optional)
  *
@@ -27,7 +30,8 @@
  *            a str is a u32 length and its bytes
  *   reply    u32 id, u8 how (0 exited, 1 signalled, 2 not started), i32 exit code / signal /
  *            errno, u8 step that failed (0 fork, 1 chdir, 2 limits, 3 exec), u8 output over
- *            limit, u8 timed out, then stdout, stderr, fd 3 as u32 length and bytes each
+ *            limit, u8 timed out, u8 this process ends after this reply (--inside: the job
+ *            left something behind), then stdout, stderr, fd 3 as u32 length and bytes each
  *
  * The agent is its only peer: a malformed request ends this process (the agent then starts
  * another and falls back for what was running). When the agent goes (stdin ends), every
@@ -42,7 +46,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -332,6 +338,8 @@ static void put_le(buffer *b, uint64_t v, int n) {
     append(b, bytes, (size_t)n);
 }
 
+static int ending; /* --inside: the sandbox is not as it was; exit after this reply */
+
 static void send_reply(uint32_t id, int how, int32_t value, int step, int over, int timed_out, buffer *outs) {
     buffer b = {0};
     put_le(&b, 0, 4); /* the length, filled in below */
@@ -341,6 +349,7 @@ static void send_reply(uint32_t id, int how, int32_t value, int step, int over, 
     put_le(&b, (uint64_t)step, 1);
     put_le(&b, (uint64_t)over, 1);
     put_le(&b, (uint64_t)timed_out, 1);
+    put_le(&b, (uint64_t)ending, 1);
     for (int i = 0; i < 3; i++) {
         size_t n = outs ? outs[i].len : 0;
         put_le(&b, n, 4);
@@ -356,9 +365,13 @@ static void reply_start_failure(uint32_t id, int step, int err) {
     send_reply(id, 2, err, step, 0, 0, NULL);
 }
 
+static int sandbox_clean(void);
+
 static void finish_if_done(size_t i) {
     child *c = &children[i];
     if (!c->exited || c->fd[0] >= 0 || c->fd[1] >= 0 || c->fd[2] >= 0) return;
+    /* A job that left something behind ends this sandbox, not the next job's. */
+    if (inside && nchildren == 1 && !sandbox_clean()) ending = 1;
     int signalled = WIFSIGNALED(c->status);
     send_reply(c->id, signalled ? 1 : 0, signalled ? WTERMSIG(c->status) : WEXITSTATUS(c->status), 0, c->over_limit, c->timed_out, c->out);
     for (int k = 0; k < 3; k++) free(c->out[k].p);
@@ -416,6 +429,86 @@ static void reap(void) {
             break;
         }
     }
+}
+
+/* ---- a kept sandbox's state between jobs ---- */
+
+/* What bubblewrap made in /dev and /dev/shm (the sandbox's own tmpfs, writable by its jobs):
+ * names and inodes, as found before the first job. */
+typedef struct {
+    char name[300];
+    ino_t ino;
+} dev_entry;
+static dev_entry *dev_entries;
+static size_t ndev_entries;
+
+static int list_dir(const char *dir, dev_entry **out, size_t *n) {
+    DIR *d = opendir(dir);
+    *out = NULL;
+    *n = 0;
+    if (!d) return errno == ENOENT ? 0 : -1;
+    size_t cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 32;
+            dev_entry *grown = realloc(*out, cap * sizeof **out);
+            if (!grown) {
+                closedir(d);
+                return -1;
+            }
+            *out = grown;
+        }
+        int w = snprintf((*out)[*n].name, sizeof (*out)[*n].name, "%s/%s", dir, e->d_name);
+        if (w < 0 || (size_t)w >= sizeof (*out)[*n].name) continue; /* cannot be: a name has 255 bytes at most */
+        (*out)[(*n)++].ino = e->d_ino;
+    }
+    closedir(d);
+    return 0;
+}
+
+static int dev_listing(dev_entry **out, size_t *n) {
+    dev_entry *top, *shm;
+    size_t ntop, nshm;
+    if (list_dir("/dev", &top, &ntop) || list_dir("/dev/shm", &shm, &nshm)) return -1;
+    dev_entry *all = realloc(top, (ntop + nshm + 1) * sizeof *all);
+    if (!all) return -1;
+    if (nshm) memcpy(all + ntop, shm, nshm * sizeof *all);
+    free(shm);
+    *out = all;
+    *n = ntop + nshm;
+    return 0;
+}
+
+/* Whether System V IPC of this namespace holds anything (a header line each, nothing more). */
+static int ipc_used(void) {
+    const char *files[] = {"/proc/sysvipc/shm", "/proc/sysvipc/sem", "/proc/sysvipc/msg"};
+    for (size_t i = 0; i < 3; i++) {
+        FILE *f = fopen(files[i], "r");
+        if (!f) continue;
+        int lines = 0, c;
+        while ((c = fgetc(f)) != EOF)
+            if (c == '\n') lines++;
+        fclose(f);
+        if (lines > 1) return 1;
+    }
+    return 0;
+}
+
+/* Whether the sandbox is as the first job found it, outside the root (which the agent checks). */
+static int sandbox_clean(void) {
+    dev_entry *now;
+    size_t n;
+    if (ipc_used() || dev_listing(&now, &n)) return 0;
+    int same = n == ndev_entries;
+    for (size_t i = 0; same && i < n; i++) {
+        same = 0;
+        for (size_t k = 0; k < ndev_entries; k++)
+            if (now[i].ino == dev_entries[k].ino && strcmp(now[i].name, dev_entries[k].name) == 0) same = 1;
+    }
+    free(now);
+    return same;
 }
 
 /* ---- the request loop ---- */
@@ -507,6 +600,7 @@ static int serve(void) {
             }
         }
         for (size_t i = nchildren; i-- > 0;) finish_if_done(i);
+        if (ending) return 0;
         if (pfds[0].revents) {
             uint8_t chunk[65536];
             ssize_t got = read(0, chunk, sizeof chunk);
@@ -590,6 +684,7 @@ int main(int argc, char **argv) {
         inside = 1;
         /* Started from a descriptor of its own binary (/proc/self/fd/3): not the jobs'. */
         for (int fd = 3; fd < 64; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
+        if (dev_listing(&dev_entries, &ndev_entries)) return 1;
         return serve();
     }
     if (argc > 1) return limited_exec(argc, argv);

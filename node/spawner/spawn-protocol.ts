@@ -115,7 +115,8 @@ function decodeReply(body: Buffer, fileOf: (id: number) => string | undefined): 
   const step = body.readUInt8(9);
   const overLimit = body.readUInt8(10) === 1;
   const timedOut = body.readUInt8(11) === 1;
-  let at = 12;
+  const helperEnds = body.readUInt8(12) === 1;
+  let at = 13;
   const bytes = () => {
     const n = body.readUInt32LE(at);
     const b = body.subarray(at + 4, at + 4 + n);
@@ -130,6 +131,7 @@ function decodeReply(body: Buffer, fileOf: (id: number) => string | undefined): 
     const error = `${STEPS[step] ?? 'spawn'} ${fileOf(id) ?? ''} ${errnoNames.get(value) ?? `errno ${value}`}`.replace(/ +/g, ' ');
     return { id, error, code: null, signal: null, stdout, stderr, fd3, overLimit, timedOut };
   }
-  if (how === SIGNALLED) return { id, code: null, signal: signalNames.get(value) ?? null, stdout, stderr, fd3, overLimit, timedOut };
-  return { id, code: value, signal: null, stdout, stderr, fd3, overLimit, timedOut };
+  const ends = helperEnds ? { helperEnds } : {};
+  if (how === SIGNALLED) return { id, code: null, signal: signalNames.get(value) ?? null, stdout, stderr, fd3, overLimit, timedOut, ...ends };
+  return { id, code: value, signal: null, stdout, stderr, fd3, overLimit, timedOut, ...ends };
 }
