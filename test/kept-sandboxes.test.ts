@@ -4,8 +4,9 @@
 // differs from the host's file still gets a mount of its own (and a sandbox of its own), and a
 // job right after such a one runs as well as before.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Job } from '../protocol/messages.js';
@@ -14,7 +15,11 @@ import { detectHostBinds, sandboxMounts } from '../node/executor/sandbox.js';
 import { HostCopies } from '../node/executor/host-copies.js';
 import { InputHasher } from '../node/scan/hasher.js';
 import { LeanSpawner, nativeSpawnerPath } from '../node/spawner/lean-spawn.js';
+import { readToolchainMounts } from '../node/executor/toolchain-mounts.js';
 import { Store } from '../node/store.js';
+import { descriptionBytes, DESCRIPTION_PATH } from '../toolchain/description.js';
+import { installToolchain } from '../toolchain/unpack.js';
+import { fakeDescription, tarOfTree } from './helpers/toolchain-tars.js';
 import { tempDir } from './helpers/tmp.js';
 
 const log = pino({ level: 'silent' });
@@ -98,6 +103,39 @@ describe.skipIf(bwrapMissing)('kept sandboxes', () => {
       const third = Buffer.from((await executor.run(shellJob(dir, look))).stdout).toString().split('\n');
       expect(third[0]).toBe(second[0]);
     }
+  });
+
+  it('jobs over a toolchain tree keep their sandbox too; the tree installed again gets a new one', async () => {
+    const build = tempDir();
+    writeFileSync(path.join(build, 'ns.c'), '#include <stdio.h>\n#include <unistd.h>\nint main(void) { char b[64] = {0}; readlink("/proc/self/ns/pid", b, 63); puts(b); return 0; }\n');
+    if (spawnSync('gcc', ['-static', '-O1', 'ns.c', '-o', 'ns'], { cwd: build }).status !== 0) {
+      console.log('skipped: cannot link a static program here');
+      return;
+    }
+    const tree = tempDir();
+    mkdirSync(path.join(tree, 'usr/bin'), { recursive: true });
+    mkdirSync(path.join(tree, '.meshcc'));
+    copyFileSync(path.join(build, 'ns'), path.join(tree, 'usr/bin/ns'));
+    chmodSync(path.join(tree, 'usr/bin/ns'), 0o755);
+    writeFileSync(path.join(tree, DESCRIPTION_PATH), descriptionBytes(fakeDescription({ compiler: '/usr/bin/ns', driver: '/usr/bin/ns' })));
+    const tar = await tarOfTree(tree);
+    const cacheDir = path.join(tempDir(), 'toolchains');
+    const install = async () => readToolchainMounts((await installToolchain({ cacheDir, id: tar.id, source: Readable.from([tar.bytes]) })).root);
+    let mounts = await install();
+    const { executor } = await setup(true);
+    const dir = tempDir();
+    const job = (): Job => ({ ...shellJob(dir, ''), compiler: '/usr/bin/ns', argv: ['ns'] });
+    const namespaceOf = async () => Buffer.from((await executor.run(job(), undefined, mounts)).stdout).toString().trim();
+    const first = await namespaceOf();
+    expect(first).toMatch(/^pid:/);
+    expect(await namespaceOf()).toBe(first);
+    // Evicted and installed again at the same path: another directory, another sandbox.
+    rmSync(mounts.root, { recursive: true, force: true });
+    rmSync(path.join(cacheDir, 'index.json'), { force: true });
+    mounts = await install();
+    const again = await namespaceOf();
+    expect(again).toMatch(/^pid:/);
+    expect(again).not.toBe(first);
   });
 
   it('gives the objects, diagnostics and exit codes a bubblewrap of its own gives', async () => {

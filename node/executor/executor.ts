@@ -15,7 +15,7 @@ import { PLACEHOLDER_MARK } from './job-root.js';
 import { DEFAULT_JOB_MEMORY_BYTES, DEFAULT_JOB_OUTPUT_FILE_BYTES, programLimits, resourceLimitHit, type ResourceLimits } from './resource-limits.js';
 import { HostCopies } from './host-copies.js';
 import { KeptSandboxes } from './kept-sandboxes.js';
-import { detectHostBinds, jobEnvironment, jobTail, mountDestinations, probeBubblewrap, sandboxMounts, type HostBinds } from './sandbox.js';
+import { detectHostBinds, jobEnvironment, jobTail, mountDestinations, probeBubblewrap, sandboxMounts, symlinkDestinations, type HostBinds, type SandboxMounts } from './sandbox.js';
 import type { ToolchainMounts } from './toolchain-mounts.js';
 
 /** Bound of the link cache (on the job roots' tmpfs, so memory): a big build's headers fit. */
@@ -209,7 +209,7 @@ export class Executor {
       const keep = !sandbox.jobOwn && this.keptSandboxes.usable;
       // A bubblewrap of its own would not make the links a kept sandbox of this root made.
       if (!keep) this.keptSandboxes.stop(taken);
-      const run = await inSlot(() => this.sandboxed(job, taken, sandbox.args, keep, signal));
+      const run = await inSlot(() => this.sandboxed(job, taken, sandbox, keep, signal));
       const t2 = performance.now();
       // Not the compile's own failure: another executor (or the client) must run it.
       if (run.exit !== 0 && DISK_FULL.test(run.stderr.toString())) {
@@ -242,13 +242,13 @@ export class Executor {
 
   /** Runs the job's command in its sandbox: the root's kept one when `keep` (and it can), else
    *  a bubblewrap of its own with these mounts. */
-  private async sandboxed(job: Job, root: string, mounts: string[], keep: boolean, signal?: AbortSignal): Promise<{ exit: number; stdout: Buffer; stderr: Buffer }> {
+  private async sandboxed(job: Job, root: string, mounts: SandboxMounts, keep: boolean, signal?: AbortSignal): Promise<{ exit: number; stdout: Buffer; stderr: Buffer }> {
     const timeoutMs = job.timeoutMs ?? this.options.timeoutMs;
     const limits = this.limitsFor(timeoutMs);
     const common = { limits: programLimits(limits), outputLimit: LIMITS.diagnosticsBytes, timeoutMs, signal };
     let exit: number | undefined;
     let run = keep
-      ? await this.keptSandboxes.run(root, mounts, this.binds.links.map((l) => l.path), {
+      ? await this.keptSandboxes.run(root, mounts.args, mounts.identity, symlinkDestinations(mounts.args), {
           file: job.compiler,
           args: job.argv.slice(1),
           cwd: job.cwd,
@@ -261,7 +261,7 @@ export class Executor {
       exit = run.code ?? 128 + (run.signal ? os.constants.signals[run.signal] : 0);
     } else {
       if (keep) this.keptSandboxes.stop(root);
-      run = await this.spawner.run({ file: 'bwrap', args: [...mounts, ...jobTail(job, 3)], captureFd3: true, ...common });
+      run = await this.spawner.run({ file: 'bwrap', args: [...mounts.args, ...jobTail(job, 3)], captureFd3: true, ...common });
       if (!signal?.aborted && run.error && run.code === null && !run.signal) throw new JobFailure('sandbox-failed', `cannot start bubblewrap: ${run.error}`);
       exit = exitCodeFromStatus(Buffer.from(run.fd3).toString());
     }

@@ -10,10 +10,11 @@
 // whatever it left running. The root's files are brought to each job's plan from outside, as
 // before: the sandbox sees the root through its bind mount.
 //
-// Only a sandbox whose mounts are the same for every job is kept: the host's compiler
-// directories over the root. A job with mounts of its own (inputs that differ from the host's
-// files in those directories, listings there, a shipped toolchain's tree) runs in a bubblewrap
-// of its own, as before; a kept sandbox of its root is stopped first.
+// A kept sandbox serves the next job only if that job's mounts are the very same (the
+// toolchain tree's files bound over the root, or the host's compiler directories), from the
+// same installed tree. A job with mounts of its own (inputs that differ from the host's files
+// in the host's compiler directories, listings there) runs in a bubblewrap of its own, as
+// before; a kept sandbox of its root is stopped first.
 import { closeSync, lstatSync, openSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log.js';
@@ -64,9 +65,9 @@ export class KeptSandboxes {
    * the job's own) unless it is there with those already. Undefined when the sandbox could not
    * run it (it did not start, or ended): the caller runs the job in a bubblewrap of its own.
    */
-  async run(root: string, mounts: string[], links: string[], options: SpawnOptions): Promise<SpawnReply | undefined> {
+  async run(root: string, mounts: string[], identity: string, links: string[], options: SpawnOptions): Promise<SpawnReply | undefined> {
     if (this.disabled) return undefined;
-    const key = mounts.join('\0');
+    const key = `${identity}\0${mounts.join('\0')}`;
     let sandbox = this.kept.get(root);
     if (sandbox && (sandbox.key !== key || !sandbox.spawner.running)) {
       this.stop(root);

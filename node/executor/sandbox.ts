@@ -3,7 +3,7 @@
 // any search directories that live inside those, no network, nothing else of the host.
 // The spawner sets its resource limits (resource-limits.ts).
 import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, readlinkSync } from 'node:fs';
+import { existsSync, lstatSync, readlinkSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { InputFile, Job } from '../../protocol/messages.js';
 import { limitFlags, type ProgramLimits } from '../spawner/program-limits.js';
@@ -59,6 +59,9 @@ export interface SandboxMounts {
   /** Some mounts are this job's own (its inputs or listings inside host-bound directories,
    *  bound file by file): such a sandbox serves this job only (kept-sandboxes.ts). */
   jobOwn: boolean;
+  /** What else a kept sandbox with these mounts must have been made with: the toolchain tree's
+   *  identity (a tree evicted and installed again is another directory, whatever its path). */
+  identity: string;
 }
 
 /**
@@ -71,9 +74,11 @@ export interface SandboxMounts {
 export function sandboxMounts(job: Job, root: string, binds: HostBinds, toolchain?: ToolchainMounts, hostCopies?: { sameAsHost(file: InputFile): boolean }): SandboxMounts {
   const args = ['--unshare-all', '--die-with-parent', '--new-session', '--bind', root, '/'];
   if (toolchain) {
-    args.push(...toolchainMountArgs(toolchain, (p) => existsSync(path.join(root, p))));
+    // What the root holds of its own (inputs under it); not a link a kept sandbox made there.
+    args.push(...toolchainMountArgs(toolchain, (p) => lstatSync(path.join(root, p), { throwIfNoEntry: false })?.isSymbolicLink() === false));
     args.push('--proc', '/proc', '--dev', '/dev');
-    return { args, jobOwn: true };
+    const tree = statSync(toolchain.root);
+    return { args, jobOwn: false, identity: `${toolchain.root}:${tree.dev}:${tree.ino}:${tree.ctimeMs}` };
   }
   for (const link of binds.links) args.push('--symlink', link.target, link.path);
   for (const dir of binds.bound) args.push('--ro-bind', dir, dir);
@@ -90,7 +95,7 @@ export function sandboxMounts(job: Job, root: string, binds: HostBinds, toolchai
       args.push('--ro-bind', path.join(root, f.path), f.path);
     }
   }
-  return { args, jobOwn: args.length > base };
+  return { args, jobOwn: args.length > base, identity: '' };
 }
 
 /** The environment a job's command runs with. */
@@ -105,6 +110,13 @@ export function jobEnvironment(job: Job): Record<string, string> {
 /** bubblewrap's whole command line for one job, run by bubblewrap itself. */
 export function bwrapArgs(job: Job, root: string, binds: HostBinds, statusFd: number, toolchain?: ToolchainMounts, hostCopies?: { sameAsHost(file: InputFile): boolean }): string[] {
   return [...sandboxMounts(job, root, binds, toolchain, hostCopies).args, ...jobTail(job, statusFd)];
+}
+
+/** The symlinks bubblewrap's arguments make in the root. */
+export function symlinkDestinations(args: string[]): string[] {
+  const links: string[] = [];
+  for (let i = 0; i < args.length && args[i] !== '--'; i++) if (args[i] === '--symlink') links.push(args[i + 2]!);
+  return links;
 }
 
 /** Where bubblewrap's arguments mount or link something inside the root (it makes those paths there if missing). */
