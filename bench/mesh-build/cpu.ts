@@ -59,7 +59,8 @@ export function keptSandboxCompilesCpuS(pid: number, tck: number): number {
   }
   for (const child of children) {
     try {
-      if (readFileSync(`/proc/${child}/cmdline`, 'latin1').split('\0').includes('--inside')) {
+      // argv [its path, '--inside']; bubblewrap's own command line ends with the same words.
+      if (readFileSync(`/proc/${child}/cmdline`, 'latin1').split('\0')[1] === '--inside') {
         const fields = statFields(Number(child));
         if (fields) sum += (Number(fields[13]) + Number(fields[14])) / tck;
         continue;
