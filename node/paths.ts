@@ -21,5 +21,5 @@ export const CLIENT_BUILD_SCRIPT = path.join(PACKAGE_ROOT, 'scripts', 'build-cli
 export const CLIENT_BUILD_INPUTS = [
   CLIENT_BUILD_SCRIPT,
   ...['meshcc-client.c', 'msgpack.c', 'msgpack.h', 'copy-outputs.c', 'copy-outputs.h'].map((f) => path.join(PACKAGE_ROOT, 'node', 'client', f)),
-  path.join(PACKAGE_ROOT, 'node', 'spawner', 'meshcc-spawn.c'),
+  ...['meshcc-spawn.c', 'exec-program.c', 'exec-program.h', 'sandbox-state.c', 'sandbox-state.h'].map((f) => path.join(PACKAGE_ROOT, 'node', 'spawner', f)),
 ];

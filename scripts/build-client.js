@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const sources = ['meshcc-client.c', 'msgpack.c', 'copy-outputs.c'].map((f) => path.join(root, 'node', 'client', f));
-const spawnerSources = [path.join(root, 'node', 'spawner', 'meshcc-spawn.c')];
+const spawnerSources = ['meshcc-spawn.c', 'exec-program.c', 'sandbox-state.c'].map((f) => path.join(root, 'node', 'spawner', f));
 const out = path.resolve(process.argv[2] ?? path.join(root, 'dist'));
 const clientDir = path.join(out, 'client');
 const masqueradeDir = path.join(out, 'masquerade');

@@ -103,7 +103,7 @@ describe('the package, packed and installed with npm install -g', () => {
   it('holds the compiled JavaScript and the client sources, and nothing built for one machine', () => {
     const files = new Set(packed.files.map((f) => f.path));
     console.log(`${packed.filename}: ${(packed.size / 1024).toFixed(0)} KiB packed, ${(packed.unpackedSize / 1024).toFixed(0)} KiB unpacked, ${files.size} files`);
-    for (const needed of ['bin/meshcc.js', 'dist/node/cli.js', 'dist/node/agent.js', 'dist/node/executor/job-root-worker.js', 'dist/node/spawner/spawner-process.js', 'dist/monitor/page/app.js', 'node/monitor/page/index.html', 'node/client/meshcc-client.c', 'node/client/msgpack.h', 'scripts/build-client.js', 'deploy/systemd/meshcc.service', 'README.md']) {
+    for (const needed of ['bin/meshcc.js', 'dist/node/cli.js', 'dist/node/agent.js', 'dist/node/executor/job-root-worker.js', 'dist/node/spawner/spawner-process.js', 'dist/monitor/page/app.js', 'node/monitor/page/index.html', 'node/client/meshcc-client.c', 'node/client/msgpack.h', 'node/spawner/meshcc-spawn.c', 'node/spawner/exec-program.h', 'node/spawner/sandbox-state.c', 'scripts/build-client.js', 'deploy/systemd/meshcc.service', 'README.md']) {
       expect(files, needed).toContain(needed);
     }
     const unwanted = [...files].filter((f) => /^(dist\/(client|masquerade|bench|test)|test|bench|\.ci|docs)\//.test(f) || (f.endsWith('.ts') && !f.startsWith('dist/')));

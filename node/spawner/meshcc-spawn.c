@@ -46,12 +46,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "exec-program.h"
+#include "sandbox-state.h"
 
 #define MAX_REQUEST (64u << 20)
 
@@ -161,92 +161,6 @@ static void free_strs(char **v) {
     free(v);
 }
 
-/* ---- starting a program ---- */
-
-typedef struct {
-    int set;
-    struct rlimit cpu, as, fsize, core;
-} limits;
-
-enum { STEP_FORK, STEP_CHDIR, STEP_LIMITS, STEP_EXEC };
-
-static int apply_limits(const limits *l) {
-    if (!l->set) return 0;
-    if (setrlimit(RLIMIT_CPU, &l->cpu) || setrlimit(RLIMIT_AS, &l->as) || setrlimit(RLIMIT_FSIZE, &l->fsize) || setrlimit(RLIMIT_CORE, &l->core)) return -1;
-    return 0;
-}
-
-static const char *env_path(char **envp) {
-    if (envp) {
-        for (char **e = envp; *e; e++)
-            if (strncmp(*e, "PATH=", 5) == 0) return *e + 5;
-        return "/usr/local/bin:/usr/bin:/bin";
-    }
-    const char *p = getenv("PATH");
-    return p ? p : "/usr/local/bin:/usr/bin:/bin";
-}
-
-/* execve of file, searched on PATH (the program's own environment's, as Node's spawn does) when
- * it names no directory. Returns only on failure, with errno as execvp would leave it. */
-static void exec_searching(const char *file, char **argv, char **envp) {
-    char **env = envp ? envp : environ;
-    if (strchr(file, '/')) {
-        execve(file, argv, env);
-        return;
-    }
-    const char *dirs = env_path(envp);
-    size_t flen = strlen(file);
-    int saw_eacces = 0;
-    for (const char *d = dirs;; d++) {
-        const char *colon = strchr(d, ':');
-        size_t dlen = colon ? (size_t)(colon - d) : strlen(d);
-        char full[4096];
-        if (dlen + flen + 2 <= sizeof full) {
-            if (dlen) {
-                memcpy(full, d, dlen);
-                full[dlen] = '/';
-                memcpy(full + dlen + 1, file, flen + 1);
-            } else memcpy(full, file, flen + 1);
-            execve(full, argv, env);
-            if (errno == EACCES) saw_eacces = 1;
-        }
-        if (!colon) break;
-        d = colon;
-    }
-    errno = saw_eacces ? EACCES : ENOENT;
-}
-
-/* In the forked child: its descriptors in place, limits set, the program exec'd. Reports a
- * failure (step and errno) on `report` and exits 127. */
-static void become(int report, const int fds[4], const char *cwd, const limits *lim, const char *file, char **argv, char **envp) {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_DFL);
-    signal(SIGCHLD, SIG_DFL);
-    /* No job can reach its parent's terminal (bubblewrap's --new-session, per job). */
-    if (inside) setsid();
-    /* Above 10 first, so that no dup2 below overwrites a descriptor another one still needs. */
-    int high[4];
-    for (int i = 0; i < 4; i++) high[i] = fds[i] < 0 ? -1 : fcntl(fds[i], F_DUPFD, 10);
-    for (int i = 0; i < 4; i++) {
-        if (high[i] < 0) close(i);
-        else dup2(high[i], i);
-    }
-    for (int i = 0; i < 4; i++)
-        if (high[i] >= 0) close(high[i]);
-    int32_t failure[2];
-    if (cwd && chdir(cwd)) failure[0] = STEP_CHDIR;
-    else if (apply_limits(lim)) failure[0] = STEP_LIMITS;
-    else {
-        exec_searching(file, argv, envp);
-        failure[0] = STEP_EXEC;
-    }
-    failure[1] = errno;
-    if (write(report, failure, sizeof failure) < 0) { /* the parent then sees a start without a report: 127 */ }
-    _exit(127);
-}
-
 static void reply_start_failure(uint32_t id, int step, int err);
 
 static void start(uint32_t id, uint8_t flags, uint64_t output_limit, uint32_t timeout_ms, const limits *lim, const char *file, const char *argv0, const char *cwd, char **args, char **envp) {
@@ -269,7 +183,7 @@ static void start(uint32_t id, uint8_t flags, uint64_t output_limit, uint32_t ti
     pid_t pid = fork();
     if (pid == 0) {
         int fds[4] = {devnull, out[1], err[1], fd3[1]};
-        become(report[1], fds, cwd && *cwd ? cwd : NULL, lim, file, argv, envp);
+        become(report[1], fds, inside, cwd && *cwd ? cwd : NULL, lim, file, argv, envp);
     }
     int fork_errno = errno;
     free(argv);
@@ -365,8 +279,6 @@ static void reply_start_failure(uint32_t id, int step, int err) {
     send_reply(id, 2, err, step, 0, 0, NULL);
 }
 
-static int sandbox_clean(void);
-
 static void finish_if_done(size_t i) {
     child *c = &children[i];
     if (!c->exited || c->fd[0] >= 0 || c->fd[1] >= 0 || c->fd[2] >= 0) return;
@@ -429,86 +341,6 @@ static void reap(void) {
             break;
         }
     }
-}
-
-/* ---- a kept sandbox's state between jobs ---- */
-
-/* What bubblewrap made in /dev and /dev/shm (the sandbox's own tmpfs, writable by its jobs):
- * names and inodes, as found before the first job. */
-typedef struct {
-    char name[300];
-    ino_t ino;
-} dev_entry;
-static dev_entry *dev_entries;
-static size_t ndev_entries;
-
-static int list_dir(const char *dir, dev_entry **out, size_t *n) {
-    DIR *d = opendir(dir);
-    *out = NULL;
-    *n = 0;
-    if (!d) return errno == ENOENT ? 0 : -1;
-    size_t cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 32;
-            dev_entry *grown = realloc(*out, cap * sizeof **out);
-            if (!grown) {
-                closedir(d);
-                return -1;
-            }
-            *out = grown;
-        }
-        int w = snprintf((*out)[*n].name, sizeof (*out)[*n].name, "%s/%s", dir, e->d_name);
-        if (w < 0 || (size_t)w >= sizeof (*out)[*n].name) continue; /* cannot be: a name has 255 bytes at most */
-        (*out)[(*n)++].ino = e->d_ino;
-    }
-    closedir(d);
-    return 0;
-}
-
-static int dev_listing(dev_entry **out, size_t *n) {
-    dev_entry *top, *shm;
-    size_t ntop, nshm;
-    if (list_dir("/dev", &top, &ntop) || list_dir("/dev/shm", &shm, &nshm)) return -1;
-    dev_entry *all = realloc(top, (ntop + nshm + 1) * sizeof *all);
-    if (!all) return -1;
-    if (nshm) memcpy(all + ntop, shm, nshm * sizeof *all);
-    free(shm);
-    *out = all;
-    *n = ntop + nshm;
-    return 0;
-}
-
-/* Whether System V IPC of this namespace holds anything (a header line each, nothing more). */
-static int ipc_used(void) {
-    const char *files[] = {"/proc/sysvipc/shm", "/proc/sysvipc/sem", "/proc/sysvipc/msg"};
-    for (size_t i = 0; i < 3; i++) {
-        FILE *f = fopen(files[i], "r");
-        if (!f) continue;
-        int lines = 0, c;
-        while ((c = fgetc(f)) != EOF)
-            if (c == '\n') lines++;
-        fclose(f);
-        if (lines > 1) return 1;
-    }
-    return 0;
-}
-
-/* Whether the sandbox is as the first job found it, outside the root (which the agent checks). */
-static int sandbox_clean(void) {
-    dev_entry *now;
-    size_t n;
-    if (ipc_used() || dev_listing(&now, &n)) return 0;
-    int same = n == ndev_entries;
-    for (size_t i = 0; same && i < n; i++) {
-        same = 0;
-        for (size_t k = 0; k < ndev_entries; k++)
-            if (now[i].ino == dev_entries[k].ino && strcmp(now[i].name, dev_entries[k].name) == 0) same = 1;
-    }
-    free(now);
-    return same;
 }
 
 /* ---- the request loop ---- */
@@ -629,62 +461,12 @@ static int serve(void) {
     return 0;
 }
 
-/* ---- the prlimit form ---- */
-
-static int parse_number(const char *s, rlim_t *v) {
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(s, &end, 10);
-    if (errno || end == s || *end) return -1;
-    *v = (rlim_t)n;
-    return 0;
-}
-
-static int limited_exec(int argc, char **argv) {
-    int i = 1;
-    for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
-        const char *a = argv[i];
-        struct rlimit r;
-        int resource;
-        const char *value = strchr(a, '=');
-        if (!value) goto usage;
-        value++;
-        if (strncmp(a, "--cpu=", 6) == 0) {
-            resource = RLIMIT_CPU;
-            char soft[32];
-            const char *colon = strchr(value, ':');
-            if (!colon || (size_t)(colon - value) >= sizeof soft) goto usage;
-            memcpy(soft, value, (size_t)(colon - value));
-            soft[colon - value] = 0;
-            if (parse_number(soft, &r.rlim_cur) || parse_number(colon + 1, &r.rlim_max)) goto usage;
-        } else {
-            if (strncmp(a, "--as=", 5) == 0) resource = RLIMIT_AS;
-            else if (strncmp(a, "--fsize=", 8) == 0) resource = RLIMIT_FSIZE;
-            else if (strncmp(a, "--core=", 7) == 0) resource = RLIMIT_CORE;
-            else goto usage;
-            if (parse_number(value, &r.rlim_cur)) goto usage;
-            r.rlim_max = r.rlim_cur;
-        }
-        if (setrlimit(resource, &r)) {
-            fprintf(stderr, "meshcc-spawn: cannot set %.*s: %s\n", (int)(value - a - 3), a + 2, strerror(errno));
-            return 1;
-        }
-    }
-    if (i + 1 >= argc) goto usage;
-    exec_searching(argv[i + 1], argv + i + 1, NULL);
-    fprintf(stderr, "meshcc-spawn: cannot run %s: %s\n", argv[i + 1], strerror(errno));
-    return 127;
-usage:
-    fputs("usage: meshcc-spawn [--cpu=SOFT:HARD] [--as=N] [--fsize=N] [--core=N] -- PROGRAM [ARGS]\n", stderr);
-    return 2;
-}
-
 int main(int argc, char **argv) {
     if (argc == 2 && strcmp(argv[1], "--inside") == 0) {
         inside = 1;
         /* Started from a descriptor of its own binary (/proc/self/fd/3): not the jobs'. */
         for (int fd = 3; fd < 64; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
-        if (dev_listing(&dev_entries, &ndev_entries)) return 1;
+        if (sandbox_record()) return 1;
         return serve();
     }
     if (argc > 1) return limited_exec(argc, argv);
