@@ -150,7 +150,7 @@ describe.skipIf(why !== '')('the container image, built and run with podman', ()
   it("an agent in a container with /proc masked (the engines' default) says at start that it cannot sandbox jobs", async () => {
     // The agent's own start-up probe, as the image runs it: without the unmask, bubblewrap cannot
     // mount the fresh /proc every job gets, so the agent must take no jobs rather than fail each.
-    const probe = 'import("/opt/meshcc/dist/node/executor/sandbox.js").then((m) => console.log(JSON.stringify(m.probeBubblewrap([]))))';
+    const probe = 'import("/opt/meshcc/dist/node/executor/sandbox.js").then((m) => console.log(JSON.stringify(m.probeBubblewrap({ cpuSoftSeconds: 60, cpuHardSeconds: 61, addressSpaceBytes: 2 ** 33, fileSizeBytes: 2 ** 30, coreBytes: 0 }))))';
     const masked = await podman.run(['run', '--rm', '--network', 'none', '--security-opt', 'seccomp=unconfined', '--entrypoint', 'node', IMAGE, '-e', probe]);
     expect(masked.code, masked.stderr).toBe(0);
     expect(JSON.parse(masked.stdout)).toEqual({ ok: false, reason: expect.stringMatching(/^bubblewrap cannot create a sandbox here: bwrap: Can't mount proc/) });
