@@ -261,6 +261,7 @@ export class Executor {
       exit = run.code ?? 128 + (run.signal ? os.constants.signals[run.signal] : 0);
     } else {
       if (keep) this.keptSandboxes.stop(root);
+      if (signal?.aborted) throw new JobFailure('cancelled', 'the job was cancelled');
       run = await this.spawner.run({ file: 'bwrap', args: [...mounts.args, ...jobTail(job, 3)], captureFd3: true, ...common });
       if (!signal?.aborted && run.error && run.code === null && !run.signal) throw new JobFailure('sandbox-failed', `cannot start bubblewrap: ${run.error}`);
       exit = exitCodeFromStatus(Buffer.from(run.fd3).toString());
