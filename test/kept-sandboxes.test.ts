@@ -4,7 +4,7 @@
 // differs from the host's file still gets a mount of its own (and a sandbox of its own), and a
 // job right after such a one runs as well as before.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pino } from 'pino';
@@ -20,6 +20,7 @@ import { Store } from '../node/store.js';
 import { descriptionBytes, DESCRIPTION_PATH } from '../toolchain/description.js';
 import { installToolchain } from '../toolchain/unpack.js';
 import { fakeDescription, tarOfTree } from './helpers/toolchain-tars.js';
+import { processesMentioning } from './helpers/processes.js';
 import { tempDir } from './helpers/tmp.js';
 
 const log = pino({ level: 'silent' });
@@ -50,19 +51,6 @@ let jobs = 0;
 
 function shellJob(dir: string, script: string, args: string[] = []): Job {
   return { id: `sh-${++jobs}`, compiler: '/usr/bin/bash', argv: ['bash', '-c', script, 'bash', ...args], cwd: dir, env, inputs: [], listings: [], dirs: [dir], outputs: [path.join(dir, 'out')] };
-}
-
-function processesMentioning(marker: string): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/cmdline`).includes(marker)) found.push(Number(entry));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return found;
 }
 
 const GCC_HEADER = '/usr/lib/gcc/x86_64-linux-gnu/12/include/stddef.h';

@@ -4,7 +4,7 @@
 // no process behind; a job stopped by a limit falls back ('resource-limit') instead of
 // passing for a compile error.
 import { execFile, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -16,6 +16,7 @@ import { Executor, type ExecutorOptions } from '../node/executor/executor.js';
 import { resourceLimitHit } from '../node/executor/resource-limits.js';
 import { InputHasher } from '../node/scan/hasher.js';
 import { Store } from '../node/store.js';
+import { processesMentioning } from './helpers/processes.js';
 import { tempDir } from './helpers/tmp.js';
 
 const log = pino({ level: 'silent' });
@@ -71,19 +72,6 @@ async function compileJob(hasher: InputHasher, compiler: string, source: { name:
   const argv = [path.basename(compiler), ...flags, '-c', source.name, '-o', 'out.o'];
   const job: Job = { id: `cc-${++jobs}`, compiler, argv, cwd: dir, env, inputs: [await hasher.hash(file)], listings: [], dirs: [dir], outputs: [object] };
   return { dir, job };
-}
-
-function processesMentioning(marker: string): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/cmdline`).includes(marker)) found.push(Number(entry));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return found;
 }
 
 async function waitFor<T>(probe: () => T, done: (value: T) => boolean, ms: number): Promise<T> {

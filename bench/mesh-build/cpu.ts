@@ -25,6 +25,15 @@ function statFields(pid: number): string[] | undefined {
   }
 }
 
+/** A process's live children (none where the kernel has no children file: live helpers are then missed). */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
 /** CPU seconds of a process and its live descendants, split into their own and what they reaped. */
 export function processTreeSplitCpuS(pid: number, tck: number): TreeCpu {
   const fields = statFields(pid);
@@ -33,14 +42,8 @@ export function processTreeSplitCpuS(pid: number, tck: number): TreeCpu {
     own: (Number(fields[11]) + Number(fields[12])) / tck,
     reaped: (Number(fields[13]) + Number(fields[14])) / tck,
   };
-  let children: string[] = [];
-  try {
-    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
-  } catch {
-    // no children file (old kernel): live helpers are missed
-  }
-  for (const child of children) {
-    const c = processTreeSplitCpuS(Number(child), tck);
+  for (const child of childrenOf(pid)) {
+    const c = processTreeSplitCpuS(child, tck);
     sum.own += c.own;
     sum.reaped += c.reaped;
   }
@@ -51,24 +54,18 @@ export function processTreeSplitCpuS(pid: number, tck: number): TreeCpu {
  *  pid) reaped: the compiles run in them, not the sandboxes' own cost. */
 export function keptSandboxCompilesCpuS(pid: number, tck: number): number {
   let sum = 0;
-  let children: string[] = [];
-  try {
-    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
-  } catch {
-    return 0;
-  }
-  for (const child of children) {
+  for (const child of childrenOf(pid)) {
     try {
       // argv [its path, '--inside']; bubblewrap's own command line ends with the same words.
       if (readFileSync(`/proc/${child}/cmdline`, 'latin1').split('\0')[1] === '--inside') {
-        const fields = statFields(Number(child));
+        const fields = statFields(child);
         if (fields) sum += (Number(fields[13]) + Number(fields[14])) / tck;
         continue;
       }
     } catch {
       continue;
     }
-    sum += keptSandboxCompilesCpuS(Number(child), tck);
+    sum += keptSandboxCompilesCpuS(child, tck);
   }
   return sum;
 }

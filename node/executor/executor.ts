@@ -260,7 +260,7 @@ export class Executor {
       // As bubblewrap reports it: 128 + the signal when the command itself was killed.
       exit = run.code ?? 128 + (run.signal ? os.constants.signals[run.signal] : 0);
     } else {
-      if (keep) this.keptSandboxes.stop(root);
+      // (A kept sandbox that could not run it has been stopped by keptSandboxes.run.)
       if (signal?.aborted) throw new JobFailure('cancelled', 'the job was cancelled');
       run = await this.spawner.run({ file: 'bwrap', args: [...mounts.args, ...jobTail(job, 3)], captureFd3: true, ...common });
       if (!signal?.aborted && run.error && run.code === null && !run.signal) throw new JobFailure('sandbox-failed', `cannot start bubblewrap: ${run.error}`);
