@@ -5,7 +5,11 @@
 //                     and one answer per stream, SWIM-style:
 //     ping      → ack              a probe; both carry piggybacked updates and the claim
 //     ping-req  → ack | nack       "probe this member for me" (indirect probe, before suspecting)
-//     sync      → sync             the whole table both ways: joining, and rarely, anti-entropy
+//     sync      → sync             the whole table both ways: joining
+//     sync+digest → sync           anti-entropy (membership/digest-sync.ts): a hash of the table;
+//                                  the same hash back when the tables agree, else the other's
+//                                  entries; then a sync with the rows it lacks and `want`, the
+//                                  peers whose rows to send back
 //
 //   /meshcc/report/1  what only the scheduler needs: one long-lived stream from every member
 //                     to the scheduler it follows.
@@ -78,18 +82,21 @@ export const Leader = z.object({ term: z.number().int().nonnegative(), peerId: z
 export type Leader = z.infer<typeof Leader>;
 
 const updates = z.array(MemberUpdate).max(SWIM_LIMITS.updates);
+const digest = z.string().max(64);
+/** (peer, incarnation, state: 0 alive, 1 suspect, 2 dead) */
+const entries = z.array(z.tuple([peerId, z.number().int().nonnegative(), z.union([z.literal(0), z.literal(1), z.literal(2)])])).max(SWIM_LIMITS.members);
 
 export const SwimRequest = z.discriminatedUnion('t', [
   z.object({ t: z.literal('ping'), leader: Leader, updates }),
   z.object({ t: z.literal('ping-req'), target: peerId, addresses: z.array(z.string().max(SWIM_LIMITS.addressBytes)).max(SWIM_LIMITS.addresses), leader: Leader, updates }),
-  z.object({ t: z.literal('sync'), leader: Leader, members: z.array(MemberUpdate).max(SWIM_LIMITS.members) }),
+  z.object({ t: z.literal('sync'), leader: Leader, members: z.array(MemberUpdate).max(SWIM_LIMITS.members), digest: digest.optional(), want: z.array(peerId).max(SWIM_LIMITS.members).optional() }),
 ]);
 export type SwimRequest = z.infer<typeof SwimRequest>;
 
 export const SwimAnswer = z.discriminatedUnion('t', [
   z.object({ t: z.literal('ack'), leader: Leader, updates }),
   z.object({ t: z.literal('nack'), leader: Leader, updates }),
-  z.object({ t: z.literal('sync'), leader: Leader, members: z.array(MemberUpdate).max(SWIM_LIMITS.members) }),
+  z.object({ t: z.literal('sync'), leader: Leader, members: z.array(MemberUpdate).max(SWIM_LIMITS.members), digest: digest.optional(), entries: entries.optional() }),
 ]);
 export type SwimAnswer = z.infer<typeof SwimAnswer>;
 

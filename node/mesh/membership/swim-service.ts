@@ -14,6 +14,7 @@ import type { Logger } from '../../log.js';
 import { FramedStream } from '../framed-stream.js';
 import type { MeshNode } from '../node.js';
 import { LocalHealth } from './health.js';
+import { digestEntries, reconcile, tableDigest } from './digest-sync.js';
 import { SwimChannel } from './swim-channel.js';
 import { probeRing, type ProbeRing } from './probe-ring.js';
 import { SwimTable } from './table.js';
@@ -27,6 +28,7 @@ const PIGGYBACK = 12;
 const IDLE_MS = 30_000;
 /** Full syncs with a random member, scaled by log10(n) (memberlist's push-pull). */
 const SYNC_EVERY_MS = 20_000;
+const SYNC_TIMEOUT_MS = 10_000;
 /** A probe that has to open a connection first (TCP, the knock, the private network, Noise,
  *  yamux) waits at least this long: on a busy machine the handshakes alone take hundreds of ms. */
 const DIAL_PROBE_MS = 2000;
@@ -90,7 +92,7 @@ export class SwimService {
   private readonly opening = new Map<string, Promise<SwimChannel>>();
   private readonly finalChecks = new Set<string>();
   /** Messages exchanged, for the benchmark and the logs. */
-  readonly counts = { probes: 0, indirect: 0, suspected: 0, served: 0, busyButAlive: 0 };
+  readonly counts = { probes: 0, indirect: 0, suspected: 0, served: 0, busyButAlive: 0, syncs: 0, syncRows: 0 };
 
   constructor(private readonly options: SwimServiceOptions) {
     this.intervalMs = options.probeIntervalMs ?? PROBE_INTERVAL_MS;
@@ -148,7 +150,7 @@ export class SwimService {
 
   /** Joins through a member (or any agent of the mesh at these addresses): both send their whole table. */
   async join(peerId: string, addresses: string[]): Promise<void> {
-    const answer = await this.exchange(peerId, addresses, { t: 'sync', leader: this.options.leader(), members: this.table.snapshot() }, 10_000);
+    const answer = await this.exchange(peerId, addresses, { t: 'sync', leader: this.options.leader(), members: this.table.snapshot() }, SYNC_TIMEOUT_MS);
     if (answer.t === 'sync') this.absorb(answer.members, peerId);
   }
 
@@ -308,7 +310,24 @@ export class SwimService {
     if (Date.now() - this.lastSync < every) return;
     this.lastSync = Date.now();
     const [peer] = this.pick(1, new Set());
-    if (peer) await this.join(peer.card.peerId, peer.card.addresses).catch((err: Error) => this.options.log.debug({ peer: peer.card.peerId, err: err.message }, 'sync failed'));
+    if (peer) await this.reconcile(peer.card.peerId, peer.card.addresses).catch((err: Error) => this.options.log.debug({ peer: peer.card.peerId, err: err.message }, 'sync failed'));
+  }
+
+  /** Anti-entropy with one member: hashes first, rows only where the tables differ. */
+  async reconcile(peerId: string, addresses: string[]): Promise<void> {
+    const mine = tableDigest(this.table);
+    const first = await this.exchange(peerId, addresses, { t: 'sync', leader: this.options.leader(), members: [], digest: mine }, SYNC_TIMEOUT_MS);
+    if (first.t !== 'sync') return;
+    this.counts.syncs++;
+    // An agent that knows no digests answers with its whole table.
+    if (first.digest === undefined) return this.absorb(first.members, peerId);
+    if (first.digest === mine || !first.entries) return;
+    const { send, want, apply } = reconcile(this.table, first.entries);
+    this.absorb(apply, peerId);
+    if (send.length === 0 && want.length === 0) return;
+    this.counts.syncRows += send.length + want.length;
+    const second = await this.exchange(peerId, addresses, { t: 'sync', leader: this.options.leader(), members: send, want }, SYNC_TIMEOUT_MS);
+    if (second.t === 'sync') this.absorb(second.members, peerId);
   }
 
   /** Closes connections that carried no stream for idleMs (libp2p keeps them otherwise), except
@@ -426,7 +445,11 @@ export class SwimService {
     this.options.onLeader(request.leader, from);
     if (request.t === 'sync') {
       this.absorb(request.members, from);
-      return { t: 'sync', leader: this.options.leader(), members: this.table.snapshot() };
+      if (request.want) return { t: 'sync', leader: this.options.leader(), members: request.want.flatMap((id) => this.table.row(id) ?? []) };
+      if (request.digest === undefined) return { t: 'sync', leader: this.options.leader(), members: this.table.snapshot() };
+      const digest = tableDigest(this.table);
+      if (digest === request.digest) return { t: 'sync', leader: this.options.leader(), members: [], digest };
+      return { t: 'sync', leader: this.options.leader(), members: [], digest, entries: digestEntries(this.table) };
     }
     this.absorb(request.updates, from);
     let answer: 'ack' | 'nack' = 'ack';

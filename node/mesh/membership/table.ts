@@ -48,6 +48,12 @@ export interface TableEvents {
 
 const RANK: Record<MemberState, number> = { alive: 0, suspect: 1, dead: 2 };
 
+/** Whether news `a` of a member wins over `b`: a higher incarnation, or at the same one a
+ *  worse state (suspect over alive, dead over both). */
+export function supersedes(a: { incarnation: number; state: MemberState }, b: { incarnation: number; state: MemberState }): boolean {
+  return a.incarnation > b.incarnation || (a.incarnation === b.incarnation && RANK[a.state] > RANK[b.state]);
+}
+
 export function initialIncarnation(startedAt: number): number {
   return Math.floor(startedAt / 1000);
 }
@@ -105,6 +111,31 @@ export class SwimTable extends EventEmitter<TableEvents> {
     for (const m of this.members.values()) rows.push({ peerId: m.card.peerId, state: m.state, incarnation: m.incarnation, card: m.card });
     for (const [peerId, grave] of this.tombstones) rows.push({ peerId, state: 'dead', incarnation: grave.incarnation });
     return rows;
+  }
+
+  /** What this table knows of a peer: the member (ourselves included) or its grave. */
+  knowledge(peerId: string): { incarnation: number; state: MemberState } | undefined {
+    if (peerId === this.selfId) return { incarnation: this.incarnation_, state: 'alive' };
+    const m = this.members.get(peerId);
+    if (m) return { incarnation: m.incarnation, state: m.state };
+    const grave = this.tombstones.get(peerId);
+    return grave && { incarnation: grave.incarnation, state: 'dead' };
+  }
+
+  /** Every peer this table knows, as `knowledge` gives it: ourselves, the members, the graves. */
+  *known(): Generator<[string, number, MemberState]> {
+    yield [this.selfId, this.incarnation_, 'alive'];
+    for (const m of this.members.values()) yield [m.card.peerId, m.incarnation, m.state];
+    for (const [peerId, grave] of this.tombstones) yield [peerId, grave.incarnation, 'dead'];
+  }
+
+  /** One peer's row as a sync sends it (a card with a listed member, none with a grave). */
+  row(peerId: string): MemberUpdate | undefined {
+    if (peerId === this.selfId) return { peerId, state: 'alive', incarnation: this.incarnation_, card: this.self() };
+    const m = this.members.get(peerId);
+    if (m) return { peerId, state: m.state, incarnation: m.incarnation, card: m.card };
+    const grave = this.tombstones.get(peerId);
+    return grave && { peerId, state: 'dead', incarnation: grave.incarnation };
   }
 
   /** Applies one update heard from `from`; returns true when it was news (worth passing on). */
