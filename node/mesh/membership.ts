@@ -12,7 +12,11 @@ import { MEMBER_LIMITS, MemberList, MemberRecord, revocationBytes, type Revocati
 import type { Logger } from '../log.js';
 
 export const MEMBERS_FILE = 'members.json';
-const SAVE_DELAY_MS = 500;
+/** Saves are delayed to gather changes: longer in a larger mesh, where the file is larger and
+ *  joins come in bursts (the list on disk is only for finding the mesh again after a restart). */
+function saveDelayMs(members: number): number {
+  return Math.min(10_000, Math.max(500, members * 5));
+}
 /** A member not seen for this long is forgotten (short-lived agents of `meshcc run` come and go). */
 const FORGET_AFTER_MS = 30 * 86_400_000;
 /** Members are dialled while they were seen this recently (or never: an inviter just stored). */
@@ -175,7 +179,7 @@ export class Membership {
     this.saveTimer = setTimeout(() => {
       this.saveTimer = undefined;
       this.saving = this.saving.then(() => this.save()).catch((err: Error) => this.log.warn({ err: err.message }, 'could not save the member list'));
-    }, SAVE_DELAY_MS);
+    }, saveDelayMs(this.members.size));
     this.saveTimer.unref();
   }
 

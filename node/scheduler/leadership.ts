@@ -19,7 +19,12 @@ const RESEEK_MS = 250;
 /** How long a candidate asked during a failover waits for the election to settle before answering. */
 const HELLO_SETTLE_MS = 2000;
 const LINK_TIMEOUT_MS = 3000;
-const NEWS_COALESCE_MS = 100;
+/** Joins and deaths are passed on in one frame per this long: more in a larger mesh, where a
+ *  rollout (a DaemonSet's thousand pods) brings many joins a second and each frame goes to every
+ *  follower. */
+function newsCoalesceMs(followers: number): number {
+  return Math.min(1000, Math.max(100, followers / 2));
+}
 /** A candidate whose hello failed is not asked again for this long. */
 const FAILED_MS = 5000;
 /** Better-ranked members a candidate probes before it claims. */
@@ -171,7 +176,7 @@ export class Leadership {
       this.newsTimer = undefined;
       const news = this.news.splice(0, this.news.length);
       if (this.election.isScheduler) this.server.broadcast(news);
-    }, NEWS_COALESCE_MS);
+    }, newsCoalesceMs(this.server.followerCount));
   }
 
   private changed(): void {

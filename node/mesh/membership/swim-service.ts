@@ -301,7 +301,10 @@ export class SwimService {
       [alive[i], alive[j]] = [alive[j]!, alive[i]!];
     }
     if (!connectedFirst) return alive.slice(-count);
-    const connected = alive.filter((m) => this.options.node.isConnected(m.card.peerId));
+    // One look at the open connections, not a peer id parsed and looked up per member: that
+    // was a tenth of a simulated member's CPU at 1000 members.
+    const open = new Set(this.options.node.connectedPeers().map((p) => p.toString()));
+    const connected = alive.filter((m) => open.has(m.card.peerId));
     return [...connected.slice(-count), ...alive.filter((m) => !connected.includes(m)).slice(-count)].slice(0, count);
   }
 
