@@ -221,15 +221,25 @@ async function grow(size: number): Promise<void> {
   const wantSims = size - aliveReals().length;
   const probeMs = Math.max(1000, Math.round(wantSims / 25) * 1000);
   const seeds = aliveReals().map((r) => r.address);
-  while (simTotal < wantSims) {
-    let sim = sims.find((s) => s.total < SIMS_PER_PROCESS);
-    if (!sim) sims.push((sim = await startSimProcess()));
-    const count = Math.min(SIMS_PER_PROCESS - sim.total, wantSims - simTotal);
-    const answer = (await ask(sim, { t: 'grow', count, seeds, probeMs })) as Extract<SimAnswer, { t: 'grown' }>;
-    sim.total = answer.total;
+  // The processes grow side by side: each adds its members one at a time.
+  const growing: Promise<void>[] = [];
+  const growIn = (sim: SimProcess, count: number) => {
     simTotal += count;
-    process.stderr.write(`${simTotal} simulated members (${Math.round(answer.rssBytes / 2 ** 20)} MB in that process)\n`);
+    growing.push(
+      ask(sim, { t: 'grow', count, seeds, probeMs }).then((answer) => {
+        const grown = answer as Extract<SimAnswer, { t: 'grown' }>;
+        sim.total = grown.total;
+        process.stderr.write(`${grown.total} simulated members in one process (${Math.round(grown.rssBytes / 2 ** 20)} MB)\n`);
+      }),
+    );
+  };
+  for (const sim of sims) if (sim.total < SIMS_PER_PROCESS && simTotal < wantSims) growIn(sim, Math.min(SIMS_PER_PROCESS - sim.total, wantSims - simTotal));
+  while (simTotal < wantSims) {
+    const sim = await startSimProcess();
+    sims.push(sim);
+    growIn(sim, Math.min(SIMS_PER_PROCESS, wantSims - simTotal));
   }
+  await Promise.all(growing);
   // The agents are probed by the simulated members watching them at an agent's pace.
   for (const sim of sims) sim.child.send({ t: 'probe-real', ids: aliveReals().map((r) => r.peerId), periodMs: AGENT_PROBE_MS } satisfies SimCommand);
 }

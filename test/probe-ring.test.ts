@@ -11,7 +11,7 @@ import { createMeshNode, type MeshNode } from '../node/mesh/node.js';
 import { PROTOCOL_VERSION } from '../protocol/messages.js';
 import { SWIM_PROTOCOL } from '../protocol/swim-messages.js';
 import { joinThrough } from '../node/mesh/membership/bare-member.js';
-import { probeRing, RINGS, SMALL_MESH } from '../node/mesh/membership/probe-ring.js';
+import { probeRing, RINGS, SMALL_MESH, withMember } from '../node/mesh/membership/probe-ring.js';
 import { SwimService } from '../node/mesh/membership/swim-service.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -57,6 +57,23 @@ describe('probe rings', () => {
       expect(hops.size).toBe(n);
       expect(Math.max(...hops.values())).toBeLessThanOrEqual(Math.max(2, 2 * Math.ceil(Math.log2(n))));
     }
+  });
+
+  it('a member that joins changes a ring only where it is nearer: the same ring as worked out anew', async () => {
+    for (const n of [12, 100, 1000]) {
+      const ids = await peerIds(n);
+      const self = ids[0]!;
+      let ring = probeRing(self, ids.slice(0, SMALL_MESH + 2));
+      for (let i = SMALL_MESH + 2; i < n; i++) {
+        ring = withMember(ring, self, ids[i]!) ?? probeRing(self, ids.slice(0, i + 1));
+        const fresh = probeRing(self, ids.slice(0, i + 1));
+        expect(new Set(ring.targets)).toEqual(new Set(fresh.targets));
+        expect(new Set(ring.observers)).toEqual(new Set(fresh.observers));
+      }
+    }
+    // A small mesh (everyone probes everyone) is worked out anew.
+    const few = await peerIds(4);
+    expect(withMember(probeRing(few[0]!, few.slice(0, 3)), few[0]!, few[3]!)).toBeUndefined();
   });
 
   describe('on real members', () => {

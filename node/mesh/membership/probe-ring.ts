@@ -36,29 +36,64 @@ export interface ProbeRing {
   targets: string[];
   /** The members that probe this agent (its predecessors on each ring). */
   observers: string[];
+  /** On each ring, the nearest member ahead and behind (absent in a small mesh). */
+  around?: { next: Near; previous: Near }[];
+}
+
+interface Near {
+  id: string;
+  gap: number;
+}
+
+const SPAN = 2 ** 48;
+
+/** Whether `candidate` is nearer than `current` (ties by peer id: no two agents disagree). */
+function nearer(candidate: Near, current: Near | undefined): boolean {
+  return !current || candidate.gap < current.gap || (candidate.gap === current.gap && candidate.id < current.id);
+}
+
+function fromAround(around: { next: Near; previous: Near }[]): ProbeRing {
+  return { targets: [...new Set(around.map((a) => a.next.id))], observers: [...new Set(around.map((a) => a.previous.id))], around };
 }
 
 /** This agent's targets and observers among `members` (peer ids, itself excluded or not). */
 export function probeRing(self: string, members: Iterable<string>): ProbeRing {
   const others = [...new Set(members)].filter((m) => m !== self);
   if (others.length <= SMALL_MESH) return { targets: others, observers: others };
-  const targets = new Set<string>();
-  const observers = new Set<string>();
   const mine = positionsOf(self);
+  const around: { next: Near; previous: Near }[] = [];
   for (let ring = 0; ring < RINGS; ring++) {
     const at = mine[ring]!;
-    // The nearest member clockwise and counter-clockwise (ties by peer id: no two agents disagree).
-    let next: { id: string; gap: number } | undefined;
-    let previous: { id: string; gap: number } | undefined;
+    let next: Near | undefined;
+    let previous: Near | undefined;
     for (const id of others) {
       const p = positionsOf(id)[ring]!;
-      const ahead = (p - at + 2 ** 48) % 2 ** 48;
-      const behind = (at - p + 2 ** 48) % 2 ** 48;
-      if (!next || ahead < next.gap || (ahead === next.gap && id < next.id)) next = { id, gap: ahead };
-      if (!previous || behind < previous.gap || (behind === previous.gap && id < previous.id)) previous = { id, gap: behind };
+      const ahead = { id, gap: (p - at + SPAN) % SPAN };
+      const behind = { id, gap: (at - p + SPAN) % SPAN };
+      if (nearer(ahead, next)) next = ahead;
+      if (nearer(behind, previous)) previous = behind;
     }
-    targets.add(next!.id);
-    observers.add(previous!.id);
+    around.push({ next: next!, previous: previous! });
   }
-  return { targets: [...targets], observers: [...observers] };
+  return fromAround(around);
+}
+
+/** The ring after `peerId` joined: it takes a place only where it is nearer than the member
+ *  there now, so a join costs a few comparisons, not the whole list again (in a rollout of a
+ *  thousand agents, every member hears every join). Undefined when the ring must be worked out
+ *  anew (a small mesh, where everyone probes everyone). */
+export function withMember(ring: ProbeRing, self: string, peerId: string): ProbeRing | undefined {
+  if (!ring.around) return undefined;
+  if (peerId === self || ring.targets.includes(peerId) || ring.observers.includes(peerId)) return ring;
+  const mine = positionsOf(self);
+  const theirs = positionsOf(peerId);
+  let changed = false;
+  const around = ring.around.map(({ next, previous }, index) => {
+    const ahead = { id: peerId, gap: (theirs[index]! - mine[index]! + SPAN) % SPAN };
+    const behind = { id: peerId, gap: (mine[index]! - theirs[index]! + SPAN) % SPAN };
+    const moved = { next: nearer(ahead, next) ? ahead : next, previous: nearer(behind, previous) ? behind : previous };
+    if (moved.next !== next || moved.previous !== previous) changed = true;
+    return moved;
+  });
+  return changed ? fromAround(around) : ring;
 }

@@ -16,7 +16,7 @@ import type { MeshNode } from '../node.js';
 import { LocalHealth } from './health.js';
 import { digestEntries, reconcile, tableDigest } from './digest-sync.js';
 import { SwimChannel } from './swim-channel.js';
-import { probeRing, type ProbeRing } from './probe-ring.js';
+import { probeRing, withMember, type ProbeRing } from './probe-ring.js';
 import { SwimTable } from './table.js';
 
 // Two seconds: a crash is seen at once anyway (refused connections, closed report streams);
@@ -100,7 +100,12 @@ export class SwimService {
     this.table = new SwimTable(options.card, this.intervalMs);
     this.lastCard = JSON.stringify(options.card());
     this.table.on('refuted', () => this.health.refuted());
-    this.table.on('joined', () => (this.ring = undefined));
+    this.table.on('joined', (m) => {
+      const ring = this.ring && withMember(this.ring, this.table.selfId, m.card.peerId);
+      if (ring === this.ring) return;
+      this.ring = ring;
+      if (ring) this.ringChanged(ring);
+    });
     this.table.on('left', (m) => {
       this.ring = undefined;
       this.channels.get(m.card.peerId)?.end(new MeshccError('stream-closed', 'the member left'));
@@ -111,10 +116,14 @@ export class SwimService {
   probeRing(): ProbeRing {
     if (!this.ring) {
       this.ring = probeRing(this.table.selfId, this.table.live().map((m) => m.card.peerId));
-      this.ringPeers = new Set([...this.ring.targets, ...this.ring.observers]);
-      this.order = [];
+      this.ringChanged(this.ring);
     }
     return this.ring;
+  }
+
+  private ringChanged(ring: ProbeRing): void {
+    this.ringPeers = new Set([...ring.targets, ...ring.observers]);
+    this.order = [];
   }
 
   async start(): Promise<void> {
