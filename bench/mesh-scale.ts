@@ -20,6 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { query } from '../node/cli/query.js';
+import { defaultJobsDir } from '../node/config.js';
 import { socketAnswers } from '../node/instance-lock.js';
 import { PROTOCOL_VERSION } from '../protocol/messages.js';
 import { processCpuMs } from './measure.js';
@@ -343,7 +344,14 @@ async function main(): Promise<void> {
   process.on('exit', () => {
     for (const r of reals) if (r.alive) r.child.kill('SIGKILL');
     for (const s of sims) s.child.kill('SIGKILL');
-    if (!process.env.KEEP) for (const r of reals) rmSync(r.home, { recursive: true, force: true });
+    if (!process.env.KEEP) {
+      for (const r of reals) {
+        rmSync(r.home, { recursive: true, force: true });
+        // A killed agent leaves its job roots' directory in tmpfs, outside its home.
+        const jobs = defaultJobsDir(r.home);
+        if (!jobs.startsWith(`${r.home}/`)) rmSync(jobs, { recursive: true, force: true });
+      }
+    }
   });
   console.log(`bench/mesh-scale: up to ${REAL} agents as processes, the rest simulated members; ${os.cpus().length} cores shared with everything else running, so the figures are ratios measured side by side in one run`);
   console.log(' size | member CPU | member RSS | scheduler CPU | successor CPU | listed by all | failover');

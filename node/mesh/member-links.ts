@@ -19,7 +19,8 @@ export interface MemberLinksOptions {
   node: MeshNode;
   membership: Membership;
   reachability: Reachability;
-  peers: () => PeerViewEntry[];
+  /** The view's entries, in no order. */
+  peers: () => Iterable<PeerViewEntry>;
   /** Whether the membership lists this peer now. */
   listed: (peerId: string) => boolean;
   /** Dials a peer by the first of these addresses that answers (shared with discovery). */
@@ -49,16 +50,20 @@ export class MemberLinks {
     const links = node.links();
     for (const [peerId, link] of links) {
       if (link !== 'relayed') continue;
-      const record = membership.others().find((m) => m.peerId === peerId);
+      const record = membership.get(peerId);
       if (record) this.upgrade(peerId, record.addresses, now);
     }
     // A member that says it cannot be dialled, with no connection from here: jobs stay off it
     // (its dial would go through a relay) until a direct dial succeeds, as it does from its LAN.
     // One such dial a tick, so that the cost does not grow with the mesh.
-    const peers = this.options.peers();
-    const unconnected = peers.find((p) => p.advert.reachable === false && !links.has(p.peerId) && now - (this.lastUpgrade.get(p.peerId) ?? 0) >= UPGRADE_EVERY_MS);
-    if (unconnected) this.upgrade(unconnected.peerId, unconnected.advert.addresses, now);
-    const alone = peers.length === 0;
+    let alone = true;
+    for (const p of this.options.peers()) {
+      alone = false;
+      if (p.advert.reachable === false && !links.has(p.peerId) && now - (this.lastUpgrade.get(p.peerId) ?? 0) >= UPGRADE_EVERY_MS) {
+        this.upgrade(p.peerId, p.advert.addresses, now);
+        break;
+      }
+    }
     if (!alone && now - this.lastRejoin < REJOIN_EVERY_MS) return;
     const record = membership.dialable(now).find((m) => !listed(m.peerId) && !links.has(m.peerId) && now - (this.lastMemberDial.get(m.peerId) ?? 0) >= MEMBER_REDIAL_MS);
     if (!record) return;
@@ -96,7 +101,7 @@ export class MemberLinks {
   private keepRelay(): void {
     const { reachability } = this.options;
     if (reachability.state !== 'unreachable') return;
-    const candidates = this.options.peers()
+    const candidates = Array.from(this.options.peers())
       .filter((p) => p.advert.relay && p.advert.reachable === true)
       .map((p) => p.peerId);
     void reachability.keepRelay(candidates);

@@ -97,6 +97,11 @@ export class Membership {
     return this.others().filter((m) => m.seenAt === 0 || now - m.seenAt < DIAL_WITHIN_MS);
   }
 
+  /** One member's record (not a revoked one). */
+  get(peerId: string): MemberRecord | undefined {
+    return this.revoked.has(peerId) ? undefined : this.members.get(peerId);
+  }
+
   /** Members other than this agent, most recently seen first. */
   others(): MemberRecord[] {
     return [...this.members.values()].filter((m) => m.peerId !== this.self && !this.revoked.has(m.peerId)).sort((a, b) => b.seenAt - a.seenAt);

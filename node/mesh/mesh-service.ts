@@ -200,6 +200,7 @@ export class MeshService {
       if (this.view.remove(m.card.peerId, 'dead')) log.info({ peer: m.card.peerId, name: m.card.name }, 'peer left the view');
       this.leadership?.loads.delete(m.card.peerId);
       this.node?.forgetHeard(m.card.peerId);
+      this.remembered.delete(m.card.peerId);
     });
     this.leadership = new Leadership({
       node: this.node,
@@ -252,7 +253,7 @@ export class MeshService {
       node: this.node,
       membership,
       reachability: this.reachability,
-      peers: () => this.peers(),
+      peers: () => this.view.entries(),
       listed: (peerId) => this.swim?.table.get(peerId) !== undefined,
       connect: (peerId, addresses) => this.connect(peerId, addresses),
       dialing: this.dialing,
@@ -392,6 +393,10 @@ export class MeshService {
   private rememberAddresses(peerId: string, addresses: string[]): void {
     const libp2p = this.node?.libp2p;
     if (!libp2p || peerId === this.peerId) return;
+    // libp2p's peer store writes are dear (a lock, protobuf both ways): only when they changed.
+    const key = addresses.join(' ');
+    if (this.remembered.get(peerId) === key) return;
+    this.remembered.set(peerId, key);
     try {
       const multiaddrs = addresses.map((a) => multiaddr(a));
       void libp2p.peerStore.merge(peerIdFromString(peerId), { multiaddrs }).catch(() => undefined);
@@ -449,6 +454,8 @@ export class MeshService {
   }
 
   private unusable?: { at: number; peers: Set<string> };
+  /** The addresses last given to libp2p's peer store for each member. */
+  private readonly remembered = new Map<string, string>();
 
   /** An invitation token to this mesh, valid until `expiresAt`. */
   async invite(expiresAt: number): Promise<string> {

@@ -110,6 +110,12 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
     for (const peerId of [...this.peers.keys()]) this.remove(peerId, 'stopped');
   }
 
+  /** The entries as they are, in no order (no copy, no sort: for checks that run every few
+   *  seconds whatever the mesh's size). */
+  entries(): IterableIterator<PeerViewEntry> {
+    return this.peers.values();
+  }
+
   /** A snapshot, ordered by peer id. */
   list(): PeerViewEntry[] {
     return [...this.peers.values()]

@@ -107,7 +107,8 @@ export class SwimService {
       if (ring) this.ringChanged(ring);
     });
     this.table.on('left', (m) => {
-      this.ring = undefined;
+      // Only a member of our ring changes it (a death elsewhere leaves our neighbours as they are).
+      if (this.ringPeers.has(m.card.peerId) || !this.ring?.around) this.ring = undefined;
       this.channels.get(m.card.peerId)?.end(new MeshccError('stream-closed', 'the member left'));
     });
   }
