@@ -27,6 +27,8 @@ function newsCoalesceMs(followers: number): number {
 }
 /** A candidate whose hello failed is not asked again for this long. */
 const FAILED_MS = 5000;
+/** How long a candidate waits for better-ranked members that are listed but do not answer. */
+const SEEK_PATIENCE_MS = 20_000;
 /** Better-ranked members a candidate probes before it claims. */
 const SEEK_ASKED = 3;
 const STANDBY_EVERY_MS = 10_000;
@@ -181,6 +183,7 @@ export class Leadership {
 
   private changed(): void {
     const state = this.election.state();
+    if (state.scheduler) this.unansweredSince = undefined;
     this.options.log.info({ term: state.term, scheduler: state.scheduler, self: this.election.isScheduler }, this.election.isScheduler ? 'this agent is the scheduler' : state.scheduler ? 'following a scheduler' : 'no scheduler');
     if (this.election.isScheduler) {
       this.loads.set(this.options.self.peerId, this.options.load());
@@ -259,6 +262,8 @@ export class Leadership {
   }
 
   private lostClaim?: Leader;
+  /** Since when no better-ranked member answered this agent's seek, while some are still listed. */
+  private unansweredSince?: number;
 
   /** The scheduler cannot be reached: give it up and find the next. */
   private lose(why: string): void {
@@ -294,10 +299,24 @@ export class Leadership {
         return;
       }
       const asked = better.slice(0, SEEK_ASKED);
-      const answers = await Promise.all(asked.map((c) => this.options.swim.ping(c.peerId, Math.round(SEEK_PING_MS * this.options.swim.health.multiplier))));
+      const answers = await Promise.all(asked.map((c) => this.options.swim.ping(c.peerId, Math.max(SEEK_PING_MS, this.options.swim.health.probeTimeoutMs()))));
       if (this.election.state().scheduler || !this.running) return this.reconcile();
       const best = asked.find((_, i) => answers[i] !== undefined);
-      if (best) return this.follow(best.peerId, true);
+      if (best) {
+        this.unansweredSince = undefined;
+        return this.follow(best.peerId, true);
+      }
+      // A better-ranked member that did not answer in time but is still listed may only be slow
+      // (every agent wakes at once after a scheduler dies, on cores that are busy): a late answer
+      // is no proof. Claim only when each one asked is gone from the membership (its address
+      // refused the connection: the process is gone; or its suspicion ran out); else look again.
+      // A fixed 1 s here let 8 of 40 agents on one 2-core machine claim the same term at once.
+      // (Members listed here that never answer from here, behind a router, say, are waited for
+      // only so long: then this agent claims, and the better-ranked claim wins where they meet.)
+      this.unansweredSince ??= now;
+      const patient = now - this.unansweredSince < SEEK_PATIENCE_MS * this.options.swim.health.multiplier;
+      if (patient && asked.some((c) => this.options.swim.table.get(c.peerId))) return this.later();
+      this.unansweredSince = undefined;
       this.election.claim();
       this.changed();
     } finally {
