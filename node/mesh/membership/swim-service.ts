@@ -188,6 +188,17 @@ export class SwimService {
     }
   }
 
+  /** Sends a membership message (our claim rides on it) to every member connected now, without
+   *  dialling anyone: a new scheduler's claim reaches its followers in one round trip. */
+  announce(): void {
+    if (!this.running) return;
+    const open = new Set(this.options.node.connectedPeers().map((p) => p.toString()));
+    for (const m of this.table.live()) {
+      if (!open.has(m.card.peerId)) continue;
+      void this.exchange(m.card.peerId, m.card.addresses, { t: 'ping', leader: this.options.leader(), updates: this.table.piggyback(PIGGYBACK, m.card.peerId) }, this.health.probeTimeoutMs()).catch(() => undefined);
+    }
+  }
+
   /** Probes a member out of turn (its connection to us ended: a crash shows at once). */
   check(peerId: string): void {
     if (this.running && this.table.get(peerId)) void this.ping(peerId);
