@@ -214,6 +214,12 @@ export class MeshNode {
     return this.node ? this.node.getPeers() : [];
   }
 
+  /** The ids of peers with at least one open connection, as strings: one look at the
+   *  connections, for checks against many members. */
+  connectedPeerIds(): Set<string> {
+    return new Set(this.connectedPeers().map((p) => p.toString()));
+  }
+
   /** How each connected peer is reached: directly, or only through a circuit relay. */
   links(): Map<string, 'direct' | 'relayed'> {
     const links = new Map<string, 'direct' | 'relayed'>();

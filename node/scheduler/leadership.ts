@@ -120,8 +120,7 @@ export class Leadership {
   private keepStandby(): void {
     const next = this.successor;
     if (!next || next === this.options.self.peerId || !this.election.state().scheduler) return;
-    const connected = this.options.node.connectedPeers().some((p) => p.toString() === next);
-    if (!connected) void this.options.swim.ping(next);
+    if (!this.options.node.connectedPeerIds().has(next)) void this.options.swim.ping(next);
   }
 
   async stop(): Promise<void> {
@@ -319,7 +318,7 @@ export class Leadership {
       this.unansweredSince ??= now;
       const patient = now - this.unansweredSince < SEEK_PATIENCE_MS * this.options.swim.health.multiplier;
       if (patient && asked.some((c) => this.options.swim.table.get(c.peerId))) return this.later();
-      this.unansweredSince = undefined;
+      // (changed() forgets unansweredSince: there is a scheduler now.)
       this.election.claim();
       this.changed();
     } finally {

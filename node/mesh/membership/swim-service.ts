@@ -17,7 +17,7 @@ import { LocalHealth } from './health.js';
 import { digestEntries, reconcile, tableDigest } from './digest-sync.js';
 import { SwimChannel } from './swim-channel.js';
 import { probeRing, withMember, type ProbeRing } from './probe-ring.js';
-import { SwimTable } from './table.js';
+import { SwimTable, type Member } from './table.js';
 
 // Two seconds: a crash is seen at once anyway (refused connections, closed report streams);
 // the period only bounds how soon a silent member is suspected, and every message costs CPU.
@@ -192,11 +192,8 @@ export class SwimService {
    *  dialling anyone: a new scheduler's claim reaches its followers in one round trip. */
   announce(): void {
     if (!this.running) return;
-    const open = new Set(this.options.node.connectedPeers().map((p) => p.toString()));
-    for (const m of this.table.live()) {
-      if (!open.has(m.card.peerId)) continue;
-      void this.exchange(m.card.peerId, m.card.addresses, { t: 'ping', leader: this.options.leader(), updates: this.table.piggyback(PIGGYBACK, m.card.peerId) }, this.health.probeTimeoutMs()).catch(() => undefined);
-    }
+    const open = this.options.node.connectedPeerIds();
+    this.tell(this.table.live().filter((m) => open.has(m.card.peerId)));
   }
 
   /** Probes a member out of turn (its connection to us ended: a crash shows at once). */
@@ -308,7 +305,12 @@ export class SwimService {
   /** A death proven (not suspected) goes to a few members at once rather than with the next
    *  probes: every view drops a crashed agent within a round trip, not a probe period or two. */
   private spreadNow(): void {
-    for (const m of this.pick(INDIRECT, new Set())) {
+    this.tell(this.pick(INDIRECT, new Set()));
+  }
+
+  /** A ping to each of these members, answers not awaited: what it carries is the point. */
+  private tell(members: Member[]): void {
+    for (const m of members) {
       void this.exchange(m.card.peerId, m.card.addresses, { t: 'ping', leader: this.options.leader(), updates: this.table.piggyback(PIGGYBACK, m.card.peerId) }, this.health.probeTimeoutMs()).catch(() => undefined);
     }
   }
@@ -324,7 +326,7 @@ export class SwimService {
     if (!connectedFirst) return alive.slice(-count);
     // One look at the open connections, not a peer id parsed and looked up per member: that
     // was a tenth of a simulated member's CPU at 1000 members.
-    const open = new Set(this.options.node.connectedPeers().map((p) => p.toString()));
+    const open = this.options.node.connectedPeerIds();
     const connected = alive.filter((m) => open.has(m.card.peerId));
     return [...connected.slice(-count), ...alive.filter((m) => !connected.includes(m)).slice(-count)].slice(0, count);
   }
