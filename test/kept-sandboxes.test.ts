@@ -1,5 +1,5 @@
 // Kept sandboxes on the real Executor, real bubblewrap and real gcc: consecutive jobs of a root
-// run in one sandbox (one PID namespace), nothing a job started survives into the next, its
+// run in one sandbox (one PID namespace and first process), nothing a job started survives into the next, its
 // objects are the ones a bubblewrap of its own gives, an input in a host-bound directory that
 // differs from the host's file still gets a mount of its own (and a sandbox of its own), and a
 // job right after such a one runs as well as before.
@@ -49,6 +49,10 @@ async function setup(native: boolean) {
 
 let jobs = 0;
 
+// A sandbox's identity: its PID namespace and when its first process started. The kernel hands a
+// freed namespace's number to the next one made, so the number alone can name two sandboxes.
+const SANDBOX_ID = 'echo "$(readlink /proc/self/ns/pid) $(cut -d" " -f22 /proc/1/stat)"';
+
 function shellJob(dir: string, script: string, args: string[] = []): Job {
   return { id: `sh-${++jobs}`, compiler: '/usr/bin/bash', argv: ['bash', '-c', script, 'bash', ...args], cwd: dir, env, inputs: [], listings: [], dirs: [dir], outputs: [path.join(dir, 'out')] };
 }
@@ -64,7 +68,7 @@ describe.skipIf(bwrapMissing)('kept sandboxes', () => {
     const namespaces: string[] = [];
     for (let i = 0; i < 3; i++) {
       // Each job leaves a process behind; the next must not see it.
-      const script = 'readlink /proc/self/ns/pid; ls /proc | grep -c "^[0-9]"; (exec -a "$1" sleep 300 &) ; echo done';
+      const script = `${SANDBOX_ID}; ls /proc | grep -c "^[0-9]"; (exec -a "$1" sleep 300 &) ; echo done`;
       const result = await executor.run(shellJob(dir, script, [marker]));
       expect(result.exit).toBe(0);
       const [ns, count] = Buffer.from(result.stdout).toString().split('\n');
@@ -81,10 +85,11 @@ describe.skipIf(bwrapMissing)('kept sandboxes', () => {
     const dir = tempDir();
     const ipcmk = spawnSync('sh', ['-c', 'command -v ipcmk']).status === 0;
     const leave = ['echo left > /dev/shm/left-behind', 'mkdir /dev/left-dir', ...(ipcmk ? ['ipcmk -M 4096 > /dev/null'] : [])];
-    const look = 'readlink /proc/self/ns/pid; ls /dev/shm /dev | grep -c left; ipcs -m 2>/dev/null | grep -c "^0x" || true';
+    const look = `${SANDBOX_ID}; ls /dev/shm /dev | grep -c left; ipcs -m 2>/dev/null | grep -c "^0x" || true`;
     for (const leaving of leave) {
       const first = Buffer.from((await executor.run(shellJob(dir, `${look}; ${leaving}`))).stdout).toString().split('\n');
       const second = Buffer.from((await executor.run(shellJob(dir, look))).stdout).toString().split('\n');
+      expect(first[0]).toMatch(/^pid:\[\d+\] \d+$/);
       expect(second[0]).not.toBe(first[0]);
       expect(second.slice(1, 3)).toEqual(['0', '0']);
       // And a clean job keeps it.
@@ -95,7 +100,25 @@ describe.skipIf(bwrapMissing)('kept sandboxes', () => {
 
   it('jobs over a toolchain tree keep their sandbox too; the tree installed again gets a new one', async () => {
     const build = tempDir();
-    writeFileSync(path.join(build, 'ns.c'), '#include <stdio.h>\n#include <unistd.h>\nint main(void) { char b[64] = {0}; readlink("/proc/self/ns/pid", b, 63); puts(b); return 0; }\n');
+    // Prints the sandbox's identity: its PID namespace and the start time of its first process.
+    const program = [
+      '#include <stdio.h>',
+      '#include <stdlib.h>',
+      '#include <string.h>',
+      '#include <unistd.h>',
+      'int main(void) {',
+      '  char ns[64] = {0}, stat[1024] = {0};',
+      '  if (readlink("/proc/self/ns/pid", ns, sizeof ns - 1) < 0) return 1;',
+      '  FILE *f = fopen("/proc/1/stat", "r");',
+      '  if (!f || !fread(stat, 1, sizeof stat - 1, f)) return 1;',
+      '  char *p = strrchr(stat, 41);', // the closing parenthesis of the command's name
+      '  for (int i = 0; i < 20 && p; i++) p = strchr(p + 1, 32);', // on to the 22nd field
+      '  if (!p) return 1;',
+      '  printf("%s %llu\\n", ns, strtoull(p + 1, 0, 10));',
+      '  return 0;',
+      '}',
+    ];
+    writeFileSync(path.join(build, 'ns.c'), program.join('\n') + '\n');
     if (spawnSync('gcc', ['-static', '-O1', 'ns.c', '-o', 'ns'], { cwd: build }).status !== 0) {
       console.log('skipped: cannot link a static program here');
       return;
@@ -113,15 +136,15 @@ describe.skipIf(bwrapMissing)('kept sandboxes', () => {
     const { executor } = await setup(true);
     const dir = tempDir();
     const job = (): Job => ({ ...shellJob(dir, ''), compiler: '/usr/bin/ns', argv: ['ns'] });
-    const namespaceOf = async () => Buffer.from((await executor.run(job(), undefined, mounts)).stdout).toString().trim();
-    const first = await namespaceOf();
-    expect(first).toMatch(/^pid:/);
-    expect(await namespaceOf()).toBe(first);
+    const sandboxOf = async () => Buffer.from((await executor.run(job(), undefined, mounts)).stdout).toString().trim();
+    const first = await sandboxOf();
+    expect(first).toMatch(/^pid:\[\d+\] \d+$/);
+    expect(await sandboxOf()).toBe(first);
     // Evicted and installed again at the same path: another directory, another sandbox.
     rmSync(mounts.root, { recursive: true, force: true });
     rmSync(path.join(cacheDir, 'index.json'), { force: true });
     mounts = await install();
-    const again = await namespaceOf();
+    const again = await sandboxOf();
     expect(again).toMatch(/^pid:/);
     expect(again).not.toBe(first);
   });
