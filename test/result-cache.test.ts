@@ -42,10 +42,14 @@ async function startMember(env: Record<string, string>, key = KEY): Promise<Agen
   const home = tempDir('meshcc-home-');
   await setMeshKey(home, key);
   const agent = await startAgentProcess({ MESHCC_CACHE: 'read-write', MESHCC_SLOTS: '0', MESHCC_LOCAL_SLOTS: '2', ...env }, home);
-  // Compiles are cached once their compiler is identified.
+  await gccIdentified(agent);
+  return agent;
+}
+
+/** Compiles are cached once their compiler is identified (clang may be identified first). */
+async function gccIdentified(agent: AgentProcess): Promise<void> {
   const gcc = await (gccId ??= hostToolchainId(spawnSync('which', ['gcc'], { encoding: 'utf8' }).stdout.trim()));
   await waitFor('gcc identified', async () => ((await selfOf(agent)).toolchains.includes(gcc) ? true : undefined), 60_000);
-  return agent;
 }
 
 interface Compiled {
@@ -289,7 +293,7 @@ describe('an entry that names outputs elsewhere', () => {
       const elsewhere = path.join(tempDir('meshcc-cache-target-'), 'planted.o');
       writeFileSync(file!, encodeEntry({ ...entry, outputs: [{ ...entry.outputs[0]!, path: elsewhere }] }));
       agent = await startAgentProcess(first.env, first.home);
-      await waitFor('gcc identified again', async () => ((await selfOf(agent)).toolchains.length > 0 ? true : undefined), 60_000);
+      await gccIdentified(agent);
       const r = await plainAndMeshed(agent, args, project, {}, ['out.o']);
       expectSame(r.plain, r.meshed);
       expect(existsSync(elsewhere)).toBe(false);
