@@ -188,11 +188,13 @@ describe('the request', () => {
       },
       umask: 0o027,
       tty: false,
-      startedUs: expect.any(BigInt),
+      // The smallest msgpack integer that holds it: a number until the machine has been up
+      // 71 minutes (2^32 µs), a bigint after.
+      startedUs: expect.toSatisfy((v: unknown) => typeof v === 'number' || typeof v === 'bigint'),
       uid: process.getuid!(),
     });
     // When the client started, on the agent's clock (CLOCK_MONOTONIC, microseconds).
-    const startedUs = (a.conns[0]!.request as { startedUs: bigint }).startedUs;
+    const startedUs = BigInt((a.conns[0]!.request as { startedUs: number | bigint }).startedUs);
     expect(startedUs >= before && startedUs <= after).toBe(true);
     // What the agent's own validation accepts, the done message included.
     expect(parseMessage(ClientMessage, a.conns[0]!.request).t).toBe('compile');
