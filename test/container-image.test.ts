@@ -19,7 +19,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { plainEnv, REPO } from './helpers/agent.js';
-import { debianBase, Podman, podmanUnavailable } from './helpers/podman.js';
+import { debianBases, Podman, podmanUnavailable } from './helpers/podman.js';
 import { collect, copyProject, differences, removeOutputs } from './helpers/projects.js';
 import { readmeBlock } from './helpers/readme.js';
 import { tempDir } from './helpers/tmp.js';
@@ -76,22 +76,24 @@ describe.skipIf(why !== '')('the container image, built and run with podman', ()
     const pack = tempDir('meshcc-image-pack-');
     const packed = run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', pack], { cwd: REPO });
     packed.catch(() => undefined); // awaited below
-    // The two bases (the agents' and the build image's) one after the other: they share debootstrap's package cache.
-    const agentBase = await debianBase(podman, 'localhost/meshcc-test-base:bookworm', ['bubblewrap', 'ca-certificates']);
-    const buildBase = await debianBase(podman, 'localhost/meshcc-test-build-base:bookworm', ['bubblewrap', 'ca-certificates', 'gcc', 'libc6-dev', 'make']);
-    const debootstrap = agentBase.debootstrapSeconds + buildBase.debootstrapSeconds;
-    figures.push(`base images: ${debootstrap ? `debootstrap ${debootstrap.toFixed(0)} s` : 'from .cache/container-base'}, ${((Date.now() - started) / 1000).toFixed(0)} s in all`);
+    // The two bases, the agents' and the build image's (one debootstrap for both).
+    const { images, debootstrapSeconds } = await debianBases(podman, [
+      { image: 'localhost/meshcc-test-base:bookworm', packages: ['bubblewrap', 'ca-certificates'] },
+      { image: 'localhost/meshcc-test-build-base:bookworm', packages: ['bubblewrap', 'ca-certificates', 'gcc', 'libc6-dev', 'make'] },
+    ]);
+    const [agentBase, buildBase] = images as [string, string];
+    figures.push(`base images: ${debootstrapSeconds ? `debootstrap ${debootstrapSeconds.toFixed(0)} s` : 'from .cache/container-base'}, ${((Date.now() - started) / 1000).toFixed(0)} s in all`);
     const tarball = path.join(pack, (JSON.parse(await packed) as { filename: string }[])[0]!.filename);
     const buildStarted = Date.now();
     // The README's build block as it stands (its tag then also named as the CI block copies from).
     const build = readmeBlock('container', 'build');
     await run('bash', ['-euo', 'pipefail', '-c', build], {
       cwd: REPO,
-      env: { ...podman.env, CONTAINER_ENGINE: 'podman', BASE: agentBase.image, MESHCC_TARBALL: tarball, npm_config_update_notifier: 'false' },
+      env: { ...podman.env, CONTAINER_ENGINE: 'podman', BASE: agentBase, MESHCC_TARBALL: tarball, npm_config_update_notifier: 'false' },
     });
     await podman.ok(['tag', /-t (\S+)/.exec(build)![1]!, IMAGE]);
     const size = await podman.imageSize(IMAGE);
-    const baseSize = await podman.imageSize(agentBase.image);
+    const baseSize = await podman.imageSize(agentBase);
     figures.push(`image: ${mb(size)} (base ${mb(baseSize)}, meshcc ${mb(size - baseSize)}), built in ${((Date.now() - buildStarted) / 1000).toFixed(0)} s`);
     // The package's layer: compiled JavaScript and production dependencies (without their
     // sources, declarations and source maps); no compiler, no dev dependency.
@@ -125,7 +127,7 @@ describe.skipIf(why !== '')('the container image, built and run with podman', ()
     const recipe = readmeBlock('ci', 'docker').split('\n').filter((l) => /^(COPY --from=meshcc|RUN ln -s)/.test(l));
     expect(recipe).toHaveLength(2);
     const buildContext = tempDir('meshcc-build-image-');
-    writeFileSync(path.join(buildContext, 'Containerfile'), [`FROM ${buildBase.image}`, ...recipe, ''].join('\n'));
+    writeFileSync(path.join(buildContext, 'Containerfile'), [`FROM ${buildBase}`, ...recipe, ''].join('\n'));
     await podman.ok(['build', '--pull=never', '--quiet', '-t', 'localhost/meshcc-test-build:latest', buildContext]);
   }, 900_000);
 
