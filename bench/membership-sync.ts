@@ -64,7 +64,7 @@ function digestSync(a: SwimTable, b: SwimTable): number {
   const request = wire<SwimRequest>(SwimRequest, { t: 'sync', leader, members: [], digest: mine });
   const theirs = tableDigest(b);
   const first = wire<SwimAnswer>(SwimAnswer, theirs === mine ? { t: 'sync', leader, members: [], digest: theirs } : { t: 'sync', leader, members: [], digest: theirs, entries: digestEntries(b) });
-  let bytes = request.bytes + first.bytes;
+  const bytes = request.bytes + first.bytes;
   if (first.value.t !== 'sync' || first.value.digest === mine || !first.value.entries) return bytes;
   const { send, want, apply } = reconcile(a, first.value.entries);
   for (const u of apply) a.apply(u, b.selfId);

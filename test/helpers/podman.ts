@@ -129,7 +129,7 @@ const cachedRoot = (packages: string[]) => path.join(BASE_CACHE, `bookworm-minba
 
 function debootstrap(args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile('debootstrap', [...args], { timeout: 600_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
+    execFile('debootstrap', args, { timeout: 600_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
       err ? reject(new Error(`debootstrap failed: ${err.message} ${String(stderr).slice(-2000)}`)) : resolve(stdout),
     );
   });
@@ -151,26 +151,27 @@ export async function debianBases(podman: Podman, wanted: BaseWanted[]): Promise
   const started = Date.now();
   const missing = wanted.filter((b) => !existsSync(cachedRoot(b.packages)));
   if (missing.length) {
-    const largest = [...wanted].sort((a, b) => b.packages.length - a.packages.length);
-    for (const base of largest.slice(1)) {
-      const outside = base.packages.filter((p) => !largest[0]!.packages.includes(p));
-      if (outside.length) throw new Error(`debianBases: ${outside.join(', ')} of ${base.image} is not in ${largest[0]!.image}`);
+    const largestFirst = [...wanted].sort((a, b) => b.packages.length - a.packages.length);
+    for (const base of largestFirst.slice(1)) {
+      const outside = base.packages.filter((p) => !largestFirst[0]!.packages.includes(p));
+      if (outside.length) throw new Error(`debianBases: ${outside.join(', ')} of ${base.image} is not in ${largestFirst[0]!.image}`);
     }
     const debs = path.join(BASE_CACHE, 'debs');
     mkdirSync(debs, { recursive: true });
     const include = (packages: string[]) => (packages.length ? [`--include=${packages.join(',')}`] : []);
+    const mirror = aptMirror();
     const root = path.join(tempDir('meshcc-rootfs-'), 'root');
-    await debootstrap(['--variant=minbase', ...include(largest[0]!.packages), `--cache-dir=${debs}`, 'bookworm', root, aptMirror()]);
+    await debootstrap(['--variant=minbase', ...include(largestFirst[0]!.packages), `--cache-dir=${debs}`, 'bookworm', root, mirror]);
     for (const dir of ['var/cache/apt/archives', 'var/lib/apt/lists', 'usr/share/doc', 'usr/share/man', 'usr/share/info', 'usr/share/locale']) {
       rmSync(path.join(root, dir), { recursive: true, force: true });
       mkdirSync(path.join(root, dir), { recursive: true });
     }
     mkdirSync(path.join(root, 'var/cache/apt/archives/partial'), { recursive: true });
     cpSync(process.execPath, path.join(root, 'usr/local/bin/node'));
-    for (const [i, base] of largest.entries()) {
+    for (const [i, base] of largestFirst.entries()) {
       if (i > 0) {
         const listed = path.join(tempDir('meshcc-print-debs-'), 'root');
-        const own = new Set((await debootstrap(['--print-debs', '--variant=minbase', ...include(base.packages), `--cache-dir=${debs}`, 'bookworm', listed, aptMirror()])).split(/\s+/).filter(Boolean));
+        const own = new Set((await debootstrap(['--print-debs', '--variant=minbase', ...include(base.packages), `--cache-dir=${debs}`, 'bookworm', listed, mirror])).split(/\s+/).filter(Boolean));
         const installed = execFileSync('chroot', [root, 'dpkg-query', '-W', '-f', '${Package}\n'], { encoding: 'utf8' }).split('\n').filter(Boolean);
         const extra = installed.filter((p) => !own.has(p));
         if (extra.length) execFileSync('chroot', [root, 'dpkg', '--purge', ...extra], { stdio: 'ignore' });
